@@ -1,0 +1,245 @@
+"""The NumPy reference kernels.
+
+Each function follows ``needle.backends.contract``: flat buffers, destination-passing
+style, strides and offsets counted in elements. A handle is a :class:`Buffer` that owns
+a 1-D NumPy array.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+class Buffer:
+    """A flat buffer of ``size`` elements of ``dtype``."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    @property
+    def size(self) -> int:
+        return self.array.size
+
+    @property
+    def dtype(self) -> str:
+        return self.array.dtype.name
+
+    def __repr__(self) -> str:
+        return f"Buffer(size={self.size}, dtype={self.dtype})"
+
+
+def _check(kernel: str, *handles: Buffer) -> None:
+    for h in handles:
+        if not isinstance(h, Buffer):
+            raise TypeError(f"{kernel}: expected a numpy-backend buffer, got {type(h).__name__}")
+
+
+def _view(kernel: str, a: Buffer, shape, strides, offset) -> np.ndarray:
+    """A NumPy view of ``a`` after checking that every element lies inside it."""
+    _check(kernel, a)
+    shape, strides, offset = tuple(shape), tuple(strides), int(offset)
+    if len(shape) != len(strides):
+        raise ValueError(f"{kernel}: shape {shape} and strides {strides} differ in length")
+    if any(s < 0 for s in shape) or any(s < 0 for s in strides) or offset < 0:
+        raise ValueError(f"{kernel}: negative shape, stride or offset {shape} {strides} {offset}")
+    if 0 in shape:
+        return np.empty(shape, dtype=a.array.dtype)
+    last = offset + sum((n - 1) * s for n, s in zip(shape, strides))
+    if last >= a.size:
+        raise IndexError(
+            f"{kernel}: view (shape {shape}, strides {strides}, offset {offset}) reaches "
+            f"element {last} of a buffer of {a.size}"
+        )
+    item = a.array.itemsize
+    return np.lib.stride_tricks.as_strided(
+        a.array[offset:], shape=shape, strides=tuple(s * item for s in strides), writeable=True
+    )
+
+
+def _flat(kernel: str, size: int, *handles: Buffer) -> list[np.ndarray]:
+    _check(kernel, *handles)
+    dtype = handles[0].dtype
+    for h in handles:
+        if h.size < size:
+            raise ValueError(f"{kernel}: buffer of {h.size} elements, need {size}")
+        if h.dtype != dtype:
+            raise TypeError(f"{kernel}: dtype mismatch {dtype} vs {h.dtype}")
+    return [h.array[:size] for h in handles]
+
+
+# --- buffers ---------------------------------------------------------------------------
+def alloc(size: int, dtype: str) -> Buffer:
+    if dtype not in _DTYPES:
+        raise TypeError(f"alloc: numpy backend does not support dtype {dtype!r}")
+    if size < 0:
+        raise ValueError(f"alloc: negative size {size}")
+    return Buffer(np.empty(int(size), dtype=_DTYPES[dtype]))
+
+
+def from_numpy(src: np.ndarray, out: Buffer) -> None:
+    _check("from_numpy", out)
+    src = np.asarray(src)
+    if src.size != out.size:
+        raise ValueError(f"from_numpy: source has {src.size} elements, buffer {out.size}")
+    out.array[:] = src.reshape(-1)
+
+
+def to_numpy(a: Buffer, shape, strides, offset) -> np.ndarray:
+    return _view("to_numpy", a, shape, strides, offset).copy()
+
+
+def fill(out: Buffer, value: float) -> None:
+    _check("fill", out)
+    out.array.fill(value)
+
+
+def astype(a: Buffer, out: Buffer) -> None:
+    _check("astype", a, out)
+    if a.size < out.size:
+        raise ValueError(f"astype: source has {a.size} elements, need {out.size}")
+    out.array[:] = a.array[: out.size]
+
+
+# --- layout ----------------------------------------------------------------------------
+def compact(a: Buffer, out: Buffer, shape, strides, offset) -> None:
+    view = _view("compact", a, shape, strides, offset)
+    (dst,) = _flat("compact", view.size, out)
+    dst.reshape(view.shape)[...] = view
+
+
+def ewise_setitem(a: Buffer, out: Buffer, shape, strides, offset) -> None:
+    view = _view("ewise_setitem", out, shape, strides, offset)
+    (src,) = _flat("ewise_setitem", view.size, a)
+    view[...] = src.reshape(view.shape)
+
+
+def scalar_setitem(size: int, value: float, out: Buffer, shape, strides, offset) -> None:
+    view = _view("scalar_setitem", out, shape, strides, offset)
+    if view.size != size:
+        raise ValueError(f"scalar_setitem: size {size} does not match view of {view.size}")
+    view[...] = value
+
+
+# --- element-wise ----------------------------------------------------------------------
+def _binary(name: str, fn):
+    def ewise(a: Buffer, b: Buffer, out: Buffer) -> None:
+        x, y, o = _flat(f"ewise_{name}", out.size, a, b, out)
+        with np.errstate(all="ignore"):
+            fn(x, y, out=o, casting="unsafe")
+
+    def scalar(a: Buffer, value: float, out: Buffer) -> None:
+        x, o = _flat(f"scalar_{name}", out.size, a, out)
+        with np.errstate(all="ignore"):
+            fn(x, o.dtype.type(value), out=o, casting="unsafe")
+
+    ewise.__name__, scalar.__name__ = f"ewise_{name}", f"scalar_{name}"
+    return ewise, scalar
+
+
+def _unary(name: str, fn):
+    def ewise(a: Buffer, out: Buffer) -> None:
+        x, o = _flat(f"ewise_{name}", out.size, a, out)
+        with np.errstate(all="ignore"):
+            fn(x, out=o)
+
+    ewise.__name__ = f"ewise_{name}"
+    return ewise
+
+
+ewise_add, scalar_add = _binary("add", np.add)
+ewise_sub, scalar_sub = _binary("sub", np.subtract)
+ewise_mul, scalar_mul = _binary("mul", np.multiply)
+ewise_div, scalar_div = _binary("div", np.divide)
+ewise_power, scalar_power = _binary("power", np.power)
+ewise_maximum, scalar_maximum = _binary("maximum", np.maximum)
+ewise_eq, scalar_eq = _binary("eq", np.equal)
+ewise_ne, scalar_ne = _binary("ne", np.not_equal)
+ewise_lt, scalar_lt = _binary("lt", np.less)
+ewise_le, scalar_le = _binary("le", np.less_equal)
+ewise_gt, scalar_gt = _binary("gt", np.greater)
+ewise_ge, scalar_ge = _binary("ge", np.greater_equal)
+
+ewise_neg = _unary("neg", np.negative)
+ewise_abs = _unary("abs", np.abs)
+ewise_log = _unary("log", np.log)
+ewise_exp = _unary("exp", np.exp)
+ewise_tanh = _unary("tanh", np.tanh)
+ewise_sqrt = _unary("sqrt", np.sqrt)
+ewise_sin = _unary("sin", np.sin)
+ewise_cos = _unary("cos", np.cos)
+
+
+# --- reductions and matmul -------------------------------------------------------------
+def _rows(kernel: str, a: Buffer, out: Buffer, reduce_size: int) -> tuple[np.ndarray, np.ndarray]:
+    if reduce_size < 0:
+        raise ValueError(f"{kernel}: negative reduce_size {reduce_size}")
+    (src,) = _flat(kernel, out.size * reduce_size, a)
+    (dst,) = _flat(kernel, out.size, out)
+    if a.dtype != out.dtype:
+        raise TypeError(f"{kernel}: dtype mismatch {a.dtype} vs {out.dtype}")
+    return src.reshape(out.size, reduce_size), dst
+
+
+def reduce_sum(a: Buffer, out: Buffer, reduce_size: int) -> None:
+    src, dst = _rows("reduce_sum", a, out, reduce_size)
+    np.sum(src, axis=1, out=dst)
+
+
+def reduce_max(a: Buffer, out: Buffer, reduce_size: int) -> None:
+    if reduce_size < 1:
+        raise ValueError(f"reduce_max: reduce_size must be >= 1, got {reduce_size}")
+    src, dst = _rows("reduce_max", a, out, reduce_size)
+    np.max(src, axis=1, out=dst)
+
+
+def reduce_argmax(a: Buffer, out: Buffer, reduce_size: int) -> None:
+    if reduce_size < 1:
+        raise ValueError(f"reduce_argmax: reduce_size must be >= 1, got {reduce_size}")
+    src, dst = _rows("reduce_argmax", a, out, reduce_size)
+    dst[:] = np.argmax(src, axis=1)
+
+
+def logsumexp_last(a: Buffer, out: Buffer, reduce_size: int) -> None:
+    src, dst = _rows("logsumexp_last", a, out, reduce_size)
+    with np.errstate(all="ignore"):
+        m = np.max(src, axis=1, keepdims=True) if reduce_size else np.full((out.size, 1), -np.inf, src.dtype)
+        shift = np.where(np.isfinite(m), m, 0)
+        dst[:] = (np.log(np.sum(np.exp(src - shift), axis=1, keepdims=True)) + shift)[:, 0]
+
+
+def softmax_last(a: Buffer, out: Buffer, reduce_size: int) -> None:
+    if reduce_size < 1:
+        raise ValueError(f"softmax_last: reduce_size must be >= 1, got {reduce_size}")
+    rows = a.size // reduce_size if reduce_size else 0
+    x, o = _flat("softmax_last", rows * reduce_size, a, out)
+    x, o = x.reshape(rows, reduce_size), o.reshape(rows, reduce_size)
+    with np.errstate(all="ignore"):
+        e = np.exp(x - np.max(x, axis=1, keepdims=True))
+        o[...] = e / np.sum(e, axis=1, keepdims=True)
+
+
+def ewise_where(cond: Buffer, a: Buffer, b: Buffer, out: Buffer) -> None:
+    c, x, y, o = _flat("ewise_where", out.size, cond, a, b, out)
+    np.copyto(o, np.where(c != 0, x, y))
+
+
+def matmul(a: Buffer, b: Buffer, out: Buffer, m: int, n: int, p: int) -> None:
+    (x,) = _flat("matmul", m * n, a)
+    (y,) = _flat("matmul", n * p, b)
+    (o,) = _flat("matmul", m * p, out)
+    if not (a.dtype == b.dtype == out.dtype):
+        raise TypeError(f"matmul: dtype mismatch {a.dtype}, {b.dtype}, {out.dtype}")
+    np.matmul(x.reshape(m, n), y.reshape(n, p), out=o.reshape(m, p))
+
+
+def batched_matmul(a: Buffer, b: Buffer, out: Buffer, batch: int, m: int, n: int, p: int) -> None:
+    (x,) = _flat("batched_matmul", batch * m * n, a)
+    (y,) = _flat("batched_matmul", batch * n * p, b)
+    (o,) = _flat("batched_matmul", batch * m * p, out)
+    if not (a.dtype == b.dtype == out.dtype):
+        raise TypeError(f"batched_matmul: dtype mismatch {a.dtype}, {b.dtype}, {out.dtype}")
+    np.matmul(x.reshape(batch, m, n), y.reshape(batch, n, p), out=o.reshape(batch, m, p))

@@ -1,0 +1,38 @@
+"""Hook implementations that register the NumPy backend with needle."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from needle.backends import BackendInfo, BackendStatus, hookimpl
+
+from . import __version__
+
+_OPTIONAL = ("batched_matmul", "logsumexp_last", "softmax_last", "ewise_where", "reduce_argmax")
+
+
+@hookimpl
+def needle_backend_info() -> BackendInfo:
+    """Describe the NumPy reference backend."""
+    return BackendInfo(
+        name="numpy",
+        version=__version__,
+        contract_version=(1, 0),
+        dtypes=("float32", "float64"),
+        optional_kernels=_OPTIONAL,
+        description="NumPy reference backend (CPU)",
+    )
+
+
+@hookimpl
+def needle_backend_status() -> BackendStatus:
+    """NumPy runs everywhere needle does."""
+    return BackendStatus(usable=True, device_count=1)
+
+
+@hookimpl
+def needle_backend_load(index: int) -> ModuleType:
+    """Return the kernel module (one CPU device, index 0)."""
+    from . import kernels
+
+    return kernels

@@ -1,0 +1,16 @@
+"""The plugin host: discovery, validation and selection of array backends.
+
+Backends are pluggy plugins found through the ``needle.backends`` entry-point group
+(or registered in-process with :func:`register_plugin`). See ``hookspecs`` for the
+hooks a plugin implements and ``contract`` for the kernels it provides.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookimpl = pluggy.HookimplMarker("needle")
+"""Marker for a plugin's hook implementations: ``@needle.backends.hookimpl``."""
+
+from .contract import CONTRACT_VERSION, OPTIONAL_KERNELS, REQUIRED_KERNELS  # noqa: E402
+from .info import BackendInfo, BackendStatus  # noqa: E402
