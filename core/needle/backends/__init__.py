@@ -14,3 +14,47 @@ hookimpl = pluggy.HookimplMarker("needle")
 
 from .contract import CONTRACT_VERSION, OPTIONAL_KERNELS, REQUIRED_KERNELS  # noqa: E402
 from .info import BackendInfo, BackendStatus  # noqa: E402
+from ._device import (  # noqa: E402
+    Device,
+    all_devices,
+    cpu,
+    cpu_numpy,
+    cuda,
+    default_device,
+    device,
+)
+from ._errors import BackendError, PluginError  # noqa: E402
+from ._registry import (  # noqa: E402
+    REGISTRY,
+    Backend,
+    Failure,
+    list_backends,
+    plugin_failures,
+    register_plugin,
+    unregister_plugin,
+)
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "OPTIONAL_KERNELS",
+    "REQUIRED_KERNELS",
+    "REGISTRY",
+    "Backend",
+    "BackendError",
+    "BackendInfo",
+    "BackendStatus",
+    "Device",
+    "Failure",
+    "PluginError",
+    "all_devices",
+    "cpu",
+    "cpu_numpy",
+    "cuda",
+    "default_device",
+    "device",
+    "hookimpl",
+    "list_backends",
+    "plugin_failures",
+    "register_plugin",
+    "unregister_plugin",
+]

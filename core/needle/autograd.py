@@ -1,0 +1,528 @@
+"""Reverse-mode automatic differentiation: ``Value``, ``Tensor``, ``Op``.
+
+A ``Tensor`` is a node in a graph: the ``Op`` that made it, its ``inputs``, and its
+``cached_data`` (an NDArray, computed eagerly). ``Tensor.backward`` walks the graph in
+reverse topological order (found iteratively, so a chain 100,000 ops deep is fine),
+asks each op for its ``gradient`` (written with Tensor ops, so gradients can be
+differentiated again) and accumulates the result into each leaf's ``.grad``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import backend_ndarray as nd
+from .backend_ndarray import NDArray
+from .backends import Device, default_device
+from .backends import device as _device
+
+_GRAD_ENABLED = [True]
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Within this block, ops record no graph and results need no gradient."""
+    prev = _GRAD_ENABLED[0]
+    _GRAD_ENABLED[0] = False
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED[0] = prev
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    """Turn graph recording back on inside a :func:`no_grad` block."""
+    prev = _GRAD_ENABLED[0]
+    _GRAD_ENABLED[0] = True
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED[0] = prev
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops currently record the graph."""
+    return _GRAD_ENABLED[0]
+
+
+class Op:
+    """An operation: ``compute`` on NDArrays, ``gradient`` on Tensors."""
+
+    def __call__(self, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def compute(self, *args: NDArray) -> Any:
+        """Forward pass on NDArrays; returns an NDArray (or a tuple for tuple ops)."""
+        raise NotImplementedError
+
+    def gradient(self, out_grad: Value, node: Value) -> Value | tuple[Value, ...]:
+        """Partial adjoints of each input, given the adjoint ``out_grad`` of ``node``."""
+        raise NotImplementedError
+
+    def gradient_as_tuple(self, out_grad: Value, node: Value) -> tuple[Value, ...]:
+        """:meth:`gradient`, always as a tuple with one entry per input."""
+        out = self.gradient(out_grad, node)
+        if isinstance(out, tuple):
+            return out
+        if isinstance(out, list):
+            return tuple(out)
+        return (out,)
+
+
+class Value:
+    """A node of the computation graph."""
+
+    op: Op | None
+    inputs: tuple[Value, ...]
+    cached_data: Any
+    requires_grad: bool
+
+    def realize_cached_data(self) -> Any:
+        """The computed value (always present: needle computes eagerly)."""
+        if self.cached_data is None:
+            raise RuntimeError("this value's data was freed or never computed")
+        return self.cached_data
+
+    def is_leaf(self) -> bool:
+        return self.op is None
+
+    def _init(self, op: Op | None, inputs: Sequence[Value], *, cached_data: Any = None,
+              requires_grad: bool | None = None) -> None:
+        if requires_grad is None:
+            requires_grad = any(x.requires_grad for x in inputs)
+        self.op = op
+        self.inputs = tuple(inputs)
+        self.cached_data = cached_data
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def make_const(cls, data: Any, *, requires_grad: bool = False) -> Value:
+        value = cls.__new__(cls)
+        value._init(None, (), cached_data=data, requires_grad=requires_grad)
+        return value
+
+    @classmethod
+    def make_from_op(cls, op: Op, inputs: Sequence[Value]) -> Value:
+        value = cls.__new__(cls)
+        data = op.compute(*[x.realize_cached_data() for x in inputs])
+        if is_grad_enabled() and any(x.requires_grad for x in inputs):
+            value._init(op, inputs, cached_data=data, requires_grad=True)
+        else:  # nothing to differentiate: keep no graph
+            value._init(None, (), cached_data=data, requires_grad=False)
+        return value
+
+
+class TensorOp(Op):
+    """An op whose output is one Tensor."""
+
+    def __call__(self, *args: Any) -> Tensor:
+        return Tensor.make_from_op(self, args)  # type: ignore[return-value]
+
+
+class TensorTupleOp(Op):
+    """An op whose output is a tuple of Tensors (a :class:`TensorTuple`)."""
+
+    def __call__(self, *args: Any) -> TensorTuple:
+        return TensorTuple.make_from_op(self, args)  # type: ignore[return-value]
+
+
+class TensorTuple(Value):
+    """A tuple of tensors as one graph node (output of a :class:`TensorTupleOp`)."""
+
+    def __len__(self) -> int:
+        return len(self.realize_cached_data())
+
+    def __getitem__(self, index: int) -> Tensor:
+        from .ops import tuple_get_item
+
+        return tuple_get_item(self, index)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return (self[i] for i in range(len(self)))
+
+    def tuple(self) -> tuple[Tensor, ...]:
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        return "needle.TensorTuple(" + ", ".join(repr(t) for t in self) + ")"
+
+    def detach(self) -> TensorTuple:
+        return TensorTuple.make_const(self.realize_cached_data())  # type: ignore[return-value]
+
+    @property
+    def device(self) -> Device:
+        return self.realize_cached_data()[0].device
+
+
+def _as_ndarray(array: Any, device: Device | None, dtype: Any) -> NDArray:
+    if isinstance(array, Tensor):
+        array = array.realize_cached_data()
+    if isinstance(array, NDArray):
+        if device is not None and array.device != device:
+            array = array.to(device)
+        return array if dtype is None else array.astype(nd.normalize_dtype(dtype))
+    if isinstance(array, (list, tuple)) and array and isinstance(array[0], Tensor):
+        array = [t.numpy() for t in array]
+    return NDArray(array, device=device, dtype=dtype or "float32")
+
+
+class Tensor(Value):
+    """An n-dimensional array that remembers how it was computed.
+
+    Args:
+        array: a NumPy array, a nested list, a scalar, an NDArray or a Tensor.
+        device: where the data lives (default: ``NEEDLE_BACKEND`` or the best CPU backend).
+        dtype: ``"float32"`` (default) or another dtype the backend supports.
+        requires_grad: whether gradients flow to this tensor (default True, as in the course).
+    """
+
+    grad: Tensor | None
+
+    def __init__(self, array: Any, *, device: Device | str | None = None, dtype: Any = None,
+                 requires_grad: bool = True, **kwargs: Any) -> None:
+        if kwargs:
+            raise TypeError(f"Tensor: unexpected arguments {sorted(kwargs)}")
+        dev = None if device is None else _device(device)
+        if dtype is None and isinstance(array, (Tensor, NDArray)):
+            dtype = array.dtype
+        data = _as_ndarray(array, dev, dtype)
+        self._init(None, (), cached_data=data, requires_grad=requires_grad)
+
+    def _init(self, op: Op | None, inputs: Sequence[Value], **kwargs: Any) -> None:
+        super()._init(op, inputs, **kwargs)
+        self.grad = None
+
+    @staticmethod
+    def make_const(data: Any, *, requires_grad: bool = False) -> Tensor:  # type: ignore[override]
+        if isinstance(data, Tensor):
+            data = data.realize_cached_data()
+        t = Tensor.__new__(Tensor)
+        t._init(None, (), cached_data=data, requires_grad=requires_grad)
+        return t
+
+    # --- data access ---------------------------------------------------------------
+    @property
+    def data(self) -> Tensor:
+        """A tensor sharing this one's data, detached from the graph."""
+        return self.detach()
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Tensor.data must be set to a Tensor, got {type(value).__name__}")
+        if value.shape != self.shape or value.dtype != self.dtype:
+            raise ValueError(
+                f"Tensor.data: cannot assign {value.dtype}{value.shape} to {self.dtype}{self.shape}"
+            )
+        self.cached_data = value.realize_cached_data()
+
+    def detach(self) -> Tensor:
+        """A new leaf tensor with the same data and no graph."""
+        return Tensor.make_const(self.realize_cached_data())
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.realize_cached_data().shape
+
+    @property
+    def dtype(self) -> str:
+        return self.realize_cached_data().dtype
+
+    @property
+    def device(self) -> Device:
+        return self.realize_cached_data().device
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return self.realize_cached_data().size
+
+    def numpy(self) -> np.ndarray:
+        """A NumPy copy of the data."""
+        return self.realize_cached_data().numpy()
+
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python float."""
+        if self.size != 1:
+            raise ValueError(f"item: tensor of shape {self.shape} has {self.size} elements, not 1")
+        return float(self.numpy().reshape(-1)[0])
+
+    def to(self, device: Device | str) -> Tensor:
+        """This tensor's data on ``device`` (a new leaf; itself when already there)."""
+        dev = _device(device)
+        if dev == self.device:
+            return self
+        return Tensor(self.realize_cached_data().to(dev), requires_grad=self.requires_grad)
+
+    def astype(self, dtype: Any) -> Tensor:
+        """A copy converted to ``dtype`` (differentiable)."""
+        from .ops import astype
+
+        return astype(self, dtype)
+
+    def __len__(self) -> int:
+        return len(self.realize_cached_data())
+
+    def __repr__(self) -> str:
+        return f"needle.Tensor({self.numpy()!s}, device={self.device!r}, dtype={self.dtype!r})"
+
+    def __str__(self) -> str:
+        return str(self.numpy())
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self.numpy()
+        return out if dtype is None else out.astype(dtype)
+
+    def __bool__(self) -> bool:
+        if self.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+        return bool(self.item())
+
+    def __float__(self) -> float:
+        return self.item()
+
+    __hash__ = object.__hash__
+
+    # --- autograd ------------------------------------------------------------------
+    def backward(self, out_grad: Tensor | None = None, *, retain_graph: bool = False,
+                 create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+        Args:
+            out_grad: the adjoint of this tensor; ones by default.
+            retain_graph: keep the graph so backward can run through it again.
+            create_graph: record the gradient computation, for higher-order gradients
+                (implies ``retain_graph``).
+
+        Raises:
+            RuntimeError: the tensor does not require grad, or its graph was freed by an
+                earlier backward.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad and has no graph")
+        if out_grad is None:
+            out_grad = init_ones_like(self)
+        elif not isinstance(out_grad, Tensor):
+            raise TypeError(f"backward: out_grad must be a Tensor, got {type(out_grad).__name__}")
+        elif out_grad.shape != self.shape:
+            raise ValueError(f"backward: out_grad shape {out_grad.shape} != tensor shape {self.shape}")
+        with contextlib.ExitStack() as stack:
+            if not create_graph:
+                stack.enter_context(no_grad())
+            compute_gradient_of_variables(self, out_grad, free_graph=not (retain_graph or create_graph))
+
+    # --- operators (the ops module is imported lazily: it imports this one) ---------
+    def __add__(self, other: Any) -> Tensor:
+        from . import ops
+
+        return ops.add(self, other)
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Any) -> Tensor:
+        from . import ops
+
+        return ops.subtract(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        from . import ops
+
+        return ops.add_scalar(ops.negate(self), other)
+
+    def __mul__(self, other: Any) -> Tensor:
+        from . import ops
+
+        return ops.multiply(self, other)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: Any) -> Tensor:
+        from . import ops
+
+        return ops.divide(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        from . import ops
+
+        return ops.mul_scalar(ops.power_scalar(self, -1.0), other)
+
+    def __pow__(self, other: Any) -> Tensor:
+        from . import ops
+
+        return ops.power(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        from . import ops
+
+        return ops.rpower_scalar(self, other)
+
+    def __neg__(self) -> Tensor:
+        from . import ops
+
+        return ops.negate(self)
+
+    def __matmul__(self, other: Tensor) -> Tensor:
+        from . import ops
+
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Tensor) -> Tensor:
+        from . import ops
+
+        return ops.matmul(other, self)
+
+    def sum(self, axes: Any = None, keepdims: bool = False) -> Tensor:
+        from . import ops
+
+        return ops.summation(self, axes, keepdims=keepdims)
+
+    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+        from . import ops
+
+        return ops.broadcast_to(self, shape)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        from . import ops
+
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ops.reshape(self, shape)
+
+    def transpose(self, axes: tuple[int, int] | None = None) -> Tensor:
+        from . import ops
+
+        return ops.transpose(self, axes)
+
+    def permute(self, *axes: Any) -> Tensor:
+        from . import ops
+
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return ops.permute(self, axes)
+
+    def exp(self) -> Tensor:
+        from . import ops
+
+        return ops.exp(self)
+
+    def log(self) -> Tensor:
+        from . import ops
+
+        return ops.log(self)
+
+    def relu(self) -> Tensor:
+        from . import ops
+
+        return ops.relu(self)
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802 (NumPy's name)
+        return self.transpose()
+
+
+def init_ones_like(t: Tensor) -> Tensor:
+    """A constant tensor of ones with ``t``'s shape, dtype and device."""
+    return Tensor.make_const(nd.full(t.shape, 1.0, dtype=t.dtype, device=t.device))
+
+
+def find_topo_sort(node_list: Sequence[Value]) -> list[Value]:
+    """Nodes reachable from ``node_list`` in topological order (inputs before users).
+
+    Iterative depth-first post-order, so graph depth is bounded by memory, not by
+    Python's recursion limit.
+    """
+    order: list[Value] = []
+    visited: set[int] = set()
+    for root in node_list:
+        if id(root) in visited:
+            continue
+        stack: list[tuple[Value, int]] = [(root, 0)]
+        visited.add(id(root))
+        while stack:
+            node, i = stack[-1]
+            if i < len(node.inputs):
+                stack[-1] = (node, i + 1)
+                child = node.inputs[i]
+                if id(child) not in visited:
+                    visited.add(id(child))
+                    stack.append((child, 0))
+            else:
+                stack.pop()
+                order.append(node)
+    return order
+
+
+def _accumulate(a: Value | None, b: Value) -> Value:
+    return b if a is None else a + b  # type: ignore[operator]
+
+
+def compute_gradient_of_variables(output_tensor: Tensor, out_grad: Tensor, *,
+                                  free_graph: bool = False) -> None:
+    """Backpropagate ``out_grad`` from ``output_tensor``; accumulate into leaves' ``.grad``.
+
+    Args:
+        free_graph: drop each interior node's inputs once its gradient has been used, so
+            memory is returned as soon as possible; a second backward then raises.
+    """
+    if getattr(output_tensor, "_graph_freed", False):
+        raise RuntimeError(
+            "backward: the graph was already freed by an earlier backward; "
+            "pass retain_graph=True to the first call to backpropagate twice"
+        )
+    grads: dict[int, Value] = {id(output_tensor): out_grad}
+    for node in reversed(find_topo_sort([output_tensor])):
+        grad = grads.pop(id(node), None)
+        if grad is None or not node.requires_grad:
+            continue
+        if node.op is None:
+            if getattr(node, "_graph_freed", False):
+                raise RuntimeError(
+                    "backward: the graph was already freed by an earlier backward; "
+                    "pass retain_graph=True to the first call to backpropagate twice"
+                )
+            if isinstance(node, Tensor):
+                if grad.dtype != node.dtype:  # type: ignore[attr-defined]
+                    raise TypeError(f"backward: gradient dtype {grad.dtype} != {node.dtype}")  # type: ignore[attr-defined]
+                node.grad = grad if node.grad is None else node.grad + grad  # type: ignore[assignment]
+            continue
+        for inp, g in zip(node.inputs, node.op.gradient_as_tuple(grad, node)):
+            if inp.requires_grad and g is not None:
+                grads[id(inp)] = _accumulate(grads.get(id(inp)), g)
+        if free_graph:
+            node.op, node.inputs = None, ()
+            node._graph_freed = True  # type: ignore[attr-defined]
+
+
+def as_tensor(x: Any, like: Tensor) -> Tensor:
+    """``x`` as a constant tensor on ``like``'s device and dtype (scalars included)."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, numbers.Number):
+        return Tensor.make_const(nd.full((), float(x), dtype=like.dtype, device=like.device))
+    return Tensor(x, device=like.device, dtype=like.dtype, requires_grad=False)
+
+
+__all__ = [
+    "Op",
+    "Tensor",
+    "TensorOp",
+    "TensorTuple",
+    "TensorTupleOp",
+    "Value",
+    "as_tensor",
+    "compute_gradient_of_variables",
+    "default_device",
+    "enable_grad",
+    "find_topo_sort",
+    "is_grad_enabled",
+    "no_grad",
+]

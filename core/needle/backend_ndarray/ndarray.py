@@ -1,0 +1,644 @@
+"""NDArray: a strided view (shape, strides, offset) over a device's flat buffer.
+
+Views (``permute``, ``reshape`` of compact arrays, ``broadcast_to``, ``as_strided``,
+slicing) are stride arithmetic with no copy. Kernels want compact memory, so every
+computing method calls :meth:`NDArray.compact` first, which copies only when needed.
+Strides and offsets count elements, never bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..backends import Device, default_device
+from ..backends import device as _device
+
+DTYPES = ("float32", "float64")
+_NP_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def prod(xs: Sequence[int]) -> int:
+    """Product of a sequence of ints (1 for an empty one)."""
+    return math.prod(xs)
+
+
+def compact_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    """Row-major strides (in elements) for ``shape``."""
+    stride, out = 1, []
+    for n in reversed(shape):
+        out.append(stride)
+        stride *= max(n, 1)
+    return tuple(reversed(out))
+
+
+def normalize_dtype(dtype: Any) -> str:
+    """``"float32"`` for ``None``, ``np.float32``, ``"float32"``...; ``TypeError`` otherwise."""
+    if dtype is None:
+        return "float32"
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        raise TypeError(f"unknown dtype {dtype!r}") from None
+    return name
+
+
+def _normalize_axis(axis: int, ndim: int, op: str) -> int:
+    if not isinstance(axis, numbers.Integral):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    if not -ndim <= axis < max(ndim, 1):
+        raise ValueError(f"{op}: axis {axis} is out of range for an array of {ndim} dims")
+    return int(axis) % max(ndim, 1)
+
+
+def normalize_axes(axes: Any, ndim: int, op: str) -> tuple[int, ...]:
+    """Axes as a sorted tuple of non-negative ints; ``None`` means all axes."""
+    if axes is None:
+        return tuple(range(ndim))
+    if isinstance(axes, numbers.Integral):
+        axes = (axes,)
+    out = tuple(sorted(_normalize_axis(a, ndim, op) for a in axes))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: repeated axis in {axes}")
+    return out
+
+
+def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """NumPy's broadcasting rule; ``ValueError`` naming the shapes when they clash."""
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for i in range(ndim):
+        dims = {s[len(s) - ndim + i] for s in shapes if len(s) - ndim + i >= 0} - {1}
+        if len(dims) > 1:
+            raise ValueError(
+                "shapes " + ", ".join(str(tuple(s)) for s in shapes) + " do not broadcast"
+            )
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+class NDArray:
+    """A strided n-dimensional array on one needle device.
+
+    Build one with ``NDArray(data, device=None, dtype=None)`` from a NumPy array, a
+    nested list, a scalar or another NDArray (copied to ``device``).
+    """
+
+    __slots__ = ("_device", "_dtype", "_handle", "_offset", "_shape", "_strides")
+
+    def __init__(self, other: Any, device: Device | str | None = None, dtype: Any = None) -> None:
+        if isinstance(other, NDArray):
+            dev = other.device if device is None else _device(device)
+            src = other if dtype is None else other.astype(normalize_dtype(dtype))
+            if dev == src.device:
+                self._init(src.compact() if src is not other else src.copy())
+            else:
+                self._init(NDArray(src.numpy(), device=dev))
+            return
+        dev = default_device() if device is None else _device(device)
+        if dtype is None:
+            dtype = getattr(other, "dtype", None)
+            dtype = dtype if dtype is not None and np.dtype(dtype).name in DTYPES else "float32"
+        dtype = dev.check_dtype(normalize_dtype(dtype))
+        data = np.ascontiguousarray(np.asarray(other, dtype=_NP_DTYPES.get(dtype, dtype)))
+        arr = NDArray.make(data.shape, device=dev, dtype=dtype)
+        dev.from_numpy(data.reshape(-1), arr._handle)
+        self._init(arr)
+
+    def _init(self, other: NDArray) -> None:
+        self._shape = other._shape
+        self._strides = other._strides
+        self._offset = other._offset
+        self._device = other._device
+        self._dtype = other._dtype
+        self._handle = other._handle
+
+    @staticmethod
+    def make(
+        shape: tuple[int, ...],
+        strides: tuple[int, ...] | None = None,
+        device: Device | None = None,
+        handle: Any = None,
+        offset: int = 0,
+        dtype: str = "float32",
+    ) -> NDArray:
+        """A new NDArray over ``handle`` (or a fresh buffer) with the given layout."""
+        arr = object.__new__(NDArray)
+        arr._shape = tuple(int(s) for s in shape)
+        arr._strides = compact_strides(arr._shape) if strides is None else tuple(strides)
+        arr._offset = offset
+        dev = default_device() if device is None else device
+        arr._device = dev
+        if handle is None:
+            arr._dtype = dtype
+            handle = dev.alloc(prod(arr._shape), dtype)
+        else:
+            arr._dtype = handle.dtype
+        arr._handle = handle
+        return arr
+
+    # --- properties ----------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        return self._strides
+
+    @property
+    def device(self) -> Device:
+        return self._device
+
+    @property
+    def dtype(self) -> str:
+        return self._dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    @property
+    def size(self) -> int:
+        return prod(self._shape)
+
+    def __len__(self) -> int:
+        if not self._shape:
+            raise TypeError("len() of a 0-d NDArray")
+        return self._shape[0]
+
+    def __repr__(self) -> str:
+        return f"NDArray({self.numpy()!r}, device={self.device!r})"
+
+    def __str__(self) -> str:
+        return str(self.numpy())
+
+    # --- memory --------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """A NumPy copy of this array."""
+        return self._device.to_numpy(self._handle, self._shape, self._strides, self._offset)
+
+    def fill(self, value: float) -> None:
+        """Set every element to ``value`` (in place, through the view)."""
+        if self.is_compact() and self.size == self._handle.size:
+            self._device.fill(self._handle, float(value))
+        else:
+            self[...] = value
+
+    def is_compact(self) -> bool:
+        """Whether the elements are contiguous in row-major order from ``offset``."""
+        return self._strides == compact_strides(self._shape) and (
+            self.size == 0 or self._offset + self.size <= self._handle.size
+        )
+
+    def compact(self) -> NDArray:
+        """This array if compact, else a compact copy."""
+        if self.is_compact():
+            return self
+        out = NDArray.make(self._shape, device=self._device, dtype=self._dtype)
+        self._device.compact(self._handle, out._handle, self._shape, self._strides, self._offset)
+        return out
+
+    def _compact_handle(self) -> Any:
+        """A handle whose first ``size`` elements are this array, row-major."""
+        arr = self.compact()
+        if arr._offset == 0:
+            return arr._handle
+        out = NDArray.make(arr._shape, device=arr._device, dtype=arr._dtype)
+        self._device.compact(arr._handle, out._handle, arr._shape, arr._strides, arr._offset)
+        return out._handle
+
+    def copy(self) -> NDArray:
+        """A compact copy that shares no memory with this array."""
+        out = NDArray.make(self._shape, device=self._device, dtype=self._dtype)
+        self._device.compact(self._handle, out._handle, self._shape, self._strides, self._offset)
+        return out
+
+    def astype(self, dtype: Any) -> NDArray:
+        """A copy converted to ``dtype`` (this array itself when the dtype matches)."""
+        dtype = self._device.check_dtype(normalize_dtype(dtype))
+        if dtype == self._dtype:
+            return self
+        out = NDArray.make(self._shape, device=self._device, dtype=dtype)
+        self._device.astype(self._compact_handle(), out._handle)
+        return out
+
+    def to(self, device: Device | str) -> NDArray:
+        """This array on ``device`` (itself when already there)."""
+        dev = _device(device)
+        return self if dev == self._device else NDArray(self.numpy(), device=dev, dtype=self._dtype)
+
+    # --- views ---------------------------------------------------------------------
+    def as_strided(self, shape: tuple[int, ...], strides: tuple[int, ...]) -> NDArray:
+        """A view with new shape and strides over the same memory (bounds-checked)."""
+        shape, strides = tuple(shape), tuple(strides)
+        if len(shape) != len(strides):
+            raise ValueError(f"as_strided: shape {shape} and strides {strides} differ in length")
+        if any(s < 0 for s in shape) or any(s < 0 for s in strides):
+            raise ValueError(f"as_strided: negative shape or stride {shape} {strides}")
+        if 0 not in shape:
+            last = self._offset + sum((n - 1) * s for n, s in zip(shape, strides))
+            if last >= self._handle.size:
+                raise ValueError(
+                    f"as_strided: shape {shape} with strides {strides} reaches element {last} "
+                    f"of a buffer of {self._handle.size}"
+                )
+        return NDArray.make(shape, strides, self._device, self._handle, self._offset)
+
+    def reshape(self, new_shape: Sequence[int]) -> NDArray:
+        """A view with ``new_shape`` (one entry may be -1); copies if not compact."""
+        new_shape = tuple(new_shape)
+        if new_shape.count(-1) > 1:
+            raise ValueError(f"reshape: at most one -1 allowed in {new_shape}")
+        if -1 in new_shape:
+            known = prod([s for s in new_shape if s != -1])
+            if known == 0 or self.size % known:
+                raise ValueError(f"reshape: cannot reshape array of shape {self._shape} into {new_shape}")
+            new_shape = tuple(self.size // known if s == -1 else s for s in new_shape)
+        if prod(new_shape) != self.size or any(s < 0 for s in new_shape):
+            raise ValueError(f"reshape: cannot reshape array of shape {self._shape} into {new_shape}")
+        arr = self.compact()
+        return NDArray.make(new_shape, None, arr._device, arr._handle, arr._offset)
+
+    def permute(self, new_axes: Sequence[int]) -> NDArray:
+        """A view with axes reordered: ``new_axes[i]`` is the old axis that becomes axis i."""
+        axes = tuple(new_axes)
+        if sorted(_normalize_axis(a, self.ndim, "permute") for a in axes) != list(range(self.ndim)):
+            raise ValueError(f"permute: {axes} is not a permutation of the axes of shape {self._shape}")
+        axes = tuple(a % self.ndim for a in axes)
+        return NDArray.make(
+            tuple(self._shape[a] for a in axes),
+            tuple(self._strides[a] for a in axes),
+            self._device,
+            self._handle,
+            self._offset,
+        )
+
+    def broadcast_to(self, new_shape: Sequence[int]) -> NDArray:
+        """A stride-0 view repeated to ``new_shape`` (NumPy broadcasting rules)."""
+        new_shape = tuple(new_shape)
+        pad = len(new_shape) - self.ndim
+        if pad < 0:
+            raise ValueError(f"broadcast_to: cannot broadcast shape {self._shape} to {new_shape}")
+        strides = [0] * pad
+        for i, (old, st) in enumerate(zip(self._shape, self._strides)):
+            new = new_shape[pad + i]
+            if old == new:
+                strides.append(st)
+            elif old == 1:
+                strides.append(0)
+            else:
+                raise ValueError(f"broadcast_to: cannot broadcast shape {self._shape} to {new_shape}")
+        return NDArray.make(new_shape, tuple(strides), self._device, self._handle, self._offset)
+
+    def flip(self, axes: Any = None) -> NDArray:
+        """A compact copy with the order of elements reversed along ``axes``.
+
+        Kernels take non-negative strides only, so each flipped axis is reversed by
+        copying its slabs one index at a time: ``sum(shape[a] for a in axes)`` copies.
+        """
+        result = self.copy()
+        for ax in normalize_axes(axes, self.ndim, "flip"):
+            n, lead = result._shape[ax], (slice(None),) * ax
+            dst = NDArray.make(result._shape, device=self._device, dtype=self._dtype)
+            for i in range(n):
+                dst[(*lead, n - 1 - i)] = result[(*lead, i)]
+            result = dst
+        return result
+
+    def pad(self, axes: Sequence[tuple[int, int]]) -> NDArray:
+        """Zero padding: ``axes[i] = (before, after)`` for each axis."""
+        axes = tuple(tuple(a) for a in axes)
+        if len(axes) != self.ndim or any(len(a) != 2 or min(a) < 0 for a in axes):
+            raise ValueError(f"pad: need one (before, after) pair of non-negative ints per axis of {self._shape}, got {axes}")
+        new_shape = tuple(n + b + e for n, (b, e) in zip(self._shape, axes))
+        out = NDArray.make(new_shape, device=self._device, dtype=self._dtype)
+        out.fill(0.0)
+        out[tuple(slice(b, b + n) for n, (b, _) in zip(self._shape, axes))] = self
+        return out
+
+    # --- indexing ------------------------------------------------------------------
+    def _index_view(self, idxs: Any) -> tuple[NDArray, tuple[int, ...]]:
+        """The strided view selected by ints, slices and ``...``; and the kept axes."""
+        if not isinstance(idxs, tuple):
+            idxs = (idxs,)
+        if any(i is Ellipsis for i in idxs):
+            at = idxs.index(Ellipsis)
+            fill = self.ndim - (len(idxs) - 1)
+            idxs = idxs[:at] + (slice(None),) * fill + idxs[at + 1 :]
+        if len(idxs) > self.ndim:
+            raise IndexError(f"too many indices ({len(idxs)}) for an array of shape {self._shape}")
+        idxs = idxs + (slice(None),) * (self.ndim - len(idxs))
+        shape, strides, offset, kept = [], [], self._offset, []
+        for axis, (idx, n, st) in enumerate(zip(idxs, self._shape, self._strides)):
+            if isinstance(idx, slice):
+                start, stop, step = idx.indices(n)
+                if step <= 0:
+                    raise ValueError("NDArray indexing supports positive slice steps only; use flip")
+                count = max(0, (stop - start + step - 1) // step)
+                shape.append(count)
+                strides.append(st * step)
+                offset += start * st if count else 0
+                kept.append(axis)
+            elif isinstance(idx, numbers.Integral):
+                if not -n <= idx < n:
+                    raise IndexError(f"index {idx} is out of bounds for axis {axis} with size {n}")
+                offset += (int(idx) % n) * st
+            else:
+                raise TypeError(f"NDArray indices must be ints or slices, got {type(idx).__name__}")
+        return NDArray.make(tuple(shape), tuple(strides), self._device, self._handle, offset), tuple(kept)
+
+    def __getitem__(self, idxs: Any) -> NDArray:
+        """A view (no copy). Integer indices drop their axis, as in NumPy."""
+        return self._index_view(idxs)[0]
+
+    def __setitem__(self, idxs: Any, other: Any) -> None:
+        """Write an NDArray (broadcast to the view) or a scalar into the selected view."""
+        view, _ = self._index_view(idxs)
+        if isinstance(other, NDArray):
+            self._same_device(other, "setitem")
+            if other.shape != view.shape:
+                other = other.broadcast_to(view.shape)
+            src = other.astype(self._dtype)._compact_handle()
+            self._device.ewise_setitem(src, self._handle, view._shape, view._strides, view._offset)
+        else:
+            self._device.scalar_setitem(
+                view.size, float(other), self._handle, view._shape, view._strides, view._offset
+            )
+
+    # --- arithmetic ----------------------------------------------------------------
+    def _same_device(self, other: NDArray, op: str) -> None:
+        if other._device != self._device:
+            raise ValueError(f"{op}: arrays are on different devices, {self._device} and {other._device}")
+
+    def _binary(self, other: Any, kernel: str, op: str) -> NDArray:
+        dev = self._device
+        if isinstance(other, NDArray):
+            self._same_device(other, op)
+            a, b = self, other
+            if a._dtype != b._dtype:
+                raise TypeError(f"{op}: dtypes differ, {a._dtype} and {b._dtype}")
+            if a._shape != b._shape:
+                shape = broadcast_shapes(a._shape, b._shape)
+                a, b = a.broadcast_to(shape), b.broadcast_to(shape)
+            out = NDArray.make(a._shape, device=dev, dtype=a._dtype)
+            getattr(dev, "ewise_" + kernel)(a._compact_handle(), b._compact_handle(), out._handle)
+        else:
+            out = NDArray.make(self._shape, device=dev, dtype=self._dtype)
+            getattr(dev, "scalar_" + kernel)(self._compact_handle(), float(other), out._handle)
+        return out
+
+    def _unary(self, kernel: str) -> NDArray:
+        out = NDArray.make(self._shape, device=self._device, dtype=self._dtype)
+        getattr(self._device, "ewise_" + kernel)(self._compact_handle(), out._handle)
+        return out
+
+    def __add__(self, other: Any) -> NDArray:
+        return self._binary(other, "add", "add")
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Any) -> NDArray:
+        return self._binary(other, "sub", "sub")
+
+    def __rsub__(self, other: Any) -> NDArray:
+        return (-self) + other
+
+    def __mul__(self, other: Any) -> NDArray:
+        return self._binary(other, "mul", "mul")
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: Any) -> NDArray:
+        return self._binary(other, "div", "div")
+
+    def __rtruediv__(self, other: Any) -> NDArray:
+        return (self ** -1.0) * other
+
+    def __pow__(self, other: Any) -> NDArray:
+        return self._binary(other, "power", "power")
+
+    def __rpow__(self, other: Any) -> NDArray:
+        base = full(self._shape, float(other), dtype=self._dtype, device=self._device)
+        return base._binary(self, "power", "power")
+
+    def __neg__(self) -> NDArray:
+        return self._unary("neg")
+
+    def maximum(self, other: Any) -> NDArray:
+        return self._binary(other, "maximum", "maximum")
+
+    def __eq__(self, other: Any) -> NDArray:  # type: ignore[override]
+        return self._binary(other, "eq", "eq")
+
+    def __ne__(self, other: Any) -> NDArray:  # type: ignore[override]
+        return self._binary(other, "ne", "ne")
+
+    def __lt__(self, other: Any) -> NDArray:
+        return self._binary(other, "lt", "lt")
+
+    def __le__(self, other: Any) -> NDArray:
+        return self._binary(other, "le", "le")
+
+    def __gt__(self, other: Any) -> NDArray:
+        return self._binary(other, "gt", "gt")
+
+    def __ge__(self, other: Any) -> NDArray:
+        return self._binary(other, "ge", "ge")
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def abs(self) -> NDArray:
+        return self._unary("abs")
+
+    def log(self) -> NDArray:
+        return self._unary("log")
+
+    def exp(self) -> NDArray:
+        return self._unary("exp")
+
+    def tanh(self) -> NDArray:
+        return self._unary("tanh")
+
+    def sqrt(self) -> NDArray:
+        return self._unary("sqrt")
+
+    def sin(self) -> NDArray:
+        return self._unary("sin")
+
+    def cos(self) -> NDArray:
+        return self._unary("cos")
+
+    # --- matmul --------------------------------------------------------------------
+    def __matmul__(self, other: NDArray) -> NDArray:
+        """2-D or batched matrix product; batch dimensions broadcast."""
+        if not isinstance(other, NDArray):
+            raise TypeError(f"matmul: expected an NDArray, got {type(other).__name__}")
+        self._same_device(other, "matmul")
+        if self._dtype != other._dtype:
+            raise TypeError(f"matmul: dtypes differ, {self._dtype} and {other._dtype}")
+        if self.ndim < 2 or other.ndim < 2:
+            raise ValueError(f"matmul: need at least 2-D operands, got {self._shape} and {other._shape}")
+        (m, n), (n2, p) = self._shape[-2:], other._shape[-2:]
+        if n != n2:
+            raise ValueError(f"matmul: shapes {self._shape} and {other._shape} are not aligned ({n} != {n2})")
+        dev = self._device
+        if self.ndim == other.ndim == 2:
+            out = NDArray.make((m, p), device=dev, dtype=self._dtype)
+            dev.matmul(self._compact_handle(), other._compact_handle(), out._handle, m, n, p)
+            return out
+        batch_shape = broadcast_shapes(self._shape[:-2], other._shape[:-2])
+        a = self.broadcast_to(batch_shape + (m, n))
+        b = other.broadcast_to(batch_shape + (n, p))
+        batch = prod(batch_shape)
+        out = NDArray.make(batch_shape + (m, p), device=dev, dtype=self._dtype)
+        if dev.has_kernel("batched_matmul"):
+            dev.batched_matmul(a._compact_handle(), b._compact_handle(), out._handle, batch, m, n, p)
+            return out
+        a, b = a.reshape((batch, m, n)), b.reshape((batch, n, p))
+        flat = out.reshape((batch, m, p))
+        for i in range(batch):
+            flat[i] = a[i] @ b[i]
+        return out
+
+    # --- reductions ----------------------------------------------------------------
+    def _reduce(self, axis: Any, keepdims: bool, kernel: str) -> NDArray:
+        axes = normalize_axes(axis, self.ndim, kernel)
+        kept = tuple(i for i in range(self.ndim) if i not in axes)
+        view = self.permute(kept + axes) if axes else self
+        out_shape = tuple(1 if i in axes else n for i, n in enumerate(self._shape))
+        reduce_size = prod([self._shape[a] for a in axes])
+        if kernel == "max" and reduce_size == 0:
+            raise ValueError(f"max: zero-size reduction over axes {axes} of shape {self._shape}")
+        out = NDArray.make(out_shape, device=self._device, dtype=self._dtype)
+        getattr(self._device, "reduce_" + kernel)(view._compact_handle(), out._handle, reduce_size)
+        return out if keepdims else out.reshape(tuple(self._shape[i] for i in kept))
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> NDArray:
+        """Sum over ``axis`` (an int, a tuple of ints, or ``None`` for all)."""
+        return self._reduce(axis, keepdims, "sum")
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> NDArray:
+        """Maximum over ``axis`` (an int, a tuple of ints, or ``None`` for all)."""
+        return self._reduce(axis, keepdims, "max")
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> NDArray:
+        """Index of the first maximum along ``axis`` (over the flattened array if None)."""
+        if self.size == 0:
+            raise ValueError(f"argmax: empty array of shape {self._shape}")
+        src = self.reshape((self.size,)) if axis is None else self
+        ax = 0 if axis is None else _normalize_axis(axis, self.ndim, "argmax")
+        order = tuple(i for i in range(src.ndim) if i != ax) + (ax,)
+        view = src.permute(order)
+        out_shape = tuple(1 if i == ax else n for i, n in enumerate(src._shape))
+        out = NDArray.make(out_shape, device=self._device, dtype=self._dtype)
+        n = src._shape[ax]
+        if self._device.has_kernel("reduce_argmax"):
+            self._device.reduce_argmax(view._compact_handle(), out._handle, n)
+        else:  # first index where the row equals its max: min over (index or n)
+            rows = view.compact().reshape((out.size, n))
+            hit = rows == rows.max(axis=1, keepdims=True)
+            idx = arange(n, device=self._device, dtype=self._dtype).reshape((1, n)).broadcast_to(rows.shape)
+            cand = hit * idx + (1 - hit) * float(n)
+            out = (-((-cand).max(axis=1))).reshape(out_shape)
+        if axis is None:
+            return out.reshape((1,) * self.ndim if keepdims else ())
+        return out if keepdims else out.reshape(tuple(n for i, n in enumerate(src._shape) if i != ax))
+
+
+# --- module-level functions (the course's array API) -------------------------------------
+def array(a: Any, dtype: Any = "float32", device: Device | str | None = None) -> NDArray:
+    """An NDArray copy of ``a`` on ``device``."""
+    return NDArray(a, device=device, dtype=dtype)
+
+
+def empty(shape: Sequence[int], dtype: Any = "float32", device: Device | str | None = None) -> NDArray:
+    """An uninitialised array."""
+    dev = default_device() if device is None else _device(device)
+    return NDArray.make(tuple(shape), device=dev, dtype=dev.check_dtype(normalize_dtype(dtype)))
+
+
+def full(shape: Sequence[int], fill_value: float, dtype: Any = "float32",
+         device: Device | str | None = None) -> NDArray:
+    """An array filled with ``fill_value``."""
+    arr = empty(shape, dtype, device)
+    arr.fill(fill_value)
+    return arr
+
+
+def arange(n: int, dtype: Any = "float32", device: Device | str | None = None) -> NDArray:
+    """``[0, 1, ..., n-1]`` as a 1-D array."""
+    return NDArray(np.arange(n), device=device, dtype=dtype)
+
+
+def broadcast_to(array: NDArray, new_shape: Sequence[int]) -> NDArray:
+    return array.broadcast_to(new_shape)
+
+
+def reshape(array: NDArray, new_shape: Sequence[int]) -> NDArray:
+    return array.reshape(new_shape)
+
+
+def maximum(a: NDArray, b: Any) -> NDArray:
+    return a.maximum(b)
+
+
+def log(a: NDArray) -> NDArray:
+    return a.log()
+
+
+def exp(a: NDArray) -> NDArray:
+    return a.exp()
+
+
+def tanh(a: NDArray) -> NDArray:
+    return a.tanh()
+
+
+def negative(a: NDArray) -> NDArray:
+    return -a
+
+
+def flip(a: NDArray, axes: Any = None) -> NDArray:
+    return a.flip(axes)
+
+
+def summation(a: NDArray, axis: Any = None, keepdims: bool = False) -> NDArray:
+    return a.sum(axis=axis, keepdims=keepdims)
+
+
+def stack(arrays: Sequence[NDArray], axis: int = 0) -> NDArray:
+    """Join same-shape arrays along a new axis."""
+    if not arrays:
+        raise ValueError("stack: need at least one array")
+    shape = arrays[0].shape
+    for a in arrays:
+        if a.shape != shape:
+            raise ValueError(f"stack: shapes differ, {shape} and {a.shape}")
+    axis = _normalize_axis(axis, len(shape) + 1, "stack")
+    out = empty(shape[:axis] + (len(arrays),) + shape[axis:], arrays[0].dtype, arrays[0].device)
+    for i, a in enumerate(arrays):
+        out[(slice(None),) * axis + (i,)] = a
+    return out
+
+
+def concatenate(arrays: Sequence[NDArray], axis: int = 0) -> NDArray:
+    """Join arrays along an existing axis."""
+    if not arrays:
+        raise ValueError("concatenate: need at least one array")
+    first = arrays[0]
+    axis = _normalize_axis(axis, first.ndim, "concatenate")
+    for a in arrays:
+        if a.ndim != first.ndim or a.shape[:axis] + a.shape[axis + 1 :] != first.shape[:axis] + first.shape[axis + 1 :]:
+            raise ValueError(f"concatenate: shapes {first.shape} and {a.shape} differ off axis {axis}")
+    total = sum(a.shape[axis] for a in arrays)
+    out = empty(first.shape[:axis] + (total,) + first.shape[axis + 1 :], first.dtype, first.device)
+    at = 0
+    for a in arrays:
+        out[(slice(None),) * axis + (slice(at, at + a.shape[axis]),)] = a
+        at += a.shape[axis]
+    return out

@@ -1,0 +1,214 @@
+"""``Device`` objects and the rules for choosing one (``NEEDLE_BACKEND``)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ._errors import BackendError
+from ._registry import REGISTRY, Backend
+
+_DEVICES: dict[tuple[str, int], Device] = {}
+
+
+class Device:
+    """One device of one backend, e.g. ``device("cpp")`` or ``device("cuda:1")``.
+
+    Devices compare by backend name and index. Kernel attributes (``ewise_add``,
+    ``compact``...) are looked up on the backend's kernel table, which is loaded on
+    first use, so a ``Device`` for an unusable backend can exist and report
+    ``enabled() == False``.
+    """
+
+    def __init__(self, name: str, index: int = 0) -> None:
+        self.name = name
+        self.index = index
+
+    # --- identity ----------------------------------------------------------------
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Device) and (self.name, self.index) == (other.name, other.index)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.index))
+
+    def __repr__(self) -> str:
+        return f"device({self.name!r})" if self.index == 0 else f"device('{self.name}:{self.index}')"
+
+    def __str__(self) -> str:
+        return self.name if self.index == 0 else f"{self.name}:{self.index}"
+
+    # --- the backend behind it ---------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        """The registered :class:`Backend` (raises when it is not installed)."""
+        return REGISTRY.get(self.name)
+
+    def enabled(self) -> bool:
+        """Whether this device can run here (installed, usable, index in range)."""
+        try:
+            status = self.backend.status()
+        except BackendError:
+            return False
+        return status.usable and self.index < status.device_count
+
+    @property
+    def kernels(self) -> Any:
+        """The backend's validated kernel table for this device."""
+        return self.backend.kernels(self.index)
+
+    def has_kernel(self, name: str) -> bool:
+        """Whether the backend provides optional kernel ``name``."""
+        return self.backend.has_kernel(name)
+
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        return self.backend.info.dtypes
+
+    def check_dtype(self, dtype: str) -> str:
+        """Return ``dtype`` if this backend supports it, else raise ``TypeError``."""
+        if dtype not in self.backend.info.dtypes:
+            raise TypeError(
+                f"needle backend {self.name!r} does not support dtype {dtype!r}; "
+                f"supported: {', '.join(self.backend.info.dtypes)}"
+            )
+        return dtype
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names not set on the instance: kernels. Cache them so the
+        # next lookup is a plain attribute read (this is on every op's hot path).
+        if name.startswith("_"):
+            raise AttributeError(name)
+        fn = getattr(self.kernels, name)
+        setattr(self, name, fn)
+        return fn
+
+    # --- course-compatible constructors -------------------------------------------
+    def empty(self, shape: tuple[int, ...], dtype: str = "float32") -> Any:
+        from ..backend_ndarray import NDArray
+
+        return NDArray.make(tuple(shape), device=self, dtype=dtype)
+
+    def full(self, shape: tuple[int, ...], fill_value: float, dtype: str = "float32") -> Any:
+        arr = self.empty(shape, dtype)
+        arr.fill(fill_value)
+        return arr
+
+    def rand(self, *shape: int, dtype: str = "float32") -> Any:
+        """Uniform [0, 1) samples from needle's seeded generator."""
+        from ..backend_ndarray import NDArray
+        from ..random import generator
+
+        return NDArray(generator().random(shape), device=self, dtype=dtype)
+
+    def randn(self, *shape: int, dtype: str = "float32") -> Any:
+        """Standard normal samples from needle's seeded generator."""
+        from ..backend_ndarray import NDArray
+        from ..random import generator
+
+        return NDArray(generator().standard_normal(shape), device=self, dtype=dtype)
+
+    def one_hot(self, n: int, i: Any, dtype: str = "float32") -> Any:
+        """Rows of the ``n``-by-``n`` identity selected by integer indices ``i``."""
+        from ..backend_ndarray import NDArray
+
+        idx = np.asarray(i.numpy() if hasattr(i, "numpy") else i).astype(np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise IndexError(f"one_hot: indices must lie in [0, {n}), got {idx.min()}..{idx.max()}")
+        return NDArray(np.eye(n)[idx], device=self, dtype=dtype)
+
+
+def forget_devices(name: str) -> None:
+    """Drop cached devices of backend ``name`` (after it is unregistered)."""
+    for key in [k for k in _DEVICES if k[0] == name]:
+        del _DEVICES[key]
+
+
+def device(spec: str | Device | None = None) -> Device:
+    """The device named by ``spec``: ``"cpp"``, ``"cuda:1"``, a ``Device``, or ``None``.
+
+    ``None`` means the default device (see :func:`default_device`). Raises
+    :class:`BackendError` naming the installed backends when the name is unknown.
+    """
+    if spec is None:
+        return default_device()
+    if isinstance(spec, Device):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"device: expected a name like 'cpp' or 'cuda:1', got {spec!r}")
+    name, _, idx = spec.partition(":")
+    if idx and not idx.isdigit():
+        raise ValueError(f"device: bad device index in {spec!r}")
+    key = (name, int(idx or 0))
+    dev = _DEVICES.get(key)
+    if dev is None:
+        REGISTRY.get(name)  # raises, listing what is installed
+        dev = _DEVICES[key] = Device(*key)
+    return dev
+
+
+def _usable_or_raise(name: str) -> Device:
+    dev = device(name)
+    status = dev.backend.status()
+    if not status.usable:
+        raise BackendError(
+            f"needle backend {name!r} is installed but not usable here: {status.reason}. "
+            + REGISTRY.summary()
+        )
+    return dev
+
+
+def default_device() -> Device:
+    """The default device: ``NEEDLE_BACKEND`` if set, else ``cpp`` if usable, else ``numpy``.
+
+    The variable is read each time a default is needed (never at import).
+    """
+    name = os.environ.get("NEEDLE_BACKEND", "").strip()
+    if name:
+        return _usable_or_raise(name)
+    backends = REGISTRY.backends()
+    for candidate in ("cpp", "numpy"):
+        b = backends.get(candidate)
+        if b is not None and b.status().usable:
+            return device(candidate)
+    for b in backends.values():
+        if b.status().usable:
+            return device(b.name)
+    raise BackendError("needle found no usable backend. " + REGISTRY.summary())
+
+
+def cpu() -> Device:
+    """The C++ backend when installed and usable, else the NumPy backend (course API)."""
+    b = REGISTRY.backends().get("cpp")
+    return device("cpp") if b is not None and b.status().usable else cpu_numpy()
+
+
+def cpu_numpy() -> Device:
+    """The NumPy reference backend."""
+    return device("numpy")
+
+
+def cuda(index: int = 0) -> Device:
+    """The CUDA device ``index``; ``enabled()`` is false where it cannot run.
+
+    Unlike :func:`device`, this returns a device even when the CUDA backend is not
+    installed, so course code can test ``ndl.cuda().enabled()``.
+    """
+    key = ("cuda", index)
+    dev = _DEVICES.get(key)
+    if dev is None:
+        dev = Device("cuda", index)
+        if "cuda" in REGISTRY.backends():
+            _DEVICES[key] = dev
+    return dev
+
+
+def all_devices() -> list[Device]:
+    """One device per usable backend and index."""
+    out = []
+    for b in REGISTRY.backends().values():
+        st = b.status()
+        if st.usable:
+            out.extend(device(f"{b.name}:{i}") for i in range(st.device_count))
+    return out

@@ -1,0 +1,58 @@
+"""Small helpers shared by the op families."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+from ..autograd import Tensor, TensorOp
+from ..backend_ndarray import broadcast_shapes
+
+
+def unbroadcast(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """Sum ``grad`` down to ``shape``: the adjoint of broadcasting ``shape`` to grad.shape."""
+    if grad.shape == shape:
+        return grad
+    from .reduction import summation
+    from .shape import reshape
+
+    lead = len(grad.shape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1
+    )
+    out = summation(grad, axes) if axes else grad
+    return reshape(out, shape)
+
+
+def check_same_device(op: str, *tensors: Tensor) -> None:
+    """Raise ``ValueError`` naming both devices when tensors live on different ones."""
+    first = tensors[0].device
+    for t in tensors[1:]:
+        if t.device != first:
+            raise ValueError(f"{op}: tensors are on different devices, {first} and {t.device}")
+
+
+def check_tensor(op: str, x: Any) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expected a needle.Tensor, got {type(x).__name__}")
+    return x
+
+
+def is_scalar(x: Any) -> bool:
+    return isinstance(x, numbers.Number) and not isinstance(x, bool)
+
+
+class BinaryOp(TensorOp):
+    """Base of element-wise ops on two tensors with NumPy broadcasting."""
+
+    name = "binary"
+
+    def __call__(self, a: Tensor, b: Tensor) -> Tensor:  # type: ignore[override]
+        check_tensor(self.name, a)
+        check_tensor(self.name, b)
+        check_same_device(self.name, a, b)
+        if a.dtype != b.dtype:
+            raise TypeError(f"{self.name}: dtypes differ, {a.dtype} and {b.dtype}")
+        if a.shape != b.shape:
+            broadcast_shapes(a.shape, b.shape)  # raises naming both shapes
+        return super().__call__(a, b)

@@ -1,0 +1,39 @@
+"""Matrix product (2-D and batched, with broadcast batch dimensions)."""
+
+from __future__ import annotations
+
+from ..autograd import Tensor, TensorOp
+from ..backend_ndarray import NDArray
+from ._helpers import check_same_device, check_tensor, unbroadcast
+
+
+class MatMul(TensorOp):
+    def compute(self, a: NDArray, b: NDArray) -> NDArray:
+        return a @ b
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
+        from .shape import transpose
+
+        a, b = node.inputs
+        # C = A B  =>  dA = dC B^T, dB = A^T dC (summed over broadcast batch dims)
+        return (
+            unbroadcast(matmul(out_grad, transpose(b)), a.shape),
+            unbroadcast(matmul(transpose(a), out_grad), b.shape),
+        )
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Matrix product of the last two axes; leading (batch) axes broadcast."""
+    check_tensor("matmul", a)
+    check_tensor("matmul", b)
+    check_same_device("matmul", a, b)
+    if a.ndim < 2 or b.ndim < 2:
+        raise ValueError(f"matmul: need at least 2-D operands, got shapes {a.shape} and {b.shape}")
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} are not aligned "
+            f"({a.shape[-1]} != {b.shape[-2]})"
+        )
+    if a.dtype != b.dtype:
+        raise TypeError(f"matmul: dtypes differ, {a.dtype} and {b.dtype}")
+    return MatMul()(a, b)

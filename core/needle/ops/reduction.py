@@ -1,0 +1,75 @@
+"""Reductions: summation, max, mean."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..autograd import Tensor, TensorOp
+from ..backend_ndarray import NDArray, normalize_axes, prod
+from ._helpers import check_tensor
+
+
+def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class Summation(TensorOp):
+    def __init__(self, axes: tuple[int, ...], keepdims: bool = False) -> None:
+        self.axes = axes
+        self.keepdims = keepdims
+
+    def compute(self, a: NDArray) -> NDArray:
+        return a.sum(self.axes, keepdims=self.keepdims)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
+        from .shape import broadcast_to, reshape
+
+        shape = node.inputs[0].shape
+        return broadcast_to(reshape(out_grad, _kept_shape(shape, self.axes)), shape)
+
+
+class Max(TensorOp):
+    """Maximum over axes; the gradient goes to the arg-max (split evenly among ties)."""
+
+    def __init__(self, axes: tuple[int, ...], keepdims: bool = False) -> None:
+        self.axes = axes
+        self.keepdims = keepdims
+
+    def compute(self, a: NDArray) -> NDArray:
+        return a.max(self.axes, keepdims=self.keepdims)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
+        from .shape import broadcast_to, reshape
+
+        a = node.inputs[0]
+        kept = _kept_shape(a.shape, self.axes)
+        data = a.realize_cached_data()
+        hit = data == node.realize_cached_data().reshape(kept).broadcast_to(a.shape)
+        count = hit.sum(self.axes, keepdims=True).broadcast_to(a.shape)
+        mask = Tensor.make_const(hit / count)
+        return broadcast_to(reshape(out_grad, kept), a.shape) * mask
+
+
+def summation(a: Tensor, axes: Any = None, keepdims: bool = False) -> Tensor:
+    """Sum over ``axes`` (an int, a tuple, or ``None`` for all)."""
+    check_tensor("summation", a)
+    return Summation(normalize_axes(axes, a.ndim, "summation"), keepdims)(a)
+
+
+def max(a: Tensor, axes: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Maximum over ``axes`` (an int, a tuple, or ``None`` for all)."""
+    check_tensor("max", a)
+    axes = normalize_axes(axes, a.ndim, "max")
+    if prod([a.shape[i] for i in axes]) == 0:
+        raise ValueError(f"max: zero-size reduction over axes {axes} of shape {a.shape}")
+    return Max(axes, keepdims)(a)
+
+
+def mean(a: Tensor, axes: Any = None, keepdims: bool = False) -> Tensor:
+    """Arithmetic mean over ``axes``."""
+    check_tensor("mean", a)
+    axes = normalize_axes(axes, a.ndim, "mean")
+    count = prod([a.shape[i] for i in axes])
+    if count == 0:
+        raise ValueError(f"mean: zero-size reduction over axes {axes} of shape {a.shape}")
+    return summation(a, axes, keepdims) / float(count)

@@ -1,0 +1,87 @@
+"""Shape ops: reshape, broadcast_to, transpose, permute."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..autograd import Tensor, TensorOp
+from ..backend_ndarray import NDArray
+from ._helpers import check_tensor, unbroadcast
+
+
+class Reshape(TensorOp):
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+
+    def compute(self, a: NDArray) -> NDArray:
+        return a.reshape(self.shape)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
+        return reshape(out_grad, node.inputs[0].shape)
+
+
+class BroadcastTo(TensorOp):
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+
+    def compute(self, a: NDArray) -> NDArray:
+        return a.broadcast_to(self.shape)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
+        return unbroadcast(out_grad, node.inputs[0].shape)
+
+
+class Permute(TensorOp):
+    def __init__(self, axes: tuple[int, ...]) -> None:
+        self.axes = axes
+
+    def compute(self, a: NDArray) -> NDArray:
+        return a.permute(self.axes)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
+        inverse = [0] * len(self.axes)
+        for i, a in enumerate(self.axes):
+            inverse[a] = i
+        return permute(out_grad, tuple(inverse))
+
+
+def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
+    """A tensor with the same data in ``shape`` (one entry may be -1)."""
+    check_tensor("reshape", a)
+    shape = tuple(int(s) for s in shape)
+    if shape == a.shape:
+        return a
+    return Reshape(shape)(a)
+
+
+def broadcast_to(a: Tensor, shape: Sequence[int]) -> Tensor:
+    """``a`` repeated to ``shape`` by NumPy's broadcasting rules."""
+    check_tensor("broadcast_to", a)
+    shape = tuple(int(s) for s in shape)
+    if shape == a.shape:
+        return a
+    a.realize_cached_data().broadcast_to(shape)  # raises naming both shapes
+    return BroadcastTo(shape)(a)
+
+
+def permute(a: Tensor, axes: Sequence[int]) -> Tensor:
+    """Reorder all axes: output axis i is input axis ``axes[i]``."""
+    check_tensor("permute", a)
+    nd_axes = tuple(int(x) % max(a.ndim, 1) if -a.ndim <= int(x) < a.ndim else int(x) for x in axes)
+    if sorted(nd_axes) != list(range(a.ndim)):
+        raise ValueError(f"permute: {tuple(axes)} is not a permutation of the axes of shape {a.shape}")
+    return Permute(nd_axes)(a)
+
+
+def transpose(a: Tensor, axes: tuple[int, int] | None = None) -> Tensor:
+    """Swap two axes (the last two by default), as in the course's needle."""
+    check_tensor("transpose", a)
+    if a.ndim < 2 and axes is None:
+        raise ValueError(f"transpose: need at least 2 dims, got shape {a.shape}")
+    i, j = (-2, -1) if axes is None else tuple(axes)
+    for ax in (i, j):
+        if not -a.ndim <= ax < a.ndim:
+            raise ValueError(f"transpose: axis {ax} is out of range for shape {a.shape}")
+    order = list(range(a.ndim))
+    order[i], order[j] = order[j], order[i]
+    return Permute(tuple(order))(a)
