@@ -1,0 +1,53 @@
+"""Hook implementations that register the C++ backend with needle."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from needle.backends import BackendInfo, BackendStatus, hookimpl
+
+from . import __version__
+
+OPTIONAL_KERNELS = (
+    "batched_matmul",
+    "logsumexp_last",
+    "softmax_last",
+    "reduce_argmax",
+    "ewise_where",
+    "conv2d_nhwc",
+    "synchronize",
+)
+"""The optional kernels of the contract that ``needle_cpp._core`` provides."""
+
+
+@hookimpl
+def needle_backend_info() -> BackendInfo:
+    """Describe the C++ backend (cheap: does not import the compiled module)."""
+    return BackendInfo(
+        name="cpp",
+        version=__version__,
+        contract_version=(1, 0),
+        dtypes=("float32", "float64"),
+        optional_kernels=OPTIONAL_KERNELS,
+        description="C++ backend (CPU; OpenMP, AVX2/AVX-512 chosen at run time)",
+    )
+
+
+@hookimpl
+def needle_backend_status() -> BackendStatus:
+    """Usable when the compiled module imports on this machine."""
+    try:
+        from . import _core  # noqa: F401
+    except ImportError as exc:  # a broken or foreign build: report, do not raise
+        return BackendStatus(usable=False, reason=f"needle_cpp._core failed to import: {exc}", device_count=0)
+    return BackendStatus(usable=True, device_count=1)
+
+
+@hookimpl
+def needle_backend_load(index: int) -> ModuleType:
+    """Return the kernel module for the one CPU device (index 0)."""
+    if index != 0:
+        raise IndexError(f"cpp backend: device index {index} out of range; it has one device (0)")
+    from . import _core
+
+    return _core

@@ -1,0 +1,143 @@
+// matmul, batched_matmul and conv2d_nhwc (im2col + the packed gemm of the active ISA).
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "isa.h"
+#include "kernels.h"
+
+namespace needle_cpp {
+namespace {
+
+/// Threads for a product of m*n*p multiply-adds (one below ~64^3).
+int gemm_threads(int64_t m, int64_t n, int64_t p) {
+  const double work = (double)m * (double)n * (double)p / 8.0;
+  return threads_for(work > 4e18 ? INT64_MAX : (int64_t)work);
+}
+
+void check_dims(const char* kernel, std::initializer_list<std::pair<const char*, int64_t>> dims) {
+  for (auto [name, v] : dims) check_nonneg(kernel, name, v);
+}
+
+void check_dtypes(const char* kernel, const Array& a, const Array& b, const Array& out) {
+  if (a.dtype() != b.dtype() || a.dtype() != out.dtype())
+    type_error(kernel, std::string("dtype mismatch ") + dtype_name(a.dtype()) + ", " +
+                           dtype_name(b.dtype()) + ", " + dtype_name(out.dtype()));
+}
+
+/// out = a @ b for `batch` compact products, into a temporary first when out aliases an input.
+void batched_gemm(const Array& a, const Array& b, Array& out, int64_t batch, int64_t m, int64_t n,
+                  int64_t p) {
+  const int64_t out_n = batch * m * p;
+  if (out_n == 0) return;
+  if (&out == &a || &out == &b) {
+    Array tmp(out_n, out.dtype());
+    batched_gemm(a, b, tmp, batch, m, n, p);
+    std::memcpy(out.raw(), tmp.raw(), (size_t)out_n * dtype_bytes(out.dtype()));
+    return;
+  }
+  with_dtype(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* c = out.data<T>();
+    if (n == 0) {
+      std::fill(c, c + out_n, T(0));
+      return;
+    }
+    const T *x = a.data<T>(), *y = b.data<T>();
+    auto gemm = active_typed<T>().gemm;
+    const int threads = gemm_threads(m, n, p);
+    const int batch_threads = gemm_threads(batch * m, n, p);
+    if (batch > 1 && threads == 1 && batch_threads > 1) {  // many small products: one per thread
+#pragma omp parallel for schedule(static) num_threads(batch_threads)
+      for (int64_t i = 0; i < batch; ++i)
+        gemm(x + i * m * n, n, y + i * n * p, p, c + i * m * p, p, m, n, p, 1);
+      return;
+    }
+    for (int64_t i = 0; i < batch; ++i)
+      gemm(x + i * m * n, n, y + i * n * p, p, c + i * m * p, p, m, n, p, threads);
+  });
+}
+
+}  // namespace
+
+void matmul(const Array& a, const Array& b, Array& out, int64_t m, int64_t n, int64_t p) {
+  check_dims("matmul", {{"m", m}, {"n", n}, {"p", p}});
+  check_size("matmul", "a", a, checked_mul("matmul", m, n));
+  check_size("matmul", "b", b, checked_mul("matmul", n, p));
+  check_size("matmul", "out", out, checked_mul("matmul", m, p));
+  check_dtypes("matmul", a, b, out);
+  batched_gemm(a, b, out, 1, m, n, p);
+}
+
+void batched_matmul(const Array& a, const Array& b, Array& out, int64_t batch, int64_t m,
+                    int64_t n, int64_t p) {
+  const char* k = "batched_matmul";
+  check_dims(k, {{"batch", batch}, {"m", m}, {"n", n}, {"p", p}});
+  check_size(k, "a", a, checked_mul(k, batch, checked_mul(k, m, n)));
+  check_size(k, "b", b, checked_mul(k, batch, checked_mul(k, n, p)));
+  check_size(k, "out", out, checked_mul(k, batch, checked_mul(k, m, p)));
+  check_dtypes(k, a, b, out);
+  batched_gemm(a, b, out, batch, m, n, p);
+}
+
+void conv2d_nhwc(const Array& x, const Array& w, Array& out, int64_t n, int64_t h, int64_t w_,
+                 int64_t c_in, int64_t k, int64_t c_out, int64_t stride) {
+  const char* kn = "conv2d_nhwc";
+  check_dims(kn, {{"n", n}, {"h", h}, {"w", w_}, {"c_in", c_in}, {"k", k}, {"c_out", c_out}});
+  if (k < 1) value_error(kn, "kernel size k must be >= 1, got " + std::to_string(k));
+  if (stride < 1) value_error(kn, "stride must be >= 1, got " + std::to_string(stride));
+  if (h < k || w_ < k)
+    value_error(kn, "input " + std::to_string(h) + "x" + std::to_string(w_) +
+                        " is smaller than the kernel " + std::to_string(k) + "x" +
+                        std::to_string(k));
+  const int64_t ho = (h - k) / stride + 1, wo = (w_ - k) / stride + 1;
+  const int64_t kk = checked_mul(kn, checked_mul(kn, k, k), c_in);  // patch length
+  check_size(kn, "x", x, checked_mul(kn, checked_mul(kn, n, h), checked_mul(kn, w_, c_in)));
+  check_size(kn, "w", w, checked_mul(kn, kk, c_out));
+  const int64_t out_n = checked_mul(kn, checked_mul(kn, n, ho), checked_mul(kn, wo, c_out));
+  check_size(kn, "out", out, out_n);
+  check_dtypes(kn, x, w, out);
+  if (out_n == 0) return;
+  if (&out == &x || &out == &w) {
+    Array tmp(out_n, out.dtype());
+    conv2d_nhwc(x, w, tmp, n, h, w_, c_in, k, c_out, stride);
+    std::memcpy(out.raw(), tmp.raw(), (size_t)out_n * dtype_bytes(out.dtype()));
+    return;
+  }
+  with_dtype(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T *xs = x.data<T>(), *ws = w.data<T>();
+    T* os = out.data<T>();
+    if (kk == 0) {
+      std::fill(os, os + out_n, T(0));
+      return;
+    }
+    auto gemm = active_typed<T>().gemm;
+    if (k == 1 && stride == 1) {  // a 1x1 convolution is one product
+      gemm(xs, c_in, ws, c_out, os, c_out, n * h * w_, c_in, c_out, gemm_threads(n * h * w_, c_in, c_out));
+      return;
+    }
+    // im2col in chunks of output pixels (about 8 MiB of patches at a time).
+    const int64_t pixels = n * ho * wo;
+    const int64_t chunk = std::max<int64_t>(1, (int64_t)(8 << 20) / (int64_t)sizeof(T) / kk);
+    T* patches = static_cast<T*>(scratch(1, (size_t)(std::min(chunk, pixels) * kk) * sizeof(T)));
+    for (int64_t p0 = 0; p0 < pixels; p0 += chunk) {
+      const int64_t rows = std::min(chunk, pixels - p0);
+      const int threads = threads_for(rows * kk);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t pix = p0 + r, b = pix / (ho * wo), oh = pix / wo % ho, ow = pix % wo;
+        T* dst = patches + r * kk;
+        for (int64_t kh = 0; kh < k; ++kh) {  // k*c_in contiguous inputs per kernel row
+          const T* src = xs + ((b * h + oh * stride + kh) * w_ + ow * stride) * c_in;
+          std::memcpy(dst + kh * k * c_in, src, (size_t)(k * c_in) * sizeof(T));
+        }
+      }
+      gemm(patches, kk, ws, c_out, os + p0 * c_out, c_out, rows, kk, c_out, gemm_threads(rows, kk, c_out));
+    }
+  });
+}
+
+}  // namespace needle_cpp

@@ -1,0 +1,159 @@
+// Python bindings: the Array handle, every kernel of the contract and a few controls.
+#include <omp.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <memory>
+
+#include "isa.h"
+#include "kernels.h"
+
+namespace py = pybind11;
+using namespace needle_cpp;
+
+namespace {
+
+using Release = py::call_guard<py::gil_scoped_release>;
+
+std::unique_ptr<Array> alloc(int64_t size, const std::string& dtype) {
+  const Dtype d = parse_dtype("alloc", dtype);
+  if (size < 0) value_error("alloc", "negative size " + std::to_string(size));
+  return std::make_unique<Array>(size, d);
+}
+
+void from_numpy(const py::object& src, Array& out) {
+  with_dtype(out.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    // forcecast converts like NumPy's assignment does (the reference backend casts too).
+    auto arr = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(src);
+    if (!arr) {
+      PyErr_Clear();
+      type_error("from_numpy", std::string("cannot convert a ") +
+                                   std::string(py::str(py::type::of(src).attr("__name__"))) +
+                                   " to a " + dtype_name(out.dtype()) + " array");
+    }
+    if ((int64_t)arr.size() != out.size())
+      value_error("from_numpy", "source has " + std::to_string(arr.size()) +
+                                    " elements, buffer " + std::to_string(out.size()));
+    if (out.size()) std::memcpy(out.raw(), arr.data(), (size_t)out.size() * sizeof(T));
+  });
+}
+
+py::array to_numpy(const Array& a, const Shape& shape, const Shape& strides, int64_t offset) {
+  const View v = make_view("to_numpy", a, shape, strides, offset);
+  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  py::array result = a.dtype() == Dtype::Float32 ? py::array(py::dtype::of<float>(), dims)
+                                                 : py::array(py::dtype::of<double>(), dims);
+  void* dst = result.mutable_data();
+  {
+    py::gil_scoped_release release;
+    gather_view(a, v, dst);
+  }
+  return result;
+}
+
+void set_num_threads(int n) {
+  if (n < 1) value_error("set_num_threads", "need at least 1 thread, got " + std::to_string(n));
+  omp_set_num_threads(n);
+}
+
+struct Named {
+  int op;
+  const char* ewise;
+  const char* scalar;
+};
+
+const Named kBinary[] = {
+    {kAdd, "ewise_add", "scalar_add"},       {kSub, "ewise_sub", "scalar_sub"},
+    {kMul, "ewise_mul", "scalar_mul"},       {kDiv, "ewise_div", "scalar_div"},
+    {kPower, "ewise_power", "scalar_power"}, {kMaximum, "ewise_maximum", "scalar_maximum"},
+    {kEq, "ewise_eq", "scalar_eq"},          {kNe, "ewise_ne", "scalar_ne"},
+    {kLt, "ewise_lt", "scalar_lt"},          {kLe, "ewise_le", "scalar_le"},
+    {kGt, "ewise_gt", "scalar_gt"},          {kGe, "ewise_ge", "scalar_ge"},
+};
+const Named kUnary[] = {
+    {kNeg, "ewise_neg", nullptr}, {kAbs, "ewise_abs", nullptr},   {kLog, "ewise_log", nullptr},
+    {kExp, "ewise_exp", nullptr}, {kTanh, "ewise_tanh", nullptr}, {kSqrt, "ewise_sqrt", nullptr},
+    {kSin, "ewise_sin", nullptr}, {kCos, "ewise_cos", nullptr},
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "needle-cpp kernels: flat buffers, destination-passing style (see needle.backends.contract)";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const TypeErrorEx& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    }
+  });
+
+  py::class_<Array>(m, "Array", "A flat, 64-byte aligned buffer of float32 or float64 elements.")
+      .def_property_readonly("size", &Array::size, "Number of elements.")
+      .def_property_readonly("dtype", [](const Array& a) { return dtype_name(a.dtype()); },
+                             "'float32' or 'float64'.")
+      .def_property_readonly("ptr", [](const Array& a) { return (uintptr_t)a.raw(); },
+                             "Address of the first element (for debugging).")
+      .def("__repr__", [](const Array& a) {
+        return "Array(size=" + std::to_string(a.size()) + ", dtype=" + dtype_name(a.dtype()) + ")";
+      });
+
+  // --- buffers ---
+  m.def("alloc", &alloc, py::arg("size"), py::arg("dtype"), "A new uninitialised buffer.");
+  m.def("from_numpy", &from_numpy, py::arg("src"), py::arg("out"), "Copy a NumPy array into out.");
+  m.def("to_numpy", &to_numpy, py::arg("a"), py::arg("shape"), py::arg("strides"), py::arg("offset"),
+        "A new NumPy array holding the strided view of a.");
+  m.def("fill", &fill, py::arg("out"), py::arg("value"), Release(), "Set every element of out.");
+  m.def("astype", &astype, py::arg("a"), py::arg("out"), Release(),
+        "Convert the first out.size elements of a to out's dtype.");
+  // --- layout ---
+  m.def("compact", &compact, py::arg("a"), py::arg("out"), py::arg("shape"), py::arg("strides"),
+        py::arg("offset"), Release(), "Write the strided view of a into out, row-major.");
+  m.def("ewise_setitem", &ewise_setitem, py::arg("a"), py::arg("out"), py::arg("shape"),
+        py::arg("strides"), py::arg("offset"), Release(), "Write compact a into a strided view of out.");
+  m.def("scalar_setitem", &scalar_setitem, py::arg("size"), py::arg("value"), py::arg("out"),
+        py::arg("shape"), py::arg("strides"), py::arg("offset"), Release(),
+        "Set every element of a strided view of out to value.");
+  // --- element-wise ---
+  for (const Named& k : kBinary) {
+    const int op = k.op;
+    const char* en = k.ewise;
+    const char* sn = k.scalar;
+    m.def(en, [op, en](const Array& a, const Array& b, Array& out) { ewise_binary(op, en, a, b, out); },
+          py::arg("a"), py::arg("b"), py::arg("out"), Release());
+    m.def(sn, [op, sn](const Array& a, double value, Array& out) { scalar_binary(op, sn, a, value, out); },
+          py::arg("a"), py::arg("value"), py::arg("out"), Release());
+  }
+  for (const Named& k : kUnary) {
+    const int op = k.op;
+    const char* en = k.ewise;
+    m.def(en, [op, en](const Array& a, Array& out) { ewise_unary(op, en, a, out); }, py::arg("a"),
+          py::arg("out"), Release());
+  }
+  m.def("ewise_where", &ewise_where, py::arg("cond"), py::arg("a"), py::arg("b"), py::arg("out"),
+        Release(), "out = a where cond != 0 else b.");
+  // --- reductions and matmul ---
+  m.def("reduce_sum", &reduce_sum, py::arg("a"), py::arg("out"), py::arg("reduce_size"), Release());
+  m.def("reduce_max", &reduce_max, py::arg("a"), py::arg("out"), py::arg("reduce_size"), Release());
+  m.def("reduce_argmax", &reduce_argmax, py::arg("a"), py::arg("out"), py::arg("reduce_size"), Release());
+  m.def("logsumexp_last", &logsumexp_last, py::arg("a"), py::arg("out"), py::arg("reduce_size"), Release());
+  m.def("softmax_last", &softmax_last, py::arg("a"), py::arg("out"), py::arg("reduce_size"), Release());
+  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"), py::arg("n"),
+        py::arg("p"), Release(), "Compact (m, n) @ (n, p) -> compact (m, p).");
+  m.def("batched_matmul", &batched_matmul, py::arg("a"), py::arg("b"), py::arg("out"),
+        py::arg("batch"), py::arg("m"), py::arg("n"), py::arg("p"), Release());
+  m.def("conv2d_nhwc", &conv2d_nhwc, py::arg("x"), py::arg("w"), py::arg("out"), py::arg("n"),
+        py::arg("h"), py::arg("w_"), py::arg("c_in"), py::arg("k"), py::arg("c_out"),
+        py::arg("stride"), Release(), "Valid convolution of NHWC x with KKIO weights w.");
+  m.def("synchronize", []() {}, "No-op: CPU kernels finish before they return.");
+  // --- controls (not part of the contract) ---
+  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Threads for the parallel kernels.");
+  m.def("get_num_threads", []() { return omp_get_max_threads(); });
+  m.def("simd_level", &simd_level, "The instruction set in use: 'avx512', 'avx2' or 'scalar'.");
+  m.def("best_simd_level", &best_simd_level, "The best instruction set this CPU supports.");
+  m.def("set_simd_level", &set_simd_level, py::arg("level"),
+        "Use a lower instruction set (for tests and comparisons).");
+}
