@@ -1,0 +1,592 @@
+"""``needle new-backend``: generate a new backend distribution that works from day one.
+
+:func:`create_backend` writes a complete, installable backend package whose kernels all
+start as NumPy code over a NumPy-held buffer. Every required kernel of
+:data:`needle.backends.contract.REQUIRED_KERNELS` gets its own function, generated from
+the contract (its docstring is the contract's text), so the author can replace them one
+at a time with code for their device while the conformance suite keeps them honest.
+
+The generated layout::
+
+    needle-<name>/
+      pyproject.toml            entry point: needle.backends: <name> = "needle_<name>.plugin"
+      README.md
+      needle_<name>/__init__.py
+      needle_<name>/plugin.py   the three hooks
+      needle_<name>/kernels.py  one function per required kernel
+      tests/test_conformance.py runs `pytest --pyargs needle_conformance --needle-backend=<name>`
+"""
+
+from __future__ import annotations
+
+import argparse
+import keyword
+import re
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from .backends.contract import CONTRACT_VERSION, REQUIRED_KERNELS
+
+__all__ = ["add_new_backend_parser", "create_backend", "render_kernels", "run_new_backend"]
+
+RESERVED_NAMES = frozenset({"numpy", "cpp", "cuda"})
+"""The backends needle ships: never a name for a new one, installed here or not."""
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+# NumPy function for each element-wise kernel family member (ewise_<op> / scalar_<op>).
+_NUMPY_BINARY = {
+    "add": "np.add",
+    "sub": "np.subtract",
+    "mul": "np.multiply",
+    "div": "np.divide",
+    "power": "np.power",
+    "maximum": "np.maximum",
+    "eq": "np.equal",
+    "ne": "np.not_equal",
+    "lt": "np.less",
+    "le": "np.less_equal",
+    "gt": "np.greater",
+    "ge": "np.greater_equal",
+}
+_NUMPY_UNARY = {
+    "neg": "np.negative",
+    "abs": "np.abs",
+    "log": "np.log",
+    "exp": "np.exp",
+    "tanh": "np.tanh",
+    "sqrt": "np.sqrt",
+    "sin": "np.sin",
+    "cos": "np.cos",
+}
+
+# Signature and body of every kernel that is not an element-wise family member.
+_SPECIAL_KERNELS: dict[str, tuple[str, str]] = {
+    "alloc": (
+        "size: int, dtype: str) -> Buffer",
+        """\
+if dtype not in DTYPES:
+    raise TypeError(f"alloc: backend {BACKEND!r} does not support dtype {dtype!r}")
+if size < 0:
+    raise ValueError(f"alloc: negative size {size}")
+return Buffer(np.empty(int(size), dtype=DTYPES[dtype]))""",
+    ),
+    "from_numpy": (
+        "src: np.ndarray, out: Buffer) -> None",
+        """\
+_check("from_numpy", out)
+src = np.asarray(src)
+if src.size != out.size:
+    raise ValueError(f"from_numpy: source has {src.size} elements, buffer {out.size}")
+_write(out, src.reshape(-1))""",
+    ),
+    "to_numpy": (
+        "a: Buffer, shape, strides, offset) -> np.ndarray",
+        """\
+return _strided("to_numpy", _host(a), shape, strides, offset).copy()""",
+    ),
+    "fill": (
+        "out: Buffer, value: float) -> None",
+        """\
+_check("fill", out)
+_write(out, np.full(out.size, value))""",
+    ),
+    "astype": (
+        "a: Buffer, out: Buffer) -> None",
+        """\
+_check("astype", a, out)
+if a.size < out.size:
+    raise ValueError(f"astype: source has {a.size} elements, need {out.size}")
+_write(out, _host(a)[: out.size])""",
+    ),
+    "compact": (
+        "a: Buffer, out: Buffer, shape, strides, offset) -> None",
+        """\
+view = _strided("compact", _host(a), shape, strides, offset)
+_inputs("compact", view.size, out)
+_write(out, view.reshape(-1))""",
+    ),
+    "ewise_setitem": (
+        "a: Buffer, out: Buffer, shape, strides, offset) -> None",
+        """\
+dst = _host(out).copy()
+view = _strided("ewise_setitem", dst, shape, strides, offset)
+(src,) = _inputs("ewise_setitem", view.size, a)
+view[...] = src.reshape(view.shape)
+_write(out, dst)""",
+    ),
+    "scalar_setitem": (
+        "size: int, value: float, out: Buffer, shape, strides, offset) -> None",
+        """\
+dst = _host(out).copy()
+view = _strided("scalar_setitem", dst, shape, strides, offset)
+if view.size != size:
+    raise ValueError(f"scalar_setitem: size {size} does not match a view of {view.size}")
+view[...] = value
+_write(out, dst)""",
+    ),
+    "reduce_sum": (
+        "a: Buffer, out: Buffer, reduce_size: int) -> None",
+        """\
+rows = _rows("reduce_sum", a, out, reduce_size)
+_write(out, np.sum(rows, axis=1))""",
+    ),
+    "reduce_max": (
+        "a: Buffer, out: Buffer, reduce_size: int) -> None",
+        """\
+if reduce_size < 1:
+    raise ValueError(f"reduce_max: reduce_size must be >= 1, got {reduce_size}")
+rows = _rows("reduce_max", a, out, reduce_size)
+_write(out, np.max(rows, axis=1))""",
+    ),
+    "matmul": (
+        "a: Buffer, b: Buffer, out: Buffer, m: int, n: int, p: int) -> None",
+        """\
+_check("matmul", a, b, out)
+if not a.dtype == b.dtype == out.dtype:
+    raise TypeError(f"matmul: dtype mismatch {a.dtype}, {b.dtype}, {out.dtype}")
+(x,) = _inputs("matmul", m * n, a)
+(y,) = _inputs("matmul", n * p, b)
+_inputs("matmul", m * p, out)
+_write(out, np.matmul(x.reshape(m, n), y.reshape(n, p)).reshape(-1))""",
+    ),
+}
+
+
+def _kernel_parts(name: str) -> tuple[str, str]:
+    """The signature tail and the body of kernel ``name`` in the generated kernels.py."""
+    if name in _SPECIAL_KERNELS:
+        return _SPECIAL_KERNELS[name]
+    family, _, op = name.partition("_")
+    if family == "ewise" and op in _NUMPY_BINARY:
+        return (
+            "a: Buffer, b: Buffer, out: Buffer) -> None",
+            f'x, y, _ = _inputs("{name}", out.size, a, b, out)\n'
+            'with np.errstate(all="ignore"):\n'
+            f"    _write(out, {_NUMPY_BINARY[op]}(x, y))",
+        )
+    if family == "scalar" and op in _NUMPY_BINARY:
+        return (
+            "a: Buffer, value: float, out: Buffer) -> None",
+            f'x, _ = _inputs("{name}", out.size, a, out)\n'
+            'with np.errstate(all="ignore"):\n'
+            f"    _write(out, {_NUMPY_BINARY[op]}(x, x.dtype.type(value)))",
+        )
+    if family == "ewise" and op in _NUMPY_UNARY:
+        return (
+            "a: Buffer, out: Buffer) -> None",
+            f'x, _ = _inputs("{name}", out.size, a, out)\n'
+            'with np.errstate(all="ignore"):\n'
+            f"    _write(out, {_NUMPY_UNARY[op]}(x))",
+        )
+    # A kernel added to the contract after this scaffold was written: the generated
+    # backend still imports, and the conformance suite points at the stub.
+    return (
+        "*args) -> None",
+        f'raise NotImplementedError("{name}: not written yet (see its docstring)")',
+    )
+
+
+_KERNELS_HEADER = '''\
+"""Kernels of the {name!r} needle backend.
+
+Generated by ``needle new-backend`` from needle's backend contract {version}. Every
+required kernel is here, one function each, and starts as NumPy code over a buffer
+that holds a NumPy array, so the backend works and passes the conformance suite from
+the start. Make it yours one step at a time:
+
+1. Change :class:`Buffer` to hold your device's memory, and ``alloc``, ``_host`` (your
+   memory as a NumPy array) and ``_write`` (NumPy values into your memory) to match.
+   Every other kernel still works through those two helpers, slowly.
+2. Replace kernels one at a time with code for your device, re-running
+   ``pytest tests`` after each. Or delete a kernel and run with ``NEEDLE_FALLBACK=1``:
+   needle runs the missing one through NumPy and warns once.
+
+Conventions (from ``needle.backends.contract``): flat buffers, destination-passing
+style (the core allocates ``out``, the kernel fills it), shapes, strides and offsets
+counted in elements. Check sizes, dtypes and bounds before touching memory, and raise
+ValueError/TypeError/IndexError with a message that names the kernel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BACKEND = "{name}"
+DTYPES = {{"float32": np.float32, "float64": np.float64}}
+
+
+class Buffer:
+    """A flat buffer of ``size`` elements of ``dtype`` (the contract's *handle*)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    @property
+    def size(self) -> int:
+        return self.array.size
+
+    @property
+    def dtype(self) -> str:
+        return self.array.dtype.name
+
+    def __repr__(self) -> str:
+        return f"Buffer(size={{self.size}}, dtype={{self.dtype}})"
+
+
+# --- the two bridges between your memory and NumPy ---------------------------------
+def _host(h: Buffer) -> np.ndarray:
+    """The whole buffer as a 1-D NumPy array (a copy, once it lives on a device)."""
+    return h.array
+
+
+def _write(out: Buffer, values: np.ndarray) -> None:
+    """Store ``values`` (1-D, at most ``out.size`` long) at the start of ``out``."""
+    out.array[: values.size] = values
+
+
+# --- checks ------------------------------------------------------------------------
+def _check(kernel: str, *handles: Buffer) -> None:
+    for h in handles:
+        if not isinstance(h, Buffer):
+            raise TypeError(f"{{kernel}}: expected a {{BACKEND}} buffer, got {{type(h).__name__}}")
+
+
+def _inputs(kernel: str, size: int, *handles: Buffer) -> list[np.ndarray]:
+    """The first ``size`` elements of each handle, after checking type, size and dtype."""
+    _check(kernel, *handles)
+    for h in handles:
+        if h.size < size:
+            raise ValueError(f"{{kernel}}: buffer of {{h.size}} elements, need {{size}}")
+        if h.dtype != handles[0].dtype:
+            raise TypeError(f"{{kernel}}: dtype mismatch {{handles[0].dtype}} vs {{h.dtype}}")
+    return [_host(h)[:size] for h in handles]
+
+
+def _strided(kernel: str, flat: np.ndarray, shape, strides, offset) -> np.ndarray:
+    """A NumPy view (shape, strides, offset) of ``flat``, bounds-checked first."""
+    shape, strides, offset = tuple(shape), tuple(strides), int(offset)
+    if len(shape) != len(strides):
+        raise ValueError(f"{{kernel}}: shape {{shape}} and strides {{strides}} differ in length")
+    if min(shape, default=0) < 0 or min(strides, default=0) < 0 or offset < 0:
+        raise ValueError(f"{{kernel}}: negative shape/strides/offset {{shape}} {{strides}} {{offset}}")
+    if 0 in shape:
+        return np.empty(shape, dtype=flat.dtype)
+    last = offset + sum((n - 1) * s for n, s in zip(shape, strides))
+    if last >= flat.size:
+        raise IndexError(
+            f"{{kernel}}: view (shape {{shape}}, strides {{strides}}, offset {{offset}}) "
+            f"reaches element {{last}} of a buffer of {{flat.size}}"
+        )
+    item = flat.itemsize
+    return np.lib.stride_tricks.as_strided(
+        flat[offset:], shape=shape, strides=tuple(s * item for s in strides), writeable=True
+    )
+
+
+def _rows(kernel: str, a: Buffer, out: Buffer, reduce_size: int) -> np.ndarray:
+    """``a`` as an (out.size, reduce_size) NumPy array, for the reductions."""
+    if reduce_size < 0:
+        raise ValueError(f"{{kernel}}: negative reduce_size {{reduce_size}}")
+    _inputs(kernel, out.size, out)
+    (src,) = _inputs(kernel, out.size * reduce_size, a)
+    if a.dtype != out.dtype:
+        raise TypeError(f"{{kernel}}: dtype mismatch {{a.dtype}} vs {{out.dtype}}")
+    return src.reshape(out.size, reduce_size)
+'''
+
+
+def _docstring(text: str) -> str:
+    lines = textwrap.wrap(text, width=84, break_on_hyphens=False)
+    if len(lines) == 1:
+        return f'    """{lines[0]}"""'
+    return '    """' + "\n    ".join(lines) + '\n    """'
+
+
+def render_kernels(name: str) -> str:
+    """The generated ``kernels.py`` for backend ``name``: one function per required kernel.
+
+    Generated from :data:`REQUIRED_KERNELS`, so a kernel added to the contract shows up
+    here (as a ``NotImplementedError`` stub when this module does not know it yet).
+    """
+    version = ".".join(map(str, CONTRACT_VERSION))
+    blocks, section = [], ""
+    for kernel, doc in REQUIRED_KERNELS.items():
+        heading = ""
+        if _section(kernel) != section:
+            section = _section(kernel)
+            heading = f"# --- {section} " + "-" * (80 - len(section)) + "\n"
+        signature, body = _kernel_parts(kernel)
+        blocks.append(
+            f"{heading}def {kernel}({signature}:\n{_docstring(doc)}\n"
+            + textwrap.indent(body, "    ")
+            + "\n"
+        )
+    return _KERNELS_HEADER.format(name=name, version=version) + "\n\n" + "\n\n".join(blocks)
+
+
+def _section(kernel: str) -> str:
+    if kernel in ("alloc", "from_numpy", "to_numpy", "fill", "astype"):
+        return "buffers"
+    if kernel in ("compact", "ewise_setitem", "scalar_setitem"):
+        return "layout"
+    if kernel.startswith(("reduce_", "matmul")):
+        return "reductions and matmul"
+    return "element-wise and scalar"
+
+
+_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{dist}"
+version = "0.1.0"
+description = "The {name!r} array backend for needle"
+readme = "README.md"
+requires-python = ">=3.10"
+dependencies = ["needle>={needle_version}", "numpy>=1.24"]
+
+[project.optional-dependencies]
+test = ["pytest>=8", "needle-conformance"]
+
+[project.entry-points."needle.backends"]
+{name} = "{package}.plugin"
+
+[tool.setuptools]
+packages = ["{package}"]
+"""
+
+_INIT = '''\
+"""{dist}: the {name!r} array backend for needle.
+
+The plugin module is :mod:`{package}.plugin`; the kernels are in :mod:`{package}.kernels`.
+"""
+
+__version__ = "0.1.0"
+'''
+
+_PLUGIN = '''\
+"""Hook implementations that register the {name!r} backend with needle.
+
+needle finds this module through the ``needle.backends`` entry point in pyproject.toml.
+Keep it light: it is imported whenever needle lists backends. Heavy imports (your
+device library, a compiled extension) belong in ``kernels.py``.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from needle.backends import BackendInfo, BackendStatus, hookimpl
+
+from . import __version__
+
+
+@hookimpl
+def needle_backend_info() -> BackendInfo:
+    """Describe the backend: cheap, no heavy imports."""
+    return BackendInfo(
+        name="{name}",
+        version=__version__,
+        contract_version={contract},
+        dtypes=("float32", "float64"),
+        optional_kernels=(),  # names from needle.backends.OPTIONAL_KERNELS you provide
+        description="{name} backend (generated by needle new-backend)",
+    )
+
+
+@hookimpl
+def needle_backend_status() -> BackendStatus:
+    """Whether the backend can run here; report problems, never raise."""
+    return BackendStatus(usable=True, device_count=1)
+
+
+@hookimpl
+def needle_backend_load(index: int) -> ModuleType:
+    """Return the kernel table for device ``index``."""
+    from . import kernels
+
+    return kernels
+'''
+
+_TEST_CONFORMANCE = '''\
+"""Run needle's conformance suite on the {name!r} backend.
+
+The suite lives in the ``needle-conformance`` distribution; it runs in a subprocess so
+its options and fixtures stay separate from these tests. List known gaps, one test id a
+line, in ``conformance-xfail.txt`` beside pyproject.toml while you work on them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+XFAIL = Path(__file__).resolve().parent.parent / "conformance-xfail.txt"
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("needle_conformance") is None,
+    reason="needle-conformance is not installed (pip install needle-conformance)",
+)
+def test_conformance() -> None:
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    cmd += ["--pyargs", "needle_conformance", "--needle-backend={name}"]
+    if XFAIL.exists():
+        cmd.append(f"--needle-xfail={{XFAIL}}")
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+'''
+
+_README = """\
+# {dist}
+
+The `{name}` array backend for [needle](https://pypi.org/project/needle/), generated by
+`needle new-backend {name}`.
+
+## Install and check
+
+```bash
+pip install -e .
+needle backends                      # lists `{name}` with its status
+python -c "import needle; print(needle.Tensor([1.0, 2.0], device='{name}') * 2)"
+pytest tests                         # runs needle's conformance suite on `{name}`
+```
+
+## Make it yours
+
+`{package}/kernels.py` has one function per required kernel of needle's backend
+contract {version}, each starting as NumPy code. Change `Buffer`, `alloc`, `_host` and
+`_write` to use your device's memory first; then replace the kernels one at a time,
+running `pytest tests` after each. To work with some kernels missing, delete them and
+set `NEEDLE_FALLBACK=1`: needle runs each missing kernel through NumPy and warns once.
+
+Optional kernels (`batched_matmul`, `logsumexp_last`, ...) are listed in
+`needle.backends.OPTIONAL_KERNELS`; add the ones you write to `optional_kernels` in
+`{package}/plugin.py`.
+
+See needle's `docs/writing-a-backend.md` for the whole contract.
+"""
+
+
+def _check_name(name: str) -> None:
+    """Raise ``ValueError`` unless ``name`` can name a new backend."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or keyword.iskeyword(name):
+        raise ValueError(
+            f"new-backend: invalid backend name {name!r}: use a lowercase Python identifier "
+            "(letters, digits and underscores, starting with a letter), e.g. 'mybackend'"
+        )
+    if name in RESERVED_NAMES:
+        raise ValueError(f"new-backend: {name!r} is a backend that needle ships; pick another name")
+    from .backends import list_backends
+
+    installed = list_backends()
+    if name in installed:
+        backend = installed[name]
+        raise ValueError(
+            f"new-backend: a backend called {name!r} is already installed "
+            f"({backend.distribution or backend.source}); pick another name"
+        )
+
+
+def create_backend(name: str, path: str | Path, *, force: bool = False) -> Path:
+    """Generate the distribution ``needle-<name>`` for a new backend in ``path``.
+
+    Args:
+        name: the backend name (``device("<name>")``): a lowercase identifier that is
+            not already a backend.
+        path: the folder to create the distribution in (created if missing).
+        force: write into a folder that is not empty, overwriting the generated files
+            (other files are left alone).
+
+    Returns:
+        The folder, as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: ``name`` is not a valid or free backend name.
+        FileExistsError: ``path`` exists and is a non-empty folder (or a file) without
+            ``force``.
+    """
+    _check_name(name)
+    root = Path(path)
+    if root.exists() and not root.is_dir():
+        raise FileExistsError(f"new-backend: {root} exists and is not a folder")
+    if root.is_dir() and any(root.iterdir()) and not force:
+        raise FileExistsError(
+            f"new-backend: {root} is not empty; choose an empty or new folder, "
+            "or pass force=True (--force) to overwrite the generated files"
+        )
+    from . import __version__ as needle_version
+
+    fields = {
+        "name": name,
+        "dist": "needle-" + name.replace("_", "-"),
+        "package": f"needle_{name}",
+        "version": ".".join(map(str, CONTRACT_VERSION)),
+        "contract": repr(tuple(CONTRACT_VERSION)),
+        "needle_version": needle_version,
+    }
+    package = root / fields["package"]
+    files = {
+        root / "pyproject.toml": _PYPROJECT.format(**fields),
+        root / "README.md": _README.format(**fields),
+        package / "__init__.py": _INIT.format(**fields),
+        package / "plugin.py": _PLUGIN.format(**fields),
+        package / "kernels.py": render_kernels(name),
+        root / "tests" / "test_conformance.py": _TEST_CONFORMANCE.format(**fields),
+    }
+    for file, text in files.items():
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(text, encoding="utf-8")
+    return root
+
+
+# --- the `needle new-backend` command ---------------------------------------------------
+def add_new_backend_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``needle new-backend NAME [--path DIR] [--force]`` on ``subparsers``.
+
+    The parser's default ``func`` is :func:`run_new_backend`.
+    """
+    parser = subparsers.add_parser(
+        "new-backend",
+        help="generate a new backend distribution to start from",
+        description="Generate needle-NAME, an installable backend whose kernels start as "
+        "NumPy code, with a conformance test. See docs/writing-a-backend.md.",
+    )
+    parser.add_argument("name", metavar="NAME", help="the backend name, e.g. 'mybackend'")
+    parser.add_argument(
+        "--path", metavar="DIR", default=None, help="where to create it (default: ./needle-NAME)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="write into a non-empty folder, overwriting"
+    )
+    parser.set_defaults(func=run_new_backend)
+    return parser
+
+
+def run_new_backend(args: argparse.Namespace) -> int:
+    """Handle ``needle new-backend``: create the backend and print the next steps."""
+    path = args.path or f"needle-{args.name.replace('_', '-')}"
+    try:
+        root = create_backend(args.name, path, force=getattr(args, "force", False))
+    except (ValueError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"Created backend {args.name!r} in {root}\n"
+        "Next steps:\n"
+        f"  pip install -e {root}\n"
+        "  needle backends\n"
+        f"  pytest {root / 'tests'}"
+    )
+    return 0
