@@ -273,7 +273,8 @@ def _strided(kernel: str, flat: np.ndarray, shape, strides, offset) -> np.ndarra
     if len(shape) != len(strides):
         raise ValueError(f"{{kernel}}: shape {{shape}} and strides {{strides}} differ in length")
     if min(shape, default=0) < 0 or min(strides, default=0) < 0 or offset < 0:
-        raise ValueError(f"{{kernel}}: negative shape/strides/offset {{shape}} {{strides}} {{offset}}")
+        layout = f"shape {{shape}}, strides {{strides}}, offset {{offset}}"
+        raise ValueError(f"{{kernel}}: negative value in {{layout}}")
     if 0 in shape:
         return np.empty(shape, dtype=flat.dtype)
     last = offset + sum((n - 1) * s for n, s in zip(shape, strides))
