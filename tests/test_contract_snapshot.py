@@ -1,0 +1,150 @@
+"""The backend contract may not change silently.
+
+``tests/contract_snapshot.json`` records what third-party backends are built against:
+the hook names and signatures, the required and optional kernel names, and
+``CONTRACT_VERSION``. When the contract changes, bump the version in
+``core/needle/backends/contract.py`` and regenerate the snapshot::
+
+    python tests/test_contract_snapshot.py --update
+
+Which bump: a change to the hooks or the required kernels, or a removed optional
+kernel, breaks existing backends and needs a new **major** version; a new optional
+kernel needs at least a new **minor** version. ``--update`` refuses a snapshot whose
+version bump is too small.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+SNAPSHOT = Path(__file__).resolve().parent / "contract_snapshot.json"
+UPDATE_HINT = (
+    "bump CONTRACT_VERSION in core/needle/backends/contract.py (major for a changed hook "
+    "or required kernel, minor for a new optional kernel) and regenerate the snapshot "
+    "with `python tests/test_contract_snapshot.py --update`"
+)
+
+
+def current_contract() -> dict[str, Any]:
+    """The contract as this checkout defines it, in the snapshot's JSON form."""
+    from needle.backends import contract, hookspecs
+
+    hooks = {
+        name: str(inspect.signature(fn))
+        for name, fn in sorted(vars(hookspecs).items())
+        if name.startswith("needle_") and callable(fn) and hasattr(fn, "needle_spec")
+    }
+    return {
+        "contract_version": list(contract.CONTRACT_VERSION),
+        "hookspecs": hooks,
+        "required_kernels": sorted(contract.REQUIRED_KERNELS),
+        "optional_kernels": sorted(contract.OPTIONAL_KERNELS),
+    }
+
+
+def contract_problems(snapshot: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Why ``current`` may not replace ``snapshot`` as it stands (empty when identical).
+
+    Each problem names what changed. A changed kernel list or hook without a version
+    bump big enough is reported as such, so the message says what to do.
+    """
+    old_v, new_v = tuple(snapshot["contract_version"]), tuple(current["contract_version"])
+    changes, needs_major = [], False
+    for key in ("required_kernels", "optional_kernels"):
+        added = sorted(set(current[key]) - set(snapshot[key]))
+        removed = sorted(set(snapshot[key]) - set(current[key]))
+        if added:
+            changes.append(f"{key} added: {', '.join(added)}")
+            needs_major |= key == "required_kernels"
+        if removed:
+            changes.append(f"{key} removed: {', '.join(removed)}")
+            needs_major = True
+    old_h, new_h = snapshot["hookspecs"], current["hookspecs"]
+    for name in sorted(set(old_h) | set(new_h)):
+        if old_h.get(name) != new_h.get(name):
+            changes.append(f"hook {name}: {old_h.get(name)} -> {new_h.get(name)}")
+            needs_major = True
+    problems = []
+    if changes and needs_major and new_v[0] <= old_v[0]:
+        problems.append(
+            f"the backend contract changed but its major version did not "
+            f"(still {old_v[0]}.x): " + "; ".join(changes)
+        )
+    elif changes and new_v <= old_v:
+        problems.append(
+            f"the backend contract changed but its version did not (still "
+            f"{'.'.join(map(str, new_v))}): " + "; ".join(changes)
+        )
+    elif changes or new_v != old_v:
+        problems.append(
+            "the snapshot is out of date (version "
+            f"{'.'.join(map(str, old_v))} -> {'.'.join(map(str, new_v))})"
+            + (": " + "; ".join(changes) if changes else "")
+        )
+    return problems
+
+
+def test_contract_matches_snapshot() -> None:
+    snapshot = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    problems = contract_problems(snapshot, current_contract())
+    assert not problems, "\n".join(problems) + f"\nTo fix: {UPDATE_HINT}."
+
+
+def test_changed_required_kernels_need_a_major_bump() -> None:
+    base = current_contract()
+    for change in ("add", "remove"):
+        changed = json.loads(json.dumps(base))
+        if change == "add":
+            changed["required_kernels"].append("ewise_atan2")
+        else:
+            changed["required_kernels"].remove("ewise_mul")
+        changed["contract_version"][1] += 1  # a minor bump is not enough
+        (problem,) = contract_problems(base, changed)
+        assert "major version did not" in problem
+        assert ("ewise_atan2" if change == "add" else "ewise_mul") in problem
+        changed["contract_version"] = [base["contract_version"][0] + 1, 0]
+        (problem,) = contract_problems(base, changed)
+        assert "snapshot is out of date" in problem
+
+
+def test_changed_hook_signature_needs_a_major_bump() -> None:
+    base = current_contract()
+    changed = json.loads(json.dumps(base))
+    changed["hookspecs"]["needle_backend_load"] = "(index: int, dtype: str) -> Any"
+    (problem,) = contract_problems(base, changed)
+    assert "major version did not" in problem and "needle_backend_load" in problem
+
+
+def test_new_optional_kernel_needs_at_least_a_minor_bump() -> None:
+    base = current_contract()
+    changed = json.loads(json.dumps(base))
+    changed["optional_kernels"].append("fused_gelu")
+    (problem,) = contract_problems(base, changed)
+    assert "version did not" in problem and "fused_gelu" in problem
+    changed["contract_version"][1] += 1
+    (problem,) = contract_problems(base, changed)
+    assert "snapshot is out of date" in problem
+
+
+def _update() -> int:
+    current = current_contract()
+    if SNAPSHOT.exists():
+        old = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+        refused = [p for p in contract_problems(old, current) if "did not" in p]
+        if refused:
+            print("refusing to update the snapshot:\n" + "\n".join(refused), file=sys.stderr)
+            print(f"To fix: {UPDATE_HINT}.", file=sys.stderr)
+            return 1
+    SNAPSHOT.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {SNAPSHOT}")
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--update"]:
+        sys.exit("usage: python tests/test_contract_snapshot.py --update")
+    sys.exit(_update())
