@@ -1,0 +1,57 @@
+"""``DataLoader``: mini-batches of a Dataset as tuples of Tensors."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..autograd import Tensor
+from ..random import generator
+from .dataset import Dataset
+
+
+class DataLoader:
+    """Iterate over ``dataset`` in mini-batches.
+
+    Args:
+        dataset: a :class:`Dataset`.
+        batch_size: examples per batch.
+        shuffle: draw a new order each pass from needle's seeded generator
+            (``needle.manual_seed``), so runs repeat.
+        drop_last: skip a final batch smaller than ``batch_size``.
+        device, dtype: where and as what floating type the batch tensors are made;
+            integer fields (labels) keep their values, stored in ``dtype``.
+
+    Each batch is a tuple of constant Tensors (``requires_grad=False``), one per field.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int = 1, shuffle: bool = False,
+                 drop_last: bool = False, device: Any = None, dtype: str = "float32") -> None:
+        if batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
+        self.dataset, self.batch_size = dataset, batch_size
+        self.shuffle, self.drop_last = shuffle, drop_last
+        self.device, self.dtype = device, dtype
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def batch_order(self) -> list[np.ndarray]:
+        """The index arrays of this pass's batches (draws from the generator if shuffling)."""
+        n = len(self.dataset)
+        order = generator().permutation(n) if self.shuffle else np.arange(n)
+        cuts = range(self.batch_size, n, self.batch_size)
+        batches = np.array_split(order, list(cuts))
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches = batches[:-1]
+        return [b for b in batches if len(b)]
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        for indices in self.batch_order():
+            fields = self.dataset.get_batch(indices)
+            yield tuple(Tensor(np.asarray(f), device=self.device, dtype=self.dtype,
+                               requires_grad=False) for f in fields)

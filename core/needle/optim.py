@@ -1,0 +1,214 @@
+"""Optimizers (SGD, Adam), gradient clipping and learning-rate schedules.
+
+Updates run under ``no_grad`` and replace each parameter's data, so a step never adds
+to the graph. Optimizer state is kept per parameter index (the order of the parameter
+list), which is what ``state_dict`` saves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .autograd import Tensor, no_grad
+
+
+class Optimizer:
+    """Base class: holds the parameter list and clears gradients.
+
+    Args:
+        params: the tensors to update (e.g. ``model.parameters()``).
+    """
+
+    def __init__(self, params: Iterable[Tensor]) -> None:
+        self.params = list(params)
+        self.lr = 0.0
+        self._slots: dict[str, dict[int, Tensor]] = {}
+
+    def step(self) -> None:
+        """Apply one update from the parameters' ``.grad``."""
+        raise NotImplementedError
+
+    def reset_grad(self) -> None:
+        """Forget every parameter's gradient (the course's name)."""
+        for p in self.params:
+            p.grad = None
+
+    zero_grad = reset_grad
+
+    def _scalars(self) -> dict[str, Any]:
+        return {"lr": self.lr}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Hyper-parameters and per-parameter slots, keyed ``"slot.index"``."""
+        state: dict[str, Any] = dict(self._scalars())
+        for slot, values in self._slots.items():
+            for i, t in values.items():
+                state[f"{slot}.{i}"] = t.detach()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned.
+
+        Raises:
+            KeyError: a key that this optimizer does not have (named in the message).
+            ValueError: a slot whose shape differs from its parameter's.
+        """
+        for key in self._scalars():
+            if key in state:
+                setattr(self, key, type(getattr(self, key))(state[key]))
+        for key, value in state.items():
+            if key in self._scalars():
+                continue
+            slot, _, index = key.rpartition(".")
+            if slot not in self._slots or not index.isdigit() or int(index) >= len(self.params):
+                raise KeyError(f"{type(self).__name__}.load_state_dict: unexpected key {key!r}")
+            p = self.params[int(index)]
+            array = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+            if tuple(array.shape) != p.shape:
+                raise ValueError(f"{type(self).__name__}.load_state_dict: shape mismatch for key "
+                                 f"{key!r}: {tuple(array.shape)} vs parameter {p.shape}")
+            self._slots[slot][int(index)] = Tensor(array, device=p.device, dtype=p.dtype,
+                                                   requires_grad=False)
+
+
+def _grad_with_decay(p: Tensor, weight_decay: float) -> Tensor:
+    g = p.grad.detach()  # type: ignore[union-attr]
+    return g + p.detach() * weight_decay if weight_decay else g
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with the course's momentum and L2 weight decay.
+
+    ``g = grad + weight_decay * p``; ``u = momentum * u + (1 - momentum) * g``;
+    ``p = p - lr * u`` (with ``momentum=0``, plain ``p - lr * g``).
+    """
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 0.01, momentum: float = 0.0,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params)
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self._slots = {"u": {}}
+
+    def step(self) -> None:
+        u = self._slots["u"]
+        with no_grad():
+            for i, p in enumerate(self.params):
+                if p.grad is None:
+                    continue
+                g = _grad_with_decay(p, self.weight_decay)
+                if self.momentum:
+                    prev = u.get(i)
+                    g = g * (1 - self.momentum) if prev is None else \
+                        prev * self.momentum + g * (1 - self.momentum)
+                    u[i] = g.detach()
+                p.data = (p.detach() - g * self.lr).astype(p.dtype).detach()
+
+
+class Adam(Optimizer):
+    """Adam with bias correction and L2 weight decay (added to the gradient).
+
+    ``m = b1 m + (1-b1) g``; ``v = b2 v + (1-b2) g^2``;
+    ``p = p - lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)``.
+    """
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 0.01, beta1: float = 0.9,
+                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        super().__init__(params)
+        self.lr, self.beta1, self.beta2 = lr, beta1, beta2
+        self.eps, self.weight_decay = eps, weight_decay
+        self.t = 0
+        self._slots = {"m": {}, "v": {}}
+
+    def _scalars(self) -> dict[str, Any]:
+        return {"lr": self.lr, "t": self.t}
+
+    def step(self) -> None:
+        self.t += 1
+        m, v = self._slots["m"], self._slots["v"]
+        c1 = 1.0 - self.beta1 ** self.t
+        c2 = 1.0 - self.beta2 ** self.t
+        with no_grad():
+            for i, p in enumerate(self.params):
+                if p.grad is None:
+                    continue
+                g = _grad_with_decay(p, self.weight_decay)
+                m_i = g * (1 - self.beta1) if i not in m else \
+                    m[i] * self.beta1 + g * (1 - self.beta1)
+                v_i = g * g * (1 - self.beta2) if i not in v else \
+                    v[i] * self.beta2 + g * g * (1 - self.beta2)
+                m[i], v[i] = m_i.detach(), v_i.detach()
+                update = (m_i / c1) / ((v_i / c2) ** 0.5 + self.eps)
+                p.data = (p.detach() - update * self.lr).astype(p.dtype).detach()
+
+
+def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
+    """Scale gradients in place so their global L2 norm is at most ``max_norm``.
+
+    Returns:
+        The norm before clipping.
+    """
+    params = [p for p in params if p.grad is not None]
+    total = math.sqrt(sum(float((p.grad.numpy().astype(np.float64) ** 2).sum())  # type: ignore[union-attr]
+                          for p in params))
+    if total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        with no_grad():
+            for p in params:
+                p.grad = (p.grad * scale).detach()  # type: ignore[operator]
+    return total
+
+
+class LRScheduler:
+    """Base class: call :meth:`step` once per epoch (or per step) to update ``optimizer.lr``."""
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.last_step = 0
+
+    def lr_at(self, step: int) -> float:
+        raise NotImplementedError
+
+    def step(self) -> float:
+        """Advance one step; returns the new learning rate."""
+        self.last_step += 1
+        self.optimizer.lr = self.lr_at(self.last_step)
+        return self.optimizer.lr
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"base_lr": self.base_lr, "last_step": self.last_step}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.base_lr = float(state["base_lr"])
+        self.last_step = int(state["last_step"])
+        self.optimizer.lr = self.lr_at(self.last_step)
+
+
+class StepLR(LRScheduler):
+    """``lr = base_lr * gamma ** (step // step_size)``."""
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
+        super().__init__(optimizer)
+        self.step_size, self.gamma = step_size, gamma
+
+    def lr_at(self, step: int) -> float:
+        return self.base_lr * self.gamma ** (step // self.step_size)
+
+
+class CosineLR(LRScheduler):
+    """``lr = min_lr + (base_lr - min_lr) * (1 + cos(pi * step / total_steps)) / 2``."""
+
+    def __init__(self, optimizer: Optimizer, total_steps: int, min_lr: float = 0.0) -> None:
+        super().__init__(optimizer)
+        self.total_steps, self.min_lr = total_steps, min_lr
+
+    def lr_at(self, step: int) -> float:
+        frac = min(step, self.total_steps) / self.total_steps
+        return self.min_lr + (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * frac)) / 2
+
+
+__all__ = ["SGD", "Adam", "CosineLR", "LRScheduler", "Optimizer", "StepLR", "clip_grad_norm"]

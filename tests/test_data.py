@@ -1,0 +1,130 @@
+"""Datasets, DataLoader, transforms and data lookup."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import needle as ndl
+import numpy as np
+import pytest
+from needle import data
+
+
+def test_ndarray_dataset_and_loader_batches() -> None:
+    ds = data.NDArrayDataset(np.arange(10).reshape(10, 1), np.arange(10) * 2)
+    loader = data.DataLoader(ds, batch_size=4)
+    batches = list(loader)
+    assert len(loader) == 3 and [b[0].shape[0] for b in batches] == [4, 4, 2]
+    np.testing.assert_array_equal(batches[2][1].numpy(), [16, 18])
+    assert not batches[0][0].requires_grad
+    assert len(data.DataLoader(ds, batch_size=4, drop_last=True)) == 2
+    assert len(list(data.DataLoader(ds, batch_size=4, drop_last=True))) == 2
+
+
+def test_shuffle_is_seeded_and_a_permutation() -> None:
+    ds = data.NDArrayDataset(np.arange(20))
+    loader = data.DataLoader(ds, batch_size=5, shuffle=True)
+    ndl.manual_seed(3)
+    first = np.concatenate([b[0].numpy() for b in loader])
+    ndl.manual_seed(3)
+    again = np.concatenate([b[0].numpy() for b in loader])
+    np.testing.assert_array_equal(first, again)
+    assert sorted(first.tolist()) == list(range(20)) and first.tolist() != list(range(20))
+
+
+def test_transforms() -> None:
+    img = np.arange(2 * 3 * 1, dtype=np.float32).reshape(2, 3, 1)
+    np.testing.assert_array_equal(data.RandomFlipHorizontal(p=1.0)(img), img[:, ::-1])
+    np.testing.assert_array_equal(data.RandomFlipHorizontal(p=0.0)(img), img)
+    ndl.manual_seed(0)
+    img = np.arange(25, dtype=np.float32).reshape(5, 5, 1) + 1
+    for _ in range(10):
+        out = data.RandomCrop(padding=2)(img)
+        assert out.shape == img.shape
+        # a shifted window: every non-zero value sits at its original place minus one shift
+        rows, cols = np.nonzero(out[:, :, 0])
+        shifts = {((out[r, c, 0] - 1) // 5 - r, (out[r, c, 0] - 1) % 5 - c) for r, c in
+                  zip(rows, cols)}
+        assert len(shifts) == 1 and all(abs(s) <= 2 for s in next(iter(shifts)))
+
+
+def test_mnist_real_files() -> None:
+    test = data.MNISTDataset(train=False)
+    assert len(test) == 10_000
+    x, y = test[0]
+    assert x.shape == (784,) and x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
+    assert int(y) == 7  # the first test digit of MNIST is a 7
+    train_labels = data.MNISTDataset(train=True).y
+    np.testing.assert_array_equal(np.bincount(train_labels),
+                                  [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+
+
+def test_missing_data_error_lists_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from needle.data import _paths
+
+    monkeypatch.setenv("NEEDLE_DATA", str(tmp_path / "env"))
+    monkeypatch.setattr(_paths, "repo_data_dir", lambda: tmp_path / "repo")
+    with pytest.raises(FileNotFoundError) as info:
+        data.MNISTDataset(root=tmp_path / "given")
+    text = str(info.value)
+    assert str(tmp_path / "given") in text and str(tmp_path / "env" / "mnist") in text
+    assert str(tmp_path / "repo" / "mnist") in text
+    assert "NEEDLE_DATA" in text
+
+
+def _write_cifar_fixture(folder: Path, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    folder.mkdir(parents=True)
+    written = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        images = rng.integers(0, 256, size=(4, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=4).tolist()
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"batch_label": b"x", b"data": images, b"labels": labels,
+                         b"filenames": [b"a.png"] * 4}, f, protocol=2)
+        written[name] = (images, labels)
+    return written
+
+
+def test_cifar10_fixture(tmp_path: Path, rng: np.random.Generator) -> None:
+    written = _write_cifar_fixture(tmp_path / "cifar-10-batches-py", rng)
+    train = data.CIFAR10Dataset(tmp_path, train=True, download=False)
+    test = data.CIFAR10Dataset(tmp_path / "cifar-10-batches-py", train=False, download=False)
+    assert len(train) == 20 and len(test) == 4
+    images, labels = written["data_batch_2"]
+    x, y = train[5]
+    np.testing.assert_allclose(x, images[1].reshape(3, 32, 32) / 255.0, rtol=1e-6)
+    assert int(y) == labels[1]
+    batch = next(iter(data.DataLoader(test, batch_size=4)))
+    assert batch[0].shape == (4, 3, 32, 32)
+
+
+class _Evil:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, ("touch pwned",))
+
+
+def test_cifar10_rejects_malicious_pickle(tmp_path: Path) -> None:
+    path = tmp_path / "data_batch_1"
+    with open(path, "wb") as f:
+        pickle.dump({b"data": _Evil(), b"labels": [1]}, f)
+    with pytest.raises(pickle.UnpicklingError, match="system"):
+        data.load_cifar_batch(path)
+    assert not Path("pwned").exists()
+
+
+def test_ptb_corpus_and_batches() -> None:
+    corpus = data.Corpus(max_lines=20)
+    d = corpus.dictionary
+    with open(Path(data.datasets.ptb.find_data_dir("ptb", ["train.txt"])) / "train.txt") as f:
+        first = f.readline().split()
+    assert [d.idx2word[i] for i in corpus.train[: len(first) + 1]] == [*first, "<eos>"]
+    batches = data.batchify(np.arange(23), batch_size=4)
+    np.testing.assert_array_equal(batches[:, 1], np.arange(5, 10))
+    x, y = data.get_batch(batches, 1, bptt=3)
+    assert x.shape == (3, 4) and y.shape == (12,)
+    np.testing.assert_array_equal(x.numpy(), batches[1:4])
+    np.testing.assert_array_equal(y.numpy(), batches[2:5].ravel())
+    x, _ = data.get_batch(batches, 3, bptt=3)
+    assert x.shape == (1, 4)
