@@ -29,8 +29,29 @@ from .arithmetic import (
     rpower_scalar,
     subtract,
 )
+from .compare import argmax, eq, ge, gt, le, lt, ne, one_hot
+from .conv import Conv, conv
+from .indexing import (
+    Dilate,
+    Flip,
+    GetItem,
+    Pad,
+    ScatterZeros,
+    SetItem,
+    SetItemScalar,
+    Undilate,
+    dilate,
+    flip,
+    getitem,
+    pad,
+    setitem,
+    undilate,
+)
+from .joining import Concatenate, Split, Stack, concatenate, split, stack
 from .linalg import MatMul, matmul
+from .logarithmic import LogSoftmax, LogSumExp, Softmax, logsoftmax, logsumexp, softmax
 from .reduction import Max, Summation, max, mean, summation
+from .selection import Maximum, MaximumScalar, Where, maximum, where
 from .shape import BroadcastTo, Permute, Reshape, broadcast_to, permute, reshape, transpose
 from .tuples import AsType, MakeTensorTuple, TupleGetItem, astype, make_tuple, tuple_get_item
 from .unary import (
