@@ -149,6 +149,14 @@ class TensorTuple(Value):
     def tuple(self) -> tuple[Tensor, ...]:
         return tuple(self)
 
+    def __add__(self, other: TensorTuple) -> TensorTuple:
+        """Element-wise sum of two tuples (backward accumulates tuple adjoints with it)."""
+        from .ops import make_tuple
+
+        if not isinstance(other, TensorTuple) or len(other) != len(self):
+            raise TypeError("TensorTuple + : need another TensorTuple of the same length")
+        return make_tuple(*[x + y for x, y in zip(self, other)])
+
     def __repr__(self) -> str:
         return "needle.TensorTuple(" + ", ".join(repr(t) for t in self) + ")"
 
@@ -290,8 +298,6 @@ class Tensor(Value):
     def __float__(self) -> float:
         return self.item()
 
-    __hash__ = object.__hash__
-
     # --- autograd ------------------------------------------------------------------
     def backward(self, out_grad: Tensor | None = None, *, retain_graph: bool = False,
                  create_graph: bool = False) -> None:
@@ -423,6 +429,94 @@ class Tensor(Value):
         from . import ops
 
         return ops.relu(self)
+
+    def tanh(self) -> Tensor:
+        from . import ops
+
+        return ops.tanh(self)
+
+    def sigmoid(self) -> Tensor:
+        from . import ops
+
+        return ops.sigmoid(self)
+
+    def sqrt(self) -> Tensor:
+        from . import ops
+
+        return ops.sqrt(self)
+
+    def max(self, axes: Any = None, keepdims: bool = False) -> Tensor:
+        from . import ops
+
+        return ops.max(self, axes, keepdims=keepdims)
+
+    def mean(self, axes: Any = None, keepdims: bool = False) -> Tensor:
+        from . import ops
+
+        return ops.mean(self, axes, keepdims=keepdims)
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Indices (as floats, no gradient) of the first maximum along ``axis``."""
+        from . import ops
+
+        return ops.argmax(self, axis, keepdims)
+
+    def flip(self, axes: Any = None) -> Tensor:
+        from . import ops
+
+        return ops.flip(self, axes)
+
+    def softmax(self) -> Tensor:
+        """Softmax over the last axis."""
+        from . import ops
+
+        return ops.softmax(self)
+
+    def logsoftmax(self) -> Tensor:
+        """Log-softmax over the last axis."""
+        from . import ops
+
+        return ops.logsoftmax(self)
+
+    def __getitem__(self, idx: Any) -> Tensor:
+        """``self[idx]`` for ints, slices (any step) and ``...``; differentiable.
+
+        Tensors have no ``__setitem__``: an in-place write would corrupt the recorded
+        graph. Use ``needle.setitem(a, idx, value)``, which returns a new tensor.
+        """
+        from . import ops
+
+        return ops.getitem(self, idx)
+
+    # Comparisons return 1.0/0.0 tensors with no gradient. Defining __eq__ would make
+    # the class unhashable, and modules and optimizers keep tensors in dicts and sets,
+    # so the identity hash is restored below.
+    def _compare(self, op: str, other: Any) -> Any:
+        from . import ops
+
+        if not isinstance(other, (Tensor, numbers.Number)) or isinstance(other, bool):
+            return NotImplemented
+        return getattr(ops, op)(self, other)
+
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._compare("eq", other)
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._compare("ne", other)
+
+    def __lt__(self, other: Any) -> Any:
+        return self._compare("lt", other)
+
+    def __le__(self, other: Any) -> Any:
+        return self._compare("le", other)
+
+    def __gt__(self, other: Any) -> Any:
+        return self._compare("gt", other)
+
+    def __ge__(self, other: Any) -> Any:
+        return self._compare("ge", other)
+
+    __hash__ = object.__hash__
 
     @property
     def T(self) -> Tensor:  # noqa: N802 (NumPy's name)
