@@ -24,8 +24,17 @@ def conv_reference(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> n
     return out
 
 
-def t64(a: np.ndarray, requires_grad: bool = True) -> ndl.Tensor:
-    return ndl.Tensor(a, dtype="float64", requires_grad=requires_grad)
+BACKENDS = ["numpy"] + (["cpp"] if ndl.device("cpp").enabled() else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def device(request):
+    """Every CPU backend: numpy runs the im2col path, cpp its conv2d_nhwc kernel if any."""
+    return ndl.device(request.param)
+
+
+def t64(a: np.ndarray, device=None, requires_grad: bool = True) -> ndl.Tensor:
+    return ndl.Tensor(a, dtype="float64", device=device, requires_grad=requires_grad)
 
 
 @pytest.mark.parametrize(
@@ -41,10 +50,10 @@ def t64(a: np.ndarray, requires_grad: bool = True) -> ndl.Tensor:
         ((1, 3, 3, 1), 3, 1, 1, 3),
     ],
 )
-def test_conv_forward_matches_numpy(rng, shape, k, c_out, stride, padding):
+def test_conv_forward_matches_numpy(rng, device, shape, k, c_out, stride, padding):
     x = rng.standard_normal(shape)
     w = rng.standard_normal((k, k, shape[3], c_out))
-    out = ndl.conv(t64(x), t64(w), stride=stride, padding=padding)
+    out = ndl.conv(t64(x, device), t64(w, device), stride=stride, padding=padding)
     np.testing.assert_allclose(
         out.numpy(), conv_reference(x, w, stride, padding), rtol=1e-10, atol=1e-10
     )
@@ -61,16 +70,18 @@ def test_conv_forward_matches_numpy(rng, shape, k, c_out, stride, padding):
         ((1, 3, 3, 2), 3, 1, 1, 3),
     ],
 )
-def test_conv_gradients(rng, shape, k, c_out, stride, padding):
+def test_conv_gradients(rng, device, shape, k, c_out, stride, padding):
     x = rng.standard_normal(shape)
     w = rng.standard_normal((k, k, shape[3], c_out))
-    check_gradients(lambda a, b: ndl.conv(a, b, stride=stride, padding=padding), x, w)
+    check_gradients(
+        lambda a, b: ndl.conv(a, b, stride=stride, padding=padding), x, w, device=device
+    )
 
 
-def test_conv_second_order_gradient(rng):
+def test_conv_second_order_gradient(rng, device):
     # The backward is built from differentiable ops, so d(dL/dw)/dx exists and is right.
     x0 = rng.standard_normal((1, 4, 4, 2))
-    w = t64(rng.standard_normal((3, 3, 2, 2)))
+    w = t64(rng.standard_normal((3, 3, 2, 2)), device)
 
     def grad_w_norm(x: ndl.Tensor) -> ndl.Tensor:
         w.grad = None
@@ -78,28 +89,28 @@ def test_conv_second_order_gradient(rng):
         x.grad = None  # keep only the outer backward's gradient on x
         return (w.grad * w.grad).sum()
 
-    check_gradients(grad_w_norm, x0)
+    check_gradients(grad_w_norm, x0, device=device)
 
 
-def test_conv_noncontiguous_input(rng):
+def test_conv_noncontiguous_input(rng, device):
     x = rng.standard_normal((2, 3, 6, 5))  # permuted to NHWC (2, 6, 5, 3) below
     w = rng.standard_normal((3, 3, 3, 2))
-    xt = ndl.permute(t64(x), (0, 2, 3, 1))
-    out = ndl.conv(xt, t64(w), stride=2, padding=1)
+    xt = ndl.permute(t64(x, device), (0, 2, 3, 1))
+    out = ndl.conv(xt, t64(w, device), stride=2, padding=1)
     ref = conv_reference(x.transpose(0, 2, 3, 1), w, 2, 1)
     np.testing.assert_allclose(out.numpy(), ref, rtol=1e-10, atol=1e-10)
 
 
-def test_conv_empty_batch(rng):
+def test_conv_empty_batch(rng, device):
     w = rng.standard_normal((3, 3, 2, 4))
-    out = ndl.conv(t64(np.zeros((0, 5, 5, 2))), t64(w), padding=1)
+    out = ndl.conv(t64(np.zeros((0, 5, 5, 2)), device), t64(w, device), padding=1)
     assert out.shape == (0, 5, 5, 4)
 
 
-def test_conv_float32_matches_float64(rng):
+def test_conv_float32_matches_float64(rng, device):
     x = rng.standard_normal((2, 6, 6, 3))
     w = rng.standard_normal((3, 3, 3, 4))
-    out = ndl.conv(ndl.Tensor(x), ndl.Tensor(w), stride=1, padding=1)
+    out = ndl.conv(ndl.Tensor(x, device=device), ndl.Tensor(w, device=device), padding=1)
     assert out.dtype == "float32"
     np.testing.assert_allclose(out.numpy(), conv_reference(x, w, 1, 1), rtol=1e-4, atol=1e-4)
 
