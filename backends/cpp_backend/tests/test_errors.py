@@ -1,0 +1,117 @@
+"""Bad input: every kernel raises the right built-in type, naming itself, and never
+touches memory outside its buffers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import get, put
+
+BINARY = ["add", "sub", "mul", "div", "power", "maximum", "eq", "ne", "lt", "le", "gt", "ge"]
+UNARY = ["neg", "abs", "log", "exp", "tanh", "sqrt", "sin", "cos"]
+
+
+def f32(n):
+    from needle_cpp import _core
+
+    return _core.alloc(n, "float32")
+
+
+def f64(n):
+    from needle_cpp import _core
+
+    return _core.alloc(n, "float64")
+
+
+# (kernel, args builder, exception type)
+CASES = [
+    ("alloc", lambda: (4, "int8"), TypeError),
+    ("alloc", lambda: (-1, "float32"), ValueError),
+    ("from_numpy", lambda: (np.zeros(3, np.float32), f32(4)), ValueError),
+    ("from_numpy", lambda: (np.array(["x"], dtype=object), f32(1)), TypeError),
+    ("to_numpy", lambda: (f32(4), (2, 2), (2, 2), 0), IndexError),
+    ("to_numpy", lambda: (f32(4), (2,), (1, 1), 0), ValueError),
+    ("fill", lambda: (None, 1.0), TypeError),
+    ("astype", lambda: (f32(3), f64(4)), ValueError),
+    ("compact", lambda: (f32(10), f32(12), (3, 4), (4, 1), 0), IndexError),
+    ("compact", lambda: (f32(12), f32(12), (3, 4), (4, 1), 1), IndexError),
+    ("compact", lambda: (f32(12), f32(12), (3, -4), (4, 1), 0), ValueError),
+    ("compact", lambda: (f32(12), f32(12), (3, 4), (4, -1), 0), ValueError),
+    ("compact", lambda: (f32(12), f32(12), (3, 4), (4, 1), -1), ValueError),
+    ("compact", lambda: (f32(12), f32(11), (3, 4), (4, 1), 0), ValueError),
+    ("compact", lambda: (f32(12), f32(12), (3, 4), (4,), 0), ValueError),
+    ("compact", lambda: (f32(12), f32(12), (2**62, 4), (2**62, 1), 0), ValueError),
+    ("compact", lambda: (f32(12), f32(12), (3, 4), (2**62, 2**62), 0), IndexError),
+    ("compact", lambda: (f32(12), f32(12), (3, 4.5), (4, 1), 0), TypeError),
+    ("ewise_setitem", lambda: (f32(12), f32(10), (3, 4), (4, 1), 0), IndexError),
+    ("ewise_setitem", lambda: (f32(11), f32(12), (3, 4), (4, 1), 0), ValueError),
+    ("ewise_setitem", lambda: (f32(12), f32(12), (3, 4), (4, 1), -2), ValueError),
+    ("scalar_setitem", lambda: (12, 1.0, f32(10), (3, 4), (4, 1), 0), IndexError),
+    ("scalar_setitem", lambda: (11, 1.0, f32(12), (3, 4), (4, 1), 0), ValueError),
+    ("reduce_sum", lambda: (f32(5), f32(2), 3), ValueError),
+    ("reduce_sum", lambda: (f32(6), f32(2), -3), ValueError),
+    ("reduce_sum", lambda: (f32(6), f64(2), 3), TypeError),
+    ("reduce_max", lambda: (f32(6), f32(2), 0), ValueError),
+    ("reduce_max", lambda: (f32(5), f32(2), 3), ValueError),
+    ("reduce_argmax", lambda: (f32(6), f32(2), 0), ValueError),
+    ("reduce_argmax", lambda: (f32(6), f64(2), 3), TypeError),
+    ("logsumexp_last", lambda: (f32(5), f32(2), 3), ValueError),
+    ("logsumexp_last", lambda: (f32(6), f32(2), -1), ValueError),
+    ("softmax_last", lambda: (f32(6), f32(2), 0), ValueError),
+    ("softmax_last", lambda: (f32(6), f32(5), 3), ValueError),
+    ("softmax_last", lambda: (f32(6), f64(6), 3), TypeError),
+    ("matmul", lambda: (f32(5), f32(6), f32(4), 2, 3, 2), ValueError),
+    ("matmul", lambda: (f32(6), f32(6), f32(3), 2, 3, 2), ValueError),
+    ("matmul", lambda: (f32(6), f32(6), f32(4), -2, 3, 2), ValueError),
+    ("matmul", lambda: (f32(6), f64(6), f32(4), 2, 3, 2), TypeError),
+    ("matmul", lambda: (f32(6), f32(6), f32(4), 2**40, 2**40, 2), ValueError),
+    ("batched_matmul", lambda: (f32(12), f32(12), f32(7), 2, 2, 3, 2), ValueError),
+    ("batched_matmul", lambda: (f32(12), f32(12), f64(8), 2, 2, 3, 2), TypeError),
+    ("batched_matmul", lambda: (f32(12), f32(12), f32(8), -2, 2, 3, 2), ValueError),
+    ("conv2d_nhwc", lambda: (f32(16), f32(4), f32(8), 1, 4, 4, 1, 2, 1, 1), ValueError),
+    ("conv2d_nhwc", lambda: (f32(16), f32(4), f32(9), 1, 4, 4, 1, 2, 1, 0), ValueError),
+    ("conv2d_nhwc", lambda: (f32(16), f32(25), f32(9), 1, 4, 4, 1, 5, 1, 1), ValueError),
+    ("conv2d_nhwc", lambda: (f32(15), f32(4), f32(9), 1, 4, 4, 1, 2, 1, 1), ValueError),
+    ("conv2d_nhwc", lambda: (f32(16), f32(3), f32(9), 1, 4, 4, 1, 2, 1, 1), ValueError),
+    ("conv2d_nhwc", lambda: (f32(16), f64(4), f32(9), 1, 4, 4, 1, 2, 1, 1), TypeError),
+    ("ewise_where", lambda: (f32(3), f32(4), f32(4), f32(4)), ValueError),
+    ("ewise_where", lambda: (f64(4), f32(4), f32(4), f32(4)), TypeError),
+    ("set_num_threads", lambda: (0,), ValueError),
+    ("set_simd_level", lambda: ("sse9",), ValueError),
+]
+for _name in BINARY:
+    CASES += [
+        (f"ewise_{_name}", lambda: (f32(3), f32(4), f32(4)), ValueError),
+        (f"ewise_{_name}", lambda: (f32(4), f64(4), f32(4)), TypeError),
+        (f"ewise_{_name}", lambda: (f32(4), np.zeros(4, np.float32), f32(4)), TypeError),
+        (f"scalar_{_name}", lambda: (f32(3), 1.0, f32(4)), ValueError),
+        (f"scalar_{_name}", lambda: (f64(4), 1.0, f32(4)), TypeError),
+        (f"scalar_{_name}", lambda: (f32(4), "1", f32(4)), TypeError),
+    ]
+for _name in UNARY:
+    CASES += [
+        (f"ewise_{_name}", lambda: (f32(3), f32(4)), ValueError),
+        (f"ewise_{_name}", lambda: (f32(4), f64(4)), TypeError),
+    ]
+
+
+@pytest.mark.parametrize("kernel,args,exc", CASES, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(CASES)])
+def test_bad_input_raises(core, kernel, args, exc):
+    with pytest.raises(exc, match=kernel):
+        getattr(core, kernel)(*args())
+
+
+def test_failed_kernel_leaves_output_unchanged(core):
+    out = put(np.arange(12, dtype=np.float32))
+    with pytest.raises(IndexError):
+        core.ewise_setitem(put(np.ones(12, np.float32)), out, (3, 5), (4, 1), 0)
+    np.testing.assert_array_equal(get(out), np.arange(12, dtype=np.float32))
+
+
+def test_foreign_handle_is_a_type_error(core):
+    class Fake:
+        size = 4
+        dtype = "float32"
+
+    with pytest.raises(TypeError, match="ewise_add"):
+        core.ewise_add(Fake(), Fake(), f32(4))

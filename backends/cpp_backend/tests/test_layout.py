@@ -1,0 +1,130 @@
+"""compact, ewise_setitem and scalar_setitem over contiguous, strided, transposed and
+broadcast views, against NumPy's own strided views."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import get, put, rand
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+def np_view(flat: np.ndarray, shape, strides, offset) -> np.ndarray:
+    item = flat.itemsize
+    return np.lib.stride_tricks.as_strided(
+        flat[offset:], shape=shape, strides=tuple(s * item for s in strides), writeable=True
+    )
+
+
+def row_major(shape):
+    strides, acc = [], 1
+    for n in reversed(shape):
+        strides.append(acc)
+        acc *= n
+    return tuple(reversed(strides))
+
+
+# (buffer size, shape, strides, offset)
+VIEWS = {
+    "contiguous": (60, (3, 4, 5), (20, 5, 1), 0),
+    "offset": (70, (3, 4, 5), (20, 5, 1), 7),
+    "slice_step": (100, (4, 5), (20, 3), 2),
+    "transpose_2d": (12 * 17, (17, 12), (1, 17), 0),
+    "transpose_big": (300 * 257, (257, 300), (1, 257), 0),
+    "transpose_offset": (40 * 41 + 5, (41, 40), (1, 41), 5),
+    "transpose_batch": (3 * 65 * 70, (3, 70, 65), (65 * 70, 1, 70), 0),
+    "broadcast_rows": (7, (5, 7), (0, 1), 0),
+    "broadcast_cols": (5, (5, 7), (1, 0), 0),
+    "broadcast_scalar": (1, (3, 4, 2), (0, 0, 0), 0),
+    "broadcast_big": (1000, (300, 1000), (0, 1), 0),
+    "permute_3d": (2 * 3 * 4, (4, 2, 3), (1, 12, 4), 0),
+    "size_one_dims": (10, (1, 10, 1), (10, 1, 1), 0),
+    "zero_d": (3, (), (), 2),
+    "empty": (0, (0, 5), (5, 1), 0),
+    "empty_with_huge_stride": (1, (3, 0), (1000, 1), 0),
+    "long_strided_row": (200_000 * 3, (200_000,), (3,), 1),
+}
+
+
+@pytest.mark.parametrize("case", VIEWS)
+def test_compact(core, simd, dtype, case):
+    size, shape, strides, offset = VIEWS[case]
+    flat = rand(size, dtype)
+    want = np.ascontiguousarray(np_view(flat, shape, strides, offset))
+    out = core.alloc(want.size, dtype)
+    core.compact(put(flat), out, shape, strides, offset)
+    np.testing.assert_array_equal(get(out, shape), want)
+
+
+@pytest.mark.parametrize("case", [c for c in VIEWS if not c.startswith("broadcast")])
+def test_ewise_setitem(core, simd, dtype, case):
+    size, shape, strides, offset = VIEWS[case]
+    flat = rand(size, dtype)
+    src = rand(shape, dtype, np.random.default_rng(1))
+    out = put(flat)
+    core.ewise_setitem(put(src), out, shape, strides, offset)
+    want = flat.copy()
+    np_view(want, shape, strides, offset)[...] = src
+    np.testing.assert_array_equal(get(out), want)
+
+
+@pytest.mark.parametrize("case", VIEWS)
+def test_scalar_setitem(core, dtype, case):
+    size, shape, strides, offset = VIEWS[case]
+    flat = rand(size, dtype)
+    out = put(flat)
+    n = int(np.prod(shape))
+    core.scalar_setitem(n, -3.25, out, shape, strides, offset)
+    want = flat.copy()
+    np_view(want, shape, strides, offset)[...] = -3.25
+    np.testing.assert_array_equal(get(out), want)
+
+
+def test_compact_casts_between_dtypes(core):
+    # The reference backend assigns across dtypes; so do we.
+    flat = rand(12, "float64")
+    out = core.alloc(12, "float32")
+    core.compact(put(flat), out, (4, 3), (1, 4), 0)
+    np.testing.assert_array_equal(get(out, (4, 3)), flat.reshape(3, 4).T.astype(np.float32))
+
+
+def test_compact_into_same_buffer(core, dtype):
+    flat = rand(16, dtype)
+    h = put(flat)
+    core.compact(h, h, (4, 4), (1, 4), 0)  # in-place transpose
+    np.testing.assert_array_equal(get(h, (4, 4)), flat.reshape(4, 4).T)
+
+
+@st.composite
+def strided_views(draw):
+    ndim = draw(st.integers(0, 4))
+    shape = tuple(draw(st.lists(st.integers(0, 6), min_size=ndim, max_size=ndim)))
+    base = list(row_major(tuple(n + draw(st.integers(0, 2)) for n in shape)))
+    strides = [draw(st.sampled_from([s, 0, s * 2])) for s in base]
+    perm = draw(st.permutations(range(ndim)))
+    shape, strides = tuple(shape[i] for i in perm), tuple(strides[i] for i in perm)
+    offset = draw(st.integers(0, 5))
+    reach = offset + sum((n - 1) * s for n, s in zip(shape, strides)) if 0 not in shape else 0
+    return reach + 1 + draw(st.integers(0, 3)), shape, strides, offset
+
+
+@settings(max_examples=80, deadline=None)
+@given(view=strided_views(), dtype=st.sampled_from(["float32", "float64"]))
+def test_compact_sweep(view, dtype):
+    from needle_cpp import _core
+
+    size, shape, strides, offset = view
+    flat = rand(size, dtype)
+    want = np.ascontiguousarray(np_view(flat, shape, strides, offset))
+    out = _core.alloc(want.size, dtype)
+    _core.compact(put(flat), out, shape, strides, offset)
+    np.testing.assert_array_equal(get(out, shape), want)
+    reached = np_view(np.arange(size), shape, strides, offset)
+    if np.unique(reached).size == reached.size:  # setitem: only views without repeated elements
+        src = rand(shape, dtype, np.random.default_rng(2))
+        buf = put(flat)
+        _core.ewise_setitem(put(src), buf, shape, strides, offset)
+        expect = flat.copy()
+        np_view(expect, shape, strides, offset)[...] = src
+        np.testing.assert_array_equal(get(buf), expect)
