@@ -1,0 +1,76 @@
+"""Helpers for calling kernels directly on flat buffers, with reproducible data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from .opdb import KINDS
+
+
+def gen(var: str, kind: str, shape: tuple[int, ...], seed: int,
+        dtype: str) -> tuple[np.ndarray, list[str]]:
+    """NumPy data of ``kind`` rounded to ``dtype``, and the lines that make it as ``var``."""
+    size = int(np.prod(shape, dtype=np.int64))
+    lines = [f"rng = np.random.default_rng({seed})",
+             f"{var} = ({KINDS[kind].format(shape=shape, size=size)}).astype({dtype!r})"]
+    ns: dict[str, Any] = {"np": np}
+    exec("\n".join(lines), ns)  # the same lines the reproducer prints
+    return ns[var], lines
+
+
+def upload(k: Any, data: np.ndarray, dtype: str) -> Any:
+    """A new buffer holding ``data`` flattened (alloc + from_numpy)."""
+    h = k.alloc(int(data.size), dtype)
+    k.from_numpy(np.ascontiguousarray(data, dtype=dtype).reshape(-1), h)
+    return h
+
+
+def upload_code(var: str, src: str, dtype: str) -> list[str]:
+    return [f"{var} = k.alloc({src}.size, {dtype!r})",
+            f"k.from_numpy(np.ascontiguousarray({src}, dtype={dtype!r}).reshape(-1), {var})"]
+
+
+def download(k: Any, h: Any, n: int | None = None) -> np.ndarray:
+    """The first ``n`` (default: all) elements of a buffer, as a 1-D NumPy array."""
+    n = h.size if n is None else n
+    return np.asarray(k.to_numpy(h, (n,), (1,), 0))
+
+
+def header(backend: str) -> list[str]:
+    return ["import numpy as np", "import needle", f"k = needle.device({backend!r}).kernels"]
+
+
+def reference_view(flat: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...],
+                   offset: int) -> np.ndarray:
+    """NumPy's view of ``flat`` with element strides (the oracle for strided kernels)."""
+    if 0 in shape:
+        return np.empty(shape, dtype=flat.dtype)
+    item = flat.itemsize
+    return np.lib.stride_tricks.as_strided(flat[offset:], shape, tuple(s * item for s in strides))
+
+
+@st.composite
+def strided_views(draw: Any, injective: bool = False, max_ndim: int = 4) -> dict[str, Any]:
+    """A (shape, strides, offset, buffer size) with every element inside the buffer.
+
+    ``injective`` views touch each buffer element at most once (safe to write through):
+    axes in a random order get mixed-radix strides with random gaps.
+    """
+    ndim = draw(st.integers(0, max_ndim))
+    shape = tuple(draw(st.lists(st.integers(0, 4), min_size=ndim, max_size=ndim)))
+    if injective:
+        order = draw(st.permutations(range(ndim)))
+        strides = [0] * ndim
+        extent = 1
+        for ax in order:
+            strides[ax] = extent * draw(st.integers(1, 2))
+            extent = strides[ax] * max(shape[ax], 1)
+    else:
+        strides = draw(st.lists(st.integers(0, 6), min_size=ndim, max_size=ndim))
+    offset = draw(st.integers(0, 7))
+    reach = sum((n - 1) * s for n, s in zip(shape, strides)) if 0 not in shape else 0
+    size = offset + reach + 1 + draw(st.integers(0, 3))
+    return {"shape": shape, "strides": tuple(strides), "offset": offset, "size": size}
