@@ -1,0 +1,226 @@
+"""Model-level benchmarks: one training step (forward, loss, backward, SGD update).
+
+The needle models come from ``needle.models``; until a model exists there its benchmark
+is skipped with the reason. The peer is the same architecture in PyTorch CPU
+(``_torch_models``) with the same sizes, batch and optimizer. ``flops`` is the nominal
+work of a step: three times the forward pass's matmul and convolution FLOPs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ._common import Impl, record, rng, rounds, size
+
+pytestmark = pytest.mark.impls("needle", "torch")
+
+LR = 0.01
+
+
+@dataclass(frozen=True)
+class ModelCase:
+    """A model, its batch, and how to build it in needle and in PyTorch.
+
+    ``needle_args`` are tried against the ``needle.models`` constructor: keyword
+    arguments it does not take are dropped (``device`` and ``dtype`` included).
+    """
+
+    name: str
+    attr: str
+    needle_args: tuple[tuple[Any, ...], dict[str, Any]]
+    torch_build: Callable[[], Any]
+    batch: Callable[[], tuple[np.ndarray, np.ndarray]]
+    flops: float
+    rounds: int = 3
+
+
+B = size(128, 4)  # batch of the classifiers
+IMG = 32  # ResNet9's input side is fixed by its strides
+LM = size(dict(vocab=1000, emb=64, hidden=128, layers=2, seq=20, batch=32),
+          dict(vocab=17, emb=8, hidden=8, layers=1, seq=3, batch=2))
+MLP = size(dict(dim=784, hidden=100, classes=10, blocks=3), dict(dim=12, hidden=8, classes=3, blocks=1))
+
+
+def _images(c: int, side: int, classes: int) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        shape = (B, c, side, side) if side else (B, c)
+        x = rng(20).standard_normal(shape, dtype=np.float32)
+        y = rng(21).integers(0, classes, B).astype(np.float32)
+        return x, y
+
+    return make
+
+
+def _tokens() -> tuple[np.ndarray, np.ndarray]:
+    ids = rng(22).integers(0, LM["vocab"], (LM["seq"] + 1, LM["batch"]))
+    return ids[:-1].astype(np.float32), ids[1:].reshape(-1).astype(np.float32)
+
+
+def _linear(*dims: int) -> float:
+    return float(sum(a * b for a, b in zip(dims[:-1], dims[1:])))
+
+
+def _resnet9_flops() -> float:
+    layers = [  # (c_in, c_out, k, output side)
+        (3, 16, 7, 8), (16, 32, 3, 4), (32, 32, 3, 4), (32, 32, 3, 4),
+        (32, 64, 3, 2), (64, 128, 3, 1), (128, 128, 3, 1), (128, 128, 3, 1),
+    ]
+    conv = sum(ci * co * k * k * s * s for ci, co, k, s in layers)
+    return 3 * 2.0 * B * (conv + _linear(128, 128, 10))
+
+
+def _lm_flops(seq_model: str) -> float:
+    t, b, e, h, v, n = (LM[k] for k in ("seq", "batch", "emb", "hidden", "vocab", "layers"))
+    if seq_model == "lstm":
+        body = 4 * h * (e + h) + (n - 1) * 4 * h * (h + h)
+        head = h * v
+    else:
+        body = n * (4 * e * e + 2 * t * e + 2 * e * h)  # q, k, v, out; attention; MLP
+        head = e * v
+    return 3 * 2.0 * t * b * (body + head)
+
+
+def _torch(name: str, *args: Any, **kwargs: Any) -> Callable[[], Any]:
+    def build() -> Any:
+        from . import _torch_models
+
+        return getattr(_torch_models, name)(*args, **kwargs)
+
+    return build
+
+
+CASES = [
+    ModelCase(
+        f"MLP {MLP['dim']}-{MLP['hidden']}-{MLP['classes']} batch {B}", "MLP",
+        ((MLP["dim"],), dict(hidden=(MLP["hidden"],), num_classes=MLP["classes"])),
+        _torch("mlp", MLP["dim"], MLP["hidden"], MLP["classes"]),
+        _images(MLP["dim"], 0, MLP["classes"]),
+        3 * 2.0 * B * _linear(MLP["dim"], MLP["hidden"], MLP["classes"]),
+        rounds=20,
+    ),
+    ModelCase(
+        f"MLPResNet {MLP['dim']}-{MLP['hidden']} x{MLP['blocks']} batch {B}", "MLPResNet",
+        ((MLP["dim"],), dict(hidden_dim=MLP["hidden"], num_blocks=MLP["blocks"],
+                             num_classes=MLP["classes"], drop_prob=0.1)),
+        _torch("mlp_resnet", MLP["dim"], MLP["hidden"], MLP["blocks"], MLP["classes"], 0.1),
+        _images(MLP["dim"], 0, MLP["classes"]),
+        3 * 2.0 * B * (_linear(MLP["dim"], MLP["hidden"]) + MLP["hidden"] * MLP["classes"]
+                       + MLP["blocks"] * MLP["hidden"] ** 2),
+        rounds=10,
+    ),
+    ModelCase(
+        f"ResNet9 3x{IMG}x{IMG} batch {B}", "ResNet9",
+        ((), {}),
+        _torch("resnet9", 10),
+        _images(3, IMG, 10),
+        _resnet9_flops(),
+    ),
+    ModelCase(
+        "LSTM LM vocab {vocab} emb {emb} hidden {hidden} x{layers} seq {seq} batch {batch}"
+        .format(**LM), "LanguageModel",
+        ((LM["emb"], LM["vocab"], LM["hidden"]),
+         dict(num_layers=LM["layers"], seq_model="lstm", seq_len=LM["seq"])),
+        _torch("LanguageModel", LM["vocab"], LM["emb"], LM["hidden"], LM["layers"], "lstm",
+               LM["seq"]),
+        _tokens,
+        _lm_flops("lstm"),
+    ),
+    ModelCase(
+        "Transformer LM vocab {vocab} emb {emb} hidden {hidden} x{layers} seq {seq} batch {batch}"
+        .format(**LM), "TransformerLM",
+        ((LM["vocab"],), dict(embedding_size=LM["emb"], hidden_size=LM["hidden"],
+                              num_layers=LM["layers"], seq_len=LM["seq"], num_head=4,
+                              dim_head=LM["emb"] // 4)),
+        _torch("LanguageModel", LM["vocab"], LM["emb"], LM["hidden"], LM["layers"],
+               "transformer", LM["seq"]),
+        _tokens,
+        _lm_flops("transformer"),
+    ),
+]
+
+
+# --- one training step ----------------------------------------------------------------
+def _needle_step(impl: Impl, case: ModelCase, x_np: np.ndarray, y_np: np.ndarray) -> Callable:
+    import needle
+
+    try:
+        import needle.models as models
+    except ImportError as exc:
+        pytest.skip(f"needle.models does not exist yet ({exc})")
+    cls = getattr(models, case.attr, None)
+    if cls is None:
+        pytest.skip(f"needle.models.{case.attr} does not exist yet")
+    args, kwargs = case.needle_args
+    kwargs = {**kwargs, "device": impl.device, "dtype": "float32"}
+    params = inspect.signature(cls).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    try:
+        model = cls(*args, **kwargs)
+    except TypeError as exc:
+        pytest.skip(f"needle.models.{case.attr}{inspect.signature(cls)} does not take "
+                    f"{args} {kwargs}: {exc}")
+    model.train()
+    opt = needle.optim.SGD(model.parameters(), lr=LR)
+    loss_fn = needle.nn.SoftmaxLoss()
+    x = needle.Tensor(x_np, device=impl.device, requires_grad=False)
+    y = needle.Tensor(y_np, device=impl.device, requires_grad=False)
+    sync = impl.sync()
+
+    def step() -> float:
+        opt.reset_grad()
+        out = model(x)
+        if isinstance(out, tuple):  # language models return (logits, hidden state)
+            out = out[0]
+        loss = loss_fn(out, y)
+        loss.backward()
+        opt.step()
+        sync()
+        return loss.numpy().item()
+
+    return step
+
+
+def _torch_step(case: ModelCase, x_np: np.ndarray, y_np: np.ndarray) -> Callable:
+    import torch
+
+    torch.manual_seed(0)
+    model = case.torch_build()
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    lm = case.attr in ("LanguageModel", "TransformerLM")
+    x = torch.tensor(x_np.astype(np.int64) if lm else x_np)
+    y = torch.tensor(y_np.astype(np.int64))
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name.split(" ")[0])
+def bench_train_step(benchmark: Any, impl: Impl, case: ModelCase,
+                     monkeypatch: pytest.MonkeyPatch) -> None:
+    x_np, y_np = case.batch()
+    if impl.kind == "torch":
+        step = _torch_step(case, x_np, y_np)
+    else:
+        # Anything a model builds without an explicit device lands on the one under test.
+        monkeypatch.setitem(os.environ, "NEEDLE_BACKEND", impl.backend)
+        step = _needle_step(impl, case, x_np, y_np)
+    record(benchmark, impl, "models", f"{case.name} train step", flops=case.flops)
+    n = rounds(case.rounds)
+    loss = benchmark.pedantic(step, rounds=n, warmup_rounds=0 if n == 1 else 1)
+    assert np.isfinite(loss) and loss > 0, f"{case.name} on {impl.name}: loss {loss}"

@@ -1,0 +1,129 @@
+"""pytest configuration of the benchmark suites: options, parametrization, machine info.
+
+* ``--bench-quick`` shrinks every size (with ``--benchmark-disable`` this is the smoke run
+  of ``tests/test_benchmarks_smoke.py``).
+* A benchmark that takes the ``impl`` fixture is parametrized over the implementations its
+  ``impls`` marker names (see ``_common.impls_for``); ones that cannot run here are
+  skipped with the reason.
+* The saved JSON's ``machine_info`` gains a ``needle_bench`` entry: CPU, cores, threads,
+  library and backend versions, BLAS, and the command line, which the report prints.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+from typing import Any
+
+import pytest
+
+from . import _common
+from ._common import THREADS, Impl
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--bench-quick",
+        action="store_true",
+        default=False,
+        help="shrink every size so the suites run in seconds (a correctness smoke check)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--bench-quick"):
+        os.environ["NEEDLE_BENCH_QUICK"] = "1"
+    _common.apply_thread_limits()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "impl" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("impls")
+    kinds = tuple(marker.args) if marker else ("needle",)
+    params = [
+        pytest.param(impl, id=impl.name, marks=[pytest.mark.skip(reason=impl.skip)] if impl.skip else [])
+        for impl in _common.impls_for(kinds)
+    ]
+    metafunc.parametrize("impl", params)
+
+
+@pytest.fixture
+def impl(request: pytest.FixtureRequest) -> Impl:
+    """The implementation under test (parametrized by ``pytest_generate_tests``)."""
+    return request.param
+
+
+# --- what the report prints about the machine -------------------------------------------
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(dist: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def _backends() -> dict[str, Any]:
+    from needle.backends import list_backends, plugin_failures
+
+    out: dict[str, Any] = {}
+    for name, b in list_backends().items():
+        st = b.status()
+        out[name] = {
+            "version": b.info.version,
+            "distribution": b.distribution,
+            "usable": st.usable,
+            "reason": st.reason,
+            "optional_kernels": list(b.info.optional_kernels),
+        }
+    for f in plugin_failures():
+        out.setdefault(f.name, {"version": "", "usable": False, "reason": f.reason})
+    return out
+
+
+def _blas() -> list[dict[str, Any]]:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    keys = ("user_api", "internal_api", "prefix", "version", "num_threads", "architecture")
+    return [{k: p.get(k) for k in keys} for p in threadpool_info()]
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    info: dict[str, Any] = {
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": THREADS,
+        "thread_env": {k: os.environ.get(k, "") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
+        "quick": _common.quick(),
+        "command": "pytest " + shlex.join(sys.argv[1:]),
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": _version("numpy"),
+            "needle": _version("needle"),
+            "pytest-benchmark": _version("pytest-benchmark"),
+        },
+        "backends": _backends(),
+        "blas": _blas(),
+    }
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        info["versions"]["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    machine_info["needle_bench"] = info
