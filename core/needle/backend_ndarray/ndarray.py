@@ -104,7 +104,7 @@ class NDArray:
             dtype = getattr(other, "dtype", None)
             dtype = dtype if dtype is not None and np.dtype(dtype).name in DTYPES else "float32"
         dtype = dev.check_dtype(normalize_dtype(dtype))
-        data = np.ascontiguousarray(np.asarray(other, dtype=_NP_DTYPES.get(dtype, dtype)))
+        data = np.asarray(other, dtype=_NP_DTYPES.get(dtype, dtype), order="C")
         arr = NDArray.make(data.shape, device=dev, dtype=dtype)
         dev.from_numpy(data.reshape(-1), arr._handle)
         self._init(arr)

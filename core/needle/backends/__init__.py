@@ -7,14 +7,11 @@ hooks a plugin implements and ``contract`` for the kernels it provides.
 
 from __future__ import annotations
 
-import pluggy
+from typing import Any
 
-hookimpl = pluggy.HookimplMarker("needle")
-"""Marker for a plugin's hook implementations: ``@needle.backends.hookimpl``."""
-
-from .contract import CONTRACT_VERSION, OPTIONAL_KERNELS, REQUIRED_KERNELS  # noqa: E402
-from .info import BackendInfo, BackendStatus  # noqa: E402
-from ._device import (  # noqa: E402
+from .contract import CONTRACT_VERSION, OPTIONAL_KERNELS, REQUIRED_KERNELS  
+from .info import BackendInfo, BackendStatus  
+from ._device import (  
     Device,
     all_devices,
     cpu,
@@ -23,8 +20,9 @@ from ._device import (  # noqa: E402
     default_device,
     device,
 )
-from ._errors import BackendError, PluginError  # noqa: E402
-from ._registry import (  # noqa: E402
+from ._errors import BackendError, PluginError  
+from ._registry import hookimpl  
+from ._registry import (  
     REGISTRY,
     Backend,
     Failure,

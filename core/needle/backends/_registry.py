@@ -13,17 +13,30 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
-import pluggy
-
-from . import hookspecs
 from ._errors import BackendError, PluginError
 from .contract import CONTRACT_VERSION, OPTIONAL_KERNELS, REQUIRED_KERNELS
 from .info import BackendInfo, BackendStatus
 
 ENTRY_POINT_GROUP = "needle.backends"
+
+
+class _LazyHookimplMarker:
+    """``pluggy.HookimplMarker("needle")``, built on first use to keep ``import needle`` cheap."""
+
+    _marker: Any = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._marker is None:
+            import pluggy
+
+            type(self)._marker = pluggy.HookimplMarker("needle")
+        return self._marker(*args, **kwargs)
+
+
+hookimpl = _LazyHookimplMarker()
+"""Marker for a plugin's hook implementations: ``@needle.backends.hookimpl``."""
 _HOOKS = ("needle_backend_info", "needle_backend_status", "needle_backend_load")
 
 
@@ -58,6 +71,7 @@ class Backend:
     _kernels: dict[int, Any] = field(default_factory=dict)
     kernel_error: str = ""
     fallback_kernels: tuple[str, ...] = ()
+    _loading: set[int] = field(default_factory=set)
 
     @property
     def name(self) -> str:
@@ -93,10 +107,17 @@ class Backend:
                 f"needle backend {self.name!r} has {status.device_count} device(s); "
                 f"index {index} is out of range"
             )
+        if index in self._loading:
+            self._fail("needle_backend_load asked for its own kernels while loading them")
+        self._loading.add(index)
         try:
             table = self._hook("needle_backend_load", index=index)
+        except PluginError:
+            raise
         except Exception as exc:
             self._fail(f"loading kernels failed: {exc!r}")
+        finally:
+            self._loading.discard(index)
         table = self._validate(table)
         self._kernels[index] = table
         return table
@@ -134,8 +155,7 @@ class Registry:
     """All backends known to this process (entry points plus in-process plugins)."""
 
     def __init__(self) -> None:
-        self._pm = pluggy.PluginManager("needle")
-        self._pm.add_hookspecs(hookspecs)
+        self._pm: Any = None
         self._backends: dict[str, Backend] = {}
         self._failures: list[Failure] = []
         self._discovered = False
@@ -148,6 +168,14 @@ class Registry:
             if self._discovered:
                 return
             self._discovered = True
+            from importlib import metadata
+
+            import pluggy
+
+            from . import hookspecs
+
+            self._pm = pluggy.PluginManager("needle")
+            self._pm.add_hookspecs(hookspecs)
             for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
                 dist = getattr(ep, "dist", None)
                 dist_name = dist.metadata["Name"] if dist is not None else ""
@@ -200,6 +228,8 @@ class Registry:
             self._report(Failure(label, source, f"needle_backend_info failed: {exc!r}"))
             return None
         reason = self._check_info(info)
+        if reason is None and expected_name is not None and info.name != expected_name:
+            reason = f"entry point name {expected_name!r} differs from backend name {info.name!r}"
         if reason is None and info.name in self._backends:
             other = self._backends[info.name]
             reason = f"name {info.name!r} is already taken by {other.distribution or other.source}"
