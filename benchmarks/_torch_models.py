@@ -26,13 +26,19 @@ class _Residual(nn.Module):
 def mlp_resnet(dim: int, hidden: int, blocks: int, classes: int, drop: float) -> nn.Module:
     def block() -> nn.Module:
         inner = nn.Sequential(
-            nn.Linear(hidden, hidden // 2), nn.BatchNorm1d(hidden // 2), nn.ReLU(),
-            nn.Dropout(drop), nn.Linear(hidden // 2, hidden), nn.BatchNorm1d(hidden),
+            nn.Linear(hidden, hidden // 2),
+            nn.BatchNorm1d(hidden // 2),
+            nn.ReLU(),
+            nn.Dropout(drop),
+            nn.Linear(hidden // 2, hidden),
+            nn.BatchNorm1d(hidden),
         )
         return nn.Sequential(_Residual(inner), nn.ReLU())
 
     return nn.Sequential(
-        nn.Linear(dim, hidden), nn.ReLU(), *[block() for _ in range(blocks)],
+        nn.Linear(dim, hidden),
+        nn.ReLU(),
+        *[block() for _ in range(blocks)],
         nn.Linear(hidden, classes),
     )
 
@@ -46,11 +52,16 @@ def _conv_bn(c_in: int, c_out: int, k: int, stride: int) -> nn.Module:
 def resnet9(classes: int = 10) -> nn.Module:
     """ResNet9 of the course (hw4): 3x32x32 in, ``classes`` logits out."""
     return nn.Sequential(
-        _conv_bn(3, 16, 7, 4), _conv_bn(16, 32, 3, 2),
+        _conv_bn(3, 16, 7, 4),
+        _conv_bn(16, 32, 3, 2),
         _Residual(nn.Sequential(_conv_bn(32, 32, 3, 1), _conv_bn(32, 32, 3, 1))),
-        _conv_bn(32, 64, 3, 2), _conv_bn(64, 128, 3, 2),
+        _conv_bn(32, 64, 3, 2),
+        _conv_bn(64, 128, 3, 2),
         _Residual(nn.Sequential(_conv_bn(128, 128, 3, 1), _conv_bn(128, 128, 3, 1))),
-        nn.Flatten(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, classes),
+        nn.Flatten(),
+        nn.Linear(128, 128),
+        nn.ReLU(),
+        nn.Linear(128, classes),
     )
 
 
@@ -60,8 +71,16 @@ class LanguageModel(nn.Module):
     Takes ``(T, B)`` token ids and returns ``(T * B, vocab)`` logits, as the course's does.
     """
 
-    def __init__(self, vocab: int, embedding: int, hidden: int, layers: int, seq_model: str,
-                 seq_len: int, heads: int = 4) -> None:
+    def __init__(
+        self,
+        vocab: int,
+        embedding: int,
+        hidden: int,
+        layers: int,
+        seq_model: str,
+        seq_len: int,
+        heads: int = 4,
+    ) -> None:
         super().__init__()
         self.seq_model = seq_model
         self.embedding = nn.Embedding(vocab, embedding)
@@ -70,8 +89,9 @@ class LanguageModel(nn.Module):
             out_features = hidden
         else:
             self.positions = nn.Embedding(seq_len, embedding)
-            layer = nn.TransformerEncoderLayer(embedding, heads, hidden, dropout=0.0,
-                                               norm_first=True)
+            layer = nn.TransformerEncoderLayer(
+                embedding, heads, hidden, dropout=0.0, norm_first=True
+            )
             self.model = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
             out_features = embedding
         self.linear = nn.Linear(out_features, vocab)

@@ -64,12 +64,23 @@ def bench_matmul(benchmark: Any, impl: Impl, n: int) -> None:
             matmul(a, b, out, n, n, n)
             sync()
 
-    record(benchmark, impl, "kernels", f"matmul float32 n={n}", flops=2.0 * n**3,
-           nbytes=3.0 * n * n * F32)
+    record(
+        benchmark,
+        impl,
+        "kernels",
+        f"matmul float32 n={n}",
+        flops=2.0 * n**3,
+        nbytes=3.0 * n * n * F32,
+    )
     benchmark(run)
     expected = a_np.astype(np.float64) @ b_np.astype(np.float64)
-    assert_close(_read(impl, out, (n, n)), expected, f"matmul n={n} on {impl.name}",
-                 rtol=1e-3, atol=1e-3 * np.sqrt(n))
+    assert_close(
+        _read(impl, out, (n, n)),
+        expected,
+        f"matmul n={n} on {impl.name}",
+        rtol=1e-3,
+        atol=1e-3 * np.sqrt(n),
+    )
 
 
 def bench_ewise_add(benchmark: Any, impl: Impl) -> None:
@@ -176,15 +187,23 @@ def bench_compact_broadcast(benchmark: Any, impl: Impl) -> None:
             compact(v, out, (n, n), (0, 1), 0)
             sync()
 
-    record(benchmark, impl, "kernels", f"compact broadcast {n} -> {n}x{n}",
-           nbytes=1.0 * n * n * F32 + n * F32)
+    record(
+        benchmark,
+        impl,
+        "kernels",
+        f"compact broadcast {n} -> {n}x{n}",
+        nbytes=1.0 * n * n * F32 + n * F32,
+    )
     benchmark(run)
-    assert_close(_read(impl, out, (n, n)), np.broadcast_to(v_np, (n, n)),
-                 f"compact broadcast on {impl.name}")
+    assert_close(
+        _read(impl, out, (n, n)), np.broadcast_to(v_np, (n, n)), f"compact broadcast on {impl.name}"
+    )
 
 
 # --- convolution (optional kernel conv2d_nhwc) --------------------------------------------
-CONV = size(dict(n=32, h=32, w=32, c_in=32, k=3, c_out=32), dict(n=2, h=6, w=5, c_in=3, k=3, c_out=4))
+CONV = size(
+    dict(n=32, h=32, w=32, c_in=32, k=3, c_out=32), dict(n=2, h=6, w=5, c_in=3, k=3, c_out=4)
+)
 
 
 def _conv_reference(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -225,9 +244,19 @@ def bench_conv2d_nhwc(benchmark: Any, impl: Impl) -> None:
             sync()
 
     flops = 2.0 * n * ho * wo * k * k * c_in * c_out
-    record(benchmark, impl, "kernels", f"conv2d_nhwc n={n} {h}x{w_}x{c_in} k={k} c_out={c_out}",
-           flops=flops)
+    record(
+        benchmark,
+        impl,
+        "kernels",
+        f"conv2d_nhwc n={n} {h}x{w_}x{c_in} k={k} c_out={c_out}",
+        flops=flops,
+    )
     benchmark(run)
     expected = _conv_reference(x_np.astype(np.float64), w_np.astype(np.float64))
-    assert_close(_read(impl, out, (n, ho, wo, c_out)), expected, f"conv2d_nhwc on {impl.name}",
-                 rtol=1e-3, atol=1e-3 * np.sqrt(k * k * c_in))
+    assert_close(
+        _read(impl, out, (n, ho, wo, c_out)),
+        expected,
+        f"conv2d_nhwc on {impl.name}",
+        rtol=1e-3,
+        atol=1e-3 * np.sqrt(k * k * c_in),
+    )

@@ -9,6 +9,7 @@ work of a step: three times the forward pass's matmul and convolution FLOPs.
 from __future__ import annotations
 
 import inspect
+import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,9 +44,13 @@ class ModelCase:
 
 B = size(128, 4)  # batch of the classifiers
 IMG = 32  # ResNet9's input side is fixed by its strides
-LM = size(dict(vocab=1000, emb=64, hidden=128, layers=2, seq=20, batch=32),
-          dict(vocab=17, emb=8, hidden=8, layers=1, seq=3, batch=2))
-MLP = size(dict(dim=784, hidden=100, classes=10, blocks=3), dict(dim=12, hidden=8, classes=3, blocks=1))
+LM = size(
+    dict(vocab=1000, emb=64, hidden=128, layers=2, seq=20, batch=32),
+    dict(vocab=17, emb=8, hidden=8, layers=1, seq=3, batch=2),
+)
+MLP = size(
+    dict(dim=784, hidden=100, classes=10, blocks=3), dict(dim=12, hidden=8, classes=3, blocks=1)
+)
 
 
 def _images(c: int, side: int, classes: int) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
@@ -64,13 +69,19 @@ def _tokens() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _linear(*dims: int) -> float:
-    return float(sum(a * b for a, b in zip(dims[:-1], dims[1:])))
+    return float(sum(a * b for a, b in itertools.pairwise(dims)))
 
 
 def _resnet9_flops() -> float:
     layers = [  # (c_in, c_out, k, output side)
-        (3, 16, 7, 8), (16, 32, 3, 4), (32, 32, 3, 4), (32, 32, 3, 4),
-        (32, 64, 3, 2), (64, 128, 3, 1), (128, 128, 3, 1), (128, 128, 3, 1),
+        (3, 16, 7, 8),
+        (16, 32, 3, 4),
+        (32, 32, 3, 4),
+        (32, 32, 3, 4),
+        (32, 64, 3, 2),
+        (64, 128, 3, 1),
+        (128, 128, 3, 1),
+        (128, 128, 3, 1),
     ]
     conv = sum(ci * co * k * k * s * s for ci, co, k, s in layers)
     return 3 * 2.0 * B * (conv + _linear(128, 128, 10))
@@ -96,9 +107,12 @@ def _torch(name: str, *args: Any, **kwargs: Any) -> Callable[[], Any]:
     return build
 
 
+LM_DESC = "vocab {vocab} emb {emb} hidden {hidden} x{layers} seq {seq} batch {batch}".format(**LM)
+
 CASES = [
     ModelCase(
-        f"MLP {MLP['dim']}-{MLP['hidden']}-{MLP['classes']} batch {B}", "MLP",
+        f"MLP {MLP['dim']}-{MLP['hidden']}-{MLP['classes']} batch {B}",
+        "MLP",
         ((MLP["dim"],), dict(hidden=(MLP["hidden"],), num_classes=MLP["classes"])),
         _torch("mlp", MLP["dim"], MLP["hidden"], MLP["classes"]),
         _images(MLP["dim"], 0, MLP["classes"]),
@@ -106,40 +120,73 @@ CASES = [
         rounds=20,
     ),
     ModelCase(
-        f"MLPResNet {MLP['dim']}-{MLP['hidden']} x{MLP['blocks']} batch {B}", "MLPResNet",
-        ((MLP["dim"],), dict(hidden_dim=MLP["hidden"], num_blocks=MLP["blocks"],
-                             num_classes=MLP["classes"], drop_prob=0.1)),
+        f"MLPResNet {MLP['dim']}-{MLP['hidden']} x{MLP['blocks']} batch {B}",
+        "MLPResNet",
+        (
+            (MLP["dim"],),
+            dict(
+                hidden_dim=MLP["hidden"],
+                num_blocks=MLP["blocks"],
+                num_classes=MLP["classes"],
+                drop_prob=0.1,
+            ),
+        ),
         _torch("mlp_resnet", MLP["dim"], MLP["hidden"], MLP["blocks"], MLP["classes"], 0.1),
         _images(MLP["dim"], 0, MLP["classes"]),
-        3 * 2.0 * B * (_linear(MLP["dim"], MLP["hidden"]) + MLP["hidden"] * MLP["classes"]
-                       + MLP["blocks"] * MLP["hidden"] ** 2),
+        3
+        * 2.0
+        * B
+        * (
+            _linear(MLP["dim"], MLP["hidden"])
+            + MLP["hidden"] * MLP["classes"]
+            + MLP["blocks"] * MLP["hidden"] ** 2
+        ),
         rounds=10,
     ),
     ModelCase(
-        f"ResNet9 3x{IMG}x{IMG} batch {B}", "ResNet9",
+        f"ResNet9 3x{IMG}x{IMG} batch {B}",
+        "ResNet9",
         ((), {}),
         _torch("resnet9", 10),
         _images(3, IMG, 10),
         _resnet9_flops(),
     ),
     ModelCase(
-        "LSTM LM vocab {vocab} emb {emb} hidden {hidden} x{layers} seq {seq} batch {batch}"
-        .format(**LM), "LanguageModel",
-        ((LM["emb"], LM["vocab"], LM["hidden"]),
-         dict(num_layers=LM["layers"], seq_model="lstm", seq_len=LM["seq"])),
-        _torch("LanguageModel", LM["vocab"], LM["emb"], LM["hidden"], LM["layers"], "lstm",
-               LM["seq"]),
+        f"LSTM LM {LM_DESC}",
+        "LanguageModel",
+        (
+            (LM["emb"], LM["vocab"], LM["hidden"]),
+            dict(num_layers=LM["layers"], seq_model="lstm", seq_len=LM["seq"]),
+        ),
+        _torch(
+            "LanguageModel", LM["vocab"], LM["emb"], LM["hidden"], LM["layers"], "lstm", LM["seq"]
+        ),
         _tokens,
         _lm_flops("lstm"),
     ),
     ModelCase(
-        "Transformer LM vocab {vocab} emb {emb} hidden {hidden} x{layers} seq {seq} batch {batch}"
-        .format(**LM), "TransformerLM",
-        ((LM["vocab"],), dict(embedding_size=LM["emb"], hidden_size=LM["hidden"],
-                              num_layers=LM["layers"], seq_len=LM["seq"], num_head=4,
-                              dim_head=LM["emb"] // 4)),
-        _torch("LanguageModel", LM["vocab"], LM["emb"], LM["hidden"], LM["layers"],
-               "transformer", LM["seq"]),
+        f"Transformer LM {LM_DESC}",
+        "TransformerLM",
+        (
+            (LM["vocab"],),
+            dict(
+                embedding_size=LM["emb"],
+                hidden_size=LM["hidden"],
+                num_layers=LM["layers"],
+                seq_len=LM["seq"],
+                num_head=4,
+                dim_head=LM["emb"] // 4,
+            ),
+        ),
+        _torch(
+            "LanguageModel",
+            LM["vocab"],
+            LM["emb"],
+            LM["hidden"],
+            LM["layers"],
+            "transformer",
+            LM["seq"],
+        ),
         _tokens,
         _lm_flops("transformer"),
     ),
@@ -165,8 +212,10 @@ def _needle_step(impl: Impl, case: ModelCase, x_np: np.ndarray, y_np: np.ndarray
     try:
         model = cls(*args, **kwargs)
     except TypeError as exc:
-        pytest.skip(f"needle.models.{case.attr}{inspect.signature(cls)} does not take "
-                    f"{args} {kwargs}: {exc}")
+        pytest.skip(
+            f"needle.models.{case.attr}{inspect.signature(cls)} does not take "
+            f"{args} {kwargs}: {exc}"
+        )
     model.train()
     opt = needle.optim.SGD(model.parameters(), lr=LR)
     loss_fn = needle.nn.SoftmaxLoss()
@@ -211,8 +260,9 @@ def _torch_step(case: ModelCase, x_np: np.ndarray, y_np: np.ndarray) -> Callable
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name.split(" ")[0])
-def bench_train_step(benchmark: Any, impl: Impl, case: ModelCase,
-                     monkeypatch: pytest.MonkeyPatch) -> None:
+def bench_train_step(
+    benchmark: Any, impl: Impl, case: ModelCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
     x_np, y_np = case.batch()
     if impl.kind == "torch":
         step = _torch_step(case, x_np, y_np)

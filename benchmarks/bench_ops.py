@@ -134,7 +134,9 @@ def bench_forward(benchmark: Any, impl: Impl, case: OpCase) -> None:
     record(benchmark, impl, "ops", f"{case.name} forward", flops=case.flops(True))
     y = benchmark(run)
     expected = case.forward(*[a.astype(np.float64) for a in arrays])
-    assert_close(_as_numpy(y), expected, f"{case.name} forward on {impl.name}", rtol=1e-3, atol=1e-3)
+    assert_close(
+        _as_numpy(y), expected, f"{case.name} forward on {impl.name}", rtol=1e-3, atol=1e-3
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name.split(" ")[0])
@@ -156,12 +158,19 @@ def bench_backward(benchmark: Any, impl: Impl, case: OpCase) -> None:
         sync()
 
     record(benchmark, impl, "ops", f"{case.name} backward", flops=case.flops(False))
-    benchmark.pedantic(run, setup=setup, rounds=rounds(20), warmup_rounds=0 if rounds(2) == 1 else 2)
+    benchmark.pedantic(
+        run, setup=setup, rounds=rounds(20), warmup_rounds=0 if rounds(2) == 1 else 2
+    )
     expected = case.grads(*[a.astype(np.float64) for a in arrays], g_np.astype(np.float64))
     for i, (x, want) in enumerate(zip(xs, expected)):
         assert x.grad is not None, f"{case.name} backward on {impl.name}: input {i} got no grad"
-        assert_close(_as_numpy(x.grad), want, f"{case.name} grad {i} on {impl.name}",
-                     rtol=1e-3, atol=1e-3 * np.sqrt(max(case.shapes[0])))
+        assert_close(
+            _as_numpy(x.grad),
+            want,
+            f"{case.name} grad {i} on {impl.name}",
+            rtol=1e-3,
+            atol=1e-3 * np.sqrt(max(case.shapes[0])),
+        )
 
 
 # --- convolution, once needle has it ------------------------------------------------------
@@ -219,7 +228,8 @@ def bench_conv(benchmark: Any, impl: Impl, direction: str) -> None:
     else:
         y = fn()
         (g,) = (
-            [__import__("torch").ones_like(y)] if impl.kind == "torch"
+            [__import__("torch").ones_like(y)]
+            if impl.kind == "torch"
             else _make(impl, [np.ones(y.shape, dtype=np.float32)])
         )
 
@@ -231,9 +241,16 @@ def bench_conv(benchmark: Any, impl: Impl, direction: str) -> None:
             out.backward(g)
             sync()
 
-        benchmark.pedantic(back, setup=setup, rounds=rounds(10), warmup_rounds=0 if rounds(2) == 1 else 1)
+        benchmark.pedantic(
+            back, setup=setup, rounds=rounds(10), warmup_rounds=0 if rounds(2) == 1 else 1
+        )
     padded = np.pad(x_np.astype(np.float64), ((0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0)))
     windows = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(1, 2))
     expected = np.tensordot(windows, w_np.astype(np.float64), axes=([4, 5, 3], [0, 1, 2]))
-    assert_close(to_nhwc(y), expected, f"conv forward on {impl.name}", rtol=1e-3,
-                 atol=1e-3 * np.sqrt(k * k * c_in))
+    assert_close(
+        to_nhwc(y),
+        expected,
+        f"conv forward on {impl.name}",
+        rtol=1e-3,
+        atol=1e-3 * np.sqrt(k * k * c_in),
+    )

@@ -44,7 +44,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("impls")
     kinds = tuple(marker.args) if marker else ("needle",)
     params = [
-        pytest.param(impl, id=impl.name, marks=[pytest.mark.skip(reason=impl.skip)] if impl.skip else [])
+        pytest.param(
+            impl, id=impl.name, marks=[pytest.mark.skip(reason=impl.skip)] if impl.skip else []
+        )
         for impl in _common.impls_for(kinds)
     ]
     metafunc.parametrize("impl", params)
@@ -109,7 +111,9 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         "cpu_model": _cpu_model(),
         "cores": os.cpu_count(),
         "threads": THREADS,
-        "thread_env": {k: os.environ.get(k, "") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
+        "thread_env": {
+            k: os.environ.get(k, "") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+        },
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
         "quick": _common.quick(),
         "command": "pytest " + shlex.join(sys.argv[1:]),
