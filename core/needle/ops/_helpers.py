@@ -54,5 +54,10 @@ class BinaryOp(TensorOp):
         if a.dtype != b.dtype:
             raise TypeError(f"{self.name}: dtypes differ, {a.dtype} and {b.dtype}")
         if a.shape != b.shape:
-            broadcast_shapes(a.shape, b.shape)  # raises naming both shapes
+            try:
+                broadcast_shapes(a.shape, b.shape)
+            except ValueError:
+                raise ValueError(
+                    f"{self.name}: shapes {a.shape} and {b.shape} do not broadcast"
+                ) from None
         return super().__call__(a, b)
