@@ -103,7 +103,7 @@ class T:
     def value(self, namespace: dict[str, Any], var: str, dtype: str) -> np.ndarray:
         """The float64 reference value of ``var`` after its code ran in ``namespace``."""
         raw = np.broadcast_to(namespace[var], self.shape)
-        return np.array(raw, dtype=dtype).astype(np.float64)
+        return np.array(raw, dtype=dtype, order="C").astype(np.float64, order="C")
 
 
 @dataclass(frozen=True)
