@@ -1,0 +1,51 @@
+"""Training checkpoints: model, optimizer, epoch and RNG state in one safetensors file."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .. import nn, optim
+from ..random import generator
+from ..serialization import load, save
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of epoch ``epoch``'s random draws (shuffle, dropout, augmentation).
+
+    Derived from ``(seed, epoch)`` alone, so a resumed run draws what an uninterrupted
+    one would.
+    """
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def save_checkpoint(path: str | os.PathLike[str], *, task: str, model: nn.Module,
+                    opt: optim.Optimizer, epoch: int, seed: int) -> None:
+    """Write the state after ``epoch`` completed epochs (atomically)."""
+    save({
+        "task": task, "epoch": epoch, "seed": seed,
+        "model": model.state_dict(), "optimizer": opt.state_dict(),
+        "rng": generator().bit_generator.state,
+    }, path)
+
+
+def load_checkpoint(path: str | os.PathLike[str], *, task: str, model: nn.Module,
+                    opt: optim.Optimizer, device: Any = None) -> dict[str, Any]:
+    """Restore ``model``, ``opt`` and needle's generator; returns the checkpoint dict.
+
+    Raises:
+        ValueError: the checkpoint was written by another task, or is corrupt.
+        KeyError: its model state lacks a parameter of ``model`` (or has an extra one).
+    """
+    ckpt = load(path, device=device)
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "epoch" not in ckpt:
+        raise ValueError(f"{os.fspath(path)!r} is not a `needle train` checkpoint")
+    if ckpt.get("task") != task:
+        raise ValueError(f"{os.fspath(path)!r} was written by task {ckpt.get('task')!r}, "
+                         f"not {task!r}")
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    generator().bit_generator.state = ckpt["rng"]
+    return ckpt
