@@ -43,7 +43,9 @@ def as_int_tuple(kernel: str, what: str, values: Any) -> tuple[int, ...]:
     try:
         items = tuple(values)
     except TypeError:
-        raise TypeError(f"{kernel}: {what} must be a sequence of integers, got {values!r}") from None
+        raise TypeError(
+            f"{kernel}: {what} must be a sequence of integers, got {values!r}"
+        ) from None
     return tuple(as_int(kernel, what, v) for v in items)
 
 
@@ -71,9 +73,7 @@ def check_handles(
     """Each handle is a ``handle_type`` (when given) on ``device`` (when given)."""
     for h in handles:
         if handle_type is not None and not isinstance(h, handle_type):
-            raise TypeError(
-                f"{kernel}: expected a cuda-backend buffer, got {type(h).__name__}"
-            )
+            raise TypeError(f"{kernel}: expected a cuda-backend buffer, got {type(h).__name__}")
         if device is not None:
             hd = getattr(h, "device", device)
             if hd != device:
@@ -210,8 +210,17 @@ def check_matmul(
 
 
 def check_conv2d(
-    kernel: str, x: Any, w: Any, out: Any, n: Any, h: Any, w_: Any, c_in: Any, k: Any,
-    c_out: Any, stride: Any,
+    kernel: str,
+    x: Any,
+    w: Any,
+    out: Any,
+    n: Any,
+    h: Any,
+    w_: Any,
+    c_in: Any,
+    k: Any,
+    c_out: Any,
+    stride: Any,
 ) -> tuple[int, int, int, int, int, int, int, int, int, str]:
     """Valid NHWC convolution: returns (n, h, w_, c_in, k, c_out, stride, ho, wo, dtype)."""
     n, h, w_, c_in, k, c_out = (

@@ -38,8 +38,17 @@ def find_nvcc(explicit: str | None = None) -> str | None:
 def compile_file(nvcc: str, path: Path, arch: str, out_dir: Path) -> tuple[bool, str, set[str]]:
     """Compile one file to PTX: (ok, compiler output, exported entry names)."""
     ptx = out_dir / (path.stem + ".ptx")
-    cmd = [nvcc, *COMPILE_OPTIONS, "--ptx", f"-arch={arch}", "-I", str(KERNEL_DIR),
-           "-o", str(ptx), str(path)]
+    cmd = [
+        nvcc,
+        *COMPILE_OPTIONS,
+        "--ptx",
+        f"-arch={arch}",
+        "-I",
+        str(KERNEL_DIR),
+        "-o",
+        str(ptx),
+        str(path),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     log = (proc.stdout + proc.stderr).strip()
     if proc.returncode != 0 or not ptx.is_file():
@@ -48,7 +57,9 @@ def compile_file(nvcc: str, path: Path, arch: str, out_dir: Path) -> tuple[bool,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m needle_cuda.compile_check", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m needle_cuda.compile_check", description=__doc__
+    )
     parser.add_argument("--arch", default="sm_80")
     parser.add_argument("--nvcc", default=None)
     parser.add_argument("--keep", default=None, help="folder to keep the PTX in")
@@ -56,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
 
     nvcc = find_nvcc(args.nvcc)
     if nvcc is None:
-        print("compile_check: SKIPPED: nvcc not found (PATH, $NVCC, $CUDA_HOME/bin, /usr/local/cuda)")
+        print(
+            "compile_check: SKIPPED: nvcc not found (PATH, $NVCC, $CUDA_HOME/bin, /usr/local/cuda)"
+        )
         return 0
     files = cu_files()
     if not files:
@@ -79,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 extra = f" (warnings:\n{log})" if log else ""
                 print(f"ok   {path.name}: {len(entries)} kernels{extra}")
-    print(f"compile_check: {len(files) - failed}/{len(files)} files ok with {nvcc} -arch={args.arch}")
+    print(
+        f"compile_check: {len(files) - failed}/{len(files)} files ok with {nvcc} -arch={args.arch}"
+    )
     return 1 if failed else 0
 
 

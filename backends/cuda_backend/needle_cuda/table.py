@@ -92,6 +92,10 @@ class CudaKernels:
         with np.errstate(all="ignore"):
             return _NP_DTYPES[dtype](value)
 
+    def _copy_of(self, a: CudaBuffer) -> CudaBuffer:
+        with self.device:
+            return CudaBuffer(a.array.copy(), self.index)
+
     # --- buffers ---------------------------------------------------------------------
     def alloc(self, size: int, dtype: str) -> CudaBuffer:
         dtype = checks.check_dtype("alloc", dtype)
@@ -131,7 +135,9 @@ class CudaKernels:
         dtype = checks.check_dtype("fill", out.dtype)
         if out.size:
             v = self._scalar(dtype, value)
-            self._launch(f"fill_{DTYPE_SUFFIX[dtype]}", out.size, (out.array, v, np.int64(out.size)))
+            self._launch(
+                f"fill_{DTYPE_SUFFIX[dtype]}", out.size, (out.array, v, np.int64(out.size))
+            )
 
     def astype(self, a: CudaBuffer, out: CudaBuffer) -> None:
         self._check("astype", a, out)
@@ -149,12 +155,16 @@ class CudaKernels:
         args = (a.array, out.array, np.int64(n), np.int32(lay[0]), np.int64(offset))
         self._launch(f"compact_{sfx}", n, args + tuple(np.int64(x) for x in lay[1:]))
 
-    def compact(self, a: CudaBuffer, out: CudaBuffer, shape: Any, strides: Any, offset: Any) -> None:
+    def compact(
+        self, a: CudaBuffer, out: CudaBuffer, shape: Any, strides: Any, offset: Any
+    ) -> None:
         self._check("compact", a, out)
         shape, strides, offset, n = checks.check_view("compact", a.size, shape, strides, offset)
         checks.check_flat("compact", n, out)
         checks.check_same_dtype("compact", a, out)
         if n:
+            if a is out:  # the view and the destination overlap: read from a copy
+                a = self._copy_of(a)
             self._compact_checked("compact", a, out, shape, strides, offset, n)
 
     def ewise_setitem(
@@ -167,10 +177,14 @@ class CudaKernels:
         checks.check_flat("ewise_setitem", n, a)
         dtype = checks.check_same_dtype("ewise_setitem", a, out)
         if n:
+            if a is out:  # source and destination overlap: read from a copy
+                a = self._copy_of(a)
             lay = checks.layout_args("ewise_setitem", shape, strides)
             args = (a.array, out.array, np.int64(n), np.int32(lay[0]), np.int64(offset))
             self._launch(
-                f"ewise_setitem_{DTYPE_SUFFIX[dtype]}", n, args + tuple(np.int64(x) for x in lay[1:])
+                f"ewise_setitem_{DTYPE_SUFFIX[dtype]}",
+                n,
+                args + tuple(np.int64(x) for x in lay[1:]),
             )
 
     def scalar_setitem(
@@ -189,7 +203,9 @@ class CudaKernels:
             v = self._scalar(dtype, value)
             args = (v, out.array, np.int64(n), np.int32(lay[0]), np.int64(offset))
             self._launch(
-                f"scalar_setitem_{DTYPE_SUFFIX[dtype]}", n, args + tuple(np.int64(x) for x in lay[1:])
+                f"scalar_setitem_{DTYPE_SUFFIX[dtype]}",
+                n,
+                args + tuple(np.int64(x) for x in lay[1:]),
             )
 
     # --- element-wise ----------------------------------------------------------------
@@ -199,7 +215,9 @@ class CudaKernels:
         dtype = checks.check_flat(kernel, out.size, a, b, out)
         n = out.size
         if n:
-            self._launch(f"{kernel}_{DTYPE_SUFFIX[dtype]}", n, (a.array, b.array, out.array, np.int64(n)))
+            self._launch(
+                f"{kernel}_{DTYPE_SUFFIX[dtype]}", n, (a.array, b.array, out.array, np.int64(n))
+            )
 
     def _scalar_op(self, op: str, a: CudaBuffer, value: float, out: CudaBuffer) -> None:
         kernel = f"scalar_{op}"
@@ -230,7 +248,9 @@ class CudaKernels:
             )
 
     # --- reductions ------------------------------------------------------------------
-    def _rows(self, op: str, rows: int, rs: int, a: CudaBuffer, out: CudaBuffer, dtype: str) -> None:
+    def _rows(
+        self, op: str, rows: int, rs: int, a: CudaBuffer, out: CudaBuffer, dtype: str
+    ) -> None:
         if rows == 0:
             return
         sfx = DTYPE_SUFFIX[dtype]
@@ -294,8 +314,17 @@ class CudaKernels:
 
     # --- convolution (im2col + cuBLAS) -------------------------------------------------
     def conv2d_nhwc(
-        self, x: CudaBuffer, w: CudaBuffer, out: CudaBuffer, n: int, h: int, w_: int,
-        c_in: int, k: int, c_out: int, stride: int,
+        self,
+        x: CudaBuffer,
+        w: CudaBuffer,
+        out: CudaBuffer,
+        n: int,
+        h: int,
+        w_: int,
+        c_in: int,
+        k: int,
+        c_out: int,
+        stride: int,
     ) -> None:
         self._check("conv2d_nhwc", x, w, out)
         n, h, w_, c_in, k, c_out, stride, ho, wo, _ = checks.check_conv2d(

@@ -25,6 +25,11 @@ for mod, path in (
     if importlib.util.find_spec(mod) is None and path.is_dir():
         sys.path.insert(0, str(path))
 
+# Helper modules of these tests (fakecupy, test_kernels_gpu) are imported by name, also
+# under --import-mode=importlib, which does not put test folders on sys.path.
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
 GPU_SKIP_REASON = "needs a usable CUDA device"
 
 

@@ -22,7 +22,6 @@ import re
 import types
 
 import numpy as np
-
 from needle_cuda.sources import BINARY_OPS, UNARY_OPS
 
 
@@ -42,7 +41,7 @@ def ptx_signatures(ptx: str) -> dict[str, list[str]]:
 
 
 def _ptx_type(arg) -> str:
-    if isinstance(arg, np.ndarray) and arg.ndim >= 1 or isinstance(arg, FakeArray):
+    if (isinstance(arg, np.ndarray) and arg.ndim >= 1) or isinstance(arg, FakeArray):
         return "u64"  # device pointer
     if isinstance(arg, np.float32):
         return "f32"
@@ -134,7 +133,10 @@ def make_fake_cupy(signatures: dict[str, list[str]] | None, launches: list):
             return None
 
         def get_function(self, name):
-            if f" {name}(" not in self.code.replace("##", "") and name.split("_")[0] not in self.code:
+            if (
+                f" {name}(" not in self.code.replace("##", "")
+                and name.split("_")[0] not in self.code
+            ):
                 raise AssertionError(f"{name} not in module source")
 
             def launch(grid, block, args):
@@ -152,7 +154,9 @@ def make_fake_cupy(signatures: dict[str, list[str]] | None, launches: list):
     def empty(size, dtype):
         return np.empty(size, dtype=dtype).view(FakeArray)
 
-    cp.cuda = types.SimpleNamespace(Device=Device, runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
+    cp.cuda = types.SimpleNamespace(
+        Device=Device, runtime=types.SimpleNamespace(getDeviceCount=lambda: 1)
+    )
     cp.RawModule = RawModule
     cp.empty = empty
     cp.asnumpy = lambda a: np.array(a, copy=True).view(np.ndarray)

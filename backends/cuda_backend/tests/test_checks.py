@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-
 from needle_cuda import checks
 
 
@@ -19,7 +18,7 @@ class H:
 def test_check_dtype():
     assert checks.check_dtype("alloc", "float32") == "float32"
     assert checks.check_dtype("alloc", "float64") == "float64"
-    with pytest.raises(TypeError, match="alloc.*float16"):
+    with pytest.raises(TypeError, match=r"alloc.*float16"):
         checks.check_dtype("alloc", "float16")
     with pytest.raises(TypeError, match="alloc"):
         checks.check_dtype("alloc", None)
@@ -64,7 +63,7 @@ def test_check_view_valid():
 
 
 def test_check_view_errors():
-    with pytest.raises(ValueError, match="compact: shape .* differ in length"):
+    with pytest.raises(ValueError, match=r"compact: shape .* differ in length"):
         checks.check_view("compact", 6, (2, 3), (1,), 0)
     with pytest.raises(ValueError, match="to_numpy: negative"):
         checks.check_view("to_numpy", 6, (2, -3), (3, 1), 0)
@@ -72,7 +71,9 @@ def test_check_view_errors():
         checks.check_view("compact", 6, (2, 3), (3, -1), 2)
     with pytest.raises(ValueError, match="negative"):
         checks.check_view("compact", 6, (2, 3), (3, 1), -1)
-    with pytest.raises(IndexError, match=r"ewise_setitem: view .* reaches element 6 of a buffer of 6"):
+    with pytest.raises(
+        IndexError, match=r"ewise_setitem: view .* reaches element 6 of a buffer of 6"
+    ):
         checks.check_view("ewise_setitem", 6, (2, 3), (3, 1), 1)
     with pytest.raises(IndexError):
         checks.check_view("scalar_setitem", 5, (), (), 5)
@@ -166,8 +167,9 @@ def test_check_matmul():
 
 
 def test_check_conv2d():
-    r = checks.check_conv2d("conv2d_nhwc", H(2 * 5 * 5 * 3), H(3 * 3 * 3 * 4), H(2 * 2 * 2 * 4),
-                            2, 5, 5, 3, 3, 4, 2)
+    r = checks.check_conv2d(
+        "conv2d_nhwc", H(2 * 5 * 5 * 3), H(3 * 3 * 3 * 4), H(2 * 2 * 2 * 4), 2, 5, 5, 3, 3, 4, 2
+    )
     assert r[7:9] == (2, 2)
     with pytest.raises(ValueError, match="conv2d_nhwc: kernel size 6"):
         checks.check_conv2d("conv2d_nhwc", H(150), H(1000), H(100), 2, 5, 5, 3, 6, 4, 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from needle_cuda import compile_check, sources
 
 NVCC = compile_check.find_nvcc()

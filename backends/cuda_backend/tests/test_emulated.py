@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import test_kernels_gpu as _gpu
 from fakecupy import make_fake_cupy, ptx_signatures
-from test_kernels_gpu import *  # noqa: F403 -- re-run the same tests here
-
 from needle_cuda import compile_check, sources
+from test_kernels_gpu import *  # noqa: F403 -- re-run the same tests here
 
 pytestmark: list = []  # not GPU tests
 del test_load_is_cached_per_index  # noqa: F821 -- needs real devices

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from needle.backends.contract import REQUIRED_KERNELS
 from needle_cuda.sources import BINARY_OPS, UNARY_OPS
 
@@ -16,13 +15,28 @@ pytestmark = pytest.mark.gpu
 DTYPES = ["float32", "float64"]
 TOL = {"float32": dict(rtol=2e-5, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-13)}
 NP_BINARY = {
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
-    "power": np.power, "maximum": np.maximum, "eq": np.equal, "ne": np.not_equal,
-    "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.divide,
+    "power": np.power,
+    "maximum": np.maximum,
+    "eq": np.equal,
+    "ne": np.not_equal,
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
 }
 NP_UNARY = {
-    "neg": np.negative, "abs": np.abs, "log": np.log, "exp": np.exp, "tanh": np.tanh,
-    "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos,
+    "neg": np.negative,
+    "abs": np.abs,
+    "log": np.log,
+    "exp": np.exp,
+    "tanh": np.tanh,
+    "sqrt": np.sqrt,
+    "sin": np.sin,
+    "cos": np.cos,
 }
 
 
@@ -35,7 +49,7 @@ def put(k, x, dtype=None):
 
 def get(k, h, shape=None):
     shape = (h.size,) if shape is None else tuple(shape)
-    strides = tuple(int(np.prod(shape[i + 1:])) for i in range(len(shape)))
+    strides = tuple(int(np.prod(shape[i + 1 :])) for i in range(len(shape)))
     return k.to_numpy(h, shape, strides, 0)
 
 
@@ -101,8 +115,13 @@ def test_to_numpy_views(cuda_kernels, ref_kernels, dtype):
     x = np.arange(60, dtype=dtype)
     h, hr = put(k, x), put(r, x)
     views = [
-        ((3, 4, 5), (20, 5, 1), 0), ((5, 4, 3), (1, 5, 20), 0), ((2, 3), (10, 2), 7),
-        ((), (), 59), ((4, 0, 2), (1, 1, 1), 0), ((3, 4), (0, 1), 5), ((1,), (1,), 59),
+        ((3, 4, 5), (20, 5, 1), 0),
+        ((5, 4, 3), (1, 5, 20), 0),
+        ((2, 3), (10, 2), 7),
+        ((), (), 59),
+        ((4, 0, 2), (1, 1, 1), 0),
+        ((3, 4), (0, 1), 5),
+        ((1,), (1,), 59),
     ]
     for view in views:
         got = k.to_numpy(h, *view)
@@ -136,10 +155,10 @@ def test_fill_and_astype(cuda_kernels, dtype):
 # --- layout ------------------------------------------------------------------------------
 VIEWS = [
     ((4, 5), (5, 1), 0),
-    ((5, 4), (1, 5), 0),          # transpose
-    ((2, 3, 4), (1, 2, 6), 0),    # permuted
-    ((3, 4), (0, 1), 2),          # broadcast
-    ((3, 2, 2), (8, 3, 1), 1),    # slice with offset
+    ((5, 4), (1, 5), 0),  # transpose
+    ((2, 3, 4), (1, 2, 6), 0),  # permuted
+    ((3, 4), (0, 1), 2),  # broadcast
+    ((3, 2, 2), (8, 3, 1), 1),  # slice with offset
     ((2,) * 9, tuple(2 ** (8 - i) for i in range(9)), 0),  # 9 dims that merge
     ((2, 1, 3, 1), (9, 4, 2, 7), 3),
     ((0, 3), (3, 1), 0),
@@ -188,12 +207,29 @@ def test_layout_errors(cuda_kernels, dtype):
         k.compact(a, k.alloc(5, dtype), (3, 4), (4, 1), 0)
     big = k.alloc(4**9, dtype)
     with pytest.raises(ValueError, match="at most 8"):
-        k.compact(big, k.alloc(512, dtype), (1, 2) * 9, tuple(4 ** (8 - i // 2) for i in range(18)), 0)
+        k.compact(
+            big, k.alloc(512, dtype), (1, 2) * 9, tuple(4 ** (8 - i // 2) for i in range(18)), 0
+        )
     with pytest.raises(TypeError, match="compact"):
         k.compact(a, k.alloc(12, "float64" if dtype == "float32" else "float32"), (12,), (1,), 0)
     with pytest.raises(TypeError, match="compact"):
         k.compact(np.zeros(12, dtype), out, (12,), (1,), 0)
     np.testing.assert_array_equal(get(k, a), before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layout_in_place(cuda_kernels, dtype):
+    """compact/ewise_setitem with the same buffer as source and destination."""
+    k = cuda_kernels
+    x = np.arange(16, dtype=dtype)
+    hk = put(k, x)
+    k.compact(hk, hk, (4, 4), (1, 4), 0)  # transpose in place
+    np.testing.assert_array_equal(get(k, hk), x.reshape(4, 4).T.reshape(-1))
+    hk = put(k, x)
+    k.ewise_setitem(hk, hk, (8,), (2,), 0)
+    expected = x.copy()
+    expected[0::2] = x[:8]  # as if the source were read before any write
+    np.testing.assert_array_equal(get(k, hk), expected)
 
 
 # --- element-wise ------------------------------------------------------------------------
@@ -329,7 +365,9 @@ def test_reduce_edge_cases(cuda_kernels, dtype):
 
 # --- matmul and convolution ------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,n,p", [(1, 1, 1), (3, 4, 5), (64, 128, 32), (7, 0, 3), (0, 4, 5), (129, 65, 33)])
+@pytest.mark.parametrize(
+    "m,n,p", [(1, 1, 1), (3, 4, 5), (64, 128, 32), (7, 0, 3), (0, 4, 5), (129, 65, 33)]
+)
 def test_matmul(cuda_kernels, dtype, m, n, p):
     k = cuda_kernels
     rng = np.random.default_rng(m + n + p)
@@ -361,7 +399,9 @@ def test_conv2d_nhwc(cuda_kernels, dtype, stride):
     ref = np.zeros((n, ho, wo, c_out))
     for i in range(ks):
         for j in range(ks):
-            patch = x[:, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride]
+            patch = x[
+                :, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride
+            ]
             ref += patch.astype(np.float64) @ w[i, j]
     out = k.alloc(n * ho * wo * c_out, dtype)
     k.conv2d_nhwc(put(k, x), put(k, w), out, n, h, w_, c_in, ks, c_out, stride)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pluggy
 import pytest
-
 from needle.backends import BackendInfo, BackendStatus, hookspecs
 from needle.backends.contract import CONTRACT_VERSION, OPTIONAL_KERNELS, REQUIRED_KERNELS
 from needle_cuda import plugin
