@@ -15,18 +15,12 @@ _DTYPES = {"float32": np.float32, "float64": np.float64}
 class Buffer:
     """A flat buffer of ``size`` elements of ``dtype``."""
 
-    __slots__ = ("array",)
+    __slots__ = ("array", "dtype", "size")
 
     def __init__(self, array: np.ndarray) -> None:
         self.array = array
-
-    @property
-    def size(self) -> int:
-        return self.array.size
-
-    @property
-    def dtype(self) -> str:
-        return self.array.dtype.name
+        self.dtype: str = array.dtype.name  # cached: ndarray.dtype.name is slow
+        self.size: int = array.size
 
     def __repr__(self) -> str:
         return f"Buffer(size={self.size}, dtype={self.dtype})"

@@ -8,6 +8,7 @@ Strides and offsets count elements, never bytes.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Sequence
@@ -27,8 +28,9 @@ def prod(xs: Sequence[int]) -> int:
     return math.prod(xs)
 
 
-def compact_strides(shape: Sequence[int]) -> tuple[int, ...]:
-    """Row-major strides (in elements) for ``shape``."""
+@functools.lru_cache(maxsize=4096)
+def compact_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Row-major strides (in elements) for ``shape`` (a tuple; cached: on every op's path)."""
     stride, out = 1, []
     for n in reversed(shape):
         out.append(stride)
@@ -128,14 +130,14 @@ class NDArray:
     ) -> NDArray:
         """A new NDArray over ``handle`` (or a fresh buffer) with the given layout."""
         arr = object.__new__(NDArray)
-        arr._shape = tuple(int(s) for s in shape)
-        arr._strides = compact_strides(arr._shape) if strides is None else tuple(strides)
+        arr._shape = shape = tuple(shape)
+        arr._strides = compact_strides(shape) if strides is None else tuple(strides)
         arr._offset = offset
         dev = default_device() if device is None else device
         arr._device = dev
         if handle is None:
             arr._dtype = dtype
-            handle = dev.alloc(prod(arr._shape), dtype)
+            handle = dev.alloc(math.prod(shape), dtype)
         else:
             arr._dtype = handle.dtype
         arr._handle = handle
@@ -192,7 +194,7 @@ class NDArray:
     def is_compact(self) -> bool:
         """Whether the elements are contiguous in row-major order from ``offset``."""
         return self._strides == compact_strides(self._shape) and (
-            self.size == 0 or self._offset + self.size <= self._handle.size
+            self._offset == 0 or self._offset + math.prod(self._shape) <= self._handle.size
         )
 
     def compact(self) -> NDArray:
@@ -205,6 +207,8 @@ class NDArray:
 
     def _compact_handle(self) -> Any:
         """A handle whose first ``size`` elements are this array, row-major."""
+        if self._offset == 0 and self._strides == compact_strides(self._shape):
+            return self._handle
         arr = self.compact()
         if arr._offset == 0:
             return arr._handle
