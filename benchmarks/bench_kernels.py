@@ -70,7 +70,6 @@ def bench_matmul(benchmark: Any, impl: Impl, n: int) -> None:
         "kernels",
         f"matmul float32 n={n}",
         flops=2.0 * n**3,
-        nbytes=3.0 * n * n * F32,
     )
     benchmark(run)
     expected = a_np.astype(np.float64) @ b_np.astype(np.float64)
@@ -100,7 +99,7 @@ def bench_ewise_add(benchmark: Any, impl: Impl) -> None:
             add(a, b, out)
             sync()
 
-    record(benchmark, impl, "kernels", f"ewise_add float32 n={n}", flops=n, nbytes=3.0 * n * F32)
+    record(benchmark, impl, "kernels", f"ewise_add float32 n={n}", nbytes=3.0 * n * F32)
     benchmark(run)
     assert_close(_read(impl, out, (n,)), a_np + b_np, f"ewise_add on {impl.name}")
 
@@ -121,7 +120,7 @@ def bench_scalar_mul(benchmark: Any, impl: Impl) -> None:
             mul(a, 1.5, out)
             sync()
 
-    record(benchmark, impl, "kernels", f"scalar_mul float32 n={n}", flops=n, nbytes=2.0 * n * F32)
+    record(benchmark, impl, "kernels", f"scalar_mul float32 n={n}", nbytes=2.0 * n * F32)
     benchmark(run)
     assert_close(_read(impl, out, (n,)), a_np * 1.5, f"scalar_mul on {impl.name}")
 
@@ -142,7 +141,7 @@ def bench_reduce_sum(benchmark: Any, impl: Impl) -> None:
             reduce_sum(a, out, n)
             sync()
 
-    record(benchmark, impl, "kernels", f"reduce_sum float32 n={n}", flops=n, nbytes=1.0 * n * F32)
+    record(benchmark, impl, "kernels", f"reduce_sum float32 n={n}", nbytes=1.0 * n * F32)
     benchmark(run)
     expected = a_np.astype(np.float64).sum(keepdims=True)
     assert_close(_read(impl, out, (1,)), expected, f"reduce_sum on {impl.name}", rtol=1e-4)
