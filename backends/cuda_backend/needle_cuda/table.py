@@ -54,13 +54,17 @@ class CudaKernels:
 
     def __init__(self, index: int) -> None:
         self.index = index
-        self.device = cupy.cuda.Device(index)
         self._modules: dict[str, Any] = {}
         self._functions: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<needle-cuda kernels for cuda:{self.index}>"
+
+    def _device(self) -> Any:
+        """A fresh ``cupy.cuda.Device`` context for this table's device (a new object per
+        use, so nesting and concurrent threads never share one context's state)."""
+        return cupy.cuda.Device(self.index)
 
     # --- plumbing --------------------------------------------------------------------
     def _fn(self, name: str) -> Any:
@@ -70,18 +74,18 @@ class CudaKernels:
                 stem = KERNEL_MODULE[name]
                 mod = self._modules.get(stem)
                 if mod is None:
-                    with self.device:
+                    with self._device():
                         mod = cupy.RawModule(code=module_source(stem), options=COMPILE_OPTIONS)
                         mod.compile()
                     self._modules[stem] = mod
-                with self.device:
+                with self._device():
                     fn = mod.get_function(name)
                 self._functions[name] = fn
         return fn
 
     def _launch(self, name: str, n: int, args: tuple, per_block: int = _THREADS) -> None:
         fn = self._fn(name)
-        with self.device:
+        with self._device():
             fn((_blocks(n, per_block),), (_THREADS,), args)
 
     def _check(self, kernel: str, *handles: Any) -> None:
@@ -93,14 +97,14 @@ class CudaKernels:
             return _NP_DTYPES[dtype](value)
 
     def _copy_of(self, a: CudaBuffer) -> CudaBuffer:
-        with self.device:
+        with self._device():
             return CudaBuffer(a.array.copy(), self.index)
 
     # --- buffers ---------------------------------------------------------------------
     def alloc(self, size: int, dtype: str) -> CudaBuffer:
         dtype = checks.check_dtype("alloc", dtype)
         size = checks.check_nonneg("alloc", "size", size)
-        with self.device:
+        with self._device():
             return CudaBuffer(cupy.empty(size, dtype=_NP_DTYPES[dtype]), self.index)
 
     def from_numpy(self, src: Any, out: CudaBuffer) -> None:
@@ -113,7 +117,7 @@ class CudaKernels:
         with np.errstate(all="ignore"):
             host = np.ascontiguousarray(src.reshape(-1), dtype=_NP_DTYPES[out.dtype])
         if out.size:
-            with self.device:
+            with self._device():
                 out.array.set(host)
 
     def to_numpy(self, a: CudaBuffer, shape: Any, strides: Any, offset: Any) -> np.ndarray:
@@ -121,7 +125,7 @@ class CudaKernels:
         shape, strides, offset, n = checks.check_view("to_numpy", a.size, shape, strides, offset)
         if n == 0:
             return np.empty(shape, dtype=_NP_DTYPES[a.dtype])
-        with self.device:
+        with self._device():
             if checks.is_row_major(shape, strides):
                 flat = a.array[offset : offset + n]
             else:
@@ -303,7 +307,7 @@ class CudaKernels:
         total = (batch or 1) * m * p
         if total == 0:
             return
-        with self.device:
+        with self._device():
             o = out.array[:total].reshape(*lead, m, p)
             if n == 0:
                 o.fill(0)
@@ -333,7 +337,7 @@ class CudaKernels:
         total = n * ho * wo * c_out
         if total == 0:
             return
-        with self.device:
+        with self._device():
             o = out.array[:total].reshape(n * ho * wo, c_out)
             if c_in == 0:
                 o.fill(0)
@@ -352,8 +356,8 @@ class CudaKernels:
 
     # --- misc ------------------------------------------------------------------------
     def synchronize(self) -> None:
-        with self.device:
-            self.device.synchronize()
+        with self._device():
+            cupy.cuda.Device(self.index).synchronize()
 
 
 def _make_binary(op: str):
