@@ -99,13 +99,21 @@ def astype(a: Buffer, out: Buffer) -> None:
 
 
 # --- layout ----------------------------------------------------------------------------
+def _same_dtype(kernel: str, a: Buffer, b: Buffer) -> None:
+    _check(kernel, a, b)
+    if a.dtype != b.dtype:
+        raise TypeError(f"{kernel}: dtype mismatch {a.dtype} vs {b.dtype}")
+
+
 def compact(a: Buffer, out: Buffer, shape, strides, offset) -> None:
+    _same_dtype("compact", a, out)
     view = _view("compact", a, shape, strides, offset)
     (dst,) = _flat("compact", view.size, out)
     dst.reshape(view.shape)[...] = view
 
 
 def ewise_setitem(a: Buffer, out: Buffer, shape, strides, offset) -> None:
+    _same_dtype("ewise_setitem", a, out)
     view = _view("ewise_setitem", out, shape, strides, offset)
     (src,) = _flat("ewise_setitem", view.size, a)
     view[...] = src.reshape(view.shape)
