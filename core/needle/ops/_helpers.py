@@ -58,6 +58,6 @@ class BinaryOp(TensorOp):
                 broadcast_shapes(a.shape, b.shape)
             except ValueError:
                 raise ValueError(
-                    f"{self.name}: shapes {a.shape} and {b.shape} do not broadcast"
+                    f"{self.name}: shapes {a.shape}, {b.shape} do not broadcast"
                 ) from None
         return super().__call__(a, b)
