@@ -108,15 +108,24 @@ class LSTMCell(Module):
     def forward(self, x: Tensor, h: tuple[Tensor, Tensor] | None = None
                 ) -> tuple[Tensor, Tensor]:
         """``x``: (bs, input_size); ``h``: (h0, c0), each (bs, hidden), or None for zeros."""
-        bs = x.shape[0]
-        gates = x @ self.W_ih
+        gates = self.input_gates(x)
         if h is not None:
             gates = gates + h[0] @ self.W_hh
+        return self.step(gates, None if h is None else h[1])
+
+    def input_gates(self, x: Tensor) -> Tensor:
+        """``x @ W_ih + b_ih + b_hh`` for ``x`` of shape (..., input_size)."""
+        gates = x @ self.W_ih
         if self.bias_ih is not None:
-            gates = _add_bias(_add_bias(gates, self.bias_ih), self.bias_hh)
-        i, f, g, o = ops.split(gates.reshape((bs, 4, self.hidden_size)), 1)
+            b = (self.bias_ih + self.bias_hh).reshape((1,) * (x.ndim - 1) + (4 * self.hidden_size,))
+            gates = gates + b.broadcast_to(gates.shape)
+        return gates
+
+    def step(self, gates: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The new ``(h, c)`` from pre-activation ``gates`` (bs, 4 * hidden) and cell ``c``."""
+        i, f, g, o = ops.split(gates.reshape((gates.shape[0], 4, self.hidden_size)), 1)
         i, f, g, o = ops.sigmoid(i), ops.sigmoid(f), ops.tanh(g), ops.sigmoid(o)
-        c = i * g if h is None else f * h[1] + i * g
+        c = i * g if c is None else f * c + i * g
         return o * ops.tanh(c), c
 
 
@@ -136,17 +145,20 @@ class LSTM(Module):
     def forward(self, x: Tensor, h: tuple[Tensor, Tensor] | None = None
                 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """Returns ``output`` (T, bs, hidden) and ``(h_n, c_n)``, each (layers, bs, hidden)."""
-        inputs = list(ops.split(x, 0))
         states: list[Any] = [None] * self.num_layers
         if h is not None:
             states = list(zip(ops.split(h[0], 0), ops.split(h[1], 0)))
         hs, cs = [], []
+        seq = x
         for cell, state in zip(self.lstm_cells, states):
+            # the input projection of every time step in one matmul
             outputs = []
-            for x_t in inputs:
-                state = cell(x_t, state)
+            for gates in ops.split(cell.input_gates(seq), 0):
+                if state is not None:
+                    gates = gates + state[0] @ cell.W_hh
+                state = cell.step(gates, None if state is None else state[1])
                 outputs.append(state[0])
             hs.append(state[0])
             cs.append(state[1])
-            inputs = outputs
-        return ops.stack(inputs, 0), (ops.stack(hs, 0), ops.stack(cs, 0))
+            seq = ops.stack(outputs, 0)
+        return seq, (ops.stack(hs, 0), ops.stack(cs, 0))

@@ -33,7 +33,8 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="array backend (default: NEEDLE_BACKEND, else the best CPU one)")
     parser.add_argument("--epochs", type=int, help="passes over the training data")
     parser.add_argument("--batch-size", type=int, dest="batch_size")
-    parser.add_argument("--lr", type=float, help="learning rate")
+    parser.add_argument("--lr", type=float,
+                        help="initial learning rate (cosine decay to 5%% by the last epoch)")
     parser.add_argument("--optimizer", choices=["sgd", "adam"])
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     parser.add_argument("--weight-decay", type=float, dest="weight_decay")
@@ -98,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         0 on success (errors raise).
     """
     import needle as ndl
+    from needle import optim
 
     task = TASKS[args.task]
     _fill_defaults(args, task)
@@ -111,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         vocab = len(data["corpus"].dictionary)
     model = task.build_model(args, device, vocab)
     opt = _make_optimizer(args, model.parameters())
+    schedule = optim.CosineLR(opt, total_steps=args.epochs, min_lr=0.05 * args.lr)
     start_epoch = 0
     if args.resume:
         ckpt = load_checkpoint(args.resume, task=task.name, model=model, opt=opt, device=device)
@@ -123,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     train: EpochResult | None = None
     for epoch in range(start_epoch, args.epochs):
         ndl.manual_seed(epoch_seed(args.seed, epoch))
+        opt.lr = schedule.lr_at(epoch)  # a function of the epoch alone, so resume agrees
         train = _train_epoch(args, task, model, opt, data, device, epoch)
         _log(f"epoch {epoch + 1}/{args.epochs}: {_describe(task, train)} "
              f"({train.examples / train.seconds:.0f} samples/s, {train.seconds:.1f} s)")
@@ -187,8 +191,8 @@ def _language_data(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "corpus": corpus,
         "train": data.batchify(corpus.train, args.batch_size),
-        "valid": data.batchify(corpus.valid, 10),
-        "test": data.batchify(corpus.test, 10),
+        "valid": data.batchify(corpus.valid, args.batch_size),
+        "test": data.batchify(corpus.test, args.batch_size),
     }
 
 
