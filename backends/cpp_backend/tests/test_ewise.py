@@ -99,3 +99,22 @@ def test_binary_sweep(n, name, dtype):
     out = _core.alloc(n, dtype)
     getattr(_core, f"ewise_{name}")(put(a), put(b), out)
     np.testing.assert_allclose(get(out), reference(BINARY[name], a, b, dtype=dtype), equal_nan=True, **tol(dtype))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_large_outputs_use_streaming_stores(core, simd, threads):
+    # > 8 MiB per thread takes the non-temporal store path; odd length leaves a tail.
+    n = (1 << 21) + 7
+    before = core.get_num_threads()
+    core.set_num_threads(threads)
+    try:
+        a, b = operands(n, "float64")
+        out = core.alloc(n, "float64")
+        core.ewise_sub(put(a), put(b), out)
+        np.testing.assert_array_equal(get(out), a - b)
+        core.scalar_mul(put(a), 3.0, out)
+        np.testing.assert_array_equal(get(out), a * 3.0)
+        core.ewise_neg(put(a), out)
+        np.testing.assert_array_equal(get(out), -a)
+    finally:
+        core.set_num_threads(before)
