@@ -130,6 +130,16 @@ def test_new_optional_kernel_needs_at_least_a_minor_bump() -> None:
     assert "snapshot is out of date" in problem
 
 
+def test_guide_kernel_tables_are_current() -> None:
+    import subprocess
+
+    tool = SNAPSHOT.parent.parent / "tools" / "gen_kernel_table.py"
+    result = subprocess.run(
+        [sys.executable, str(tool), "--check"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def _update() -> int:
     current = current_contract()
     if SNAPSHOT.exists():
