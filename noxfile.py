@@ -9,6 +9,7 @@ working tree.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -31,6 +32,11 @@ DEMO_FALLBACK = (
 
 
 # --- helpers --------------------------------------------------------------------------
+def _data_env() -> dict[str, str]:
+    """NEEDLE_DATA for an installed (non-editable) needle: the repository's data/, as CI."""
+    return {"NEEDLE_DATA": os.environ.get("NEEDLE_DATA") or str(ROOT / "data")}
+
+
 def _gpu_problem() -> str | None:
     """Why there is no usable NVIDIA GPU here, or None when there is one."""
     smi = shutil.which("nvidia-smi")
@@ -72,7 +78,7 @@ def tests(session: nox.Session, backend: str) -> None:
     """Run the core test suite (pytest tests) with NEEDLE_BACKEND set to one backend."""
     session.install(".[test]", "backends/numpy_backend")
     _install_backend(session, backend)
-    session.run("pytest", "tests", *session.posargs, env={"NEEDLE_BACKEND": backend})
+    session.run("pytest", "tests", *session.posargs, env={"NEEDLE_BACKEND": backend, **_data_env()})
 
 
 @nox.session(reuse_venv=True)
@@ -82,7 +88,12 @@ def conformance(session: nox.Session, backend: str) -> None:
     session.install(".", "backends/numpy_backend", "conformance")
     _install_backend(session, backend)
     session.run(
-        "pytest", "--pyargs", "needle_conformance", f"--needle-backend={backend}", *session.posargs
+        "pytest",
+        "--pyargs",
+        "needle_conformance",
+        f"--needle-backend={backend}",
+        *session.posargs,
+        env=_data_env(),
     )
 
 
@@ -159,7 +170,7 @@ def demo(session: nox.Session) -> None:
     """The README's first command in a fresh venv: install, then needle train mnist-mlp."""
     install, _, run = _demo_command().partition("&&")
     session.install(*shlex.split(install)[2:])  # drop "pip install"
-    session.run(*shlex.split(run))
+    session.run(*shlex.split(run), env=_data_env())
 
 
 @nox.session(reuse_venv=True)
@@ -191,5 +202,5 @@ def asan(session: nox.Session) -> None:
         "needle_conformance",
         "--needle-backend=cpp",
         *session.posargs,
-        env={"LD_PRELOAD": libasan, "ASAN_OPTIONS": "detect_leaks=0"},
+        env={"LD_PRELOAD": libasan, "ASAN_OPTIONS": "detect_leaks=0", **_data_env()},
     )
