@@ -6,9 +6,9 @@ everything here is inert unless conformance tests were collected.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +86,17 @@ def load_xfail_file(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     return entries
 
 
+def pattern_matches(pattern: str, test_id: str) -> bool:
+    """Whether ``test_id`` matches ``pattern``: ``*`` is any text, ``?`` one character,
+    everything else (brackets included) is literal."""
+    regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.fullmatch(regex, test_id) is not None
+
+
 def _xfail_reason(item: pytest.Item, entries: list[tuple[str, str]]) -> str | None:
     sid = stable_id(item)
     for pattern, reason in entries:
-        if fnmatch.fnmatchcase(sid, pattern) or fnmatch.fnmatchcase(item.nodeid, pattern):
+        if pattern_matches(pattern, sid) or pattern_matches(pattern, item.nodeid):
             return f"{reason} (--needle-xfail pattern {pattern!r})"
     return None
 

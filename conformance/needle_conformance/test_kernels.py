@@ -209,12 +209,13 @@ def test_scalar_setitem(needle_kernels: Any, needle_backend_name: str, dtype: st
 
 # --- element-wise ----------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", list(BINARY))
+@pytest.mark.parametrize("kernel", [f"ewise_{n}" for n in BINARY])
 @given(size=st.integers(0, 40), seed=st.integers(0, 9999))
 @example(size=7, seed=0)
 @SETTINGS
-def test_ewise_binary(needle_kernels: Any, needle_backend_name: str, name: str, dtype: str,
+def test_ewise_binary(needle_kernels: Any, needle_backend_name: str, kernel: str, dtype: str,
                       size: int, seed: int) -> None:
+    name = kernel.removeprefix("ewise_")
     fn, ka, kb = BINARY[name]
     k = needle_kernels
     a_np, la = gen("a_np", ka, (size,), seed, dtype)
@@ -231,12 +232,13 @@ def test_ewise_binary(needle_kernels: Any, needle_backend_name: str, name: str, 
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", list(BINARY))
+@pytest.mark.parametrize("kernel", [f"scalar_{n}" for n in BINARY])
 @given(size=st.integers(0, 40), seed=st.integers(0, 9999), pick=st.integers(0, 3))
 @example(size=7, seed=0, pick=0)
 @SETTINGS
-def test_scalar_binary(needle_kernels: Any, needle_backend_name: str, name: str, dtype: str,
+def test_scalar_binary(needle_kernels: Any, needle_backend_name: str, kernel: str, dtype: str,
                        size: int, seed: int, pick: int) -> None:
+    name = kernel.removeprefix("scalar_")
     fn, ka, _ = BINARY[name]
     values = SCALARS.get(name, (1.0, -0.5, 0.0, 2.25) if name in COMPARISONS else (1.25, -3.0))
     value = values[pick % len(values)]
@@ -254,12 +256,13 @@ def test_scalar_binary(needle_kernels: Any, needle_backend_name: str, name: str,
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", list(UNARY))
+@pytest.mark.parametrize("kernel", [f"ewise_{n}" for n in UNARY])
 @given(size=st.integers(0, 40), seed=st.integers(0, 9999))
 @example(size=7, seed=0)
 @SETTINGS
-def test_ewise_unary(needle_kernels: Any, needle_backend_name: str, name: str, dtype: str,
+def test_ewise_unary(needle_kernels: Any, needle_backend_name: str, kernel: str, dtype: str,
                      size: int, seed: int) -> None:
+    name = kernel.removeprefix("ewise_")
     fn, kind = UNARY[name]
     k = needle_kernels
     a_np, la = gen("a_np", kind, (size,), seed, dtype)
