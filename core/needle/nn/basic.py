@@ -111,17 +111,6 @@ def one_hot_matrix(labels: Any, n: int, like: Tensor) -> Tensor:
     return Tensor(out, device=like.device, dtype=like.dtype, requires_grad=False)
 
 
-def logsumexp(x: Tensor, axis: int) -> Tensor:
-    """log(sum(exp(x), axis)), stable (ops.logsumexp, or its composition from core ops)."""
-    fused = getattr(ops, "logsumexp", None)
-    if fused is not None:
-        return fused(x, axes=(axis,))
-    m = ops.max(x, axis, keepdims=True).detach()
-    shifted = ops.exp(x - m.broadcast_to(x.shape))
-    return ops.log(ops.summation(shifted, axis)) + m.reshape(
-        tuple(n for i, n in enumerate(x.shape) if i != axis % x.ndim))
-
-
 class SoftmaxLoss(Module):
     """Mean cross-entropy of logits ``(N, k)`` against integer labels ``(N,)``."""
 
@@ -131,7 +120,7 @@ class SoftmaxLoss(Module):
         if y_one_hot.shape[0] != n:
             raise ValueError(f"SoftmaxLoss: {n} rows of logits but {y_one_hot.shape[0]} labels")
         correct = ops.summation(logits * y_one_hot, (1,))
-        return ops.summation(logsumexp(logits, 1) - correct) / float(n)
+        return ops.summation(ops.logsumexp(logits, axes=(1,)) - correct) / float(n)
 
 
 class Embedding(Module):
