@@ -60,13 +60,28 @@ def device() -> needle.Device:
 
 def dtypes() -> tuple[str, ...]:
     """The dtypes to test: ``--needle-dtypes``, else float32/float64 where supported."""
-    if CHOICES.dtypes is not None:
-        return CHOICES.dtypes
+    if CHOICES.dtypes is None:
+        try:
+            supported = device().dtypes
+        except Exception:  # an unknown backend: reported once, after collection
+            supported = ("float32",)
+        CHOICES.dtypes = tuple(d for d in FLOAT_DTYPES if d in supported)
+    return CHOICES.dtypes
+
+
+def check_backend() -> None:
+    """Raise ``pytest.UsageError`` unless the backend under test is installed and usable."""
+    import pytest
+
+    name = CHOICES.backend
     try:
-        supported = device().dtypes
-    except Exception:  # an unknown backend: the session fixture reports it
-        supported = ("float32",)
-    return tuple(d for d in FLOAT_DTYPES if d in supported)
+        dev = needle.device(name)
+        usable = dev.enabled()
+        reason = "" if usable else dev.backend.status().reason
+    except Exception as exc:
+        usable, reason = False, str(exc)
+    if not usable:
+        raise pytest.UsageError(f"needle conformance: cannot test backend {name!r}: {reason}")
 
 
 def has_float64() -> bool:

@@ -103,6 +103,8 @@ def _xfail_reason(item: pytest.Item, entries: list[tuple[str, str]]) -> str | No
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     entries = config.stash.get(_XFAIL, [])
+    if any(is_conformance_item(item) for item in items):
+        _state.check_backend()
     for item in items:
         if not is_conformance_item(item):
             continue
