@@ -79,3 +79,20 @@ def test_add_train_parser_registers_subcommand() -> None:
     assert args.epochs == 2 and args.lr == 0.5 and args.handler is training.run
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "no-such-task"])
+
+
+def test_cifar10_task_runs_on_fixture(tmp_path: Path) -> None:
+    import pickle
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, size=(4, 3072), dtype=np.uint8),
+                 b"labels": rng.integers(0, 10, size=4).tolist()}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    out = tmp_path / "m.json"
+    _run("cifar10-resnet9", "--data-dir", str(tmp_path), "--epochs", "1", "--limit-batches", "1",
+         "--metrics-json", str(out))
+    metrics = json.loads(out.read_text())
+    assert metrics["task"] == "cifar10-resnet9" and 0 <= metrics["test_accuracy"] <= 1
