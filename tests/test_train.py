@@ -76,7 +76,7 @@ def test_add_train_parser_registers_subcommand() -> None:
     training.add_train_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["train", "ptb-transformer", "--epochs", "2", "--lr", "0.5"])
     assert args.command == "train" and args.task == "ptb-transformer"
-    assert args.epochs == 2 and args.lr == 0.5 and args.handler is training.run
+    assert args.epochs == 2 and args.lr == 0.5 and args.func is training.run
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "no-such-task"])
 

@@ -54,14 +54,15 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=int,
                             help="language models: " + name.replace("_", " "))
     parser.add_argument("--clip", type=float, help="language models: gradient-norm clip")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(func=run, handler=run)
     return parser
 
 
 def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``train`` on ``subparsers`` (from ``ArgumentParser.add_subparsers()``).
 
-    The parsed namespace's ``handler`` is :func:`run`, which returns the exit status.
+    The parsed namespace's ``func`` (also ``handler``) is :func:`run`, which returns
+    the exit status.
     """
     return _configure(subparsers.add_parser("train", help="train a model on a real data set"))
 
