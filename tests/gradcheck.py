@@ -5,14 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import needle as ndl
 import numpy as np
 
-import needle as ndl
 
-
-def numeric_grads(f: Callable[..., ndl.Tensor], inputs: list[np.ndarray], eps: float = 1e-6,
-                  device: Any = None, **kwargs: Any) -> list[np.ndarray]:
+def numeric_grads(
+    f: Callable[..., ndl.Tensor],
+    inputs: list[np.ndarray],
+    eps: float = 1e-6,
+    device: Any = None,
+    **kwargs: Any,
+) -> list[np.ndarray]:
     """d sum(f(*inputs) * w) / d inputs by central differences, w a fixed random weight."""
+
     def scalar(arrays: list[np.ndarray]) -> float:
         ts = [ndl.Tensor(a, dtype="float64", device=device) for a in arrays]
         out = f(*ts, **kwargs).numpy()
@@ -37,8 +42,9 @@ def _weights(shape: tuple[int, ...]) -> np.ndarray:
     return (np.arange(n, dtype=np.float64).reshape(shape) % 7 + 1.0) / 7.0
 
 
-def analytic_grads(f: Callable[..., ndl.Tensor], inputs: list[np.ndarray], device: Any = None,
-                   **kwargs: Any) -> list[np.ndarray]:
+def analytic_grads(
+    f: Callable[..., ndl.Tensor], inputs: list[np.ndarray], device: Any = None, **kwargs: Any
+) -> list[np.ndarray]:
     """The same gradients through needle's backward."""
     ts = [ndl.Tensor(a, dtype="float64", device=device, requires_grad=True) for a in inputs]
     out = f(*ts, **kwargs)
@@ -47,12 +53,23 @@ def analytic_grads(f: Callable[..., ndl.Tensor], inputs: list[np.ndarray], devic
     return [t.grad.numpy() if t.grad is not None else np.zeros(t.shape) for t in ts]
 
 
-def check_gradients(f: Callable[..., ndl.Tensor], *inputs: np.ndarray, rtol: float = 1e-5,
-                    atol: float = 1e-6, device: Any = None, **kwargs: Any) -> None:
+def check_gradients(
+    f: Callable[..., ndl.Tensor],
+    *inputs: np.ndarray,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    device: Any = None,
+    **kwargs: Any,
+) -> None:
     """Assert needle's gradients of ``f`` match central finite differences."""
     arrays = [np.asarray(x, dtype=np.float64) for x in inputs]
     num = numeric_grads(f, arrays, device=device, **kwargs)
     ana = analytic_grads(f, arrays, device=device, **kwargs)
     for i, (n, a) in enumerate(zip(num, ana)):
-        np.testing.assert_allclose(a, n, rtol=rtol, atol=atol,
-                                   err_msg=f"gradient of input {i} of {getattr(f, '__name__', f)}")
+        np.testing.assert_allclose(
+            a,
+            n,
+            rtol=rtol,
+            atol=atol,
+            err_msg=f"gradient of input {i} of {getattr(f, '__name__', f)}",
+        )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import needle as ndl
 import numpy as np
 import pytest
 from gradcheck import check_gradients
-
-import needle as ndl
 from needle import ops
 
 
@@ -64,7 +63,9 @@ def test_unary_core_ops(name, ref, positive, rng) -> None:
     check_gradients(fn, a)
 
 
-@pytest.mark.parametrize(("sa", "sb"), [((3, 4), (4, 5)), ((2, 3, 4), (4, 2)), ((2, 1, 3, 4), (5, 4, 2))])
+@pytest.mark.parametrize(
+    ("sa", "sb"), [((3, 4), (4, 5)), ((2, 3, 4), (4, 2)), ((2, 1, 3, 4), (5, 4, 2))]
+)
 def test_matmul_forward_and_grad(sa, sb, rng) -> None:
     a, b = rng.standard_normal(sa), rng.standard_normal(sb)
     np.testing.assert_allclose((t64(a) @ t64(b)).numpy(), a @ b, rtol=1e-10)
@@ -93,7 +94,9 @@ def test_shape_ops_forward_and_grad(rng) -> None:
     np.testing.assert_allclose(ops.transpose(t64(a), (0, 2)).numpy(), a.swapaxes(0, 2))
     np.testing.assert_allclose(ops.permute(t64(a), (2, 0, 1)).numpy(), a.transpose(2, 0, 1))
     b = rng.standard_normal((3, 1))
-    np.testing.assert_allclose(ops.broadcast_to(t64(b), (2, 3, 5)).numpy(), np.broadcast_to(b, (2, 3, 5)))
+    np.testing.assert_allclose(
+        ops.broadcast_to(t64(b), (2, 3, 5)).numpy(), np.broadcast_to(b, (2, 3, 5))
+    )
     check_gradients(lambda x: ops.reshape(x, (4, 6)), a)
     check_gradients(lambda x: ops.transpose(x, (0, 2)), a)
     check_gradients(lambda x: ops.permute(x, (2, 0, 1)), a)

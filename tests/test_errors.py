@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import needle as ndl
 import numpy as np
 import pytest
-
-import needle as ndl
 from needle.backends import BackendInfo, BackendStatus, hookimpl, register_plugin, unregister_plugin
 
 
@@ -24,7 +23,9 @@ def test_shapes_that_do_not_broadcast() -> None:
 class _OtherCPU:
     @hookimpl
     def needle_backend_info(self) -> BackendInfo:
-        return BackendInfo(name="othercpu", version="1", contract_version=(1, 0), dtypes=("float32",))
+        return BackendInfo(
+            name="othercpu", version="1", contract_version=(1, 0), dtypes=("float32",)
+        )
 
     @hookimpl
     def needle_backend_status(self) -> BackendStatus:
@@ -45,7 +46,11 @@ def othercpu():
 def test_tensors_on_two_devices(othercpu) -> None:
     a = ndl.Tensor([1.0, 2.0], device="numpy")
     b = ndl.Tensor([1.0, 2.0], device=othercpu)
-    for fn in (lambda: a + b, lambda: a * b, lambda: ndl.reshape(a, (2, 1)) @ ndl.reshape(b, (1, 2))):
+    for fn in (
+        lambda: a + b,
+        lambda: a * b,
+        lambda: ndl.reshape(a, (2, 1)) @ ndl.reshape(b, (1, 2)),
+    ):
         with pytest.raises(ValueError, match="different devices, numpy and othercpu"):
             fn()
     np.testing.assert_allclose((a + b.to("numpy")).numpy(), [2.0, 4.0])

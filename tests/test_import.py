@@ -10,7 +10,7 @@ HEAVY = ("needle_numpy", "needle_cpp", "needle_cpp._core", "needle_cuda", "cupy"
 
 
 def test_import_loads_no_backend() -> None:
-    code = "import sys, needle; print(','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    code = f"import sys, needle; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import needle.backend_ndarray as nd
 import numpy as np
 import pytest
-
-import needle.backend_ndarray as nd
 
 
 @pytest.fixture(params=["numpy", "cpp"])
@@ -24,9 +23,16 @@ def _installed() -> set[str]:
 
 def test_views_share_the_buffer(device) -> None:
     a = nd.array(np.arange(24.0).reshape(2, 3, 4), device=device)
-    for view in (a.permute((2, 0, 1)), a.broadcast_to((5, 2, 3, 4)), a[1, ::2, 1:], a.reshape((6, 4))):
+    for view in (
+        a.permute((2, 0, 1)),
+        a.broadcast_to((5, 2, 3, 4)),
+        a[1, ::2, 1:],
+        a.reshape((6, 4)),
+    ):
         assert view._handle is a._handle
-    np.testing.assert_array_equal(a.permute((2, 0, 1)).numpy(), np.arange(24.0).reshape(2, 3, 4).transpose(2, 0, 1))
+    np.testing.assert_array_equal(
+        a.permute((2, 0, 1)).numpy(), np.arange(24.0).reshape(2, 3, 4).transpose(2, 0, 1)
+    )
     assert a.permute((2, 0, 1)).strides == (1, 12, 4)
     assert a.broadcast_to((5, 2, 3, 4)).strides == (0, 12, 4, 1)
 
@@ -34,7 +40,13 @@ def test_views_share_the_buffer(device) -> None:
 def test_getitem_steps_and_negative_indices(device) -> None:
     x = np.arange(60.0).reshape(3, 4, 5)
     a = nd.array(x, device=device)
-    for idx in [(1,), (-1, 2), (slice(None, None, 2), slice(1, -1), -2), (slice(4, 0, 1),), (Ellipsis, 3)]:
+    for idx in [
+        (1,),
+        (-1, 2),
+        (slice(None, None, 2), slice(1, -1), -2),
+        (slice(4, 0, 1),),
+        (Ellipsis, 3),
+    ]:
         np.testing.assert_array_equal(a[idx].numpy(), x[idx])
 
 
@@ -68,7 +80,9 @@ def test_setitem_array_scalar_and_broadcast(device) -> None:
 def test_reductions(device, axis, keepdims, rng) -> None:
     x = rng.standard_normal((3, 4, 5))
     a = nd.array(x, device=device, dtype="float64")
-    np.testing.assert_allclose(a.sum(axis, keepdims).numpy(), x.sum(axis=axis, keepdims=keepdims), rtol=1e-12)
+    np.testing.assert_allclose(
+        a.sum(axis, keepdims).numpy(), x.sum(axis=axis, keepdims=keepdims), rtol=1e-12
+    )
     np.testing.assert_allclose(a.max(axis, keepdims).numpy(), x.max(axis=axis, keepdims=keepdims))
 
 
@@ -85,13 +99,24 @@ def test_math_and_comparisons(device, rng) -> None:
         np.testing.assert_allclose(getattr(a, name)().numpy(), getattr(np, name)(x), rtol=1e-12)
 
 
-@pytest.mark.parametrize(("sa", "sb"), [((5, 7), (7, 3)), ((2, 5, 7), (7, 3)), ((2, 1, 4, 3), (5, 3, 2)), ((1, 1), (1, 1))])
+@pytest.mark.parametrize(
+    ("sa", "sb"),
+    [((5, 7), (7, 3)), ((2, 5, 7), (7, 3)), ((2, 1, 4, 3), (5, 3, 2)), ((1, 1), (1, 1))],
+)
 def test_matmul(device, sa, sb, rng) -> None:
     x, y = rng.standard_normal(sa), rng.standard_normal(sb)
     a, b = nd.array(x, device=device, dtype="float64"), nd.array(y, device=device, dtype="float64")
     np.testing.assert_allclose((a @ b).numpy(), x @ y, rtol=1e-10)
-    np.testing.assert_allclose((a.permute(tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2)).compact().permute(
-        tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2)) @ b).numpy(), x @ y, rtol=1e-10)
+    np.testing.assert_allclose(
+        (
+            a.permute(tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2))
+            .compact()
+            .permute(tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2))
+            @ b
+        ).numpy(),
+        x @ y,
+        rtol=1e-10,
+    )
 
 
 def test_flip_pad_astype_to(device, rng) -> None:
@@ -99,7 +124,9 @@ def test_flip_pad_astype_to(device, rng) -> None:
     a = nd.array(x, device=device, dtype="float64")
     np.testing.assert_array_equal(a.flip((0, 2)).numpy(), np.flip(x, (0, 2)))
     np.testing.assert_array_equal(a.flip().numpy(), np.flip(x))
-    np.testing.assert_array_equal(a.pad(((0, 0), (1, 2), (2, 0))).numpy(), np.pad(x, ((0, 0), (1, 2), (2, 0))))
+    np.testing.assert_array_equal(
+        a.pad(((0, 0), (1, 2), (2, 0))).numpy(), np.pad(x, ((0, 0), (1, 2), (2, 0)))
+    )
     f = a.astype("float32")
     assert f.dtype == "float32"
     np.testing.assert_allclose(f.numpy(), x.astype(np.float32))

@@ -9,9 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 import needle as ndl
+import pytest
 from needle.backends import (
     BackendError,
     BackendInfo,
@@ -24,7 +23,7 @@ from needle.backends import (
     unregister_plugin,
 )
 
-GOOD_PLUGIN = '''
+GOOD_PLUGIN = """
 import needle
 from needle.backends import BackendInfo, BackendStatus, hookimpl
 
@@ -45,7 +44,7 @@ def needle_backend_load(index):
                 raise AttributeError(k)
             return getattr(table, k)
     return Partial()
-'''
+"""
 
 
 def make_distribution(root: Path, dist: str, plugins: dict[str, str]) -> None:
@@ -64,14 +63,18 @@ def make_distribution(root: Path, dist: str, plugins: dict[str, str]) -> None:
 @pytest.fixture
 def plugin_env(tmp_path: Path) -> dict[str, str]:
     """An environment whose sys.path holds four broken plugins and one good one."""
-    make_distribution(tmp_path, "needle-broken", {
-        "raises": "raise RuntimeError('boom at import')\n",
-        "oldcontract": GOOD_PLUGIN.format(name="oldcontract", version=(0, 9), drop=()),
-        "partial": GOOD_PLUGIN.format(name="partial", version=(1, 0), drop=("ewise_mul",)),
-        "numpy": GOOD_PLUGIN.format(name="numpy", version=(1, 0), drop=()),
-        "misnamed": GOOD_PLUGIN.format(name="other", version=(1, 0), drop=()),
-        "good": GOOD_PLUGIN.format(name="good", version=(1, 0), drop=()),
-    })
+    make_distribution(
+        tmp_path,
+        "needle-broken",
+        {
+            "raises": "raise RuntimeError('boom at import')\n",
+            "oldcontract": GOOD_PLUGIN.format(name="oldcontract", version=(0, 9), drop=()),
+            "partial": GOOD_PLUGIN.format(name="partial", version=(1, 0), drop=("ewise_mul",)),
+            "numpy": GOOD_PLUGIN.format(name="numpy", version=(1, 0), drop=()),
+            "misnamed": GOOD_PLUGIN.format(name="other", version=(1, 0), drop=()),
+            "good": GOOD_PLUGIN.format(name="good", version=(1, 0), drop=()),
+        },
+    )
     env = dict(os.environ)
     env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("NEEDLE_STRICT_PLUGINS", None)
@@ -80,8 +83,9 @@ def plugin_env(tmp_path: Path) -> dict[str, str]:
 
 
 def run_py(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_broken_plugins_are_listed_with_reasons(plugin_env) -> None:

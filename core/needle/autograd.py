@@ -92,8 +92,14 @@ class Value:
     def is_leaf(self) -> bool:
         return self.op is None
 
-    def _init(self, op: Op | None, inputs: Sequence[Value], *, cached_data: Any = None,
-              requires_grad: bool | None = None) -> None:
+    def _init(
+        self,
+        op: Op | None,
+        inputs: Sequence[Value],
+        *,
+        cached_data: Any = None,
+        requires_grad: bool | None = None,
+    ) -> None:
         if requires_grad is None:
             requires_grad = any(x.requires_grad for x in inputs)
         self.op = op
@@ -192,8 +198,15 @@ class Tensor(Value):
 
     grad: Tensor | None
 
-    def __init__(self, array: Any, *, device: Device | str | None = None, dtype: Any = None,
-                 requires_grad: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        array: Any,
+        *,
+        device: Device | str | None = None,
+        dtype: Any = None,
+        requires_grad: bool = True,
+        **kwargs: Any,
+    ) -> None:
         if kwargs:
             raise TypeError(f"Tensor: unexpected arguments {sorted(kwargs)}")
         dev = None if device is None else _device(device)
@@ -299,8 +312,13 @@ class Tensor(Value):
         return self.item()
 
     # --- autograd ------------------------------------------------------------------
-    def backward(self, out_grad: Tensor | None = None, *, retain_graph: bool = False,
-                 create_graph: bool = False) -> None:
+    def backward(
+        self,
+        out_grad: Tensor | None = None,
+        *,
+        retain_graph: bool = False,
+        create_graph: bool = False,
+    ) -> None:
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
         Args:
@@ -320,11 +338,15 @@ class Tensor(Value):
         elif not isinstance(out_grad, Tensor):
             raise TypeError(f"backward: out_grad must be a Tensor, got {type(out_grad).__name__}")
         elif out_grad.shape != self.shape:
-            raise ValueError(f"backward: out_grad shape {out_grad.shape} != tensor shape {self.shape}")
+            raise ValueError(
+                f"backward: out_grad shape {out_grad.shape} != tensor shape {self.shape}"
+            )
         with contextlib.ExitStack() as stack:
             if not create_graph:
                 stack.enter_context(no_grad())
-            compute_gradient_of_variables(self, out_grad, free_graph=not (retain_graph or create_graph))
+            compute_gradient_of_variables(
+                self, out_grad, free_graph=not (retain_graph or create_graph)
+            )
 
     # --- operators (the ops module is imported lazily: it imports this one) ---------
     def __add__(self, other: Any) -> Tensor:
@@ -519,7 +541,7 @@ class Tensor(Value):
     __hash__ = object.__hash__
 
     @property
-    def T(self) -> Tensor:  # noqa: N802 (NumPy's name)
+    def T(self) -> Tensor:
         return self.transpose()
 
 
@@ -559,8 +581,9 @@ def _accumulate(a: Value | None, b: Value) -> Value:
     return b if a is None else a + b  # type: ignore[operator]
 
 
-def compute_gradient_of_variables(output_tensor: Tensor, out_grad: Tensor, *,
-                                  free_graph: bool = False) -> None:
+def compute_gradient_of_variables(
+    output_tensor: Tensor, out_grad: Tensor, *, free_graph: bool = False
+) -> None:
     """Backpropagate ``out_grad`` from ``output_tensor``; accumulate into leaves' ``.grad``.
 
     Args:

@@ -63,20 +63,40 @@ def backend_rows() -> list[dict[str, Any]]:
 
 
 def _format_table(rows: list[dict[str, Any]]) -> str:
-    headers = ["backend", "version", "distribution", "usable", "devices", "dtypes", "optional kernels"]
+    headers = [
+        "backend",
+        "version",
+        "distribution",
+        "usable",
+        "devices",
+        "dtypes",
+        "optional kernels",
+    ]
     body = []
     notes = []
     for r in rows:
         usable = "yes" if r["usable"] else "no"
-        body.append([
-            r["name"], r["version"], r["distribution"], usable, str(r["devices"]),
-            ",".join(r["dtypes"]), ",".join(r["optional_kernels"]) or "-",
-        ])
+        body.append(
+            [
+                r["name"],
+                r["version"],
+                r["distribution"],
+                usable,
+                str(r["devices"]),
+                ",".join(r["dtypes"]),
+                ",".join(r["optional_kernels"]) or "-",
+            ]
+        )
         if not r["usable"]:
             notes.append(f"  {r['name']}: {r['reason']}")
         if r["fallback_kernels"]:
-            notes.append(f"  {r['name']}: falls back to NumPy for {', '.join(r['fallback_kernels'])}")
-    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(headers)]
+            notes.append(
+                f"  {r['name']}: falls back to NumPy for {', '.join(r['fallback_kernels'])}"
+            )
+    widths = [
+        max(len(h), *(len(row[i]) for row in body)) if body else len(h)
+        for i, h in enumerate(headers)
+    ]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
@@ -98,8 +118,10 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
     try:
         import needle_conformance
     except ImportError:
-        print("needle conformance: the suite is not installed (pip install ./conformance)",
-              file=sys.stderr)
+        print(
+            "needle conformance: the suite is not installed (pip install ./conformance)",
+            file=sys.stderr,
+        )
         return 2
     extra = [*(["--xfail", args.xfail] if args.xfail else []), *args.pytest_args]
     if not args.all:

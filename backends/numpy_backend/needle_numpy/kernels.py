@@ -208,7 +208,11 @@ def reduce_argmax(a: Buffer, out: Buffer, reduce_size: int) -> None:
 def logsumexp_last(a: Buffer, out: Buffer, reduce_size: int) -> None:
     src, dst = _rows("logsumexp_last", a, out, reduce_size)
     with np.errstate(all="ignore"):
-        m = np.max(src, axis=1, keepdims=True) if reduce_size else np.full((out.size, 1), -np.inf, src.dtype)
+        m = (
+            np.max(src, axis=1, keepdims=True)
+            if reduce_size
+            else np.full((out.size, 1), -np.inf, src.dtype)
+        )
         shift = np.where(np.isfinite(m), m, 0)
         dst[:] = (np.log(np.sum(np.exp(src - shift), axis=1, keepdims=True)) + shift)[:, 0]
 

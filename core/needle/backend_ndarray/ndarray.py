@@ -261,10 +261,14 @@ class NDArray:
         if -1 in new_shape:
             known = prod([s for s in new_shape if s != -1])
             if known == 0 or self.size % known:
-                raise ValueError(f"reshape: cannot reshape array of shape {self._shape} into {new_shape}")
+                raise ValueError(
+                    f"reshape: cannot reshape array of shape {self._shape} into {new_shape}"
+                )
             new_shape = tuple(self.size // known if s == -1 else s for s in new_shape)
         if prod(new_shape) != self.size or any(s < 0 for s in new_shape):
-            raise ValueError(f"reshape: cannot reshape array of shape {self._shape} into {new_shape}")
+            raise ValueError(
+                f"reshape: cannot reshape array of shape {self._shape} into {new_shape}"
+            )
         arr = self.compact()
         return NDArray.make(new_shape, None, arr._device, arr._handle, arr._offset)
 
@@ -272,7 +276,9 @@ class NDArray:
         """A view with axes reordered: ``new_axes[i]`` is the old axis that becomes axis i."""
         axes = tuple(new_axes)
         if sorted(_normalize_axis(a, self.ndim, "permute") for a in axes) != list(range(self.ndim)):
-            raise ValueError(f"permute: {axes} is not a permutation of the axes of shape {self._shape}")
+            raise ValueError(
+                f"permute: {axes} is not a permutation of the axes of shape {self._shape}"
+            )
         axes = tuple(a % self.ndim for a in axes)
         return NDArray.make(
             tuple(self._shape[a] for a in axes),
@@ -296,7 +302,9 @@ class NDArray:
             elif old == 1:
                 strides.append(0)
             else:
-                raise ValueError(f"broadcast_to: cannot broadcast shape {self._shape} to {new_shape}")
+                raise ValueError(
+                    f"broadcast_to: cannot broadcast shape {self._shape} to {new_shape}"
+                )
         return NDArray.make(new_shape, tuple(strides), self._device, self._handle, self._offset)
 
     def flip(self, axes: Any = None) -> NDArray:
@@ -318,7 +326,10 @@ class NDArray:
         """Zero padding: ``axes[i] = (before, after)`` for each axis."""
         axes = tuple(tuple(a) for a in axes)
         if len(axes) != self.ndim or any(len(a) != 2 or min(a) < 0 for a in axes):
-            raise ValueError(f"pad: need one (before, after) pair of non-negative ints per axis of {self._shape}, got {axes}")
+            raise ValueError(
+                f"pad: need one (before, after) pair of non-negative ints per axis of "
+                f"{self._shape}, got {axes}"
+            )
         new_shape = tuple(n + b + e for n, (b, e) in zip(self._shape, axes))
         out = NDArray.make(new_shape, device=self._device, dtype=self._dtype)
         out.fill(0.0)
@@ -342,7 +353,9 @@ class NDArray:
             if isinstance(idx, slice):
                 start, stop, step = idx.indices(n)
                 if step <= 0:
-                    raise ValueError("NDArray indexing supports positive slice steps only; use flip")
+                    raise ValueError(
+                        "NDArray indexing supports positive slice steps only; use flip"
+                    )
                 count = max(0, (stop - start + step - 1) // step)
                 shape.append(count)
                 strides.append(st * step)
@@ -354,7 +367,9 @@ class NDArray:
                 offset += (int(idx) % n) * st
             else:
                 raise TypeError(f"NDArray indices must be ints or slices, got {type(idx).__name__}")
-        return NDArray.make(tuple(shape), tuple(strides), self._device, self._handle, offset), tuple(kept)
+        return NDArray.make(
+            tuple(shape), tuple(strides), self._device, self._handle, offset
+        ), tuple(kept)
 
     def __getitem__(self, idxs: Any) -> NDArray:
         """A view (no copy). Integer indices drop their axis, as in NumPy."""
@@ -377,7 +392,9 @@ class NDArray:
     # --- arithmetic ----------------------------------------------------------------
     def _same_device(self, other: NDArray, op: str) -> None:
         if other._device != self._device:
-            raise ValueError(f"{op}: arrays are on different devices, {self._device} and {other._device}")
+            raise ValueError(
+                f"{op}: arrays are on different devices, {self._device} and {other._device}"
+            )
 
     def _binary(self, other: Any, kernel: str, op: str) -> NDArray:
         dev = self._device
@@ -421,7 +438,7 @@ class NDArray:
         return self._binary(other, "div", "div")
 
     def __rtruediv__(self, other: Any) -> NDArray:
-        return (self ** -1.0) * other
+        return (self**-1.0) * other
 
     def __pow__(self, other: Any) -> NDArray:
         return self._binary(other, "power", "power")
@@ -486,10 +503,14 @@ class NDArray:
         if self._dtype != other._dtype:
             raise TypeError(f"matmul: dtypes differ, {self._dtype} and {other._dtype}")
         if self.ndim < 2 or other.ndim < 2:
-            raise ValueError(f"matmul: need at least 2-D operands, got {self._shape} and {other._shape}")
+            raise ValueError(
+                f"matmul: need at least 2-D operands, got {self._shape} and {other._shape}"
+            )
         (m, n), (n2, p) = self._shape[-2:], other._shape[-2:]
         if n != n2:
-            raise ValueError(f"matmul: shapes {self._shape} and {other._shape} are not aligned ({n} != {n2})")
+            raise ValueError(
+                f"matmul: shapes {self._shape} and {other._shape} are not aligned ({n} != {n2})"
+            )
         dev = self._device
         if self.ndim == other.ndim == 2:
             out = NDArray.make((m, p), device=dev, dtype=self._dtype)
@@ -501,7 +522,9 @@ class NDArray:
         batch = prod(batch_shape)
         out = NDArray.make(batch_shape + (m, p), device=dev, dtype=self._dtype)
         if dev.has_kernel("batched_matmul"):
-            dev.batched_matmul(a._compact_handle(), b._compact_handle(), out._handle, batch, m, n, p)
+            dev.batched_matmul(
+                a._compact_handle(), b._compact_handle(), out._handle, batch, m, n, p
+            )
             return out
         a, b = a.reshape((batch, m, n)), b.reshape((batch, n, p))
         flat = out.reshape((batch, m, p))
@@ -546,12 +569,18 @@ class NDArray:
         else:  # first index where the row equals its max: min over (index or n)
             rows = view.compact().reshape((out.size, n))
             hit = rows == rows.max(axis=1, keepdims=True)
-            idx = arange(n, device=self._device, dtype=self._dtype).reshape((1, n)).broadcast_to(rows.shape)
+            idx = (
+                arange(n, device=self._device, dtype=self._dtype)
+                .reshape((1, n))
+                .broadcast_to(rows.shape)
+            )
             cand = hit * idx + (1 - hit) * float(n)
             out = (-((-cand).max(axis=1))).reshape(out_shape)
         if axis is None:
             return out.reshape((1,) * self.ndim if keepdims else ())
-        return out if keepdims else out.reshape(tuple(n for i, n in enumerate(src._shape) if i != ax))
+        return (
+            out if keepdims else out.reshape(tuple(n for i, n in enumerate(src._shape) if i != ax))
+        )
 
 
 # --- module-level functions (the course's array API) -------------------------------------
@@ -560,14 +589,20 @@ def array(a: Any, dtype: Any = "float32", device: Device | str | None = None) ->
     return NDArray(a, device=device, dtype=dtype)
 
 
-def empty(shape: Sequence[int], dtype: Any = "float32", device: Device | str | None = None) -> NDArray:
+def empty(
+    shape: Sequence[int], dtype: Any = "float32", device: Device | str | None = None
+) -> NDArray:
     """An uninitialised array."""
     dev = default_device() if device is None else _device(device)
     return NDArray.make(tuple(shape), device=dev, dtype=dev.check_dtype(normalize_dtype(dtype)))
 
 
-def full(shape: Sequence[int], fill_value: float, dtype: Any = "float32",
-         device: Device | str | None = None) -> NDArray:
+def full(
+    shape: Sequence[int],
+    fill_value: float,
+    dtype: Any = "float32",
+    device: Device | str | None = None,
+) -> NDArray:
     """An array filled with ``fill_value``."""
     arr = empty(shape, dtype, device)
     arr.fill(fill_value)
@@ -637,8 +672,13 @@ def concatenate(arrays: Sequence[NDArray], axis: int = 0) -> NDArray:
     first = arrays[0]
     axis = _normalize_axis(axis, first.ndim, "concatenate")
     for a in arrays:
-        if a.ndim != first.ndim or a.shape[:axis] + a.shape[axis + 1 :] != first.shape[:axis] + first.shape[axis + 1 :]:
-            raise ValueError(f"concatenate: shapes {first.shape} and {a.shape} differ off axis {axis}")
+        if (
+            a.ndim != first.ndim
+            or a.shape[:axis] + a.shape[axis + 1 :] != first.shape[:axis] + first.shape[axis + 1 :]
+        ):
+            raise ValueError(
+                f"concatenate: shapes {first.shape} and {a.shape} differ off axis {axis}"
+            )
     total = sum(a.shape[axis] for a in arrays)
     out = empty(first.shape[:axis] + (total,) + first.shape[axis + 1 :], first.dtype, first.device)
     at = 0

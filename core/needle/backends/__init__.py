@@ -7,11 +7,7 @@ hooks a plugin implements and ``contract`` for the kernels it provides.
 
 from __future__ import annotations
 
-from typing import Any
-
-from .contract import CONTRACT_VERSION, OPTIONAL_KERNELS, REQUIRED_KERNELS  
-from .info import BackendInfo, BackendStatus  
-from ._device import (  
+from ._device import (
     Device,
     all_devices,
     cpu,
@@ -20,23 +16,25 @@ from ._device import (
     default_device,
     device,
 )
-from ._errors import BackendError, PluginError  
-from ._registry import hookimpl  
-from ._registry import (  
+from ._errors import BackendError, PluginError
+from ._registry import (
     REGISTRY,
     Backend,
     Failure,
+    hookimpl,
     list_backends,
     plugin_failures,
     register_plugin,
     unregister_plugin,
 )
+from .contract import CONTRACT_VERSION, OPTIONAL_KERNELS, REQUIRED_KERNELS
+from .info import BackendInfo, BackendStatus
 
 __all__ = [
     "CONTRACT_VERSION",
     "OPTIONAL_KERNELS",
-    "REQUIRED_KERNELS",
     "REGISTRY",
+    "REQUIRED_KERNELS",
     "Backend",
     "BackendError",
     "BackendInfo",

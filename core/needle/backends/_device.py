@@ -34,7 +34,9 @@ class Device:
         return hash((self.name, self.index))
 
     def __repr__(self) -> str:
-        return f"device({self.name!r})" if self.index == 0 else f"device('{self.name}:{self.index}')"
+        return (
+            f"device({self.name!r})" if self.index == 0 else f"device('{self.name}:{self.index}')"
+        )
 
     def __str__(self) -> str:
         return self.name if self.index == 0 else f"{self.name}:{self.index}"

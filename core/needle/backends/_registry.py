@@ -204,7 +204,9 @@ class Registry:
     def _report(self, failure: Failure) -> None:
         self._failures.append(failure)
         if strict_plugins():
-            raise PluginError(f"needle plugin {failure.name!r} ({failure.source}): {failure.reason}")
+            raise PluginError(
+                f"needle plugin {failure.name!r} ({failure.source}): {failure.reason}"
+            )
 
     def _add(
         self, plugin: Any, source: str, dist_name: str, expected_name: str | None = None
@@ -243,7 +245,7 @@ class Registry:
 
     @staticmethod
     def _check_info(info: BackendInfo) -> str | None:
-        major = tuple(info.contract_version)[0]
+        major = next(iter(info.contract_version))
         if major != CONTRACT_VERSION[0]:
             have = ".".join(map(str, info.contract_version))
             want = ".".join(map(str, CONTRACT_VERSION))
@@ -282,9 +284,11 @@ class Registry:
             parts.append(b.name + (" (usable)" if st.usable else f" (unusable: {st.reason})"))
         text = "Installed backends: " + (", ".join(parts) if parts else "none") + "."
         if self._failures:
-            text += " Plugins that failed: " + "; ".join(
-                f"{f.name} ({f.reason})" for f in self._failures
-            ) + "."
+            text += (
+                " Plugins that failed: "
+                + "; ".join(f"{f.name} ({f.reason})" for f in self._failures)
+                + "."
+            )
         return text
 
 

@@ -20,29 +20,51 @@ def _from_numpy(x: np.ndarray, device: Any, dtype: str, requires_grad: bool) -> 
     return Tensor(x, device=_dev(device), dtype=dtype, requires_grad=requires_grad)
 
 
-def rand(*shape: int, low: float = 0.0, high: float = 1.0, device: Any = None,
-         dtype: str = "float32", requires_grad: bool = False) -> Tensor:
+def rand(
+    *shape: int,
+    low: float = 0.0,
+    high: float = 1.0,
+    device: Any = None,
+    dtype: str = "float32",
+    requires_grad: bool = False,
+) -> Tensor:
     """Uniform samples in [low, high)."""
     x = generator().random(shape) * (high - low) + low
     return _from_numpy(x, device, dtype, requires_grad)
 
 
-def randn(*shape: int, mean: float = 0.0, std: float = 1.0, device: Any = None,
-          dtype: str = "float32", requires_grad: bool = False) -> Tensor:
+def randn(
+    *shape: int,
+    mean: float = 0.0,
+    std: float = 1.0,
+    device: Any = None,
+    dtype: str = "float32",
+    requires_grad: bool = False,
+) -> Tensor:
     """Normal samples with the given mean and standard deviation."""
     x = generator().standard_normal(shape) * std + mean
     return _from_numpy(x, device, dtype, requires_grad)
 
 
-def randb(*shape: int, p: float = 0.5, device: Any = None, dtype: str = "float32",
-          requires_grad: bool = False) -> Tensor:
+def randb(
+    *shape: int,
+    p: float = 0.5,
+    device: Any = None,
+    dtype: str = "float32",
+    requires_grad: bool = False,
+) -> Tensor:
     """Bernoulli samples: 1 with probability ``p``, else 0."""
     x = generator().random(shape) <= p
     return _from_numpy(x, device, dtype, requires_grad)
 
 
-def constant(*shape: int, c: float = 1.0, device: Any = None, dtype: str = "float32",
-             requires_grad: bool = False) -> Tensor:
+def constant(
+    *shape: int,
+    c: float = 1.0,
+    device: Any = None,
+    dtype: str = "float32",
+    requires_grad: bool = False,
+) -> Tensor:
     """A tensor filled with ``c``."""
     from ..backend_ndarray import full
 
@@ -50,18 +72,21 @@ def constant(*shape: int, c: float = 1.0, device: Any = None, dtype: str = "floa
     return Tensor(full(shape, c, dtype=dtype, device=dev), requires_grad=requires_grad)
 
 
-def ones(*shape: int, device: Any = None, dtype: str = "float32",
-         requires_grad: bool = False) -> Tensor:
+def ones(
+    *shape: int, device: Any = None, dtype: str = "float32", requires_grad: bool = False
+) -> Tensor:
     return constant(*shape, c=1.0, device=device, dtype=dtype, requires_grad=requires_grad)
 
 
-def zeros(*shape: int, device: Any = None, dtype: str = "float32",
-          requires_grad: bool = False) -> Tensor:
+def zeros(
+    *shape: int, device: Any = None, dtype: str = "float32", requires_grad: bool = False
+) -> Tensor:
     return constant(*shape, c=0.0, device=device, dtype=dtype, requires_grad=requires_grad)
 
 
-def one_hot(n: int, i: Any, device: Any = None, dtype: str = "float32",
-            requires_grad: bool = False) -> Tensor:
+def one_hot(
+    n: int, i: Any, device: Any = None, dtype: str = "float32", requires_grad: bool = False
+) -> Tensor:
     """Rows of the n-by-n identity picked by integer labels ``i``."""
     return Tensor(_dev(device).one_hot(n, i, dtype=dtype), requires_grad=requires_grad)
 

@@ -21,8 +21,13 @@ def xavier_normal(fan_in: int, fan_out: int, gain: float = 1.0, **kwargs: Any) -
     return randn(fan_in, fan_out, mean=0.0, std=std, **kwargs)
 
 
-def kaiming_uniform(fan_in: int, fan_out: int, nonlinearity: str = "relu",
-                    shape: tuple[int, ...] | None = None, **kwargs: Any) -> Tensor:
+def kaiming_uniform(
+    fan_in: int,
+    fan_out: int,
+    nonlinearity: str = "relu",
+    shape: tuple[int, ...] | None = None,
+    **kwargs: Any,
+) -> Tensor:
     """U(-b, b) with b = sqrt(2) * sqrt(3 / fan_in); ``shape`` overrides (fan_in, fan_out)."""
     if nonlinearity != "relu":
         raise ValueError(f"kaiming_uniform: only 'relu' is supported, got {nonlinearity!r}")
@@ -30,8 +35,13 @@ def kaiming_uniform(fan_in: int, fan_out: int, nonlinearity: str = "relu",
     return rand(*(shape or (fan_in, fan_out)), low=-bound, high=bound, **kwargs)
 
 
-def kaiming_normal(fan_in: int, fan_out: int, nonlinearity: str = "relu",
-                   shape: tuple[int, ...] | None = None, **kwargs: Any) -> Tensor:
+def kaiming_normal(
+    fan_in: int,
+    fan_out: int,
+    nonlinearity: str = "relu",
+    shape: tuple[int, ...] | None = None,
+    **kwargs: Any,
+) -> Tensor:
     """N(0, std^2) with std = sqrt(2) / sqrt(fan_in)."""
     if nonlinearity != "relu":
         raise ValueError(f"kaiming_normal: only 'relu' is supported, got {nonlinearity!r}")

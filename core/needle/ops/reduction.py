@@ -56,7 +56,7 @@ def summation(a: Tensor, axes: Any = None, keepdims: bool = False) -> Tensor:
     return Summation(normalize_axes(axes, a.ndim, "summation"), keepdims)(a)
 
 
-def max(a: Tensor, axes: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def max(a: Tensor, axes: Any = None, keepdims: bool = False) -> Tensor:
     """Maximum over ``axes`` (an int, a tuple, or ``None`` for all)."""
     check_tensor("max", a)
     axes = normalize_axes(axes, a.ndim, "max")

@@ -69,7 +69,9 @@ def permute(a: Tensor, axes: Sequence[int]) -> Tensor:
     check_tensor("permute", a)
     nd_axes = tuple(int(x) % max(a.ndim, 1) if -a.ndim <= int(x) < a.ndim else int(x) for x in axes)
     if sorted(nd_axes) != list(range(a.ndim)):
-        raise ValueError(f"permute: {tuple(axes)} is not a permutation of the axes of shape {a.shape}")
+        raise ValueError(
+            f"permute: {tuple(axes)} is not a permutation of the axes of shape {a.shape}"
+        )
     return Permute(nd_axes)(a)
 
 

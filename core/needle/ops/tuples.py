@@ -28,7 +28,8 @@ class TupleGetItem(TensorOp):
 
         parts = node.inputs[0].realize_cached_data()
         grads = [
-            out_grad if i == self.index
+            out_grad
+            if i == self.index
             else init.zeros(*p.shape, device=p.device, dtype=p.dtype, requires_grad=False)
             for i, p in enumerate(parts)
         ]

@@ -122,6 +122,6 @@ def cos(a: Tensor) -> Tensor:
     return Cos()(check_tensor("cos", a))
 
 
-def abs(a: Tensor) -> Tensor:  # noqa: A001 (NumPy's name)
+def abs(a: Tensor) -> Tensor:
     """|a|."""
     return Abs()(check_tensor("abs", a))
