@@ -1,5 +1,6 @@
 // Run-time choice of the instruction-set table, thread counts and scratch buffers.
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -77,9 +78,13 @@ void* scratch(int slot, size_t bytes) {
     std::free(b.ptr);
     b.ptr = nullptr;
     b.bytes = 0;
-    size_t rounded = (bytes + 63) / 64 * 64;
-    b.ptr = std::aligned_alloc(64, rounded);
+    // Packed gemm panels are walked over and over: huge pages keep them out of the TLB.
+    constexpr size_t kHuge = size_t(2) << 20;
+    const size_t align = bytes >= kHuge / 8 ? kHuge : 64;
+    const size_t rounded = (bytes + align - 1) / align * align;
+    b.ptr = std::aligned_alloc(align, rounded);
     if (!b.ptr) throw std::bad_alloc();
+    if (align == kHuge) madvise(b.ptr, rounded, MADV_HUGEPAGE);
     b.bytes = rounded;
   }
   return b.ptr;
