@@ -52,13 +52,17 @@ def run(backend: str, xfail: str | os.PathLike[str] | None = None,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``needle conformance NAME [--xfail FILE] [--profile P] [-- PYTEST ARGS]``.
+    """``needle conformance NAME [--xfail FILE] [--profile P] [--dtypes L] [PYTEST ARGS]``.
+
+    Options this function does not know (``-k EXPR``, ``-m AREA``, ``-x``...) and
+    everything after ``--`` are passed to pytest.
 
     Runs the suite, prints the per-area table, and returns pytest's exit code.
     """
     parser = argparse.ArgumentParser(
         prog="needle conformance",
-        description="Run the needle conformance suite against one installed backend.")
+        description="Run the needle conformance suite against one installed backend; "
+                    "other options (and anything after --) go to pytest.")
     parser.add_argument("backend", nargs="?",
                         default=os.environ.get("NEEDLE_BACKEND", "").strip() or "numpy",
                         help="backend name (default: $NEEDLE_BACKEND, else numpy)")
@@ -66,11 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", choices=("ci", "thorough"), default="ci",
                         help="Hypothesis profile (default: ci)")
     parser.add_argument("--dtypes", metavar="LIST", help="comma-separated dtypes")
-    parser.add_argument("pytest_args", nargs=argparse.REMAINDER,
-                        help="after --: more pytest arguments (-k EXPR, -x, -m AREA...)")
-    ns = parser.parse_args(argv)
-    extra = [a for a in ns.pytest_args if a != "--"] if ns.pytest_args else []
-    extra = ["-q", f"--needle-profile={ns.profile}", *extra]
+    argv = list(sys.argv[1:] if argv is None else argv)
+    tail = argv[argv.index("--") + 1 :] if "--" in argv else []
+    head = argv[: argv.index("--")] if "--" in argv else argv
+    ns, unknown = parser.parse_known_args(head)  # unknown options go to pytest too
+    extra = ["-q", f"--needle-profile={ns.profile}", *unknown, *tail]
     if ns.dtypes:
         extra.append(f"--needle-dtypes={ns.dtypes}")
     code, table = run(ns.backend, ns.xfail, extra)
