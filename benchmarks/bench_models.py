@@ -150,6 +150,7 @@ CASES = [
         _torch("resnet9", 10),
         _images(3, IMG, 10),
         _resnet9_flops(),
+        rounds=2,
     ),
     ModelCase(
         f"LSTM LM {LM_DESC}",
@@ -163,6 +164,7 @@ CASES = [
         ),
         _tokens,
         _lm_flops("lstm"),
+        rounds=2,
     ),
     ModelCase(
         f"Transformer LM {LM_DESC}",

@@ -32,7 +32,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+_LOAD_AT_START: list[float] = []
+
+
+def _loadavg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _LOAD_AT_START[:] = _loadavg()
     if config.getoption("--bench-quick"):
         os.environ["NEEDLE_BENCH_QUICK"] = "1"
     _common.apply_thread_limits()
@@ -116,6 +127,9 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         },
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
         "quick": _common.quick(),
+        # 1/5/15-minute load averages: other work on the machine distorts 2-thread timings.
+        "loadavg_start": _LOAD_AT_START,
+        "loadavg_end": _loadavg(),
         "command": "pytest " + shlex.join(sys.argv[1:]),
         "versions": {
             "python": platform.python_version(),

@@ -4,8 +4,8 @@ Usage::
 
     python -m benchmarks.report .benchmarks/bench.json -o docs/benchmarks.md
 
-For every case and implementation the report gives the median time per call, the
-achieved GFLOP/s or GB/s (from the ``flops``/``bytes`` each benchmark records in
+For every case and implementation the report gives the minimum and median time per
+call, the achieved GFLOP/s or GB/s (from the ``flops``/``bytes`` each benchmark records in
 ``extra_info``) as a fraction of this machine's peak, and the time relative to the NumPy
 reference backend (``needle-numpy``) and to the outside peer measured in the same run
 (plain NumPy for kernels, PyTorch CPU for ops and models). It also records the CPU, core
@@ -108,32 +108,39 @@ def to_rows(entries: Iterable[dict[str, Any]]) -> list[Row]:
 
 
 # --- deriving -------------------------------------------------------------------------
-def derive(rows: list[Row], threads: int, cores: int | None = None) -> list[Row]:
+def derive(rows: list[Row], threads: int, cores: int | None = None, stat: str = "min") -> list[Row]:
     """Fill in throughput, fraction of peak, and ratios to the reference and the peer.
 
-    Ratios are times: ``vs_reference = t / t(needle-numpy)`` and ``vs_peer = t / t(peer)``,
-    so below 1 is faster. The peer of a case is plain NumPy where it was measured, else
-    PyTorch.
+    Everything derives from the ``stat`` time of each row (``"min"``, the default, is the
+    least disturbed by other work on the machine; or ``"median"``). Ratios are times:
+    ``vs_reference = t / t(needle-numpy)`` and ``vs_peer = t / t(peer)``, so below 1 is
+    faster. The peer of a case is plain NumPy where it was measured, else PyTorch.
     """
+    if stat not in ("min", "median"):
+        raise ValueError(f"derive: stat must be 'min' or 'median', got {stat!r}")
+
+    def t(r: Row) -> float:
+        return r.minimum if stat == "min" else r.median
+
     by_case: dict[tuple[str, str], dict[str, Row]] = {}
     for r in rows:
         by_case.setdefault((r.suite, r.case), {})[r.impl] = r
     peak = peak_gflops(threads, cores)
     for r in rows:
-        if r.flops and r.median > 0:
-            r.gflops = r.flops / r.median / 1e9
+        if r.flops and t(r) > 0:
+            r.gflops = r.flops / t(r) / 1e9
             r.peak_fraction = r.gflops / peak
-        if r.nbytes and r.median > 0:
-            r.gbs = r.nbytes / r.median / 1e9
+        if r.nbytes and t(r) > 0:
+            r.gbs = r.nbytes / t(r) / 1e9
             r.bandwidth_fraction = r.gbs / ADD_BANDWIDTH_GBS
         group = by_case[(r.suite, r.case)]
         ref = group.get(REFERENCE)
-        if ref is not None and ref.median > 0:
-            r.vs_reference = r.median / ref.median
+        if ref is not None and t(ref) > 0:
+            r.vs_reference = t(r) / t(ref)
         peer = group.get("numpy") or group.get("torch")
-        if peer is not None and peer.median > 0:
+        if peer is not None and t(peer) > 0:
             r.peer = peer.impl
-            r.vs_peer = r.median / peer.median
+            r.vs_peer = t(r) / t(peer)
     return rows
 
 
@@ -169,7 +176,7 @@ def suite_table(rows: list[Row]) -> str:
     has_flops = any(r.gflops is not None for r in rows)
     has_bytes = any(r.gbs is not None for r in rows)
     peers = sorted({r.peer for r in rows if r.peer})
-    head = ["case", "impl", "median", "min", "rounds"]
+    head = ["case", "impl", "min", "median", "rounds"]
     if has_flops:
         head += ["GFLOP/s", "% FMA peak"]
     if has_bytes:
@@ -184,8 +191,8 @@ def suite_table(rows: list[Row]) -> str:
             cells = [
                 case if i == 0 else "",
                 r.impl,
-                fmt_time(r.median, r.unit),
                 fmt_time(r.minimum, r.unit),
+                fmt_time(r.median, r.unit),
                 str(r.rounds),
             ]
             if has_flops:
@@ -227,6 +234,18 @@ def machine_section(docs: Sequence[dict[str, Any]], threads: int) -> str:
                 f"{lib.get('architecture')} kernels, {lib.get('num_threads')} threads"
                 f" (OPENBLAS_CORETYPE={nb.get('openblas_coretype') or 'unset'})"
             )
+    start, end = nb.get("loadavg_start"), nb.get("loadavg_end")
+    if start or end:
+        cores = nb.get("cores") or 1
+        busy = max((start or [0])[0], (end or [0])[0]) > 0.5 * cores
+        lines.append(
+            f"- load average (1, 5, 15 min) at start {start}, at end {end}"
+            + (
+                ": **the machine was busy with other work; timings are inflated and noisy**"
+                if busy
+                else ""
+            )
+        )
     if doc.get("datetime"):
         lines.append(f"- measured: {doc['datetime']}")
     commit = doc.get("commit_info", {})
@@ -243,8 +262,10 @@ def machine_section(docs: Sequence[dict[str, Any]], threads: int) -> str:
 REGRESSIONS = """\
 ## Reading the numbers, and checking for regressions
 
-- *median*/*min*: wall time per call (kernels and ops: per kernel or op call; models: per
-  training step). Devices with a `synchronize` kernel are synchronized inside the timing.
+- *min*/*median*: wall time per call (kernels and ops: per kernel or op call; models: per
+  training step) over *rounds* rounds. Devices with a `synchronize` kernel are synchronized
+  inside the timing. Throughput and ratios derive from the {stat} time, the one least
+  disturbed by other work on the machine.
 - *GFLOP/s* uses the nominal FLOPs each benchmark records (matmul `2n³`, convolution
   `2·N·H·W·k²·C_in·C_out`, a training step three times the forward pass's matmul and
   convolution work); memory-bound kernels record bytes instead;
@@ -269,7 +290,9 @@ fails any benchmark whose minimum got more than 10% slower. Restrict a run with 
 """
 
 
-def render(docs: Sequence[dict[str, Any]], rows: list[Row], command: str, threads: int) -> str:
+def render(
+    docs: Sequence[dict[str, Any]], rows: list[Row], command: str, threads: int, stat: str = "min"
+) -> str:
     """The whole markdown document."""
     cores = docs[0].get("machine_info", {}).get("needle_bench", {}).get("cores") if docs else None
     peak = peak_gflops(threads, cores)
@@ -295,18 +318,20 @@ def render(docs: Sequence[dict[str, Any]], rows: list[Row], command: str, thread
     if not rows:
         out += ["No benchmark results (was the run made with `--benchmark-disable`?).", ""]
     out.append(
-        REGRESSIONS.format(peak=peak, per_core=FMA_PEAK_GFLOPS_PER_CORE, bw=ADD_BANDWIDTH_GBS)
+        REGRESSIONS.format(
+            peak=peak, per_core=FMA_PEAK_GFLOPS_PER_CORE, bw=ADD_BANDWIDTH_GBS, stat=stat
+        )
     )
     return "\n".join(out)
 
 
-def report(paths: Sequence[str | Path], command: str) -> str:
+def report(paths: Sequence[str | Path], command: str, stat: str = "min") -> str:
     """Load, derive and render: the markdown for the JSON files ``paths``."""
     entries, docs = load(paths)
     nb = docs[0].get("machine_info", {}).get("needle_bench", {}) if docs else {}
     threads = int(nb.get("threads") or 1)
-    rows = derive(to_rows(entries), threads, nb.get("cores"))
-    return render(docs, rows, command, threads)
+    rows = derive(to_rows(entries), threads, nb.get("cores"), stat)
+    return render(docs, rows, command, threads, stat)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -321,9 +346,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--command",
         help="the command line to print at the top (default: this report's own command line)",
     )
+    parser.add_argument(
+        "--stat",
+        choices=["min", "median"],
+        default="min",
+        help="the time that throughput and ratios derive from (default: min)",
+    )
     args = parser.parse_args(argv)
     own = "python -m benchmarks.report " + shlex.join(sys.argv[1:] if argv is None else argv)
-    text = report(args.json, args.command or own)
+    text = report(args.json, args.command or own, args.stat)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text)

@@ -23,7 +23,8 @@ def report():
     sys.modules.pop(spec.name, None)
 
 
-def _entry(suite, case, impl, median, *, flops=None, nbytes=None, unit="", rounds=5):
+def _entry(suite, case, impl, t, *, flops=None, nbytes=None, unit="", rounds=5):
+    """An entry whose minimum time is ``t`` (and median 1.5 t)."""
     info = {"suite": suite, "case": case, "impl": impl, "kind": impl.split("-")[0], "threads": 2}
     if flops is not None:
         info["flops"] = flops
@@ -31,7 +32,7 @@ def _entry(suite, case, impl, median, *, flops=None, nbytes=None, unit="", round
         info["bytes"] = nbytes
     if unit:
         info["unit"] = unit
-    stats = {"median": median, "min": median * 0.9, "mean": median, "rounds": rounds}
+    stats = {"min": t, "median": 1.5 * t, "mean": 1.6 * t, "rounds": rounds}
     return {
         "group": f"{suite}: {case}",
         "name": f"bench[{impl}]",
@@ -143,11 +144,30 @@ def test_markdown(report, bench_json, tmp_path):
     assert "numpy 2.4.6" in text and "torch 2.13.0+cpu" in text
     assert "cuda 0.1.0 (not usable: no GPU)" in text
     assert "openblas 0.3.31, SkylakeX kernels, 2 threads" in text
-    assert "| matmul n=1024 | needle-numpy | 20.00 ms | 18.00 ms | 5 | 107.4 | 46% |" in text
-    assert "|  | needle-cpp | 10.00 ms | 9.00 ms | 5 | 214.7 | 92% |  |  | 0.50 | 0.80 |" in text
+    assert "| matmul n=1024 | needle-numpy | 20.00 ms | 30.00 ms | 5 | 107.4 | 46% |" in text
+    assert "|  | needle-cpp | 10.00 ms | 15.00 ms | 5 | 214.7 | 92% |  |  | 0.50 | 0.80 |" in text
     assert "| 31.0 | 100% |" in text  # ewise add: GB/s and fraction of the add bandwidth
     assert "| a + b | needle-numpy | 20.00 µs |" in text
     assert "--benchmark-compare-fail=min:10%" in text
+
+
+def test_median_instead_of_min(report, bench_json):
+    entries, _docs = report.load([bench_json])
+    rows = report.derive(report.to_rows(entries), threads=2, cores=2, stat="median")
+    cpp = next(r for r in rows if r.impl == "needle-cpp")
+    assert cpp.gflops == pytest.approx(MATMUL_FLOPS / 0.015 / 1e9)
+    assert cpp.vs_reference == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="stat must be"):
+        report.derive(report.to_rows(entries), threads=2, stat="mean")
+
+
+def test_busy_machine_is_flagged(report, bench_json):
+    doc = json.loads(bench_json.read_text())
+    doc["machine_info"]["needle_bench"].update(loadavg_start=[6.1, 7.8, 6.0], loadavg_end=[0.5])
+    bench_json.write_text(json.dumps(doc))
+    text = report.report([bench_json], "cmd")
+    assert "load average (1, 5, 15 min) at start [6.1, 7.8, 6.0]" in text
+    assert "the machine was busy with other work" in text
 
 
 def test_default_command_is_the_report_itself(report, bench_json, capsys):
