@@ -112,13 +112,20 @@ class Device:
         return NDArray(generator().standard_normal(shape), device=self, dtype=dtype)
 
     def one_hot(self, n: int, i: Any, dtype: str = "float32") -> Any:
-        """Rows of the ``n``-by-``n`` identity selected by integer indices ``i``."""
+        """Rows of the ``n``-by-``n`` identity selected by integer indices ``i``.
+
+        Built directly (cost: the output's size, never ``n * n``); shape ``i.shape + (n,)``.
+        """
         from ..backend_ndarray import NDArray
 
         idx = np.asarray(i.numpy() if hasattr(i, "numpy") else i).astype(np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= n):
-            raise IndexError(f"one_hot: indices must lie in [0, {n}), got {idx.min()}..{idx.max()}")
-        return NDArray(np.eye(n)[idx], device=self, dtype=dtype)
+            raise IndexError(
+                f"one_hot: indices must lie in [0, {n}), got {idx.min()}..{idx.max()}"
+            )
+        out = np.zeros((idx.size, n), dtype=np.float64 if dtype == "float64" else np.float32)
+        out[np.arange(idx.size), idx.reshape(-1)] = 1.0
+        return NDArray(out.reshape((*idx.shape, n)), device=self, dtype=dtype)
 
 
 def forget_devices(name: str) -> None:

@@ -98,17 +98,9 @@ class Dropout(Module):
 
 
 def one_hot_matrix(labels: Any, n: int, like: Tensor) -> Tensor:
-    """A constant ``(len(labels), n)`` one-hot tensor on ``like``'s device and dtype.
-
-    Built row by row in NumPy, so its cost is the output's size, not ``n * n``.
-    """
-    idx = np.asarray(labels.numpy() if isinstance(labels, Tensor) else labels)
-    idx = idx.reshape(-1).astype(np.int64)
-    if idx.size and (idx.min() < 0 or idx.max() >= n):
-        raise IndexError(f"one_hot: labels must lie in [0, {n}), got {idx.min()}..{idx.max()}")
-    out = np.zeros((idx.size, n), dtype=np.float32)
-    out[np.arange(idx.size), idx] = 1.0
-    return Tensor(out, device=like.device, dtype=like.dtype, requires_grad=False)
+    """A constant ``(len(labels), n)`` one-hot tensor on ``like``'s device and dtype."""
+    idx = np.asarray(labels.numpy() if isinstance(labels, Tensor) else labels).reshape(-1)
+    return Tensor(like.device.one_hot(n, idx, dtype=like.dtype), requires_grad=False)
 
 
 class SoftmaxLoss(Module):

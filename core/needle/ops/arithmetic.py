@@ -50,7 +50,9 @@ class EWiseMul(BinaryOp):
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
         a, b = node.inputs
-        return unbroadcast(out_grad * b, a.shape), unbroadcast(out_grad * a, b.shape)
+        ga = unbroadcast(out_grad * b, a.shape) if a.requires_grad else None
+        gb = unbroadcast(out_grad * a, b.shape) if b.requires_grad else None
+        return ga, gb  # type: ignore[return-value]
 
 
 class MulScalar(TensorOp):

@@ -74,17 +74,19 @@ class Conv(TensorOp):
             n, _, _, c_out = g.shape
             g = Dilate((1, 2), s - 1, (n, lh, lw, c_out))(g)
 
-        # dX: full correlation of g with the flipped, transposed kernel, minus the border.
-        w_t = permute(flip(w, (0, 1)), (0, 1, 3, 2))
-        gx = conv(pad(g, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0))), w_t)
-        if p:
-            gx = getitem(gx, (slice(None), slice(p, p + h), slice(p, p + w_)))
-
-        # dW: correlate the padded input (C_in as batch, N as channels) with g as a kernel.
-        xp = pad(x, ((0, 0), (p, p), (p, p), (0, 0))) if p else x
-        # g spans exactly H + 2p - KH + 1 rows, so the result is (C_in, KH, KW, C_out).
-        gw = conv(permute(xp, (3, 1, 2, 0)), permute(g, (1, 2, 0, 3)))
-        return gx, permute(gw, (1, 2, 0, 3))
+        gx = gw = None  # only what some input needs (an image batch needs no gradient)
+        if x.requires_grad:
+            # dX: full correlation of g with the flipped, transposed kernel, minus the border.
+            w_t = permute(flip(w, (0, 1)), (0, 1, 3, 2))
+            gx = conv(pad(g, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0))), w_t)
+            if p:
+                gx = getitem(gx, (slice(None), slice(p, p + h), slice(p, p + w_)))
+        if w.requires_grad:
+            # dW: correlate the padded input (C_in as batch, N as channels) with g as a kernel.
+            xp = pad(x, ((0, 0), (p, p), (p, p), (0, 0))) if p else x
+            # g spans exactly H + 2p - KH + 1 rows, so the result is (C_in, KH, KW, C_out).
+            gw = permute(conv(permute(xp, (3, 1, 2, 0)), permute(g, (1, 2, 0, 3))), (1, 2, 0, 3))
+        return gx, gw  # type: ignore[return-value]
 
 
 def conv(x: Tensor, w: Tensor, stride: int = 1, padding: int = 0) -> Tensor:

@@ -16,10 +16,10 @@ class MatMul(TensorOp):
 
         a, b = node.inputs
         # C = A B  =>  dA = dC B^T, dB = A^T dC (summed over broadcast batch dims)
-        return (
-            unbroadcast(matmul(out_grad, transpose(b)), a.shape),
-            unbroadcast(matmul(transpose(a), out_grad), b.shape),
-        )
+        # (an input that needs no gradient, such as a one-hot matrix, gets None)
+        ga = unbroadcast(matmul(out_grad, transpose(b)), a.shape) if a.requires_grad else None
+        gb = unbroadcast(matmul(transpose(a), out_grad), b.shape) if b.requires_grad else None
+        return ga, gb  # type: ignore[return-value]
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
