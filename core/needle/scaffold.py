@@ -361,6 +361,9 @@ test = ["pytest>=8", "needle-conformance"]
 
 [tool.setuptools]
 packages = ["{package}"]
+
+[tool.pytest.ini_options]
+testpaths = ["tests"]
 """
 
 _INIT = '''\
