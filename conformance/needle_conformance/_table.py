@@ -11,7 +11,11 @@ AREAS = ("kernels", "ndarray", "ops_forward", "ops_gradient", "higher_order", "e
 
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
 
-_MODULE = re.compile(r"needle_conformance/test_(\w+)\.py::(.*)$")
+# Node ids carry the package folder in an editable install, but are bare
+# ("test_kernels.py::...") when the suite runs from site-packages via --pyargs.
+_MODULE = re.compile(
+    r"(?:^|needle_conformance/)test_(" + "|".join(AREAS) + r")\.py::(.*)$"
+)
 
 
 def _split(nodeid: str) -> tuple[str, str] | None:
