@@ -18,15 +18,22 @@ import numpy as np
 from needle_cpp import _core as c
 
 
-def compare(numpy_fn, cpp_fn, reps: int) -> tuple[float, float]:
-    """Best time of each, the two alternating so that both see the same machine state."""
-    numpy_fn(), cpp_fn()
+def compare(numpy_fn, cpp_fn, reps: int, rounds: int = 3) -> tuple[float, float]:
+    """Best time of each, measured in alternating blocks of `reps` calls.
+
+    Blocks rather than single calls, with a pause between them: OpenBLAS's idle threads
+    spin for a while after each call (and libgomp's do too), which would steal the second
+    core from whichever library runs next.
+    """
     best = [float("inf"), float("inf")]
-    for _ in range(reps):
+    for _ in range(rounds):
         for i, fn in enumerate((numpy_fn, cpp_fn)):
-            start = time.perf_counter()
             fn()
-            best[i] = min(best[i], time.perf_counter() - start)
+            for _ in range(reps):
+                start = time.perf_counter()
+                fn()
+                best[i] = min(best[i], time.perf_counter() - start)
+            time.sleep(0.3)
     return best[0], best[1]
 
 
@@ -44,7 +51,7 @@ def row(name: str, unit: str, amount: float, times: tuple[float, float]) -> None
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=c.get_num_threads())
-    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
     c.set_num_threads(args.threads)
     try:
@@ -60,7 +67,7 @@ def main() -> None:
         a, b = rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)
         out = np.empty((n, n), np.float32)
         ha, hb, ho = handle(a), handle(b), c.alloc(n * n, "float32")
-        reps = args.reps if n < 2048 else max(3, args.reps // 3)
+        reps = args.reps if n < 2048 else max(2, args.reps // 2)
         times = compare(lambda: np.matmul(a, b, out=out), lambda: c.matmul(ha, hb, ho, n, n, n), reps)
         row(f"matmul f32 n={n}", "GFLOP/s", 2 * n**3 / 1e9, times)
 

@@ -1,7 +1,6 @@
 // Element-wise and scalar kernels: checks, then the active ISA's loop split across threads.
-#include <omp.h>
-
 #include "isa.h"
+#include "parallel.h"
 #include "kernels.h"
 
 namespace needle_cpp {
@@ -16,21 +15,13 @@ void check_flat(const char* kernel, int64_t n, std::initializer_list<const Array
   }
 }
 
-/// Runs body(begin, end) over n elements, in per-thread chunks when it pays.
-template <typename F>
+/// Runs body(begin, end, stream) over n elements of T, in dynamic tasks when it pays.
+/// Outputs over half the L3 cache are streamed past it (they cannot stay cached anyway).
+template <typename T, typename F>
 void split(int64_t n, int64_t cost, F&& body) {
-  const int threads = threads_for(n * cost);
-  if (threads <= 1) {
-    body(int64_t(0), n);
-    return;
-  }
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    // Chunk edges on 64-byte boundaries keep threads off each other's cache lines.
-    const int64_t b = (n * t / nt) & ~int64_t(15), e = t + 1 == nt ? n : (n * (t + 1) / nt) & ~int64_t(15);
-    if (b < e) body(b, e);
-  }
+  const bool stream = n * (int64_t)sizeof(T) >= (int64_t(16) << 20);
+  parallel_chunks(n, kGrain, threads_for(n * cost),
+                  [&](int64_t b, int64_t e) { body(b, e, stream); });
 }
 
 int64_t op_cost(int op, bool unary) {
@@ -47,7 +38,7 @@ void ewise_binary(int op, const char* kernel, const Array& a, const Array& b, Ar
     auto fn = active_typed<T>().binary[op];
     const T *x = a.data<T>(), *y = b.data<T>();
     T* o = out.data<T>();
-    split(out.size(), op_cost(op, false), [&](int64_t s, int64_t e) { fn(x + s, y + s, o + s, e - s); });
+    split<T>(out.size(), op_cost(op, false), [&](int64_t s, int64_t e, bool st) { fn(x + s, y + s, o + s, e - s, st); });
   });
 }
 
@@ -59,7 +50,7 @@ void scalar_binary(int op, const char* kernel, const Array& a, double value, Arr
     const T* x = a.data<T>();
     T* o = out.data<T>();
     const T v = (T)value;  // rounded to the dtype first, as NumPy does
-    split(out.size(), op_cost(op, false), [&](int64_t s, int64_t e) { fn(x + s, v, o + s, e - s); });
+    split<T>(out.size(), op_cost(op, false), [&](int64_t s, int64_t e, bool st) { fn(x + s, v, o + s, e - s, st); });
   });
 }
 
@@ -70,7 +61,7 @@ void ewise_unary(int op, const char* kernel, const Array& a, Array& out) {
     auto fn = active_typed<T>().unary[op];
     const T* x = a.data<T>();
     T* o = out.data<T>();
-    split(out.size(), op_cost(op, true), [&](int64_t s, int64_t e) { fn(x + s, o + s, e - s); });
+    split<T>(out.size(), op_cost(op, true), [&](int64_t s, int64_t e, bool st) { fn(x + s, o + s, e - s, st); });
   });
 }
 
@@ -80,7 +71,7 @@ void ewise_where(const Array& cond, const Array& a, const Array& b, Array& out) 
     using T = decltype(tag);
     const T *c = cond.data<T>(), *x = a.data<T>(), *y = b.data<T>();
     T* o = out.data<T>();
-    split(out.size(), 1, [&](int64_t s, int64_t e) {
+    split<T>(out.size(), 1, [&](int64_t s, int64_t e, bool) {
 #pragma omp simd
       for (int64_t i = s; i < e; ++i) o[i] = c[i] != T(0) ? x[i] : y[i];
     });

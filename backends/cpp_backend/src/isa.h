@@ -13,9 +13,10 @@ enum UnaryOp : int { kNeg, kAbs, kLog, kExp, kTanh, kSqrt, kSin, kCos, kUnaryCou
 /// gemm is the exception: it runs its own OpenMP region.
 template <typename T>
 struct TypedTable {
-  void (*binary[kBinaryCount])(const T* a, const T* b, T* out, int64_t n);
-  void (*scalar[kBinaryCount])(const T* a, T value, T* out, int64_t n);
-  void (*unary[kUnaryCount])(const T* a, T* out, int64_t n);
+  // stream: write with non-temporal stores (for outputs much larger than the caches).
+  void (*binary[kBinaryCount])(const T* a, const T* b, T* out, int64_t n, bool stream);
+  void (*scalar[kBinaryCount])(const T* a, T value, T* out, int64_t n, bool stream);
+  void (*unary[kUnaryCount])(const T* a, T* out, int64_t n, bool stream);
   double (*sum)(const T* a, int64_t n);
   T (*max)(const T* a, int64_t n);  // n >= 1; NaN propagates
   /// dst[c * dst_ld + r] = src[r * src_ld + c] for r < rows, c < cols.

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "isa.h"
+#include "parallel.h"
 #include "kernels.h"
 
 namespace needle_cpp {
@@ -48,20 +49,13 @@ bool non_overlapping(const View& v) {
   return true;
 }
 
-/// Runs body(begin, end) over [0, n) split across threads (one call when n is small).
+/// Runs body(begin, end) over n items that hold `work` elements in all, in dynamic tasks of
+/// about kGrain elements (one call when small, or when writes may overlap).
 template <typename F>
 void parallel_ranges(int64_t n, int64_t work, F&& body, bool allow_parallel = true) {
   const int threads = allow_parallel ? threads_for(work) : 1;
-  if (threads <= 1 || n < 2) {
-    body(int64_t(0), n);
-    return;
-  }
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t b = n * t / nt, e = n * (t + 1) / nt;
-    if (b < e) body(b, e);
-  }
+  const int64_t per_item = std::max<int64_t>(1, work / std::max<int64_t>(n, 1));
+  parallel_chunks(n, (kGrain + per_item - 1) / per_item, threads, body);
 }
 
 template <typename Tin, typename Tout>

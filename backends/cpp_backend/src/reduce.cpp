@@ -2,10 +2,12 @@
 #include <math.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <limits>
 #include <vector>
 
 #include "isa.h"
+#include "parallel.h"
 #include "kernels.h"
 
 namespace needle_cpp {
@@ -21,28 +23,30 @@ void check_rows(const char* kernel, const Array& a, const Array& out, int64_t re
   check_same_dtype(kernel, a, out);
 }
 
-/// Calls row_fn(i) for every row, in parallel over rows when the work is large.
+/// Calls row_fn(i) for every row, in parallel tasks of rows when the work is large.
 template <typename F>
 void for_each_row(int64_t rows, int64_t reduce_size, int64_t cost, F&& row_fn) {
-  const int threads = rows > 1 ? threads_for(rows * reduce_size * cost) : 1;
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (int64_t i = 0; i < rows; ++i) row_fn(i);
+  const int64_t per_row = std::max<int64_t>(1, reduce_size * cost);
+  parallel_chunks(rows, (kGrain + per_row - 1) / per_row, rows > 1 ? threads_for(rows * per_row) : 1,
+                  [&](int64_t b, int64_t e) {
+                    for (int64_t i = b; i < e; ++i) row_fn(i);
+                  });
 }
 
-/// Few long rows: each row is split across the threads, partial results combined.
-template <typename T, typename Part, typename Combine>
-T split_row(const T* x, int64_t n, Part&& part, Combine&& combine) {
-  const int threads = threads_for(n);
-  if (threads <= 1) return part(x, n);
-  std::vector<T> partial(threads);
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t b = n * t / nt, e = n * (t + 1) / nt;
-    partial[t] = part(x + b, e - b);
-  }
-  T r = partial[0];
-  for (int t = 1; t < threads; ++t) r = combine(r, partial[t]);
+/// Few long rows: each row is cut into tasks shared by the threads; the partial results
+/// are combined in task order, so the answer does not depend on the schedule.
+template <typename P, typename Part, typename Combine>
+P split_row(int64_t n, Part&& part, Combine&& combine) {
+  const int64_t tasks = (n + kGrain - 1) / kGrain;
+  std::vector<P> partial(tasks);
+  parallel_chunks(tasks, 1, threads_for(n), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t * kGrain;
+      partial[t] = part(b, std::min(n, b + kGrain) - b);
+    }
+  });
+  P r = partial[0];
+  for (int64_t t = 1; t < tasks; ++t) r = combine(r, partial[t]);
   return r;
 }
 
@@ -65,18 +69,10 @@ void reduce_sum(const Array& a, Array& out, int64_t reduce_size) {
     auto sum = active_typed<T>().sum;
     if (few_long_rows(rows, rs)) {
       for (int64_t i = 0; i < rows; ++i) {
-        // Partials in double: a row split in two must not lose float32 precision.
-        std::vector<double> partial(omp_get_max_threads(), 0.0);
-        const int threads = threads_for(rs);
-#pragma omp parallel num_threads(threads)
-        {
-          const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-          const int64_t b = rs * t / nt, e = rs * (t + 1) / nt;
-          partial[t] = sum(x + i * rs + b, e - b);
-        }
-        double s = 0;
-        for (double p : partial) s += p;
-        o[i] = (T)s;
+        const T* row = x + i * rs;
+        // Partials in double: a row cut in pieces must not lose float32 precision.
+        o[i] = (T)split_row<double>(rs, [&](int64_t b, int64_t n) { return sum(row + b, n); },
+                                    [](double p, double q) { return p + q; });
       }
       return;
     }
@@ -94,7 +90,7 @@ void reduce_max(const Array& a, Array& out, int64_t reduce_size) {
     auto max = active_typed<T>().max;
     if (few_long_rows(rows, rs)) {
       for (int64_t i = 0; i < rows; ++i)
-        o[i] = split_row<T>(x + i * rs, rs, max, nan_max<T>);
+        o[i] = split_row<T>(rs, [&](int64_t b, int64_t n) { return max(x + i * rs + b, n); }, nan_max<T>);
       return;
     }
     for_each_row(rows, rs, 1, [&](int64_t i) { o[i] = max(x + i * rs, rs); });

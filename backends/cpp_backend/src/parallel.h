@@ -1,0 +1,31 @@
+// Splitting loops across OpenMP threads.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "array.h"
+
+namespace needle_cpp {
+
+/// Elements of work per task: about 256 KiB of float32, large enough to amortise scheduling.
+constexpr int64_t kGrain = 1 << 16;
+
+/// Runs body(begin, end) over [0, n) in tasks of `grain`, handed out dynamically: a thread
+/// that the OS preempts (2 cores, shared with NumPy's and other threads) does not hold the
+/// others back, as a static split would. One call when the work is too small to share.
+template <typename F>
+void parallel_chunks(int64_t n, int64_t grain, int threads, F&& body) {
+  grain = std::max<int64_t>(grain, 1);
+  if (threads <= 1 || n <= grain) {
+    if (n > 0) body(int64_t(0), n);
+    return;
+  }
+  const int64_t chunks = (n + grain - 1) / grain;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t c = 0; c < chunks; ++c) body(c * grain, std::min(n, (c + 1) * grain));
+}
+
+}  // namespace needle_cpp
