@@ -55,12 +55,16 @@ def _cupy_extra() -> str:
     return "cuda13" if match and int(match.group(1)) >= 13 else "cuda12"
 
 
+def _skip_without_gpu(session: nox.Session, backend: str) -> None:
+    """Skip (before installing anything) a cuda session on a machine without a GPU."""
+    problem = _gpu_problem() if backend == "cuda" else None
+    if problem:
+        session.skip(f"the cuda backend needs a GPU and CuPy: {problem}")
+
+
 def _install_backend(session: nox.Session, backend: str) -> None:
     """Install backend ``backend`` (and CuPy for cuda, skipping when no GPU can run it)."""
     if backend == "cuda":
-        problem = _gpu_problem()
-        if problem:
-            session.skip(f"the cuda backend needs a GPU and CuPy: {problem}")
         session.install(f"backends/cuda_backend[{_cupy_extra()}]")
         probe = "import cupy; assert cupy.cuda.runtime.getDeviceCount() > 0"
         try:
@@ -76,6 +80,7 @@ def _install_backend(session: nox.Session, backend: str) -> None:
 @nox.parametrize("backend", BACKENDS)
 def tests(session: nox.Session, backend: str) -> None:
     """Run the core test suite (pytest tests) with NEEDLE_BACKEND set to one backend."""
+    _skip_without_gpu(session, backend)
     session.install(".[test]", "backends/numpy_backend")
     _install_backend(session, backend)
     session.run("pytest", "tests", *session.posargs, env={"NEEDLE_BACKEND": backend, **_data_env()})
@@ -85,6 +90,7 @@ def tests(session: nox.Session, backend: str) -> None:
 @nox.parametrize("backend", BACKENDS)
 def conformance(session: nox.Session, backend: str) -> None:
     """Run the shared conformance suite against one backend."""
+    _skip_without_gpu(session, backend)
     session.install(".", "backends/numpy_backend", "conformance")
     _install_backend(session, backend)
     session.run(
