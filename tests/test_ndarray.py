@@ -16,9 +16,7 @@ def device(request):
 
 
 def _installed() -> set[str]:
-    from needle.backends import list_backends
-
-    return {n for n, b in list_backends().items() if b.status().usable}
+    return {d.name for d in nd.all_devices()}
 
 
 def test_views_share_the_buffer(device) -> None:

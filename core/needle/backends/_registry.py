@@ -237,7 +237,7 @@ class Registry:
             reason = f"name {info.name!r} is already taken by {other.distribution or other.source}"
         if reason is not None:
             self._pm.unregister(plugin)
-            self._report(Failure(info.name or label, source, reason))
+            self._report(Failure(expected_name or info.name or label, source, reason))
             return None
         backend = Backend(info=info, plugin=plugin, source=source, distribution=dist_name)
         self._backends[info.name] = backend
