@@ -57,15 +57,16 @@ class Op:
     def __call__(self, *args: Any) -> Any:
         raise NotImplementedError
 
-    def compute(self, *args: NDArray) -> Any:
+    # Subclasses narrow these signatures (``compute(self, a, b)``), hence ``Any`` here.
+    def compute(self, *args: Any) -> Any:
         """Forward pass on NDArrays; returns an NDArray (or a tuple for tuple ops)."""
         raise NotImplementedError
 
-    def gradient(self, out_grad: Value, node: Value) -> Value | tuple[Value, ...]:
+    def gradient(self, out_grad: Any, node: Any) -> Any:
         """Partial adjoints of each input, given the adjoint ``out_grad`` of ``node``."""
         raise NotImplementedError
 
-    def gradient_as_tuple(self, out_grad: Value, node: Value) -> tuple[Value, ...]:
+    def gradient_as_tuple(self, out_grad: Value, node: Value) -> tuple[Value | None, ...]:
         """:meth:`gradient`, always as a tuple with one entry per input."""
         out = self.gradient(out_grad, node)
         if isinstance(out, tuple):
@@ -79,7 +80,7 @@ class Value:
     """A node of the computation graph."""
 
     op: Op | None
-    inputs: tuple[Value, ...]
+    inputs: tuple[Any, ...]  # Values; Tensors for every TensorOp, which is what ops rely on
     cached_data: Any
     requires_grad: bool
 
@@ -623,7 +624,7 @@ def as_tensor(x: Any, like: Tensor) -> Tensor:
     """``x`` as a constant tensor on ``like``'s device and dtype (scalars included)."""
     if isinstance(x, Tensor):
         return x
-    if isinstance(x, numbers.Number):
+    if isinstance(x, numbers.Real):
         return Tensor.make_const(nd.full((), float(x), dtype=like.dtype, device=like.device))
     return Tensor(x, device=like.device, dtype=like.dtype, requires_grad=False)
 

@@ -152,13 +152,14 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
         The norm before clipping.
     """
     params = [p for p in params if p.grad is not None]
-    total = math.sqrt(sum(float((p.grad.numpy().astype(np.float64) ** 2).sum())  # type: ignore[union-attr]
-                          for p in params))
+    total = math.sqrt(
+        math.fsum(float((p.grad.numpy().astype(np.float64) ** 2).sum()) for p in params)  # type: ignore[union-attr]
+    )
     if total > max_norm:
         scale = max_norm / (total + 1e-6)
         with no_grad():
             for p in params:
-                p.grad = (p.grad * scale).detach()  # type: ignore[operator]
+                p.grad = (p.grad * scale).detach()  # type: ignore[operator,union-attr]
     return total
 
 

@@ -91,6 +91,12 @@ class NDArray:
     """
 
     __slots__ = ("_device", "_dtype", "_handle", "_offset", "_shape", "_strides")
+    _shape: tuple[int, ...]
+    _strides: tuple[int, ...]
+    _offset: int
+    _device: Device
+    _dtype: str
+    _handle: Any
 
     def __init__(self, other: Any, device: Device | str | None = None, dtype: Any = None) -> None:
         if isinstance(other, NDArray):
@@ -324,16 +330,16 @@ class NDArray:
 
     def pad(self, axes: Sequence[tuple[int, int]]) -> NDArray:
         """Zero padding: ``axes[i] = (before, after)`` for each axis."""
-        axes = tuple(tuple(a) for a in axes)
-        if len(axes) != self.ndim or any(len(a) != 2 or min(a) < 0 for a in axes):
+        pairs = tuple(tuple(a) for a in axes)
+        if len(pairs) != self.ndim or any(len(a) != 2 or min(a) < 0 for a in pairs):
             raise ValueError(
                 f"pad: need one (before, after) pair of non-negative ints per axis of "
-                f"{self._shape}, got {axes}"
+                f"{self._shape}, got {pairs}"
             )
-        new_shape = tuple(n + b + e for n, (b, e) in zip(self._shape, axes))
+        new_shape = tuple(n + b + e for n, (b, e) in zip(self._shape, pairs))
         out = NDArray.make(new_shape, device=self._device, dtype=self._dtype)
         out.fill(0.0)
-        out[tuple(slice(b, b + n) for n, (b, _) in zip(self._shape, axes))] = self
+        out[tuple(slice(b, b + n) for n, (b, _) in zip(self._shape, pairs))] = self
         return out
 
     # --- indexing ------------------------------------------------------------------
@@ -362,6 +368,7 @@ class NDArray:
                 offset += start * st if count else 0
                 kept.append(axis)
             elif isinstance(idx, numbers.Integral):
+                idx = int(idx)
                 if not -n <= idx < n:
                     raise IndexError(f"index {idx} is out of bounds for axis {axis} with size {n}")
                 offset += (int(idx) % n) * st

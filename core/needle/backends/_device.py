@@ -215,7 +215,7 @@ def cuda(index: int = 0) -> Device:
 
 def all_devices() -> list[Device]:
     """One device per usable backend and index."""
-    out = []
+    out: list[Device] = []
     for b in REGISTRY.backends().values():
         st = b.status()
         if st.usable:

@@ -211,7 +211,7 @@ class Registry:
     def _add(
         self, plugin: Any, source: str, dist_name: str, expected_name: str | None = None
     ) -> Backend | None:
-        label = expected_name or getattr(plugin, "__name__", type(plugin).__name__)
+        label = str(expected_name or getattr(plugin, "__name__", type(plugin).__name__))
         missing = [h for h in _HOOKS if not callable(getattr(plugin, h, None))]
         if missing:
             self._report(Failure(label, source, f"does not implement hooks: {', '.join(missing)}"))

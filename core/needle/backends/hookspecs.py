@@ -26,7 +26,7 @@ hookspec = pluggy.HookspecMarker("needle")
 
 
 @hookspec
-def needle_backend_info() -> BackendInfo:
+def needle_backend_info() -> BackendInfo:  # type: ignore[empty-body]
     """Describe the backend this plugin provides.
 
     Returns:
@@ -37,7 +37,7 @@ def needle_backend_info() -> BackendInfo:
 
 
 @hookspec
-def needle_backend_status() -> BackendStatus:
+def needle_backend_status() -> BackendStatus:  # type: ignore[empty-body]
     """Tell whether the backend can run on this machine.
 
     Returns:

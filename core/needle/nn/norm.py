@@ -17,6 +17,9 @@ class BatchNorm1d(Module):
     the course). Eval: normalise with the running statistics.
     """
 
+    running_mean: Tensor
+    running_var: Tensor
+
     def __init__(self, dim: int, eps: float = 1e-5, momentum: float = 0.1,
                  device: Any = None, dtype: str = "float32") -> None:
         super().__init__()

@@ -51,7 +51,7 @@ class RNNCell(Module):
         if h is not None:
             out = out + h @ self.W_hh
         if self.bias_ih is not None:
-            out = _add_bias(_add_bias(out, self.bias_ih), self.bias_hh)
+            out = _add_bias(_add_bias(out, self.bias_ih), self.bias_hh)  # type: ignore[arg-type]
         return ops.tanh(out) if self.nonlinearity == "tanh" else ops.relu(out)
 
 
@@ -73,13 +73,13 @@ class RNN(Module):
         inputs = list(ops.split(x, 0))
         hs: list[Tensor | None] = list(ops.split(h0, 0)) if h0 is not None else \
             [None] * self.num_layers
-        finals = []
+        finals: list[Tensor] = []
         for cell, h in zip(self.rnn_cells, hs):
             outputs = []
             for x_t in inputs:
                 h = cell(x_t, h)
                 outputs.append(h)
-            finals.append(h)
+            finals.append(h)  # type: ignore[arg-type]
             inputs = outputs
         return ops.stack(inputs, 0), ops.stack(finals, 0)
 

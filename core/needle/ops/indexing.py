@@ -43,7 +43,7 @@ def _normalize_index(
     out_shape: list[int] = []
     for axis, (i, n) in enumerate(zip(idx, shape)):
         if isinstance(i, numbers.Integral) and not isinstance(i, bool):
-            if not -n <= i < n:
+            if not -n <= int(i) < n:
                 raise IndexError(
                     f"{op}: index {i} is out of bounds for axis {axis} of shape {shape}"
                 )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..autograd import Tensor, TensorOp
 from ..backend_ndarray import NDArray, broadcast_shapes, full
 from ._helpers import BinaryOp, check_same_device, check_tensor, is_scalar, unbroadcast
@@ -97,19 +95,16 @@ def where(cond: Tensor, a: Tensor | float, b: Tensor | float) -> Tensor:
     from ..autograd import as_tensor
 
     check_tensor("where", cond)
-    args: list[Any] = []
-    for x in (a, b):
-        if is_scalar(x):
-            x = as_tensor(float(x), cond)
-        args.append(check_tensor("where", x))
-    a, b = args
-    check_same_device("where", cond, a, b)
-    if not cond.dtype == a.dtype == b.dtype:
-        raise TypeError(f"where: dtypes differ, {cond.dtype}, {a.dtype} and {b.dtype}")
+    ta, tb = (
+        check_tensor("where", as_tensor(float(x), cond) if is_scalar(x) else x) for x in (a, b)
+    )
+    check_same_device("where", cond, ta, tb)
+    if not cond.dtype == ta.dtype == tb.dtype:
+        raise TypeError(f"where: dtypes differ, {cond.dtype}, {ta.dtype} and {tb.dtype}")
     try:
-        broadcast_shapes(cond.shape, a.shape, b.shape)
+        broadcast_shapes(cond.shape, ta.shape, tb.shape)
     except ValueError:
         raise ValueError(
-            f"where: shapes {cond.shape}, {a.shape} and {b.shape} do not broadcast"
+            f"where: shapes {cond.shape}, {ta.shape} and {tb.shape} do not broadcast"
         ) from None
-    return Where()(cond, a, b)
+    return Where()(cond, ta, tb)

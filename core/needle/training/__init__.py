@@ -172,6 +172,8 @@ def _describe(task: Task, r: EpochResult) -> str:
 def _classification_data(args: argparse.Namespace, task: Task, device: Any) -> dict[str, Any]:
     from .. import data
 
+    train: data.Dataset
+    test: data.Dataset
     if task.name.startswith("mnist"):
         train = data.MNISTDataset(root=args.data_dir, train=True)
         test = data.MNISTDataset(root=args.data_dir, train=False)
