@@ -91,8 +91,9 @@ void* scratch(int slot, size_t bytes) {
 }
 
 int threads_for(int64_t work) {
-  // Below this many elements a parallel region costs more than it saves.
-  constexpr int64_t kParallelThreshold = 1 << 15;
+  // Below this many elements (512 KiB of float32) a parallel region costs more than it
+  // saves, and far more when another process holds a core (see needle_cpp.SPIN_COUNT).
+  constexpr int64_t kParallelThreshold = 1 << 17;
   if (work < kParallelThreshold) return 1;
   int n = omp_get_max_threads();
   int64_t useful = work / kParallelThreshold;
