@@ -73,7 +73,15 @@ def softmax_last(a: Array, out: Array, reduce_size: int) -> None: ...
 def matmul(a: Array, b: Array, out: Array, m: int, n: int, p: int) -> None: ...
 def batched_matmul(a: Array, b: Array, out: Array, batch: int, m: int, n: int, p: int) -> None: ...
 def conv2d_nhwc(
-    x: Array, w: Array, out: Array, n: int, h: int, w_: int, c_in: int, k: int, c_out: int,
+    x: Array,
+    w: Array,
+    out: Array,
+    n: int,
+    h: int,
+    w_: int,
+    c_in: int,
+    k: int,
+    c_out: int,
     stride: int,
 ) -> None: ...
 def synchronize() -> None: ...

@@ -39,7 +39,9 @@ def needle_backend_status() -> BackendStatus:
     try:
         from . import _core  # noqa: F401
     except ImportError as exc:  # a broken or foreign build: report, do not raise
-        return BackendStatus(usable=False, reason=f"needle_cpp._core failed to import: {exc}", device_count=0)
+        return BackendStatus(
+            usable=False, reason=f"needle_cpp._core failed to import: {exc}", device_count=0
+        )
     return BackendStatus(usable=True, device_count=1)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from needle_cpp import _core
 
 DTYPES = ["float32", "float64"]

@@ -47,9 +47,16 @@ def test_fill(core, dtype, size):
     np.testing.assert_array_equal(get(h), np.full(size, 2.5, dtype))
 
 
-@pytest.mark.parametrize("src,dst", [("float32", "float64"), ("float64", "float32"), ("float32", "float32")])
+@pytest.mark.parametrize(
+    "src,dst", [("float32", "float64"), ("float64", "float32"), ("float32", "float32")]
+)
 def test_astype(core, src, dst):
     x = rand(101, src)
     out = core.alloc(100, dst)
     core.astype(put(x), out)
     np.testing.assert_array_equal(get(out), x[:100].astype(dst))
+
+
+def test_alloc_too_large_is_memory_error(core):
+    with pytest.raises(MemoryError):
+        core.alloc(2**62, "float64")

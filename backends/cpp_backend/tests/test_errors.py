@@ -95,7 +95,9 @@ for _name in UNARY:
     ]
 
 
-@pytest.mark.parametrize("kernel,args,exc", CASES, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(CASES)])
+@pytest.mark.parametrize(
+    "kernel,args,exc", CASES, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(CASES)]
+)
 def test_bad_input_raises(core, kernel, args, exc):
     with pytest.raises(exc, match=kernel):
         getattr(core, kernel)(*args())

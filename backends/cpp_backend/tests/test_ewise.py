@@ -9,13 +9,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 BINARY = {
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
-    "power": np.power, "maximum": np.maximum, "eq": np.equal, "ne": np.not_equal,
-    "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.divide,
+    "power": np.power,
+    "maximum": np.maximum,
+    "eq": np.equal,
+    "ne": np.not_equal,
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
 }
 UNARY = {
-    "neg": np.negative, "abs": np.abs, "log": np.log, "exp": np.exp,
-    "tanh": np.tanh, "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos,
+    "neg": np.negative,
+    "abs": np.abs,
+    "log": np.log,
+    "exp": np.exp,
+    "tanh": np.tanh,
+    "sqrt": np.sqrt,
+    "sin": np.sin,
+    "cos": np.cos,
 }
 SPECIAL = [0.0, -0.0, 1.0, -1.5, np.inf, -np.inf, np.nan, 2.0]
 SIZES = [0, 1, 15, 17, 1001, 300_001]  # odd sizes: vector tails; the last one runs threaded
@@ -43,7 +58,9 @@ def test_ewise_binary(core, simd, dtype, name, n):
     a, b = operands(n, dtype)
     out = core.alloc(n, dtype)
     getattr(core, f"ewise_{name}")(put(a), put(b), out)
-    np.testing.assert_allclose(get(out), reference(BINARY[name], a, b, dtype=dtype), equal_nan=True, **tol(dtype))
+    np.testing.assert_allclose(
+        get(out), reference(BINARY[name], a, b, dtype=dtype), equal_nan=True, **tol(dtype)
+    )
 
 
 @pytest.mark.parametrize("name", BINARY)
@@ -62,7 +79,9 @@ def test_ewise_unary(core, simd, dtype, name, n):
     a, _ = operands(n, dtype)
     out = core.alloc(n, dtype)
     getattr(core, f"ewise_{name}")(put(a), out)
-    np.testing.assert_allclose(get(out), reference(UNARY[name], a, dtype=dtype), equal_nan=True, **tol(dtype))
+    np.testing.assert_allclose(
+        get(out), reference(UNARY[name], a, dtype=dtype), equal_nan=True, **tol(dtype)
+    )
 
 
 def test_in_place(core, dtype):
@@ -91,14 +110,20 @@ def test_ewise_where(core, dtype, n):
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(0, 5000), name=st.sampled_from(sorted(BINARY)), dtype=st.sampled_from(["float32", "float64"]))
+@given(
+    n=st.integers(0, 5000),
+    name=st.sampled_from(sorted(BINARY)),
+    dtype=st.sampled_from(["float32", "float64"]),
+)
 def test_binary_sweep(n, name, dtype):
     from needle_cpp import _core
 
     a, b = operands(n, dtype)
     out = _core.alloc(n, dtype)
     getattr(_core, f"ewise_{name}")(put(a), put(b), out)
-    np.testing.assert_allclose(get(out), reference(BINARY[name], a, b, dtype=dtype), equal_nan=True, **tol(dtype))
+    np.testing.assert_allclose(
+        get(out), reference(BINARY[name], a, b, dtype=dtype), equal_nan=True, **tol(dtype)
+    )
 
 
 @pytest.mark.parametrize("threads", [1, 2])

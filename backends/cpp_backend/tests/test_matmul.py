@@ -8,8 +8,19 @@ from conftest import get, put, rand
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-SHAPES = [(1, 1, 1), (17, 33, 9), (130, 257, 65), (5, 0, 7), (0, 4, 3), (3, 4, 0),
-          (1, 300, 200), (200, 300, 1), (64, 64, 64), (300, 700, 530), (29, 600, 31)]
+SHAPES = [
+    (1, 1, 1),
+    (17, 33, 9),
+    (130, 257, 65),
+    (5, 0, 7),
+    (0, 4, 3),
+    (3, 4, 0),
+    (1, 300, 200),
+    (200, 300, 1),
+    (64, 64, 64),
+    (300, 700, 530),
+    (29, 600, 31),
+]
 
 
 def close(dtype: str, n: int) -> dict:
@@ -49,7 +60,10 @@ def test_matmul_out_aliases_input(core, dtype):
     np.testing.assert_allclose(get(h, (20, 20)), a @ a, **close(dtype, 20))
 
 
-@pytest.mark.parametrize("batch,m,n,p", [(1, 1, 1, 1), (3, 17, 33, 9), (8, 40, 50, 60), (2, 130, 70, 90), (0, 3, 3, 3), (4, 3, 0, 2)])
+@pytest.mark.parametrize(
+    "batch,m,n,p",
+    [(1, 1, 1, 1), (3, 17, 33, 9), (8, 40, 50, 60), (2, 130, 70, 90), (0, 3, 3, 3), (4, 3, 0, 2)],
+)
 def test_batched_matmul(core, simd, dtype, batch, m, n, p):
     a, b = rand((batch, m, n), dtype), rand((batch, n, p), dtype, np.random.default_rng(1))
     out = core.alloc(batch * m * p, dtype)
@@ -58,31 +72,48 @@ def test_batched_matmul(core, simd, dtype, batch, m, n, p):
 
 
 def conv_reference(x, w, stride):
-    n, h, wd, cin = x.shape
+    n, h, wd, _ = x.shape
     k, _, _, cout = w.shape
     ho, wo = (h - k) // stride + 1, (wd - k) // stride + 1
     out = np.zeros((n, ho, wo, cout))
     for i in range(k):
         for j in range(k):
-            patch = x[:, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride, :]
+            patch = x[
+                :, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride, :
+            ]
             out += patch.astype(np.float64) @ w[i, j]
     return out
 
 
-@pytest.mark.parametrize("n,h,w,cin,k,cout,stride", [
-    (1, 1, 1, 1, 1, 1, 1), (2, 5, 5, 3, 3, 4, 1), (2, 9, 7, 3, 3, 5, 2), (1, 8, 8, 16, 1, 8, 1),
-    (3, 12, 11, 4, 5, 6, 3), (2, 16, 16, 8, 3, 16, 1), (1, 4, 4, 0, 2, 3, 1),
-])
+@pytest.mark.parametrize(
+    "n,h,w,cin,k,cout,stride",
+    [
+        (1, 1, 1, 1, 1, 1, 1),
+        (2, 5, 5, 3, 3, 4, 1),
+        (2, 9, 7, 3, 3, 5, 2),
+        (1, 8, 8, 16, 1, 8, 1),
+        (3, 12, 11, 4, 5, 6, 3),
+        (2, 16, 16, 8, 3, 16, 1),
+        (1, 4, 4, 0, 2, 3, 1),
+    ],
+)
 def test_conv2d_nhwc(core, dtype, n, h, w, cin, k, cout, stride):
     x, wt = rand((n, h, w, cin), dtype), rand((k, k, cin, cout), dtype, np.random.default_rng(5))
     ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
     out = core.alloc(n * ho * wo * cout, dtype)
     core.conv2d_nhwc(put(x), put(wt), out, n, h, w, cin, k, cout, stride)
-    np.testing.assert_allclose(get(out, (n, ho, wo, cout)), conv_reference(x, wt, stride), **close(dtype, k * k * cin))
+    np.testing.assert_allclose(
+        get(out, (n, ho, wo, cout)), conv_reference(x, wt, stride), **close(dtype, k * k * cin)
+    )
 
 
 @settings(max_examples=30, deadline=None)
-@given(m=st.integers(0, 70), n=st.integers(0, 70), p=st.integers(0, 70), dtype=st.sampled_from(["float32", "float64"]))
+@given(
+    m=st.integers(0, 70),
+    n=st.integers(0, 70),
+    p=st.integers(0, 70),
+    dtype=st.sampled_from(["float32", "float64"]),
+)
 def test_matmul_sweep(m, n, p, dtype):
     from needle_cpp import _core
 

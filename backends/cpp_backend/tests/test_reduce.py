@@ -13,7 +13,11 @@ ROWS = [(1, 1), (3, 1), (1, 17), (5, 33), (7, 1000), (1, 600_003), (3, 300_001),
 
 def close(dtype: str, n: int = 1) -> dict:
     # sums of n float32 terms: NumPy's pairwise sum and ours differ by rounding only
-    return {"rtol": 1e-5, "atol": 1e-5 * np.sqrt(n)} if dtype == "float32" else {"rtol": 1e-11, "atol": 1e-11 * np.sqrt(n)}
+    return (
+        {"rtol": 1e-5, "atol": 1e-5 * np.sqrt(n)}
+        if dtype == "float32"
+        else {"rtol": 1e-11, "atol": 1e-11 * np.sqrt(n)}
+    )
 
 
 @pytest.mark.parametrize("rows,size", ROWS)
@@ -85,11 +89,15 @@ def test_softmax_last(core, dtype, rows, size):
     core.softmax_last(put(x), out, size)
     e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
     want = e / e.sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(get(out, (rows, size)), want, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-7)
+    np.testing.assert_allclose(
+        get(out, (rows, size)), want, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-7
+    )
 
 
 @settings(max_examples=25, deadline=None)
-@given(rows=st.integers(0, 40), size=st.integers(1, 300), dtype=st.sampled_from(["float32", "float64"]))
+@given(
+    rows=st.integers(0, 40), size=st.integers(1, 300), dtype=st.sampled_from(["float32", "float64"])
+)
 def test_reductions_sweep(rows, size, dtype):
     from needle_cpp import _core
 
