@@ -45,9 +45,8 @@ def handle(x: np.ndarray):
 def row(name: str, unit: str, amount: float, times: tuple[float, float]) -> None:
     numpy_rate, cpp_rate = amount / times[0], amount / times[1]
     ratio = cpp_rate / numpy_rate
-    print(
-        f"{name:<40} numpy {numpy_rate:7.1f} {unit:<7} cpp {cpp_rate:7.1f} {unit:<7} ratio {ratio:5.2f}"
-    )
+    rates = f"numpy {numpy_rate:7.1f} {unit:<7} cpp {cpp_rate:7.1f} {unit:<7}"
+    print(f"{name:<40} {rates} ratio {ratio:5.2f}")
 
 
 def main() -> None:
