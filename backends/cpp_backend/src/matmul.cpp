@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <new>
 
 #include "isa.h"
 #include "kernels.h"
@@ -50,9 +51,17 @@ void batched_gemm(const Array& a, const Array& b, Array& out, int64_t batch, int
     const int threads = gemm_threads(m, n, p);
     const int batch_threads = gemm_threads(batch * m, n, p);
     if (batch > 1 && threads == 1 && batch_threads > 1) {  // many small products: one per thread
-#pragma omp parallel for schedule(static) num_threads(batch_threads)
-      for (int64_t i = 0; i < batch; ++i)
-        gemm(x + i * m * n, n, y + i * n * p, p, c + i * m * p, p, m, n, p, 1);
+      bool failed = false;  // an exception must not leave the OpenMP region
+#pragma omp parallel for schedule(dynamic, 1) num_threads(batch_threads)
+      for (int64_t i = 0; i < batch; ++i) {
+        try {
+          gemm(x + i * m * n, n, y + i * n * p, p, c + i * m * p, p, m, n, p, 1);
+        } catch (...) {
+#pragma omp atomic write
+          failed = true;
+        }
+      }
+      if (failed) throw std::bad_alloc();
       return;
     }
     for (int64_t i = 0; i < batch; ++i)

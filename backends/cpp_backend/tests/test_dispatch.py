@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import LEVELS, get, put, rand
+from cpp_test_utils import LEVELS, get, put, rand
 
 
 def test_levels(core):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import get, put
+from cpp_test_utils import get, put
 
 BINARY = ["add", "sub", "mul", "div", "power", "maximum", "eq", "ne", "lt", "le", "gt", "ge"]
 UNARY = ["neg", "abs", "log", "exp", "tanh", "sqrt", "sin", "cos"]

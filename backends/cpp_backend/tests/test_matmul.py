@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import get, put, rand
+from cpp_test_utils import get, put, rand
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
