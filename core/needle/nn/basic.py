@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from .. import init, ops
-from ..autograd import Tensor
+from ..autograd import Tensor, TensorOp
+from ..backend_ndarray import NDArray
 from .module import Module, Parameter
 
 
@@ -23,26 +24,37 @@ class Linear(Module):
     with fan_in ``out_features``, reshaped to ``(1, out_features)``, as in the course.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 device: Any = None, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: str = "float32",
+    ) -> None:
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = Parameter(init.kaiming_uniform(in_features, out_features, device=device,
-                                                     dtype=dtype))
+        self.weight = Parameter(
+            init.kaiming_uniform(in_features, out_features, device=device, dtype=dtype)
+        )
         self.bias = None
         if bias:
             b = init.kaiming_uniform(out_features, 1, device=device, dtype=dtype)
             self.bias = Parameter(b.reshape((1, out_features)))
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, " \
-               f"bias={self.bias is not None}"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1] != self.in_features:
-            raise ValueError(f"Linear: input shape {x.shape} has last axis {x.shape[-1]}, "
-                             f"expected in_features={self.in_features}")
+            raise ValueError(
+                f"Linear: input shape {x.shape} has last axis {x.shape[-1]}, "
+                f"expected in_features={self.in_features}"
+            )
         y = x @ self.weight
         if self.bias is not None:
             b = self.bias.reshape((1,) * (y.ndim - 1) + (self.out_features,))
@@ -111,8 +123,30 @@ class SoftmaxLoss(Module):
         y_one_hot = one_hot_matrix(y, k, logits)
         if y_one_hot.shape[0] != n:
             raise ValueError(f"SoftmaxLoss: {n} rows of logits but {y_one_hot.shape[0]} labels")
-        correct = ops.summation(logits * y_one_hot, (1,))
-        return ops.summation(ops.logsumexp(logits, axes=(1,)) - correct) / float(n)
+        return _SoftmaxCrossEntropy(y_one_hot)(logits)
+
+
+class _SoftmaxCrossEntropy(TensorOp):
+    """``mean(logsumexp(logits, 1) - sum(logits * y_one_hot, 1))`` as one op.
+
+    The gradient, ``(softmax(logits) - y_one_hot) * out_grad / n``, takes three passes over
+    the ``(n, k)`` logits where the composed ops take about eight (it matters when ``k``
+    is a vocabulary). It is written with ops, so it can be differentiated again.
+    """
+
+    def __init__(self, y_one_hot: Tensor) -> None:
+        self.y_one_hot = y_one_hot
+
+    def compute(self, logits: NDArray) -> NDArray:
+        n = logits.shape[0]
+        lse = ops.LogSumExp((1,)).compute(logits)
+        correct = (logits * self.y_one_hot.realize_cached_data()).sum((1,))
+        return (lse - correct).sum() / float(max(n, 1))
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
+        logits = node.inputs[0]
+        scale = (out_grad / float(max(logits.shape[0], 1))).reshape((1, 1))
+        return (ops.softmax(logits) - self.y_one_hot) * scale.broadcast_to(logits.shape)
 
 
 class Embedding(Module):
@@ -123,18 +157,61 @@ class Embedding(Module):
         embedding_dim: length of each vector (initialised N(0, 1), as in the course).
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, device: Any = None,
-                 dtype: str = "float32") -> None:
+    def __init__(
+        self, num_embeddings: int, embedding_dim: int, device: Any = None, dtype: str = "float32"
+    ) -> None:
         super().__init__()
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
-        self.weight = Parameter(init.randn(num_embeddings, embedding_dim, device=device,
-                                           dtype=dtype))
+        self.weight = Parameter(
+            init.randn(num_embeddings, embedding_dim, device=device, dtype=dtype)
+        )
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"
 
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape
-        one_hot = one_hot_matrix(x, self.num_embeddings, self.weight)
-        return (one_hot @ self.weight).reshape((*shape, self.embedding_dim))
+        ids = np.asarray(x.numpy() if isinstance(x, Tensor) else x).reshape(-1).astype(np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
+            raise IndexError(
+                f"Embedding: ids must lie in [0, {self.num_embeddings}), "
+                f"got {ids.min()}..{ids.max()}"
+            )
+        rows = _GatherRows(ids)(self.weight)
+        return rows.reshape((*shape, self.embedding_dim))
+
+
+class _GatherRows(TensorOp):
+    """``w[ids]`` for a 2-D ``w`` and integer ``ids``: the rows, gathered in one pass.
+
+    Equal to ``one_hot(ids) @ w`` but costs ``len(ids) * D`` instead of ``len(ids) * V * D``
+    (and no ``len(ids) x V`` one-hot matrix). The gather runs on the host; the gradient
+    scatter-adds ``out_grad``'s rows into zeros of ``w``'s shape (:class:`_ScatterAddRows`).
+    """
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = ids
+
+    def compute(self, w: NDArray) -> NDArray:
+        return NDArray(w.numpy()[self.ids], device=w.device, dtype=w.dtype)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
+        return _ScatterAddRows(self.ids, node.inputs[0].shape[0])(out_grad)
+
+
+class _ScatterAddRows(TensorOp):
+    """``zeros((n, D))`` with row ``g[k]`` added at row ``ids[k]``: the adjoint of a gather."""
+
+    def __init__(self, ids: np.ndarray, n: int) -> None:
+        self.ids = ids
+        self.n = n
+
+    def compute(self, g: NDArray) -> NDArray:
+        rows = g.numpy()
+        out = np.zeros((self.n, rows.shape[1]), dtype=rows.dtype)
+        np.add.at(out, self.ids, rows)
+        return NDArray(out, device=g.device, dtype=g.dtype)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
+        return _GatherRows(self.ids)(out_grad)

@@ -28,16 +28,31 @@ class EpochResult:
         return math.exp(min(self.loss, 50.0))
 
 
+def _correct(logits: Tensor, y: Any) -> int:
+    """How many rows of ``logits`` have their arg-max at the label ``y`` (argmax on device)."""
+    pred = logits.realize_cached_data().argmax(1).numpy()
+    labels = y.numpy() if isinstance(y, Tensor) else np.asarray(y)
+    return int((pred.astype(np.int64) == labels.reshape(-1).astype(np.int64)).sum())
+
+
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="batch", leave=False, disable=not enabled,
-                dynamic_ncols=True)
+    return tqdm(
+        total=total, desc=desc, unit="batch", leave=False, disable=not enabled, dynamic_ncols=True
+    )
 
 
-def classification_epoch(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], total: int,
-                         opt: optim.Optimizer | None = None, *, input_shape: tuple[int, ...] = (),
-                         desc: str = "", progress: bool = True) -> EpochResult:
+def classification_epoch(
+    model: nn.Module,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    total: int,
+    opt: optim.Optimizer | None = None,
+    *,
+    input_shape: tuple[int, ...] = (),
+    desc: str = "",
+    progress: bool = True,
+) -> EpochResult:
     """Train (with ``opt``) or evaluate ``model`` on ``batches`` of ``(x, y)``.
 
     Args:
@@ -64,12 +79,13 @@ def classification_epoch(model: nn.Module, batches: Iterable[tuple[Tensor, Tenso
                 opt.step()
             n = x.shape[0]
             loss_sum += loss.item() * n
-            correct += int((logits.numpy().argmax(1) == y.numpy().astype(np.int64)).sum())
+            correct += _correct(logits, y)
             seen += n
             bar.update(1)
             rate = seen / (time.perf_counter() - start)
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
-                            samples_s=f"{rate:.0f}")
+            bar.set_postfix(
+                loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", samples_s=f"{rate:.0f}"
+            )
     finally:
         bar.close()
     seen = max(seen, 1)
@@ -84,10 +100,18 @@ def _detach_state(h: Any) -> Any:
     return h.detach()
 
 
-def language_model_epoch(model: nn.Module, batches: np.ndarray, bptt: int,
-                         opt: optim.Optimizer | None = None, *, clip: float | None = None,
-                         limit: int | None = None, device: Any = None, desc: str = "",
-                         progress: bool = True) -> EpochResult:
+def language_model_epoch(
+    model: nn.Module,
+    batches: np.ndarray,
+    bptt: int,
+    opt: optim.Optimizer | None = None,
+    *,
+    clip: float | None = None,
+    limit: int | None = None,
+    device: Any = None,
+    desc: str = "",
+    progress: bool = True,
+) -> EpochResult:
     """Train or evaluate a language model over ``batches`` (rows x columns of token ids).
 
     The hidden state carries from one window to the next, detached (truncated BPTT).
@@ -121,12 +145,15 @@ def language_model_epoch(model: nn.Module, batches: np.ndarray, bptt: int,
             h = _detach_state(h)
             n = y.shape[0]
             loss_sum += loss.item() * n
-            correct += int((logits.numpy().argmax(1) == y.numpy().astype(np.int64)).sum())
+            correct += _correct(logits, y)
             seen += n
             bar.update(1)
             rate = seen / (time.perf_counter() - start)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", ppl=f"{math.exp(loss_sum / seen):.1f}",
-                            tokens_s=f"{rate:.0f}")
+            bar.set_postfix(
+                loss=f"{loss_sum / seen:.3f}",
+                ppl=f"{math.exp(loss_sum / seen):.1f}",
+                tokens_s=f"{rate:.0f}",
+            )
     finally:
         bar.close()
     seen = max(seen, 1)
