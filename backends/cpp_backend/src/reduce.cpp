@@ -132,17 +132,24 @@ void logsumexp_last(const Array& a, Array& out, int64_t reduce_size) {
     const T* x = a.data<T>();
     T* o = out.data<T>();
     const int64_t rs = reduce_size;
-    auto max = active_typed<T>().max;
     for_each_row(out.size(), rs, 16, [&](int64_t i) {
       const T* row = x + i * rs;
       if (rs == 0) {
         o[i] = -std::numeric_limits<T>::infinity();
         return;
       }
-      const T m = max(row, rs);
+      const auto& tbl = active_typed<T>();
+      const T m = tbl.max(row, rs);
       const T shift = isfinite(m) ? m : T(0);  // rows of -inf (or +inf/NaN) are not shifted
+      // exp(row - shift) in blocks through the vectorised loops, summed in double.
+      T buf[1024];
       double s = 0;
-      for (int64_t j = 0; j < rs; ++j) s += (double)(T)exp(row[j] - shift);
+      for (int64_t j = 0; j < rs; j += 1024) {
+        const int64_t len = std::min<int64_t>(1024, rs - j);
+        tbl.scalar[kSub](row + j, shift, buf, len, false);
+        tbl.unary[kExp](buf, buf, len, false);
+        s += tbl.sum(buf, len);
+      }
       o[i] = (T)(log(s) + (double)shift);
     });
   });
@@ -159,18 +166,14 @@ void softmax_last(const Array& a, Array& out, int64_t reduce_size) {
     const T* x = a.data<T>();
     T* o = out.data<T>();
     const int64_t rs = reduce_size;
-    auto max = active_typed<T>().max;
     for_each_row(rows, rs, 16, [&](int64_t i) {
       const T* row = x + i * rs;
       T* orow = o + i * rs;
-      const T m = max(row, rs);
-      double s = 0;
-      for (int64_t j = 0; j < rs; ++j) {
-        orow[j] = (T)exp(row[j] - m);
-        s += (double)orow[j];
-      }
-      const T inv = (T)s;
-      for (int64_t j = 0; j < rs; ++j) orow[j] = orow[j] / inv;
+      const auto& tbl = active_typed<T>();
+      const T m = tbl.max(row, rs);  // no isfinite shift here: the reference has none
+      tbl.scalar[kSub](row, m, orow, rs, false);
+      tbl.unary[kExp](orow, orow, rs, false);
+      tbl.scalar[kDiv](orow, (T)tbl.sum(orow, rs), orow, rs, false);
     });
   });
 }

@@ -70,7 +70,7 @@ def numpy_logsumexp(x):
         return (np.log(np.exp(x - shift).sum(axis=1, keepdims=True)) + shift)[:, 0]
 
 
-@pytest.mark.parametrize("rows,size", [(1, 1), (4, 7), (50, 129), (3, 0)])
+@pytest.mark.parametrize("rows,size", [(1, 1), (4, 7), (50, 129), (3, 0), (2, 3001)])
 def test_logsumexp_last(core, dtype, rows, size):
     x = rand((rows, size), dtype) * 30
     if size:
@@ -82,7 +82,7 @@ def test_logsumexp_last(core, dtype, rows, size):
     np.testing.assert_allclose(get(out), want, rtol=1e-5 if dtype == "float32" else 1e-12)
 
 
-@pytest.mark.parametrize("rows,size", [(1, 1), (4, 7), (50, 129)])
+@pytest.mark.parametrize("rows,size", [(1, 1), (4, 7), (50, 129), (2, 3001)])
 def test_softmax_last(core, dtype, rows, size):
     x = rand((rows, size), dtype) * 30
     out = core.alloc(rows * size, dtype)
