@@ -20,19 +20,25 @@ def test_levels(core):
         core.set_simd_level("avx1024")
 
 
+def run_python(code: str, cwd, **env) -> subprocess.CompletedProcess:
+    # cwd away from the source tree, whose needle_cpp/ has no compiled module
+    env = dict(os.environ, **env)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True
+    )
+
+
 @pytest.mark.parametrize("level", ["scalar", "avx2"])
-def test_env_var_lowers_level(level):
-    env = dict(os.environ, NEEDLE_CPP_SIMD=level)
+def test_env_var_lowers_level(level, tmp_path):
     code = "from needle_cpp import _core; print(_core.simd_level())"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    out = run_python(code, tmp_path, NEEDLE_CPP_SIMD=level)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == level
 
 
-def test_omp_num_threads_is_respected():
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+def test_omp_num_threads_is_respected(tmp_path):
     code = "from needle_cpp import _core; print(_core.get_num_threads())"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    out = run_python(code, tmp_path, OMP_NUM_THREADS="1")
     assert out.stdout.strip().splitlines()[-1] == "1"
 
 
