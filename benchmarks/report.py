@@ -11,6 +11,10 @@ reference backend (``needle-numpy``) and to the outside peer measured in the sam
 (plain NumPy for kernels, PyTorch CPU for ops and models). It also records the CPU, core
 and thread counts and the library and backend versions the conftest saved.
 
+GPU rows (``extra_info["device"]`` is ``"cuda"``, as ``bench_gpu.py`` records) get GFLOP/s
+and GB/s and the GPU's name, but no fraction of peak: the peaks here are the CPU's. Their
+outside peer is PyTorch CUDA (``torch-cuda``).
+
 This module uses the standard library only, so it can be loaded by file path in tests.
 """
 
@@ -32,13 +36,15 @@ FMA_PEAK_GFLOPS_PER_CORE = 117.0  # fp32 FMA, register-only loop; 234 GFLOP/s on
 ADD_BANDWIDTH_GBS = 31.0  # NumPy add of 16M float32 into a preallocated output (1 thread)
 
 REFERENCE = "needle-numpy"
-SUITES = ("kernels", "ops", "overhead", "models")
+SUITES = ("kernels", "ops", "overhead", "models", "gpu")
 SUITE_TITLES = {
     "kernels": "Kernels (flat float32 buffers, preallocated output)",
     "ops": "Ops (Tensor forward with graph recording, and backward)",
     "overhead": "Per-op overhead (tiny tensors)",
     "models": "Models (one training step: forward, loss, backward, SGD)",
+    "gpu": "GPU: needle-cuda vs PyTorch CUDA (float32; no CPU peak fractions)",
 }
+PEERS = ("numpy", "torch", "torch-cuda")
 
 
 @dataclass
@@ -55,6 +61,8 @@ class Row:
     flops: float | None = None
     nbytes: float | None = None
     unit: str = ""
+    device: str = ""
+    gpu: str = ""
     gflops: float | None = None
     peak_fraction: float | None = None
     gbs: float | None = None
@@ -102,19 +110,27 @@ def to_rows(entries: Iterable[dict[str, Any]]) -> list[Row]:
                 flops=info.get("flops"),
                 nbytes=info.get("bytes"),
                 unit=info.get("unit", ""),
+                device=info.get("device", ""),
+                gpu=info.get("gpu", ""),
             )
         )
     return rows
 
 
 # --- deriving -------------------------------------------------------------------------
+def is_cpu(r: Row) -> bool:
+    """Whether a row ran on the CPU (rows that record no device did)."""
+    return r.device in ("", "cpu")
+
+
 def derive(rows: list[Row], threads: int, cores: int | None = None, stat: str = "min") -> list[Row]:
     """Fill in throughput, fraction of peak, and ratios to the reference and the peer.
 
     Everything derives from the ``stat`` time of each row (``"min"``, the default, is the
     least disturbed by other work on the machine; or ``"median"``). Ratios are times:
     ``vs_reference = t / t(needle-numpy)`` and ``vs_peer = t / t(peer)``, so below 1 is
-    faster. The peer of a case is plain NumPy where it was measured, else PyTorch.
+    faster. The peer of a case is plain NumPy where it was measured, else PyTorch (CPU,
+    else CUDA). GPU rows get no fraction of peak: the peaks are the CPU's.
     """
     if stat not in ("min", "median"):
         raise ValueError(f"derive: stat must be 'min' or 'median', got {stat!r}")
@@ -127,17 +143,18 @@ def derive(rows: list[Row], threads: int, cores: int | None = None, stat: str = 
         by_case.setdefault((r.suite, r.case), {})[r.impl] = r
     peak = peak_gflops(threads, cores)
     for r in rows:
+        cpu = is_cpu(r)
         if r.flops and t(r) > 0:
             r.gflops = r.flops / t(r) / 1e9
-            r.peak_fraction = r.gflops / peak
+            r.peak_fraction = r.gflops / peak if cpu else None
         if r.nbytes and t(r) > 0:
             r.gbs = r.nbytes / t(r) / 1e9
-            r.bandwidth_fraction = r.gbs / ADD_BANDWIDTH_GBS
+            r.bandwidth_fraction = r.gbs / ADD_BANDWIDTH_GBS if cpu else None
         group = by_case[(r.suite, r.case)]
         ref = group.get(REFERENCE)
         if ref is not None and t(ref) > 0:
             r.vs_reference = t(r) / t(ref)
-        peer = group.get("numpy") or group.get("torch")
+        peer = next((group[p] for p in PEERS if p in group), None)
         if peer is not None and t(peer) > 0:
             r.peer = peer.impl
             r.vs_peer = t(r) / t(peer)
@@ -175,31 +192,33 @@ def suite_table(rows: list[Row]) -> str:
     """A markdown table of one suite: a row per (case, implementation)."""
     has_flops = any(r.gflops is not None for r in rows)
     has_bytes = any(r.gbs is not None for r in rows)
+    has_cpu = any(is_cpu(r) for r in rows)  # CPU rows: fractions of the CPU's peaks
+    has_gpu = not all(is_cpu(r) for r in rows)  # GPU rows: a column naming the GPU
     peers = sorted({r.peer for r in rows if r.peer})
-    head = ["case", "impl", "min", "median", "rounds"]
+    head = ["case", "impl"] + (["GPU"] if has_gpu else []) + ["min", "median", "rounds"]
     if has_flops:
-        head += ["GFLOP/s", "% FMA peak"]
+        head += ["GFLOP/s"] + (["% FMA peak"] if has_cpu else [])
     if has_bytes:
-        head += ["GB/s", "% add BW"]
-    head += [f"t / t({REFERENCE})", f"t / t({'/'.join(peers) or 'peer'})"]
+        head += ["GB/s"] + (["% add BW"] if has_cpu else [])
+    has_ref = any(r.vs_reference is not None for r in rows) or has_cpu
+    head += [f"t / t({REFERENCE})"] if has_ref else []
+    head += [f"t / t({'/'.join(peers) or 'peer'})"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     cases: dict[str, list[Row]] = {}
     for r in rows:
         cases.setdefault(r.case, []).append(r)
     for case, group in cases.items():
         for i, r in enumerate(sorted(group, key=lambda r: _impl_order(r.impl))):
-            cells = [
-                case if i == 0 else "",
-                r.impl,
-                fmt_time(r.minimum, r.unit),
-                fmt_time(r.median, r.unit),
-                str(r.rounds),
-            ]
+            cells = [case if i == 0 else "", r.impl]
+            if has_gpu:
+                cells.append("" if is_cpu(r) else r.gpu or r.device)
+            cells += [fmt_time(r.minimum, r.unit), fmt_time(r.median, r.unit), str(r.rounds)]
             if has_flops:
-                cells += [_num(r.gflops), _pct(r.peak_fraction)]
+                cells += [_num(r.gflops)] + ([_pct(r.peak_fraction)] if has_cpu else [])
             if has_bytes:
-                cells += [_num(r.gbs), _pct(r.bandwidth_fraction)]
-            cells += [_ratio(r.vs_reference), _ratio(r.vs_peer)]
+                cells += [_num(r.gbs)] + ([_pct(r.bandwidth_fraction)] if has_cpu else [])
+            cells += [_ratio(r.vs_reference)] if has_ref else []
+            cells += [_ratio(r.vs_peer)]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -273,6 +292,7 @@ REGRESSIONS = """\
   `shared/MACHINE.md`).
 - *GB/s* counts the bytes a kernel must read and write once; *% add BW* divides by
   {bw:.0f} GB/s, what NumPy's add of 16M float32 into a preallocated output reaches here.
+  GPU rows (column *GPU*) have no such fractions: these peaks are the CPU's.
 - *t / t(...)*: time relative to the NumPy reference backend and to the outside peer of
   the same run (plain NumPy for kernels, PyTorch CPU for ops and models): below 1 is faster.
 

@@ -181,3 +181,45 @@ def test_time_format(report):
     assert report.fmt_time(0.0125) == "12.50 ms"
     assert report.fmt_time(3.0) == "3.00 s"
     assert report.fmt_time(0.002, unit="us") == "2000.0 µs"
+
+
+def test_gpu_rows_have_throughput_but_no_cpu_peak_fractions(report, bench_json, tmp_path):
+    n = 4096
+    flops, nbytes = 2.0 * n**3, 3.0 * 4 * 64 * 2**20
+    gpu = {"device": "cuda", "gpu": "NVIDIA H100 80GB HBM3"}
+
+    def entry(case, impl, t, **work):
+        e = _entry("gpu", case, impl, t, **work)
+        e["extra_info"].update(gpu, kind="needle" if impl.startswith("needle") else "torch")
+        return e
+
+    doc = json.loads(bench_json.read_text())
+    doc["benchmarks"] = [
+        entry(f"matmul float32 n={n}", "needle-cuda", 0.004, flops=flops),
+        entry(f"matmul float32 n={n}", "torch-cuda", 0.002, flops=flops),
+        entry("ewise_add float32 n=67108864", "needle-cuda", 0.0004, nbytes=nbytes),
+        entry("ewise_add float32 n=67108864", "torch-cuda", 0.0003, nbytes=nbytes),
+        *doc["benchmarks"],  # CPU rows in the same file keep their fractions
+    ]
+    bench_json.write_text(json.dumps(doc))
+    rows = _rows(report, bench_json)
+    mm = rows[(f"matmul float32 n={n}", "needle-cuda")]
+    assert mm.gflops == pytest.approx(flops / 0.004 / 1e9)  # 34359.7 GFLOP/s
+    assert mm.peak_fraction is None and mm.device == "cuda"
+    assert (mm.peer, mm.vs_peer) == ("torch-cuda", pytest.approx(2.0))
+    add = rows[("ewise_add float32 n=67108864", "torch-cuda")]
+    assert add.gbs == pytest.approx(nbytes / 0.0003 / 1e9) and add.bandwidth_fraction is None
+    assert rows[("matmul n=1024", "needle-cpp")].peak_fraction == pytest.approx(214.748 / 234, 1e-4)
+
+    text = report.report([bench_json], "cmd")
+    assert "## GPU: needle-cuda vs PyTorch CUDA (float32; no CPU peak fractions)" in text
+    gpu_table = text.split("## GPU:")[1].split("\n## ")[0]
+    assert "% FMA peak" not in gpu_table and "% add BW" not in gpu_table
+    assert "| case | impl | GPU | min | median | rounds | GFLOP/s | GB/s |" in gpu_table
+    assert (
+        "| matmul float32 n=4096 | needle-cuda | NVIDIA H100 80GB HBM3 | 4.00 ms | 6.00 ms | 5 "
+        "| 34359.7 |  | 2.00 |" in gpu_table
+    )
+    assert "t / t(torch-cuda) |" in gpu_table and "t(needle-numpy)" not in gpu_table
+    # The CPU suites are unchanged: no GPU column, fractions still there.
+    assert "|  | needle-cpp | 10.00 ms | 15.00 ms | 5 | 214.7 | 92% |  |  | 0.50 | 0.80 |" in text
