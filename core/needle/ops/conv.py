@@ -13,14 +13,17 @@ again), with ``s`` the stride and ``p`` the padding:
   then crop the ``p`` border.
 * dW: convolve the padded input with channels and batch swapped, ``(C_in, H', W', N)``,
   by the dilated out_grad taken as a kernel ``(L_h, L_w, N, C_out)``, which gives
-  exactly ``(C_in, KH, KW, C_out)``; move the axes back.
+  exactly ``(C_in, KH, KW, C_out)``; move the axes back. That composition is what runs
+  when the backward pass records a graph (``create_graph=True``). A plain backward
+  takes the direct route instead, ``dW = im2col(x)^T out_grad``: the same numbers for
+  the work of one forward pass, where the dilated kernel would multiply mostly zeros.
 """
 
 from __future__ import annotations
 
 import numbers
 
-from ..autograd import Tensor, TensorOp
+from ..autograd import Tensor, TensorOp, is_grad_enabled
 from ..backend_ndarray import NDArray
 from ._helpers import check_same_device, check_tensor
 
@@ -39,14 +42,31 @@ def _conv_nd(x: NDArray, w: NDArray, stride: int, padding: int) -> NDArray:
             x._compact_handle(), w._compact_handle(), out._handle, n, h, w_, c_in, kh, c_out, stride
         )
         return out
+    inner = kh * kw * c_in
+    out = _im2col(x, kh, kw, stride) @ w.compact().reshape((inner, c_out))
+    return out.reshape((n, h_out, w_out, c_out))
+
+
+def _im2col(x: NDArray, kh: int, kw: int, stride: int) -> NDArray:
+    """The (N*H_out*W_out, KH*KW*C_in) patch matrix of an already padded NHWC ``x``."""
     x = x.compact()
+    n, h, w_, c_in = x.shape
+    h_out, w_out = (h - kh) // stride + 1, (w_ - kw) // stride + 1
     sn, sh, sw, sc = x.strides
     cols = x.as_strided(
         (n, h_out, w_out, kh, kw, c_in), (sn, sh * stride, sw * stride, sh, sw, sc)
     ).compact()
-    inner = kh * kw * c_in
-    out = cols.reshape((n * h_out * w_out, inner)) @ w.compact().reshape((inner, c_out))
-    return out.reshape((n, h_out, w_out, c_out))
+    return cols.reshape((n * h_out * w_out, kh * kw * c_in))
+
+
+def _weight_grad(x: NDArray, g: NDArray, kh: int, kw: int, stride: int, padding: int) -> NDArray:
+    """dW = im2col(x)^T g, without dilating g: the work of one forward pass."""
+    if padding:
+        x = x.pad(((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    n, h_out, w_out, c_out = g.shape
+    cols = _im2col(x, kh, kw, stride)
+    g_t = g.compact().reshape((n * h_out * w_out, c_out)).permute((1, 0))
+    return (g_t @ cols).permute((1, 0)).compact().reshape((kh, kw, x.shape[3], c_out))
 
 
 class Conv(TensorOp):
@@ -69,8 +89,11 @@ class Conv(TensorOp):
         kh, kw, _, _ = w.shape
         # Exact dilated lengths: the output positions cover H + 2p - KH + 1 input rows.
         lh, lw = h + 2 * p - kh + 1, w_ + 2 * p - kw + 1
+        fast_gw = w.requires_grad and not is_grad_enabled()
         g = out_grad
-        if s > 1 or (lh, lw) != g.shape[1:3]:
+        if (x.requires_grad or (w.requires_grad and not fast_gw)) and (
+            s > 1 or (lh, lw) != g.shape[1:3]
+        ):
             n, _, _, c_out = g.shape
             g = Dilate((1, 2), s - 1, (n, lh, lw, c_out))(g)
 
@@ -81,7 +104,12 @@ class Conv(TensorOp):
             gx = conv(pad(g, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0))), w_t)
             if p:
                 gx = getitem(gx, (slice(None), slice(p, p + h), slice(p, p + w_)))
-        if w.requires_grad:
+        if fast_gw:
+            # A plain backward (no graph recorded): the direct im2col product.
+            gw = Tensor.make_const(
+                _weight_grad(x.realize_cached_data(), out_grad.realize_cached_data(), kh, kw, s, p)
+            )
+        elif w.requires_grad:
             # dW: correlate the padded input (C_in as batch, N as channels) with g as a kernel.
             xp = pad(x, ((0, 0), (p, p), (p, p), (0, 0))) if p else x
             # g spans exactly H + 2p - KH + 1 rows, so the result is (C_in, KH, KW, C_out).
