@@ -597,8 +597,16 @@ def compute_gradient_of_variables(
             "pass retain_graph=True to the first call to backpropagate twice"
         )
     grads: dict[int, Value] = {id(output_tensor): out_grad}
+    # Adjoints of TensorTuple nodes arrive one element at a time (from ops with a
+    # ``tuple_index``, i.e. TupleGetItem); they are kept sparse and assembled once, so a
+    # split into n parts costs n adjoints, not n tuples of n (mostly zero) tensors.
+    parts: dict[int, dict[int, Value]] = {}
     for node in reversed(find_topo_sort([output_tensor])):
         grad = grads.pop(id(node), None)
+        pieces = parts.pop(id(node), None)
+        if pieces is not None:
+            dense = _tuple_adjoint(node, pieces)
+            grad = dense if grad is None else grad + dense  # type: ignore[operator]
         if grad is None or not node.requires_grad:
             continue
         if node.op is None:
@@ -612,12 +620,35 @@ def compute_gradient_of_variables(
                     raise TypeError(f"backward: gradient dtype {grad.dtype} != {node.dtype}")  # type: ignore[attr-defined]
                 node.grad = grad if node.grad is None else node.grad + grad  # type: ignore[assignment]
             continue
-        for inp, g in zip(node.inputs, node.op.gradient_as_tuple(grad, node)):
-            if inp.requires_grad and g is not None:
-                grads[id(inp)] = _accumulate(grads.get(id(inp)), g)
+        index = getattr(node.op, "tuple_index", None)
+        if index is not None:
+            source = node.inputs[0]
+            if source.requires_grad:
+                slot = parts.setdefault(id(source), {})
+                slot[index] = _accumulate(slot.get(index), grad)
+        else:
+            for inp, g in zip(node.inputs, node.op.gradient_as_tuple(grad, node)):
+                if inp.requires_grad and g is not None:
+                    grads[id(inp)] = _accumulate(grads.get(id(inp)), g)
         if free_graph:
             node.op, node.inputs = None, ()
             node._graph_freed = True  # type: ignore[attr-defined]
+
+
+def _tuple_adjoint(node: Value, pieces: dict[int, Value]) -> Value:
+    """The adjoint of a TensorTuple from its elements' adjoints (zeros where none came)."""
+    from .ops import make_tuple
+
+    data = node.realize_cached_data()
+    full = []
+    for i, part in enumerate(data):
+        piece = pieces.get(i)
+        if piece is None:
+            piece = Tensor.make_const(
+                nd.full(part.shape, 0.0, dtype=part.dtype, device=part.device)
+            )
+        full.append(piece)
+    return make_tuple(*full)
 
 
 def as_tensor(x: Any, like: Tensor) -> Tensor:

@@ -42,6 +42,8 @@ def normalize_dtype(dtype: Any) -> str:
     """``"float32"`` for ``None``, ``np.float32``, ``"float32"``...; ``TypeError`` otherwise."""
     if dtype is None:
         return "float32"
+    if dtype in DTYPES:  # the common case; np.dtype(...).name is slow
+        return dtype
     try:
         name = np.dtype(dtype).name
     except TypeError:

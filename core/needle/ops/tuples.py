@@ -20,6 +20,11 @@ class TupleGetItem(TensorOp):
     def __init__(self, index: int) -> None:
         self.index = index
 
+    @property
+    def tuple_index(self) -> int:
+        """Tells the backward pass to collect this element's adjoint sparsely."""
+        return self.index
+
     def compute(self, a: tuple[NDArray, ...]) -> NDArray:  # type: ignore[override]
         return a[self.index]
 
