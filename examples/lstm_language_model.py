@@ -31,8 +31,9 @@ def main(seq_model: str = "lstm", epochs: int = 1, bptt: int = 35) -> None:
     train = data.batchify(corpus.train, 20)
     valid = data.batchify(corpus.valid, 10)
     if seq_model == "transformer":
-        model: nn.Module = models.TransformerLM(vocab, embedding_size=64, hidden_size=128,
-                                                num_layers=2, seq_len=bptt)
+        model: nn.Module = models.TransformerLM(
+            vocab, embedding_size=64, hidden_size=128, num_layers=2, seq_len=bptt
+        )
     else:
         model = models.LanguageModel(128, vocab, 128, num_layers=1, seq_model=seq_model)
     opt = optim.Adam(model.parameters(), lr=3e-3 if seq_model == "lstm" else 1e-3)

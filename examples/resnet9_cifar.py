@@ -22,10 +22,12 @@ def main() -> None:
     if args.synthetic:
         rng = np.random.default_rng(0)
         dataset: data.Dataset = data.NDArrayDataset(
-            rng.random((256, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 256))
+            rng.random((256, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 256)
+        )
     else:
-        dataset = data.CIFAR10Dataset(train=True, transforms=[data.RandomFlipHorizontal(),
-                                                              data.RandomCrop(4)])
+        dataset = data.CIFAR10Dataset(
+            train=True, transforms=[data.RandomFlipHorizontal(), data.RandomCrop(4)]
+        )
     loader = data.DataLoader(dataset, batch_size=64, shuffle=True)
     model = models.ResNet9()
     opt = optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-3)

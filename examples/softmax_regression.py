@@ -34,8 +34,10 @@ def main() -> None:
             loss.backward()
             opt.step()
             losses.append(loss.item())
-        print(f"epoch {epoch + 1}: train loss {np.mean(losses):.4f}, "
-              f"test accuracy {accuracy(model, test):.4f}")
+        print(
+            f"epoch {epoch + 1}: train loss {np.mean(losses):.4f}, "
+            f"test accuracy {accuracy(model, test):.4f}"
+        )
 
 
 if __name__ == "__main__":

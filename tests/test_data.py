@@ -45,8 +45,9 @@ def test_transforms() -> None:
         assert out.shape == img.shape
         # a shifted window: every non-zero value sits at its original place minus one shift
         rows, cols = np.nonzero(out[:, :, 0])
-        shifts = {((out[r, c, 0] - 1) // 5 - r, (out[r, c, 0] - 1) % 5 - c) for r, c in
-                  zip(rows, cols)}
+        shifts = {
+            ((out[r, c, 0] - 1) // 5 - r, (out[r, c, 0] - 1) % 5 - c) for r, c in zip(rows, cols)
+        }
         assert len(shifts) == 1 and all(abs(s) <= 2 for s in next(iter(shifts)))
 
 
@@ -57,8 +58,9 @@ def test_mnist_real_files() -> None:
     assert x.shape == (784,) and x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
     assert int(y) == 7  # the first test digit of MNIST is a 7
     train_labels = data.MNISTDataset(train=True).y
-    np.testing.assert_array_equal(np.bincount(train_labels),
-                                  [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+    np.testing.assert_array_equal(
+        np.bincount(train_labels), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    )
 
 
 def test_missing_data_error_lists_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,8 +83,16 @@ def _write_cifar_fixture(folder: Path, rng: np.random.Generator) -> dict[str, np
         images = rng.integers(0, 256, size=(4, 3072), dtype=np.uint8)
         labels = rng.integers(0, 10, size=4).tolist()
         with open(folder / name, "wb") as f:
-            pickle.dump({b"batch_label": b"x", b"data": images, b"labels": labels,
-                         b"filenames": [b"a.png"] * 4}, f, protocol=2)
+            pickle.dump(
+                {
+                    b"batch_label": b"x",
+                    b"data": images,
+                    b"labels": labels,
+                    b"filenames": [b"a.png"] * 4,
+                },
+                f,
+                protocol=2,
+            )
         written[name] = (images, labels)
     return written
 

@@ -20,10 +20,10 @@ def np_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool) -> n
 def test_multihead_attention_matches_numpy(rng: np.random.Generator) -> None:
     q, k, v = (rng.standard_normal((2, 3, 5, 4)).astype(np.float32) for _ in range(3))
     for causal in (False, True):
-        out, probs = nn.MultiHeadAttention(causal=causal)(ndl.Tensor(q), ndl.Tensor(k),
-                                                            ndl.Tensor(v))
-        np.testing.assert_allclose(out.numpy(), np_attention(q, k, v, causal), rtol=1e-4,
-                                   atol=1e-5)
+        out, probs = nn.MultiHeadAttention(causal=causal)(
+            ndl.Tensor(q), ndl.Tensor(k), ndl.Tensor(v)
+        )
+        np.testing.assert_allclose(out.numpy(), np_attention(q, k, v, causal), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(probs.numpy().sum(-1), 1.0, rtol=1e-5)
 
 

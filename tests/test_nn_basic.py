@@ -24,8 +24,7 @@ def test_linear_forward_matches_numpy(rng: np.random.Generator) -> None:
 def test_linear_batched_leading_axes_and_no_bias(rng: np.random.Generator) -> None:
     layer = nn.Linear(4, 2, bias=False)
     x = rng.standard_normal((3, 5, 4)).astype(np.float32)
-    np.testing.assert_allclose(layer(t(x)).numpy(), x @ layer.weight.numpy(), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(layer(t(x)).numpy(), x @ layer.weight.numpy(), rtol=1e-5, atol=1e-6)
     assert len(layer.parameters()) == 1
 
 
@@ -70,8 +69,9 @@ def test_residual_and_sequential(rng: np.random.Generator) -> None:
     seq = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
     x = rng.standard_normal((2, 3)).astype(np.float32)
     w, b = seq[0].weight.numpy(), seq[0].bias.numpy()
-    np.testing.assert_allclose(nn.Residual(seq)(t(x)).numpy(), np.maximum(x @ w + b, 0) + x,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        nn.Residual(seq)(t(x)).numpy(), np.maximum(x @ w + b, 0) + x, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_dropout_train_and_eval() -> None:
@@ -108,8 +108,17 @@ class _Net(nn.Module):
 def test_parameters_children_names_and_modes() -> None:
     net = _Net()
     names = [n for n, _ in net.named_parameters()]
-    assert names == ["body.0.weight", "body.0.bias", "body.1.weight", "body.1.bias",
-                     "heads.0.weight", "heads.0.bias", "heads.1.weight", "heads.1.bias", "scale"]
+    assert names == [
+        "body.0.weight",
+        "body.0.bias",
+        "body.1.weight",
+        "body.1.bias",
+        "heads.0.weight",
+        "heads.0.bias",
+        "heads.1.weight",
+        "heads.1.bias",
+        "scale",
+    ]
     assert len(net.parameters()) == 9
     assert len(net.children()) == 3 and len(net._children()) == 5
     net.eval()
@@ -122,8 +131,9 @@ def test_parameters_children_names_and_modes() -> None:
 
 def test_repr_is_readable() -> None:
     text = repr(nn.Sequential(nn.Linear(2, 3), nn.ReLU()))
-    assert text == ("Sequential(\n  (0): Linear(in_features=2, out_features=3, bias=True)\n"
-                    "  (1): ReLU()\n)")
+    assert text == (
+        "Sequential(\n  (0): Linear(in_features=2, out_features=3, bias=True)\n  (1): ReLU()\n)"
+    )
 
 
 def test_load_state_dict_roundtrip_and_errors() -> None:

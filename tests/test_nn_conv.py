@@ -39,5 +39,6 @@ def test_pooling(rng: np.random.Generator) -> None:
     x = rng.standard_normal((2, 3, 4, 6)).astype(np.float32)
     windows = x.reshape(2, 3, 2, 2, 3, 2)
     np.testing.assert_allclose(nn.MaxPool2d(2)(ndl.Tensor(x)).numpy(), windows.max((3, 5)))
-    np.testing.assert_allclose(nn.AvgPool2d(2)(ndl.Tensor(x)).numpy(), windows.mean((3, 5)),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        nn.AvgPool2d(2)(ndl.Tensor(x)).numpy(), windows.mean((3, 5)), rtol=1e-5, atol=1e-6
+    )

@@ -11,10 +11,12 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-x))
 
 
-def np_lstm_cell(cell: nn.LSTMCell, x: np.ndarray, h: np.ndarray, c: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    gates = x @ cell.W_ih.numpy() + cell.bias_ih.numpy() + h @ cell.W_hh.numpy() \
-        + cell.bias_hh.numpy()
+def np_lstm_cell(
+    cell: nn.LSTMCell, x: np.ndarray, h: np.ndarray, c: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    gates = (
+        x @ cell.W_ih.numpy() + cell.bias_ih.numpy() + h @ cell.W_hh.numpy() + cell.bias_hh.numpy()
+    )
     i, f, g, o = np.split(gates, 4, axis=1)
     c2 = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
     return sigmoid(o) * np.tanh(c2), c2
@@ -24,10 +26,12 @@ def test_rnn_cell_matches_numpy(rng: np.random.Generator) -> None:
     cell = nn.RNNCell(3, 4)
     x = rng.standard_normal((2, 3)).astype(np.float32)
     h = rng.standard_normal((2, 4)).astype(np.float32)
-    expected = np.tanh(x @ cell.W_ih.numpy() + cell.bias_ih.numpy() + h @ cell.W_hh.numpy()
-                       + cell.bias_hh.numpy())
-    np.testing.assert_allclose(cell(ndl.Tensor(x), ndl.Tensor(h)).numpy(), expected, rtol=1e-5,
-                               atol=1e-6)
+    expected = np.tanh(
+        x @ cell.W_ih.numpy() + cell.bias_ih.numpy() + h @ cell.W_hh.numpy() + cell.bias_hh.numpy()
+    )
+    np.testing.assert_allclose(
+        cell(ndl.Tensor(x), ndl.Tensor(h)).numpy(), expected, rtol=1e-5, atol=1e-6
+    )
     bound = 1 / np.sqrt(4)
     assert np.abs(cell.W_hh.numpy()).max() <= bound
 
@@ -74,7 +78,12 @@ def test_rnn_with_initial_state(rng: np.random.Generator) -> None:
     cell = rnn.rnn_cells[0]
     h = h0[0]
     for x_t in x:
-        h = np.maximum(x_t @ cell.W_ih.numpy() + cell.bias_ih.numpy() + h @ cell.W_hh.numpy()
-                       + cell.bias_hh.numpy(), 0)
+        h = np.maximum(
+            x_t @ cell.W_ih.numpy()
+            + cell.bias_ih.numpy()
+            + h @ cell.W_hh.numpy()
+            + cell.bias_hh.numpy(),
+            0,
+        )
     np.testing.assert_allclose(hn.numpy()[0], h, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out.numpy()[-1], h, rtol=1e-4, atol=1e-5)

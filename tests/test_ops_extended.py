@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from gradcheck import check_gradients
 
-BACKENDS = ["numpy", "numpy-composed"] + (["cpp"] if "cpp" in {d.name for d in ndl.all_devices()} else [])
+BACKENDS = ["numpy", "numpy-composed"] + (
+    ["cpp"] if "cpp" in {d.name for d in ndl.all_devices()} else []
+)
 
 
 @pytest.fixture(params=BACKENDS)

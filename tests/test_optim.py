@@ -82,8 +82,9 @@ def test_schedules() -> None:
     opt.lr = 1.0
     cos = optim.CosineLR(opt, total_steps=4, min_lr=0.0)
     lrs = [cos.step() for _ in range(4)]
-    np.testing.assert_allclose(lrs, [(1 + math.cos(math.pi * k / 4)) / 2 for k in range(1, 5)],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        lrs, [(1 + math.cos(math.pi * k / 4)) / 2 for k in range(1, 5)], atol=1e-12
+    )
 
 
 def test_optimizer_state_dict_roundtrip(rng: np.random.Generator) -> None:

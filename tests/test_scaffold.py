@@ -63,7 +63,10 @@ def clean_env(**overrides: str) -> dict[str, str]:
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -c code`` in a fresh interpreter (fresh plugin discovery)."""
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(**env),
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=clean_env(**env),
         check=False,
     )
 
@@ -73,7 +76,7 @@ def json_output(stdout: str) -> object:
     (an editable compiled backend may log its rebuild on import)."""
     start = re.search(r"^[\[{]", stdout, flags=re.M)
     assert start is not None, f"no JSON in output:\n{stdout}"
-    return json.JSONDecoder().raw_decode(stdout[start.start():])[0]
+    return json.JSONDecoder().raw_decode(stdout[start.start() :])[0]
 
 
 def run_conformance(backend: str, *extra: str, cwd: Path, **env: str) -> str:
@@ -88,8 +91,9 @@ def run_conformance(backend: str, *extra: str, cwd: Path, **env: str) -> str:
     return out
 
 
-needs_pip = pytest.mark.skipif(pip_install_skip_reason() is not None,
-                               reason=str(pip_install_skip_reason()))
+needs_pip = pytest.mark.skipif(
+    pip_install_skip_reason() is not None, reason=str(pip_install_skip_reason())
+)
 needs_conformance = pytest.mark.skipif(
     importlib.util.find_spec("needle_conformance") is None,
     reason="needle-conformance is not installed (pip install ./conformance)",
@@ -109,8 +113,12 @@ def test_generates_an_installable_layout(tmp_path: Path) -> None:
     root = create_backend("mydev", tmp_path / "out")
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
     assert files == [
-        "README.md", "needle_mydev/__init__.py", "needle_mydev/kernels.py",
-        "needle_mydev/plugin.py", "pyproject.toml", "tests/test_conformance.py",
+        "README.md",
+        "needle_mydev/__init__.py",
+        "needle_mydev/kernels.py",
+        "needle_mydev/plugin.py",
+        "pyproject.toml",
+        "tests/test_conformance.py",
     ]
     pyproject = (root / "pyproject.toml").read_text()
     assert 'name = "needle-mydev"' in pyproject
@@ -258,7 +266,10 @@ def test_generated_backend_is_discovered(installed: dict[str, Path]) -> None:
     assert listed[PARTIAL] == [f"needle-{PARTIAL}", True]  # usable until its kernels load
     backends = subprocess.run(
         [sys.executable, "-m", "needle.cli", "backends", "--json"],
-        capture_output=True, text=True, env=clean_env(), check=False,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        check=False,
     )
     assert backends.returncode == 0, backends.stderr
     rows = {row["name"]: row for row in json_output(backends.stdout)}
@@ -336,7 +347,11 @@ def test_generated_backend_passes_conformance(installed: dict[str, Path]) -> Non
     root = installed[FULL]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-        capture_output=True, text=True, cwd=root, env=clean_env(), check=False,
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=clean_env(),
+        check=False,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-8000:]
     assert "1 passed" in result.stdout

@@ -21,8 +21,14 @@ def test_tensor_roundtrip(tmp_path: Path) -> None:
 
 def test_nested_checkpoint_roundtrip(tmp_path: Path) -> None:
     model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
-    ckpt = {"model": model.state_dict(), "epoch": 4, "lr": 0.5, "name": "mlp",
-            "rng": {"state": 2**100 + 7}, "order": np.arange(5)}
+    ckpt = {
+        "model": model.state_dict(),
+        "epoch": 4,
+        "lr": 0.5,
+        "name": "mlp",
+        "rng": {"state": 2**100 + 7},
+        "order": np.arange(5),
+    }
     ndl.save(ckpt, tmp_path / "c.safetensors")
     back = ndl.load(tmp_path / "c.safetensors")
     assert back["epoch"] == 4 and back["lr"] == 0.5 and back["name"] == "mlp"
@@ -59,8 +65,9 @@ def test_module_load_shape_mismatch_names_key(tmp_path: Path) -> None:
         nn.Linear(4, 5).load(str(tmp_path / "m.safetensors"))
 
 
-def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_write_keeps_old_file_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "a.safetensors"
     ndl.save({"x": np.ones(2)}, path)
     before = path.read_bytes()

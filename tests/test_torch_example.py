@@ -116,4 +116,3 @@ def test_passes_conformance_with_its_xfail_file(torch_backend: None, tmp_path: P
     out = run_conformance("torch", f"--needle-xfail={xfail}", cwd=tmp_path)
     summary = out.strip().splitlines()[-1]  # pytest's closing line
     assert re.match(r"^\d+ passed", summary) and "failed" not in summary, summary
-

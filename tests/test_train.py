@@ -26,8 +26,15 @@ def test_resume_gives_identical_parameters(tmp_path: Path) -> None:
     common = ["mnist-mlp", "--limit-batches", "3", "--batch-size", "32", "--seed", "7"]
     _run(*common, "--epochs", "2", "--checkpoint", str(tmp_path / "full.st"))
     _run(*common, "--epochs", "1", "--checkpoint", str(tmp_path / "half.st"))
-    _run(*common, "--epochs", "2", "--resume", str(tmp_path / "half.st"),
-         "--checkpoint", str(tmp_path / "resumed.st"))
+    _run(
+        *common,
+        "--epochs",
+        "2",
+        "--resume",
+        str(tmp_path / "half.st"),
+        "--checkpoint",
+        str(tmp_path / "resumed.st"),
+    )
     full, resumed, half = (_params(tmp_path / f) for f in ("full.st", "resumed.st", "half.st"))
     assert full.keys() == resumed.keys()
     for k in full:
@@ -39,8 +46,17 @@ def test_resume_gives_identical_parameters(tmp_path: Path) -> None:
 
 def test_metrics_json_and_learning(tmp_path: Path) -> None:
     out = tmp_path / "m.json"
-    _run("mnist-mlp", "--epochs", "1", "--limit-batches", "40", "--batch-size", "64",
-         "--metrics-json", str(out))
+    _run(
+        "mnist-mlp",
+        "--epochs",
+        "1",
+        "--limit-batches",
+        "40",
+        "--batch-size",
+        "64",
+        "--metrics-json",
+        str(out),
+    )
     metrics = json.loads(out.read_text())
     assert metrics["task"] == "mnist-mlp" and metrics["backend"] == "numpy"
     assert metrics["epochs"] == 1 and metrics["seconds"] > 0
@@ -49,8 +65,21 @@ def test_metrics_json_and_learning(tmp_path: Path) -> None:
 
 def test_language_model_beats_unigram_quickly(tmp_path: Path) -> None:
     out = tmp_path / "lm.json"
-    _run("ptb-lstm", "--epochs", "1", "--limit-batches", "6", "--bptt", "10",
-         "--embedding-size", "16", "--hidden-size", "16", "--metrics-json", str(out))
+    _run(
+        "ptb-lstm",
+        "--epochs",
+        "1",
+        "--limit-batches",
+        "6",
+        "--bptt",
+        "10",
+        "--embedding-size",
+        "16",
+        "--hidden-size",
+        "16",
+        "--metrics-json",
+        str(out),
+    )
     metrics = json.loads(out.read_text())
     assert metrics["unigram_valid_perplexity"] > 100
     assert 1 < metrics["valid_perplexity"] < 9100  # below the uniform guess over the vocabulary
@@ -88,11 +117,22 @@ def test_cifar10_task_runs_on_fixture(tmp_path: Path) -> None:
     folder.mkdir()
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.integers(0, 256, size=(4, 3072), dtype=np.uint8),
-                 b"labels": rng.integers(0, 10, size=4).tolist()}
+        batch = {
+            b"data": rng.integers(0, 256, size=(4, 3072), dtype=np.uint8),
+            b"labels": rng.integers(0, 10, size=4).tolist(),
+        }
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
     out = tmp_path / "m.json"
-    _run("cifar10-resnet9", "--data-dir", str(tmp_path), "--epochs", "1", "--limit-batches", "1",
-         "--metrics-json", str(out))
+    _run(
+        "cifar10-resnet9",
+        "--data-dir",
+        str(tmp_path),
+        "--epochs",
+        "1",
+        "--limit-batches",
+        "1",
+        "--metrics-json",
+        str(out),
+    )
     metrics = json.loads(out.read_text())
     assert metrics["task"] == "cifar10-resnet9" and 0 <= metrics["test_accuracy"] <= 1

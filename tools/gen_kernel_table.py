@@ -57,7 +57,7 @@ def render(doc: str) -> str:
     start, stop = doc.find(BEGIN), doc.find(END)
     if start < 0 or stop < start:
         raise SystemExit(f"{DOC}: markers {BEGIN} ... {END} not found")
-    return doc[:start] + kernel_tables() + doc[stop + len(END):]
+    return doc[:start] + kernel_tables() + doc[stop + len(END) :]
 
 
 def main(argv: list[str]) -> int:

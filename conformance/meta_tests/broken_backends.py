@@ -30,8 +30,9 @@ class BrokenBackend:
     @hookimpl
     def needle_backend_info(self) -> BackendInfo:
         info = needle.device("numpy").backend.info
-        return dataclasses.replace(info, name=self.name,
-                                   description=f"numpy with a broken {self.kernel}")
+        return dataclasses.replace(
+            info, name=self.name, description=f"numpy with a broken {self.kernel}"
+        )
 
     @hookimpl
     def needle_backend_status(self) -> BackendStatus:

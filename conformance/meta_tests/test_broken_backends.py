@@ -31,9 +31,11 @@ CASES = {
 @pytest.fixture(scope="module")
 def kernel_runs() -> dict[str, tuple[int, needle_conformance.Table]]:
     """The kernels area against every broken backend, run side by side (subprocesses)."""
+
     def one(backend: str) -> tuple[int, needle_conformance.Table]:
-        return needle_conformance.run(backend, extra_args=[*PLUGIN, "-m", "kernels", "-q"],
-                                      env=ENV, quiet=True)
+        return needle_conformance.run(
+            backend, extra_args=[*PLUGIN, "-m", "kernels", "-q"], env=ENV, quiet=True
+        )
 
     with ThreadPoolExecutor(max_workers=len(CASES)) as pool:
         return dict(zip(CASES, pool.map(one, CASES)))
@@ -41,7 +43,8 @@ def kernel_runs() -> dict[str, tuple[int, needle_conformance.Table]]:
 
 @pytest.mark.parametrize("backend", list(CASES))
 def test_broken_kernel_is_caught_and_named(
-        kernel_runs: dict[str, tuple[int, needle_conformance.Table]], backend: str) -> None:
+    kernel_runs: dict[str, tuple[int, needle_conformance.Table]], backend: str
+) -> None:
     kernel = CASES[backend]
     code, table = kernel_runs[backend]
     assert code == 1, f"suite exit code {code} for {backend}\n{table}"
@@ -57,7 +60,8 @@ def test_broken_add_fails_ops_too_with_reproducer() -> None:
     """Beyond the kernels area: an op using the bad kernel fails with a runnable snippet."""
     select = "test_forward and add-same_shape and float32"
     code, table = needle_conformance.run(
-        "broken_add", extra_args=[*PLUGIN, "-m", "ops_forward", "-k", select], env=ENV, quiet=True)
+        "broken_add", extra_args=[*PLUGIN, "-m", "ops_forward", "-k", select], env=ENV, quiet=True
+    )
     assert code == 1, str(table)
     (failure,) = table.failures
     assert "op add" in failure.message
@@ -68,8 +72,9 @@ def test_broken_add_fails_ops_too_with_reproducer() -> None:
 def test_numpy_backend_passes_the_same_tests() -> None:
     """The control: the unbroken NumPy backend passes the tests the cases above rely on."""
     select = " or ".join(CASES.values())
-    code, table = needle_conformance.run("numpy", extra_args=["-m", "kernels", "-k", select],
-                                         quiet=True)
+    code, table = needle_conformance.run(
+        "numpy", extra_args=["-m", "kernels", "-k", select], quiet=True
+    )
     assert code == 0, "\n".join(f.message for f in table.failures)
     assert table.areas["kernels"]["passed"] >= 10
 
@@ -77,12 +82,18 @@ def test_numpy_backend_passes_the_same_tests() -> None:
 def test_xfail_file_strict(tmp_path: Path) -> None:
     """A listed gap that fails is xfailed; a listed test that passes fails as XPASS(strict)."""
     gaps = tmp_path / "gaps.txt"
-    gaps.write_text("# known gaps of broken_add\n"
-                    "kernels::test_ewise_binary[ewise_add-*]  # add is off by 1e-3\n"
-                    "kernels::test_ewise_binary[ewise_sub-float32]  # not actually broken\n")
+    gaps.write_text(
+        "# known gaps of broken_add\n"
+        "kernels::test_ewise_binary[ewise_add-*]  # add is off by 1e-3\n"
+        "kernels::test_ewise_binary[ewise_sub-float32]  # not actually broken\n"
+    )
     code, table = needle_conformance.run(
-        "broken_add", xfail=gaps, extra_args=[*PLUGIN, "-m", "kernels", "-k", "test_ewise_binary"],
-        env=ENV, quiet=True)
+        "broken_add",
+        xfail=gaps,
+        extra_args=[*PLUGIN, "-m", "kernels", "-k", "test_ewise_binary"],
+        env=ENV,
+        quiet=True,
+    )
     counts = table.areas["kernels"]
     assert counts["xfailed"] == 2, str(table)  # ewise_add in float32 and float64
     assert [f.test for f in table.failures] == ["kernels::test_ewise_binary[ewise_sub-float32]"]
@@ -92,11 +103,17 @@ def test_xfail_file_strict(tmp_path: Path) -> None:
 
 def test_xfail_toml(tmp_path: Path) -> None:
     gaps = tmp_path / "gaps.toml"
-    gaps.write_text('[[xfail]]\npattern = "kernels::test_ewise_binary[ewise_add-*]"\n'
-                    'reason = "add is off by 1e-3"\n')
+    gaps.write_text(
+        '[[xfail]]\npattern = "kernels::test_ewise_binary[ewise_add-*]"\n'
+        'reason = "add is off by 1e-3"\n'
+    )
     code, table = needle_conformance.run(
-        "broken_add", xfail=gaps, extra_args=[*PLUGIN, "-m", "kernels", "-k", "ewise_add"],
-        env=ENV, quiet=True)
+        "broken_add",
+        xfail=gaps,
+        extra_args=[*PLUGIN, "-m", "kernels", "-k", "ewise_add"],
+        env=ENV,
+        quiet=True,
+    )
     assert code == 0, "\n".join(f.message for f in table.failures)
     assert table.areas["kernels"]["xfailed"] >= 2
 

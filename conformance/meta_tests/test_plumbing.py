@@ -33,8 +33,9 @@ def test_build_runs_the_code_it_prints() -> None:
 def test_every_layout_gives_the_reference_values() -> None:
     dev = needle.device("numpy")
     for layout in ("contiguous", "transposed", "sliced", "stepped", "broadcast"):
-        built = build("exp", SampleInput((T((2, 3, 4), layout=layout),), desc=layout), dev,
-                      "float64")
+        built = build(
+            "exp", SampleInput((T((2, 3, 4), layout=layout),), desc=layout), dev, "float64"
+        )
         np.testing.assert_array_equal(built.args[0].numpy(), built.ref_args[0])
 
 
@@ -67,16 +68,29 @@ def test_summary_table() -> None:
     table.add("kernels", "failed")
     table.add("errors", "skipped")
     lines = summary(table).splitlines()
-    assert lines[0].split() == ["area", "passed", "failed", "skipped", "xfailed", "xpassed",
-                                "error", "total"]
+    assert lines[0].split() == [
+        "area",
+        "passed",
+        "failed",
+        "skipped",
+        "xfailed",
+        "xpassed",
+        "error",
+        "total",
+    ]
     assert lines[2].split() == ["kernels", "1", "1", "0", "0", "0", "0", "2"]
     assert lines[-1].split() == ["total", "1", "1", "1", "0", "0", "0", "3"]
 
 
 def test_assert_close_message_has_what_and_repro() -> None:
     with pytest.raises(pytest.fail.Exception) as info:
-        assert_close(np.array([1.0, 2.0]), np.array([1.0, 2.5]), what="kernel foo: 2 elements",
-                     repro="k.foo(a, out)", dtype="float32")
+        assert_close(
+            np.array([1.0, 2.0]),
+            np.array([1.0, 2.5]),
+            what="kernel foo: 2 elements",
+            repro="k.foo(a, out)",
+            dtype="float32",
+        )
     msg = str(info.value)
     assert "kernel foo: 2 elements" in msg and "index (1,)" in msg
     assert "Reproduce with:\n    k.foo(a, out)" in msg

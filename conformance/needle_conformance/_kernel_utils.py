@@ -10,12 +10,15 @@ from hypothesis import strategies as st
 from .opdb import KINDS
 
 
-def gen(var: str, kind: str, shape: tuple[int, ...], seed: int,
-        dtype: str) -> tuple[np.ndarray, list[str]]:
+def gen(
+    var: str, kind: str, shape: tuple[int, ...], seed: int, dtype: str
+) -> tuple[np.ndarray, list[str]]:
     """NumPy data of ``kind`` rounded to ``dtype``, and the lines that make it as ``var``."""
     size = int(np.prod(shape, dtype=np.int64))
-    lines = [f"rng = np.random.default_rng({seed})",
-             f"{var} = ({KINDS[kind].format(shape=shape, size=size)}).astype({dtype!r})"]
+    lines = [
+        f"rng = np.random.default_rng({seed})",
+        f"{var} = ({KINDS[kind].format(shape=shape, size=size)}).astype({dtype!r})",
+    ]
     ns: dict[str, Any] = {"np": np}
     exec("\n".join(lines), ns)  # the same lines the reproducer prints
     return ns[var], lines
@@ -29,8 +32,10 @@ def upload(k: Any, data: np.ndarray, dtype: str) -> Any:
 
 
 def upload_code(var: str, src: str, dtype: str) -> list[str]:
-    return [f"{var} = k.alloc({src}.size, {dtype!r})",
-            f"k.from_numpy(np.ascontiguousarray({src}, dtype={dtype!r}).reshape(-1), {var})"]
+    return [
+        f"{var} = k.alloc({src}.size, {dtype!r})",
+        f"k.from_numpy(np.ascontiguousarray({src}, dtype={dtype!r}).reshape(-1), {var})",
+    ]
 
 
 def download(k: Any, h: Any, n: int | None = None) -> np.ndarray:
@@ -43,8 +48,9 @@ def header(backend: str) -> list[str]:
     return ["import numpy as np", "import needle", f"k = needle.device({backend!r}).kernels"]
 
 
-def reference_view(flat: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...],
-                   offset: int) -> np.ndarray:
+def reference_view(
+    flat: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...], offset: int
+) -> np.ndarray:
     """NumPy's view of ``flat`` with element strides (the oracle for strided kernels)."""
     if 0 in shape:
         return np.empty(shape, dtype=flat.dtype)

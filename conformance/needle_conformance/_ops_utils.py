@@ -72,5 +72,8 @@ def outputs(result: Any) -> list[Any]:
 def reference(rec: OpInfo, built: Built, sample: SampleInput) -> list[np.ndarray]:
     with np.errstate(all="ignore"):
         out = rec.ref(*built.ref_args, **sample.kwargs)
-    return [np.asarray(o, dtype=np.float64) for o in out] if isinstance(out, list) \
+    return (
+        [np.asarray(o, dtype=np.float64) for o in out]
+        if isinstance(out, list)
         else [np.asarray(out, dtype=np.float64)]
+    )

@@ -14,19 +14,30 @@ from pathlib import Path
 from ._table import Table, summary
 
 
-def pytest_args(backend: str, xfail: str | os.PathLike[str] | None = None,
-                extra_args: Sequence[str] = ()) -> list[str]:
+def pytest_args(
+    backend: str, xfail: str | os.PathLike[str] | None = None, extra_args: Sequence[str] = ()
+) -> list[str]:
     """The pytest command-line arguments that run the suite against ``backend``."""
-    args = ["--pyargs", "needle_conformance", f"--needle-backend={backend}",
-            "-p", "no:cacheprovider"]
+    args = [
+        "--pyargs",
+        "needle_conformance",
+        f"--needle-backend={backend}",
+        "-p",
+        "no:cacheprovider",
+    ]
     if xfail is not None:
         args.append(f"--needle-xfail={os.fspath(xfail)}")
     return [*args, *extra_args]
 
 
-def run(backend: str, xfail: str | os.PathLike[str] | None = None,
-        extra_args: Sequence[str] = (), *, env: Mapping[str, str] | None = None,
-        quiet: bool = False) -> tuple[int, Table]:
+def run(
+    backend: str,
+    xfail: str | os.PathLike[str] | None = None,
+    extra_args: Sequence[str] = (),
+    *,
+    env: Mapping[str, str] | None = None,
+    quiet: bool = False,
+) -> tuple[int, Table]:
     """Run the suite against ``backend`` in a fresh Python process.
 
     Args:
@@ -41,8 +52,13 @@ def run(backend: str, xfail: str | os.PathLike[str] | None = None,
     """
     with tempfile.TemporaryDirectory(prefix="needle-conformance-") as tmp:
         report = Path(tmp) / "report.json"
-        cmd = [sys.executable, "-m", "pytest",
-               *pytest_args(backend, xfail, extra_args), f"--needle-report={report}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            *pytest_args(backend, xfail, extra_args),
+            f"--needle-report={report}",
+        ]
         child_env = {**os.environ, **(env or {})}
         proc = subprocess.run(cmd, env=child_env, capture_output=quiet, text=True, check=False)
         table = Table.from_json(json.loads(report.read_text())) if report.exists() else Table()
@@ -62,13 +78,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="needle conformance",
         description="Run the needle conformance suite against one installed backend; "
-                    "other options (and anything after --) go to pytest.")
-    parser.add_argument("backend", nargs="?",
-                        default=os.environ.get("NEEDLE_BACKEND", "").strip() or "numpy",
-                        help="backend name (default: $NEEDLE_BACKEND, else numpy)")
+        "other options (and anything after --) go to pytest.",
+    )
+    parser.add_argument(
+        "backend",
+        nargs="?",
+        default=os.environ.get("NEEDLE_BACKEND", "").strip() or "numpy",
+        help="backend name (default: $NEEDLE_BACKEND, else numpy)",
+    )
     parser.add_argument("--xfail", metavar="FILE", help="known-gaps file")
-    parser.add_argument("--profile", choices=("ci", "thorough"), default="ci",
-                        help="Hypothesis profile (default: ci)")
+    parser.add_argument(
+        "--profile",
+        choices=("ci", "thorough"),
+        default="ci",
+        help="Hypothesis profile (default: ci)",
+    )
     parser.add_argument("--dtypes", metavar="LIST", help="comma-separated dtypes")
     argv = list(sys.argv[1:] if argv is None else argv)
     tail = argv[argv.index("--") + 1 :] if "--" in argv else []

@@ -13,9 +13,7 @@ OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
 
 # Node ids carry the package folder in an editable install, but are bare
 # ("test_kernels.py::...") when the suite runs from site-packages via --pyargs.
-_MODULE = re.compile(
-    r"(?:^|needle_conformance/)test_(" + "|".join(AREAS) + r")\.py::(.*)$"
-)
+_MODULE = re.compile(r"(?:^|needle_conformance/)test_(" + "|".join(AREAS) + r")\.py::(.*)$")
 
 
 def _split(nodeid: str) -> tuple[str, str] | None:
@@ -91,20 +89,22 @@ class Table:
             return
         self.add(area, outcome)
         if outcome in ("failed", "error"):
-            self.failures.append(Failure(stable_id(report.nodeid), area,
-                                         report.longreprtext[-4000:]))
+            self.failures.append(
+                Failure(stable_id(report.nodeid), area, report.longreprtext[-4000:])
+            )
 
     def total(self, outcome: str) -> int:
         return sum(c[outcome] for c in self.areas.values())
 
     def to_json(self) -> dict[str, Any]:
-        return {"areas": self.areas,
-                "failures": [f.__dict__ for f in self.failures]}
+        return {"areas": self.areas, "failures": [f.__dict__ for f in self.failures]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Table:
-        return cls({a: dict(c) for a, c in data.get("areas", {}).items()},
-                   [Failure(**f) for f in data.get("failures", [])])
+        return cls(
+            {a: dict(c) for a, c in data.get("areas", {}).items()},
+            [Failure(**f) for f in data.get("failures", [])],
+        )
 
     def __str__(self) -> str:
         return summary(self)
@@ -123,8 +123,9 @@ def summary(table: Table) -> str:
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
 
     out = [line(head), line(["-" * w for w in widths])]
     out += [line(r) for r in rows[:-1]]

@@ -95,11 +95,18 @@ def assert_raises(
         call()
     except exc as err:
         if match and not re.search(match, str(err)):
-            fail(what, f"raised {type(err).__name__} as expected, but its message {str(err)!r} "
-                 f"does not match {match!r}", repro)
+            fail(
+                what,
+                f"raised {type(err).__name__} as expected, but its message {str(err)!r} "
+                f"does not match {match!r}",
+                repro,
+            )
         return err
     except Exception as err:
         fail(what, f"expected {names}, but it raised {type(err).__name__}: {err}", repro)
-    fail(what, f"expected {names}{f' matching {match!r}' if match else ''}, but nothing was raised",
-         repro)
+    fail(
+        what,
+        f"expected {names}{f' matching {match!r}' if match else ''}, but nothing was raised",
+        repro,
+    )
     raise AssertionError("unreachable")

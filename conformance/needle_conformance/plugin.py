@@ -20,17 +20,37 @@ from ._table import AREAS, Table, area_of, is_conformance_item, stable_id, summa
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("needle-conformance", "needle backend conformance suite")
-    group.addoption("--needle-backend", default=None, metavar="NAME",
-                    help="backend under test (default: $NEEDLE_BACKEND, else numpy)")
-    group.addoption("--needle-xfail", default=None, metavar="FILE",
-                    help="known gaps: test-id patterns, one a line (or a TOML file); "
-                         "matching tests are xfail(strict=True)")
-    group.addoption("--needle-dtypes", default=None, metavar="LIST",
-                    help="comma-separated dtypes (default: float32,float64 where supported)")
-    group.addoption("--needle-profile", default="ci", choices=_state.PROFILES,
-                    help="Hypothesis profile: ci (derandomized, few examples) or thorough")
-    group.addoption("--needle-report", default=None, metavar="FILE",
-                    help="write the per-area counts and failures as JSON to FILE")
+    group.addoption(
+        "--needle-backend",
+        default=None,
+        metavar="NAME",
+        help="backend under test (default: $NEEDLE_BACKEND, else numpy)",
+    )
+    group.addoption(
+        "--needle-xfail",
+        default=None,
+        metavar="FILE",
+        help="known gaps: test-id patterns, one a line (or a TOML file); "
+        "matching tests are xfail(strict=True)",
+    )
+    group.addoption(
+        "--needle-dtypes",
+        default=None,
+        metavar="LIST",
+        help="comma-separated dtypes (default: float32,float64 where supported)",
+    )
+    group.addoption(
+        "--needle-profile",
+        default="ci",
+        choices=_state.PROFILES,
+        help="Hypothesis profile: ci (derandomized, few examples) or thorough",
+    )
+    group.addoption(
+        "--needle-report",
+        default=None,
+        metavar="FILE",
+        help="write the per-area counts and failures as JSON to FILE",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -70,11 +90,14 @@ def load_xfail_file(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
 
         try:
             data = tomllib.loads(text)
-            entries = [(str(e["pattern"]), str(e.get("reason", "known gap")))
-                       for e in data.get("xfail", [])]
+            entries = [
+                (str(e["pattern"]), str(e.get("reason", "known gap")))
+                for e in data.get("xfail", [])
+            ]
         except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
             raise pytest.UsageError(
-                f"--needle-xfail {p}: not a valid xfail TOML file: {exc}") from None
+                f"--needle-xfail {p}: not a valid xfail TOML file: {exc}"
+            ) from None
         return entries
     entries = []
     for line in text.splitlines():
@@ -156,8 +179,9 @@ def needle_device(needle_backend_name: str) -> Any:
         dev = needle.device(needle_backend_name)
         dev.kernels  # loads and validates the kernel table  # noqa: B018
     except Exception as exc:
-        pytest.fail(f"needle backend {needle_backend_name!r} cannot be tested: {exc}",
-                    pytrace=False)
+        pytest.fail(
+            f"needle backend {needle_backend_name!r} cannot be tested: {exc}", pytrace=False
+        )
     return dev
 
 

@@ -29,11 +29,18 @@ def test_error_input(needle_device: Any, rec: OpInfo, error: ErrorInput) -> None
     built = build(rec.name, sample, needle_device, dtype)
     before = [leaf.numpy().copy() for leaf, _ in _tensors(built)]
     what = describe(rec, sample, built, dtype, f"error input, expecting {error.exc.__name__}")
-    assert_raises(lambda: call(rec, built, sample), error.exc, error.match, what=what,
-                  repro=built.repro())
+    assert_raises(
+        lambda: call(rec, built, sample), error.exc, error.match, what=what, repro=built.repro()
+    )
     for (t, name), old in zip(_tensors(built), before):
-        assert_close(t.numpy(), old, rtol=0, atol=0, repro=built.repro(),
-                     what=f"{what}: input {name} changed by the failed call")
+        assert_close(
+            t.numpy(),
+            old,
+            rtol=0,
+            atol=0,
+            repro=built.repro(),
+            what=f"{what}: input {name} changed by the failed call",
+        )
 
 
 def _tensors(built: Any) -> list[tuple[Any, str]]:
@@ -65,14 +72,22 @@ def test_mixing_devices(needle_device: Any, op: str) -> None:
     a = needle.Tensor(np.ones((2, 2)), device=needle_device, dtype=dtype)
     b = needle.Tensor(np.ones((2, 2)), device=other, dtype=dtype)
     args = (a, b) if op != "where" else (a, a, b)
-    repro = "\n".join([
-        "import numpy as np", "import needle as ndl",
-        f"a = ndl.Tensor(np.ones((2, 2)), device={str(needle_device)!r}, dtype={dtype!r})",
-        f"b = ndl.Tensor(np.ones((2, 2)), device={str(other)!r}, dtype={dtype!r})",
-        f"ndl.ops.{op}(" + ("a, b" if op != "where" else "a, a, b") + ")"])
-    err = assert_raises(lambda: fn(*args), ValueError, "", repro=repro,
-                        what=f"op {op}: tensors on {needle_device} and {other}")
+    repro = "\n".join(
+        [
+            "import numpy as np",
+            "import needle as ndl",
+            f"a = ndl.Tensor(np.ones((2, 2)), device={str(needle_device)!r}, dtype={dtype!r})",
+            f"b = ndl.Tensor(np.ones((2, 2)), device={str(other)!r}, dtype={dtype!r})",
+            f"ndl.ops.{op}(" + ("a, b" if op != "where" else "a, a, b") + ")",
+        ]
+    )
+    err = assert_raises(
+        lambda: fn(*args),
+        ValueError,
+        "",
+        repro=repro,
+        what=f"op {op}: tensors on {needle_device} and {other}",
+    )
     for d in (needle_device, other):
         if str(d) not in str(err):
-            pytest.fail(f"op {op}: the error {str(err)!r} does not name device {d}",
-                        pytrace=False)
+            pytest.fail(f"op {op}: the error {str(err)!r} does not name device {d}", pytrace=False)

@@ -51,10 +51,22 @@ UNARY: dict[str, tuple[Any, str]] = {
 }
 COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
 
-TESTED = {"alloc", "from_numpy", "to_numpy", "fill", "astype", "compact", "ewise_setitem",
-          "scalar_setitem", "reduce_sum", "reduce_max", "matmul",
-          *(f"ewise_{n}" for n in BINARY), *(f"scalar_{n}" for n in BINARY),
-          *(f"ewise_{n}" for n in UNARY)}
+TESTED = {
+    "alloc",
+    "from_numpy",
+    "to_numpy",
+    "fill",
+    "astype",
+    "compact",
+    "ewise_setitem",
+    "scalar_setitem",
+    "reduce_sum",
+    "reduce_max",
+    "matmul",
+    *(f"ewise_{n}" for n in BINARY),
+    *(f"scalar_{n}" for n in BINARY),
+    *(f"ewise_{n}" for n in UNARY),
+}
 
 
 def test_every_required_kernel_is_tested() -> None:
@@ -72,31 +84,52 @@ def _tol(name: str, dtype: str) -> dict[str, Any]:
 def test_alloc(needle_kernels: Any, needle_backend_name: str, dtype: str, size: int) -> None:
     h = needle_kernels.alloc(size, dtype)
     what = f"kernel alloc({size}, {dtype!r})"
-    repro = "\n".join([*header(needle_backend_name), f"h = k.alloc({size}, {dtype!r})",
-                       "print(h.size, h.dtype)"])
+    repro = "\n".join(
+        [*header(needle_backend_name), f"h = k.alloc({size}, {dtype!r})", "print(h.size, h.dtype)"]
+    )
     if (h.size, h.dtype) != (size, dtype):
-        pytest.fail(f"{what}: handle has size {h.size!r} and dtype {h.dtype!r}\n{repro}",
-                    pytrace=False)
+        pytest.fail(
+            f"{what}: handle has size {h.size!r} and dtype {h.dtype!r}\n{repro}", pytrace=False
+        )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(view=strided_views(), seed=st.integers(0, 9999))
 @SETTINGS
-def test_from_numpy_to_numpy(needle_kernels: Any, needle_backend_name: str, dtype: str,
-                             view: dict[str, Any], seed: int) -> None:
+def test_from_numpy_to_numpy(
+    needle_kernels: Any, needle_backend_name: str, dtype: str, view: dict[str, Any], seed: int
+) -> None:
     """Round trip; ``to_numpy`` of a strided view equals NumPy's view of the same data."""
     k = needle_kernels
     src, lines = gen("src", "normal", (view["size"],), seed, dtype)
     h = upload(k, src, dtype)
     shape, strides, offset = view["shape"], view["strides"], view["offset"]
     got = k.to_numpy(h, shape, strides, offset)
-    repro = "\n".join([*header(needle_backend_name), *lines, *upload_code("a", "src", dtype),
-                       f"print(k.to_numpy(a, {shape}, {strides}, {offset}))"])
-    assert_close(download(k, h), src, rtol=0, atol=0, repro=repro,
-                 what=f"kernel from_numpy/to_numpy round trip: {view['size']} elements {dtype}")
-    assert_close(got, reference_view(src, shape, strides, offset), rtol=0, atol=0, repro=repro,
-                 what=f"kernel to_numpy: view shape {shape} strides {strides} offset {offset} "
-                      f"of a {dtype} buffer of {view['size']}")
+    repro = "\n".join(
+        [
+            *header(needle_backend_name),
+            *lines,
+            *upload_code("a", "src", dtype),
+            f"print(k.to_numpy(a, {shape}, {strides}, {offset}))",
+        ]
+    )
+    assert_close(
+        download(k, h),
+        src,
+        rtol=0,
+        atol=0,
+        repro=repro,
+        what=f"kernel from_numpy/to_numpy round trip: {view['size']} elements {dtype}",
+    )
+    assert_close(
+        got,
+        reference_view(src, shape, strides, offset),
+        rtol=0,
+        atol=0,
+        repro=repro,
+        what=f"kernel to_numpy: view shape {shape} strides {strides} offset {offset} "
+        f"of a {dtype} buffer of {view['size']}",
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -105,29 +138,56 @@ def test_fill(needle_kernels: Any, needle_backend_name: str, dtype: str, value: 
     k = needle_kernels
     h = k.alloc(13, dtype)
     k.fill(h, value)
-    repro = "\n".join([*header(needle_backend_name), f"h = k.alloc(13, {dtype!r})",
-                       f"k.fill(h, {value!r})", "print(k.to_numpy(h, (13,), (1,), 0))"])
-    assert_close(download(k, h), np.full(13, value), rtol=0, atol=0, repro=repro,
-                 what=f"kernel fill: 13 elements {dtype} with {value!r}")
+    repro = "\n".join(
+        [
+            *header(needle_backend_name),
+            f"h = k.alloc(13, {dtype!r})",
+            f"k.fill(h, {value!r})",
+            "print(k.to_numpy(h, (13,), (1,), 0))",
+        ]
+    )
+    assert_close(
+        download(k, h),
+        np.full(13, value),
+        rtol=0,
+        atol=0,
+        repro=repro,
+        what=f"kernel fill: 13 elements {dtype} with {value!r}",
+    )
 
 
 @pytest.mark.parametrize("src_dtype", DTYPES)
 @pytest.mark.parametrize("dst_dtype", DTYPES)
-def test_astype(needle_kernels: Any, needle_backend_name: str, src_dtype: str,
-                dst_dtype: str) -> None:
+def test_astype(
+    needle_kernels: Any, needle_backend_name: str, src_dtype: str, dst_dtype: str
+) -> None:
     k = needle_kernels
     src, lines = gen("src", "normal", (11,), 5, src_dtype)
     a = upload(k, src, src_dtype)
     out = k.alloc(11, dst_dtype)
     k.astype(a, out)
-    repro = "\n".join([*header(needle_backend_name), *lines, *upload_code("a", "src", src_dtype),
-                       f"out = k.alloc(11, {dst_dtype!r})", "k.astype(a, out)",
-                       "print(k.to_numpy(out, (11,), (1,), 0))"])
+    repro = "\n".join(
+        [
+            *header(needle_backend_name),
+            *lines,
+            *upload_code("a", "src", src_dtype),
+            f"out = k.alloc(11, {dst_dtype!r})",
+            "k.astype(a, out)",
+            "print(k.to_numpy(out, (11,), (1,), 0))",
+        ]
+    )
     if out.dtype != dst_dtype:
-        pytest.fail(f"kernel astype: out has dtype {out.dtype!r}, expected {dst_dtype!r}",
-                    pytrace=False)
-    assert_close(download(k, out), src.astype(dst_dtype), rtol=0, atol=0, repro=repro,
-                 what=f"kernel astype: 11 elements {src_dtype} -> {dst_dtype}")
+        pytest.fail(
+            f"kernel astype: out has dtype {out.dtype!r}, expected {dst_dtype!r}", pytrace=False
+        )
+    assert_close(
+        download(k, out),
+        src.astype(dst_dtype),
+        rtol=0,
+        atol=0,
+        repro=repro,
+        what=f"kernel astype: 11 elements {src_dtype} -> {dst_dtype}",
+    )
 
 
 # --- layout ----------------------------------------------------------------------------
@@ -139,8 +199,9 @@ _OFFSET_EXAMPLE = {"shape": (3, 4), "strides": (1, 3), "offset": 5, "size": 17}
 @example(view=_OFFSET_EXAMPLE, seed=1)
 @example(view={"shape": (2, 3), "strides": (0, 2), "offset": 3, "size": 8}, seed=2)
 @SETTINGS
-def test_compact(needle_kernels: Any, needle_backend_name: str, dtype: str,
-                 view: dict[str, Any], seed: int) -> None:
+def test_compact(
+    needle_kernels: Any, needle_backend_name: str, dtype: str, view: dict[str, Any], seed: int
+) -> None:
     k = needle_kernels
     shape, strides, offset = view["shape"], view["strides"], view["offset"]
     src, lines = gen("src", "normal", (view["size"],), seed, dtype)
@@ -148,22 +209,34 @@ def test_compact(needle_kernels: Any, needle_backend_name: str, dtype: str,
     n = int(np.prod(shape, dtype=np.int64))
     out = k.alloc(n, dtype)
     k.compact(a, out, shape, strides, offset)
-    repro = "\n".join([*header(needle_backend_name), *lines, *upload_code("a", "src", dtype),
-                       f"out = k.alloc({n}, {dtype!r})",
-                       f"k.compact(a, out, {shape}, {strides}, {offset})",
-                       f"print(k.to_numpy(out, ({n},), (1,), 0))"])
-    assert_close(download(k, out), reference_view(src, shape, strides, offset).reshape(-1),
-                 rtol=0, atol=0, repro=repro,
-                 what=f"kernel compact: view shape {shape} strides {strides} offset {offset} "
-                      f"of a {dtype} buffer of {view['size']}")
+    repro = "\n".join(
+        [
+            *header(needle_backend_name),
+            *lines,
+            *upload_code("a", "src", dtype),
+            f"out = k.alloc({n}, {dtype!r})",
+            f"k.compact(a, out, {shape}, {strides}, {offset})",
+            f"print(k.to_numpy(out, ({n},), (1,), 0))",
+        ]
+    )
+    assert_close(
+        download(k, out),
+        reference_view(src, shape, strides, offset).reshape(-1),
+        rtol=0,
+        atol=0,
+        repro=repro,
+        what=f"kernel compact: view shape {shape} strides {strides} offset {offset} "
+        f"of a {dtype} buffer of {view['size']}",
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(view=strided_views(injective=True), seed=st.integers(0, 9999))
 @example(view=_OFFSET_EXAMPLE, seed=3)
 @SETTINGS
-def test_ewise_setitem(needle_kernels: Any, needle_backend_name: str, dtype: str,
-                       view: dict[str, Any], seed: int) -> None:
+def test_ewise_setitem(
+    needle_kernels: Any, needle_backend_name: str, dtype: str, view: dict[str, Any], seed: int
+) -> None:
     k = needle_kernels
     shape, strides, offset = view["shape"], view["strides"], view["offset"]
     n = int(np.prod(shape, dtype=np.int64))
@@ -175,21 +248,40 @@ def test_ewise_setitem(needle_kernels: Any, needle_backend_name: str, dtype: str
     expected = dst.copy()
     if n:
         reference_view(expected, shape, strides, offset)[...] = src.reshape(shape)
-    repro = "\n".join([*header(needle_backend_name), *lines, *lines2,
-                       *upload_code("out", "dst", dtype), *upload_code("a", "src", dtype),
-                       f"k.ewise_setitem(a, out, {shape}, {strides}, {offset})",
-                       f"print(k.to_numpy(out, ({view['size']},), (1,), 0))"])
-    assert_close(download(k, out), expected, rtol=0, atol=0, repro=repro,
-                 what=f"kernel ewise_setitem: view shape {shape} strides {strides} "
-                      f"offset {offset} of a {dtype} buffer of {view['size']}")
+    repro = "\n".join(
+        [
+            *header(needle_backend_name),
+            *lines,
+            *lines2,
+            *upload_code("out", "dst", dtype),
+            *upload_code("a", "src", dtype),
+            f"k.ewise_setitem(a, out, {shape}, {strides}, {offset})",
+            f"print(k.to_numpy(out, ({view['size']},), (1,), 0))",
+        ]
+    )
+    assert_close(
+        download(k, out),
+        expected,
+        rtol=0,
+        atol=0,
+        repro=repro,
+        what=f"kernel ewise_setitem: view shape {shape} strides {strides} "
+        f"offset {offset} of a {dtype} buffer of {view['size']}",
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(view=strided_views(), seed=st.integers(0, 9999), value=st.sampled_from([0.0, -1.5, 7.0]))
 @example(view=_OFFSET_EXAMPLE, seed=4, value=-1.5)
 @SETTINGS
-def test_scalar_setitem(needle_kernels: Any, needle_backend_name: str, dtype: str,
-                        view: dict[str, Any], seed: int, value: float) -> None:
+def test_scalar_setitem(
+    needle_kernels: Any,
+    needle_backend_name: str,
+    dtype: str,
+    view: dict[str, Any],
+    seed: int,
+    value: float,
+) -> None:
     k = needle_kernels
     shape, strides, offset = view["shape"], view["strides"], view["offset"]
     n = int(np.prod(shape, dtype=np.int64))
@@ -199,12 +291,24 @@ def test_scalar_setitem(needle_kernels: Any, needle_backend_name: str, dtype: st
     expected = dst.copy()
     if n:
         reference_view(expected, shape, strides, offset)[...] = value
-    repro = "\n".join([*header(needle_backend_name), *lines, *upload_code("out", "dst", dtype),
-                       f"k.scalar_setitem({n}, {value!r}, out, {shape}, {strides}, {offset})",
-                       f"print(k.to_numpy(out, ({view['size']},), (1,), 0))"])
-    assert_close(download(k, out), expected, rtol=0, atol=0, repro=repro,
-                 what=f"kernel scalar_setitem: view shape {shape} strides {strides} "
-                      f"offset {offset} of a {dtype} buffer of {view['size']}")
+    repro = "\n".join(
+        [
+            *header(needle_backend_name),
+            *lines,
+            *upload_code("out", "dst", dtype),
+            f"k.scalar_setitem({n}, {value!r}, out, {shape}, {strides}, {offset})",
+            f"print(k.to_numpy(out, ({view['size']},), (1,), 0))",
+        ]
+    )
+    assert_close(
+        download(k, out),
+        expected,
+        rtol=0,
+        atol=0,
+        repro=repro,
+        what=f"kernel scalar_setitem: view shape {shape} strides {strides} "
+        f"offset {offset} of a {dtype} buffer of {view['size']}",
+    )
 
 
 # --- element-wise ----------------------------------------------------------------------
@@ -213,8 +317,9 @@ def test_scalar_setitem(needle_kernels: Any, needle_backend_name: str, dtype: st
 @given(size=st.integers(0, 40), seed=st.integers(0, 9999))
 @example(size=7, seed=0)
 @SETTINGS
-def test_ewise_binary(needle_kernels: Any, needle_backend_name: str, kernel: str, dtype: str,
-                      size: int, seed: int) -> None:
+def test_ewise_binary(
+    needle_kernels: Any, needle_backend_name: str, kernel: str, dtype: str, size: int, seed: int
+) -> None:
     name = kernel.removeprefix("ewise_")
     fn, ka, kb = BINARY[name]
     k = needle_kernels
@@ -224,11 +329,25 @@ def test_ewise_binary(needle_kernels: Any, needle_backend_name: str, kernel: str
     getattr(k, f"ewise_{name}")(a, b, out)
     with np.errstate(all="ignore"):
         expected = fn(a_np.astype(np.float64), b_np.astype(np.float64)).astype(np.float64)
-    repro = "\n".join([*header(needle_backend_name), *la, *lb, *upload_code("a", "a_np", dtype),
-                       *upload_code("b", "b_np", dtype), f"out = k.alloc({size}, {dtype!r})",
-                       f"k.ewise_{name}(a, b, out)", f"print(k.to_numpy(out, ({size},), (1,), 0))"])
-    assert_close(download(k, out), expected, repro=repro, **_tol(name, dtype),
-                 what=f"kernel ewise_{name}: {size} elements {dtype}")
+    repro = "\n".join(
+        [
+            *header(needle_backend_name),
+            *la,
+            *lb,
+            *upload_code("a", "a_np", dtype),
+            *upload_code("b", "b_np", dtype),
+            f"out = k.alloc({size}, {dtype!r})",
+            f"k.ewise_{name}(a, b, out)",
+            f"print(k.to_numpy(out, ({size},), (1,), 0))",
+        ]
+    )
+    assert_close(
+        download(k, out),
+        expected,
+        repro=repro,
+        **_tol(name, dtype),
+        what=f"kernel ewise_{name}: {size} elements {dtype}",
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -236,8 +355,15 @@ def test_ewise_binary(needle_kernels: Any, needle_backend_name: str, kernel: str
 @given(size=st.integers(0, 40), seed=st.integers(0, 9999), pick=st.integers(0, 3))
 @example(size=7, seed=0, pick=0)
 @SETTINGS
-def test_scalar_binary(needle_kernels: Any, needle_backend_name: str, kernel: str, dtype: str,
-                       size: int, seed: int, pick: int) -> None:
+def test_scalar_binary(
+    needle_kernels: Any,
+    needle_backend_name: str,
+    kernel: str,
+    dtype: str,
+    size: int,
+    seed: int,
+    pick: int,
+) -> None:
     name = kernel.removeprefix("scalar_")
     fn, ka, _ = BINARY[name]
     values = SCALARS.get(name, (1.0, -0.5, 0.0, 2.25) if name in COMPARISONS else (1.25, -3.0))
@@ -248,11 +374,23 @@ def test_scalar_binary(needle_kernels: Any, needle_backend_name: str, kernel: st
     getattr(k, f"scalar_{name}")(a, value, out)
     with np.errstate(all="ignore"):
         expected = fn(a_np.astype(np.float64), float(np.asarray(value, dtype))).astype(np.float64)
-    repro = "\n".join([*header(needle_backend_name), *la, *upload_code("a", "a_np", dtype),
-                       f"out = k.alloc({size}, {dtype!r})", f"k.scalar_{name}(a, {value!r}, out)",
-                       f"print(k.to_numpy(out, ({size},), (1,), 0))"])
-    assert_close(download(k, out), expected, repro=repro, **_tol(name, dtype),
-                 what=f"kernel scalar_{name}: {size} elements {dtype}, value {value!r}")
+    repro = "\n".join(
+        [
+            *header(needle_backend_name),
+            *la,
+            *upload_code("a", "a_np", dtype),
+            f"out = k.alloc({size}, {dtype!r})",
+            f"k.scalar_{name}(a, {value!r}, out)",
+            f"print(k.to_numpy(out, ({size},), (1,), 0))",
+        ]
+    )
+    assert_close(
+        download(k, out),
+        expected,
+        repro=repro,
+        **_tol(name, dtype),
+        what=f"kernel scalar_{name}: {size} elements {dtype}, value {value!r}",
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -260,19 +398,32 @@ def test_scalar_binary(needle_kernels: Any, needle_backend_name: str, kernel: st
 @given(size=st.integers(0, 40), seed=st.integers(0, 9999))
 @example(size=7, seed=0)
 @SETTINGS
-def test_ewise_unary(needle_kernels: Any, needle_backend_name: str, kernel: str, dtype: str,
-                     size: int, seed: int) -> None:
+def test_ewise_unary(
+    needle_kernels: Any, needle_backend_name: str, kernel: str, dtype: str, size: int, seed: int
+) -> None:
     name = kernel.removeprefix("ewise_")
     fn, kind = UNARY[name]
     k = needle_kernels
     a_np, la = gen("a_np", kind, (size,), seed, dtype)
     a, out = upload(k, a_np, dtype), k.alloc(size, dtype)
     getattr(k, f"ewise_{name}")(a, out)
-    repro = "\n".join([*header(needle_backend_name), *la, *upload_code("a", "a_np", dtype),
-                       f"out = k.alloc({size}, {dtype!r})", f"k.ewise_{name}(a, out)",
-                       f"print(k.to_numpy(out, ({size},), (1,), 0))"])
-    assert_close(download(k, out), fn(a_np.astype(np.float64)), repro=repro, dtype=dtype,
-                 what=f"kernel ewise_{name}: {size} elements {dtype}")
+    repro = "\n".join(
+        [
+            *header(needle_backend_name),
+            *la,
+            *upload_code("a", "a_np", dtype),
+            f"out = k.alloc({size}, {dtype!r})",
+            f"k.ewise_{name}(a, out)",
+            f"print(k.to_numpy(out, ({size},), (1,), 0))",
+        ]
+    )
+    assert_close(
+        download(k, out),
+        fn(a_np.astype(np.float64)),
+        repro=repro,
+        dtype=dtype,
+        what=f"kernel ewise_{name}: {size} elements {dtype}",
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -286,48 +437,81 @@ def test_nan_semantics(needle_kernels: Any, needle_backend_name: str, dtype: str
         out = k.alloc(3, dtype)
         getattr(k, f"ewise_{name}")(a, b, out)
         expected = np.full(3, np.nan) if name == "maximum" else np.full(3, float(name == "ne"))
-        repro = "\n".join([*header(needle_backend_name),
-                           f"a_np = np.array([np.nan, 1.0, np.nan], dtype={dtype!r})",
-                           f"b_np = np.array([1.0, np.nan, np.nan], dtype={dtype!r})",
-                           *upload_code("a", "a_np", dtype), *upload_code("b", "b_np", dtype),
-                           f"out = k.alloc(3, {dtype!r})", f"k.ewise_{name}(a, b, out)",
-                           "print(k.to_numpy(out, (3,), (1,), 0))"])
-        assert_close(download(k, out), expected, rtol=0, atol=0, repro=repro,
-                     what=f"kernel ewise_{name}: NaN inputs {dtype}")
+        repro = "\n".join(
+            [
+                *header(needle_backend_name),
+                f"a_np = np.array([np.nan, 1.0, np.nan], dtype={dtype!r})",
+                f"b_np = np.array([1.0, np.nan, np.nan], dtype={dtype!r})",
+                *upload_code("a", "a_np", dtype),
+                *upload_code("b", "b_np", dtype),
+                f"out = k.alloc(3, {dtype!r})",
+                f"k.ewise_{name}(a, b, out)",
+                "print(k.to_numpy(out, (3,), (1,), 0))",
+            ]
+        )
+        assert_close(
+            download(k, out),
+            expected,
+            rtol=0,
+            atol=0,
+            repro=repro,
+            what=f"kernel ewise_{name}: NaN inputs {dtype}",
+        )
 
 
 # --- reductions and matmul -------------------------------------------------------------
-def _reduce_check(k: Any, backend: str, name: str, dtype: str, rows: int, size: int,
-                  kind: str, seed: int) -> None:
+def _reduce_check(
+    k: Any, backend: str, name: str, dtype: str, rows: int, size: int, kind: str, seed: int
+) -> None:
     a_np, la = gen("a_np", kind, (rows * size,), seed, dtype)
     a, out = upload(k, a_np, dtype), k.alloc(rows, dtype)
     getattr(k, name)(a, out, size)
     x = a_np.astype(np.float64).reshape(rows, size)
     expected = x.sum(axis=1) if name == "reduce_sum" else x.max(axis=1, initial=-np.inf)
-    repro = "\n".join([*header(backend), *la, *upload_code("a", "a_np", dtype),
-                       f"out = k.alloc({rows}, {dtype!r})", f"k.{name}(a, out, {size})",
-                       f"print(k.to_numpy(out, ({rows},), (1,), 0))"])
+    repro = "\n".join(
+        [
+            *header(backend),
+            *la,
+            *upload_code("a", "a_np", dtype),
+            f"out = k.alloc({rows}, {dtype!r})",
+            f"k.{name}(a, out, {size})",
+            f"print(k.to_numpy(out, ({rows},), (1,), 0))",
+        ]
+    )
     tol = {"dtype": dtype} if name == "reduce_sum" else {"rtol": 0.0, "atol": 0.0}
     if name == "reduce_sum" and dtype == "float32":
         tol = {"rtol": 1e-5, "atol": 1e-5}
-    assert_close(download(k, out), expected, repro=repro, **tol,
-                 what=f"kernel {name}: {rows} rows of reduce_size {size}, {dtype}")
+    assert_close(
+        download(k, out),
+        expected,
+        repro=repro,
+        **tol,
+        what=f"kernel {name}: {rows} rows of reduce_size {size}, {dtype}",
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["reduce_sum", "reduce_max"])
 @given(rows=st.integers(0, 6), size=st.integers(1, 9), seed=st.integers(0, 9999))
 @SETTINGS
-def test_reduce(needle_kernels: Any, needle_backend_name: str, name: str, dtype: str,
-                rows: int, size: int, seed: int) -> None:
+def test_reduce(
+    needle_kernels: Any,
+    needle_backend_name: str,
+    name: str,
+    dtype: str,
+    rows: int,
+    size: int,
+    seed: int,
+) -> None:
     _reduce_check(needle_kernels, needle_backend_name, name, dtype, rows, size, "normal", seed)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["reduce_sum", "reduce_max"])
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
-def test_reduce_extreme_position(needle_kernels: Any, needle_backend_name: str, name: str,
-                                 dtype: str, where: str) -> None:
+def test_reduce_extreme_position(
+    needle_kernels: Any, needle_backend_name: str, name: str, dtype: str, where: str
+) -> None:
     """Rows whose largest element sits first, in the middle or last (edge handling)."""
     rows, size = 3, 5
     k = needle_kernels
@@ -338,14 +522,25 @@ def test_reduce_extreme_position(needle_kernels: Any, needle_backend_name: str, 
     out = k.alloc(rows, dtype)
     getattr(k, name)(a, out, size)
     expected = base.sum(axis=1) if name == "reduce_sum" else base.max(axis=1)
-    repro = "\n".join([*header(needle_backend_name),
-                       f"x = -np.arange({rows * size}.0).reshape({rows}, {size}) / 8",
-                       f"x[:, {pos}] = 10.0 + np.arange({rows})",
-                       *upload_code("a", "x", dtype), f"out = k.alloc({rows}, {dtype!r})",
-                       f"k.{name}(a, out, {size})", f"print(k.to_numpy(out, ({rows},), (1,), 0))"])
-    assert_close(download(k, out), expected, repro=repro, dtype=dtype,
-                 what=f"kernel {name}: {rows} rows of reduce_size {size}, {dtype}, "
-                      f"largest element {where} in each row")
+    repro = "\n".join(
+        [
+            *header(needle_backend_name),
+            f"x = -np.arange({rows * size}.0).reshape({rows}, {size}) / 8",
+            f"x[:, {pos}] = 10.0 + np.arange({rows})",
+            *upload_code("a", "x", dtype),
+            f"out = k.alloc({rows}, {dtype!r})",
+            f"k.{name}(a, out, {size})",
+            f"print(k.to_numpy(out, ({rows},), (1,), 0))",
+        ]
+    )
+    assert_close(
+        download(k, out),
+        expected,
+        repro=repro,
+        dtype=dtype,
+        what=f"kernel {name}: {rows} rows of reduce_size {size}, {dtype}, "
+        f"largest element {where} in each row",
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -355,11 +550,23 @@ def test_reduce_sum_empty_rows(needle_kernels: Any, needle_backend_name: str, dt
     a, out = k.alloc(0, dtype), k.alloc(3, dtype)
     k.fill(out, 5.0)
     k.reduce_sum(a, out, 0)
-    repro = "\n".join([*header(needle_backend_name), f"a = k.alloc(0, {dtype!r})",
-                       f"out = k.alloc(3, {dtype!r})", "k.reduce_sum(a, out, 0)",
-                       "print(k.to_numpy(out, (3,), (1,), 0))"])
-    assert_close(download(k, out), np.zeros(3), rtol=0, atol=0, repro=repro,
-                 what=f"kernel reduce_sum: 3 rows of reduce_size 0, {dtype}")
+    repro = "\n".join(
+        [
+            *header(needle_backend_name),
+            f"a = k.alloc(0, {dtype!r})",
+            f"out = k.alloc(3, {dtype!r})",
+            "k.reduce_sum(a, out, 0)",
+            "print(k.to_numpy(out, (3,), (1,), 0))",
+        ]
+    )
+    assert_close(
+        download(k, out),
+        np.zeros(3),
+        rtol=0,
+        atol=0,
+        repro=repro,
+        what=f"kernel reduce_sum: 3 rows of reduce_size 0, {dtype}",
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -367,8 +574,9 @@ def test_reduce_sum_empty_rows(needle_kernels: Any, needle_backend_name: str, dt
 @example(m=2, n=3, p=4, seed=0)
 @example(m=3, n=3, p=3, seed=1)
 @SETTINGS
-def test_matmul(needle_kernels: Any, needle_backend_name: str, dtype: str, m: int, n: int,
-                p: int, seed: int) -> None:
+def test_matmul(
+    needle_kernels: Any, needle_backend_name: str, dtype: str, m: int, n: int, p: int, seed: int
+) -> None:
     k = needle_kernels
     a_np, la = gen("a_np", "normal", (m, n), seed, dtype)
     b_np, lb = gen("b_np", "normal", (n, p), seed + 1, dtype)
@@ -376,13 +584,26 @@ def test_matmul(needle_kernels: Any, needle_backend_name: str, dtype: str, m: in
     k.fill(out, 3.0)  # n == 0 must still write zeros
     k.matmul(a, b, out, m, n, p)
     expected = a_np.astype(np.float64) @ b_np.astype(np.float64)
-    repro = "\n".join([*header(needle_backend_name), *la, *lb, *upload_code("a", "a_np", dtype),
-                       *upload_code("b", "b_np", dtype), f"out = k.alloc({m * p}, {dtype!r})",
-                       f"k.matmul(a, b, out, {m}, {n}, {p})",
-                       f"print(k.to_numpy(out, ({m}, {p}), ({p}, 1), 0))"])
+    repro = "\n".join(
+        [
+            *header(needle_backend_name),
+            *la,
+            *lb,
+            *upload_code("a", "a_np", dtype),
+            *upload_code("b", "b_np", dtype),
+            f"out = k.alloc({m * p}, {dtype!r})",
+            f"k.matmul(a, b, out, {m}, {n}, {p})",
+            f"print(k.to_numpy(out, ({m}, {p}), ({p}, 1), 0))",
+        ]
+    )
     tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == "float32" else {"dtype": dtype}
-    assert_close(download(k, out).reshape(m, p), expected, repro=repro, **tol,
-                 what=f"kernel matmul: ({m}, {n}) @ ({n}, {p}), {dtype}")
+    assert_close(
+        download(k, out).reshape(m, p),
+        expected,
+        repro=repro,
+        **tol,
+        what=f"kernel matmul: ({m}, {n}) @ ({n}, {p}), {dtype}",
+    )
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -398,37 +619,90 @@ def _error_cases() -> list[tuple[str, str, Any, Any]]:
     return [
         ("alloc_negative", "alloc", lambda k, d: k.alloc(-1, d), (ValueError,)),
         ("alloc_bad_dtype", "alloc", lambda k, d: k.alloc(3, "not-a-dtype"), (TypeError,)),
-        ("from_numpy_size", "from_numpy", lambda k, d: k.from_numpy(np.zeros(5, d), buf(k, 4, d)),
-         (ValueError,)),
-        ("to_numpy_out_of_bounds", "to_numpy",
-         lambda k, d: k.to_numpy(buf(k, 4, d), (2, 3), (3, 1), 0), (ValueError, IndexError)),
-        ("compact_out_of_bounds", "compact",
-         lambda k, d: k.compact(buf(k, 6, d), buf(k, 6, d), (2, 3), (3, 1), 1),
-         (ValueError, IndexError)),
-        ("compact_out_too_small", "compact",
-         lambda k, d: k.compact(buf(k, 6, d), buf(k, 5, d), (2, 3), (3, 1), 0), (ValueError,)),
-        ("ewise_setitem_out_of_bounds", "ewise_setitem",
-         lambda k, d: k.ewise_setitem(buf(k, 6, d), buf(k, 6, d), (2, 3), (4, 1), 0),
-         (ValueError, IndexError)),
-        ("scalar_setitem_out_of_bounds", "scalar_setitem",
-         lambda k, d: k.scalar_setitem(6, 0.0, buf(k, 5, d), (2, 3), (3, 1), 0),
-         (ValueError, IndexError)),
-        ("ewise_add_short_input", "ewise_add",
-         lambda k, d: k.ewise_add(buf(k, 3, d), buf(k, 5, d), buf(k, 5, d)), (ValueError,)),
-        ("ewise_add_not_a_buffer", "ewise_add",
-         lambda k, d: k.ewise_add(np.ones(5, d), buf(k, 5, d), buf(k, 5, d)), (TypeError,)),
-        ("scalar_mul_short_input", "scalar_mul",
-         lambda k, d: k.scalar_mul(buf(k, 2, d), 2.0, buf(k, 5, d)), (ValueError,)),
-        ("ewise_exp_short_input", "ewise_exp",
-         lambda k, d: k.ewise_exp(buf(k, 2, d), buf(k, 5, d)), (ValueError,)),
-        ("reduce_sum_short_input", "reduce_sum",
-         lambda k, d: k.reduce_sum(buf(k, 5, d), buf(k, 2, d), 3), (ValueError,)),
-        ("reduce_max_zero_size", "reduce_max",
-         lambda k, d: k.reduce_max(buf(k, 0, d), buf(k, 2, d), 0), (ValueError,)),
-        ("matmul_short_input", "matmul",
-         lambda k, d: k.matmul(buf(k, 5, d), buf(k, 6, d), buf(k, 4, d), 2, 3, 2), (ValueError,)),
-        ("astype_short_input", "astype",
-         lambda k, d: k.astype(buf(k, 3, d), buf(k, 5, d)), (ValueError,)),
+        (
+            "from_numpy_size",
+            "from_numpy",
+            lambda k, d: k.from_numpy(np.zeros(5, d), buf(k, 4, d)),
+            (ValueError,),
+        ),
+        (
+            "to_numpy_out_of_bounds",
+            "to_numpy",
+            lambda k, d: k.to_numpy(buf(k, 4, d), (2, 3), (3, 1), 0),
+            (ValueError, IndexError),
+        ),
+        (
+            "compact_out_of_bounds",
+            "compact",
+            lambda k, d: k.compact(buf(k, 6, d), buf(k, 6, d), (2, 3), (3, 1), 1),
+            (ValueError, IndexError),
+        ),
+        (
+            "compact_out_too_small",
+            "compact",
+            lambda k, d: k.compact(buf(k, 6, d), buf(k, 5, d), (2, 3), (3, 1), 0),
+            (ValueError,),
+        ),
+        (
+            "ewise_setitem_out_of_bounds",
+            "ewise_setitem",
+            lambda k, d: k.ewise_setitem(buf(k, 6, d), buf(k, 6, d), (2, 3), (4, 1), 0),
+            (ValueError, IndexError),
+        ),
+        (
+            "scalar_setitem_out_of_bounds",
+            "scalar_setitem",
+            lambda k, d: k.scalar_setitem(6, 0.0, buf(k, 5, d), (2, 3), (3, 1), 0),
+            (ValueError, IndexError),
+        ),
+        (
+            "ewise_add_short_input",
+            "ewise_add",
+            lambda k, d: k.ewise_add(buf(k, 3, d), buf(k, 5, d), buf(k, 5, d)),
+            (ValueError,),
+        ),
+        (
+            "ewise_add_not_a_buffer",
+            "ewise_add",
+            lambda k, d: k.ewise_add(np.ones(5, d), buf(k, 5, d), buf(k, 5, d)),
+            (TypeError,),
+        ),
+        (
+            "scalar_mul_short_input",
+            "scalar_mul",
+            lambda k, d: k.scalar_mul(buf(k, 2, d), 2.0, buf(k, 5, d)),
+            (ValueError,),
+        ),
+        (
+            "ewise_exp_short_input",
+            "ewise_exp",
+            lambda k, d: k.ewise_exp(buf(k, 2, d), buf(k, 5, d)),
+            (ValueError,),
+        ),
+        (
+            "reduce_sum_short_input",
+            "reduce_sum",
+            lambda k, d: k.reduce_sum(buf(k, 5, d), buf(k, 2, d), 3),
+            (ValueError,),
+        ),
+        (
+            "reduce_max_zero_size",
+            "reduce_max",
+            lambda k, d: k.reduce_max(buf(k, 0, d), buf(k, 2, d), 0),
+            (ValueError,),
+        ),
+        (
+            "matmul_short_input",
+            "matmul",
+            lambda k, d: k.matmul(buf(k, 5, d), buf(k, 6, d), buf(k, 4, d), 2, 3, 2),
+            (ValueError,),
+        ),
+        (
+            "astype_short_input",
+            "astype",
+            lambda k, d: k.astype(buf(k, 3, d), buf(k, 5, d)),
+            (ValueError,),
+        ),
     ] + [(case, kern, fn, bad) for case, kern, fn in _dtype_mismatch_cases()]
 
 
@@ -440,10 +714,16 @@ def _dtype_mismatch_cases() -> list[tuple[str, str, Any]]:
         return DTYPES[1] if d == DTYPES[0] else DTYPES[0]
 
     return [
-        ("ewise_mul_dtype_mismatch", "ewise_mul",
-         lambda k, d: k.ewise_mul(k.alloc(4, d), k.alloc(4, other(d)), k.alloc(4, d))),
-        ("matmul_dtype_mismatch", "matmul",
-         lambda k, d: k.matmul(k.alloc(4, d), k.alloc(4, other(d)), k.alloc(4, d), 2, 2, 2)),
+        (
+            "ewise_mul_dtype_mismatch",
+            "ewise_mul",
+            lambda k, d: k.ewise_mul(k.alloc(4, d), k.alloc(4, other(d)), k.alloc(4, d)),
+        ),
+        (
+            "matmul_dtype_mismatch",
+            "matmul",
+            lambda k, d: k.matmul(k.alloc(4, d), k.alloc(4, other(d)), k.alloc(4, d), 2, 2, 2),
+        ),
     ]
 
 
@@ -452,13 +732,18 @@ _CASES = _error_cases()
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", _CASES, ids=[c[0] for c in _CASES])
-def test_kernel_error(needle_kernels: Any, needle_backend_name: str, dtype: str,
-                      case: tuple[str, str, Any, Any]) -> None:
+def test_kernel_error(
+    needle_kernels: Any, needle_backend_name: str, dtype: str, case: tuple[str, str, Any, Any]
+) -> None:
     """Bad sizes, views and dtypes raise a fitting error naming the kernel; no crash."""
     name, kernel, call, exc = case
-    assert_raises(lambda: call(needle_kernels, dtype), exc, rf"\b{kernel}\b",
-                  what=f"kernel {kernel}: error input {name} ({dtype})",
-                  repro=f"see needle_conformance/test_kernels.py, case {name!r}")
+    assert_raises(
+        lambda: call(needle_kernels, dtype),
+        exc,
+        rf"\b{kernel}\b",
+        what=f"kernel {kernel}: error input {name} ({dtype})",
+        repro=f"see needle_conformance/test_kernels.py, case {name!r}",
+    )
 
 
 # --- optional kernels ------------------------------------------------------------------
@@ -481,16 +766,19 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
         getattr(k, name)(upload(k, x, dtype), out, 6)
         m = x.max(axis=1, keepdims=True)
         e = np.exp(x - m)
-        expected = {"logsumexp_last": (np.log(e.sum(axis=1, keepdims=True)) + m).reshape(-1),
-                    "softmax_last": (e / e.sum(axis=1, keepdims=True)).reshape(-1),
-                    "reduce_argmax": np.argmax(x, axis=1).astype(np.float64)}[name]
+        expected = {
+            "logsumexp_last": (np.log(e.sum(axis=1, keepdims=True)) + m).reshape(-1),
+            "softmax_last": (e / e.sum(axis=1, keepdims=True)).reshape(-1),
+            "reduce_argmax": np.argmax(x, axis=1).astype(np.float64),
+        }[name]
         return download(k, out), expected, "4 rows of 6 (row 1 shifted by +1000)"
     if name == "conv2d_nhwc":
         x, w = rng.standard_normal((2, 6, 5, 3)), rng.standard_normal((3, 3, 3, 4))
         out = k.alloc(2 * 2 * 2 * 4, dtype)
         k.conv2d_nhwc(upload(k, x, dtype), upload(k, w, dtype), out, 2, 6, 5, 3, 3, 4, 2)
-        expected = conv_reference(x.astype(dtype).astype(np.float64),
-                                  w.astype(dtype).astype(np.float64), stride=2)
+        expected = conv_reference(
+            x.astype(dtype).astype(np.float64), w.astype(dtype).astype(np.float64), stride=2
+        )
         return download(k, out), expected.reshape(-1), "x (2, 6, 5, 3), w (3, 3, 3, 4), stride 2"
     if name == "ewise_where":
         c = (rng.random(9) < 0.5).astype(float)
@@ -506,12 +794,17 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", list(OPTIONAL_KERNELS))
-def test_optional_kernel(needle_device: Any, needle_backend_name: str, name: str,
-                         dtype: str) -> None:
+def test_optional_kernel(
+    needle_device: Any, needle_backend_name: str, name: str, dtype: str
+) -> None:
     if not needle_device.has_kernel(name):
         pytest.skip(f"backend {needle_backend_name!r} does not declare optional kernel {name}")
     got, expected, desc = _optional_check(needle_device.kernels, name, dtype)
     tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == "float32" else {"dtype": dtype}
-    assert_close(got, expected, **tol,
-                 what=f"optional kernel {name}: {desc}, {dtype}",
-                 repro=f"see needle_conformance/test_kernels.py::_optional_check({name!r})")
+    assert_close(
+        got,
+        expected,
+        **tol,
+        what=f"optional kernel {name}: {desc}, {dtype}",
+        repro=f"see needle_conformance/test_kernels.py::_optional_check({name!r})",
+    )

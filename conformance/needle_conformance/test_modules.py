@@ -61,15 +61,26 @@ def test_linear_relu_softmax_loss(needle_device: Any) -> None:
     xt = needle.Tensor(x, device=needle_device, dtype=dtype)
     z = _linear(nn, needle_device, dtype, w, b)(xt)
     repro = f"see needle_conformance/test_modules.py (seed 3, device {needle_device}, {dtype})"
-    assert_close(z.numpy(), x @ w + b, what=f"nn.Linear(4, 3) on (5, 4), {dtype}", repro=repro,
-                 **_tol(dtype))
-    assert_close(nn.ReLU()(z).numpy(), np.maximum(x @ w + b, 0), repro=repro,
-                 what=f"nn.ReLU on (5, 3), {dtype}", **_tol(dtype))
+    assert_close(
+        z.numpy(), x @ w + b, what=f"nn.Linear(4, 3) on (5, 4), {dtype}", repro=repro, **_tol(dtype)
+    )
+    assert_close(
+        nn.ReLU()(z).numpy(),
+        np.maximum(x @ w + b, 0),
+        repro=repro,
+        what=f"nn.ReLU on (5, 3), {dtype}",
+        **_tol(dtype),
+    )
     loss = nn.SoftmaxLoss()(z, needle.Tensor(y, device=needle_device, dtype=dtype))
     zz = x @ w + b
     expected = np.mean(_lse(zz) - zz[np.arange(5), y])
-    assert_close(loss.numpy(), expected, what=f"nn.SoftmaxLoss on (5, 3), {dtype}", repro=repro,
-                 **_tol(dtype))
+    assert_close(
+        loss.numpy(),
+        expected,
+        what=f"nn.SoftmaxLoss on (5, 3), {dtype}",
+        repro=repro,
+        **_tol(dtype),
+    )
 
 
 def test_mlp_sgd_steps(needle_device: Any) -> None:
@@ -103,7 +114,12 @@ def test_mlp_sgd_steps(needle_device: Any) -> None:
         w1, b1 = w1 - 0.1 * (x.T @ dh), b1 - 0.1 * dh.sum(axis=0)
         what = f"MLP 4-8-3 + SGD(lr=0.1), step {step + 1}, {dtype}"
         assert_close(loss.numpy(), expected_loss, what=f"{what}: loss", repro=repro, **_tol(dtype))
-        for name, p, want in (("W1", l1.weight, w1), ("b1", l1.bias, b1.reshape(1, -1)),
-                              ("W2", l2.weight, w2), ("b2", l2.bias, b2.reshape(1, -1))):
-            assert_close(p.numpy(), want, what=f"{what}: {name} after the update", repro=repro,
-                         **_tol(dtype))
+        for name, p, want in (
+            ("W1", l1.weight, w1),
+            ("b1", l1.bias, b1.reshape(1, -1)),
+            ("W2", l2.weight, w2),
+            ("b2", l2.bias, b2.reshape(1, -1)),
+        ):
+            assert_close(
+                p.numpy(), want, what=f"{what}: {name} after the update", repro=repro, **_tol(dtype)
+            )

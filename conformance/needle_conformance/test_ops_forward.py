@@ -53,10 +53,15 @@ def test_every_op_has_a_record() -> None:
 
     recorded = [getattr(needle.ops, r.name, None) for r in OP_DB]
     missing = sorted(
-        name for name, fn in vars(needle.ops).items()
-        if inspect.isfunction(fn) and not name.startswith("_") and name not in PLUMBING
+        name
+        for name, fn in vars(needle.ops).items()
+        if inspect.isfunction(fn)
+        and not name.startswith("_")
+        and name not in PLUMBING
         and not any(fn is r for r in recorded)
     )
     if missing:
-        pytest.fail("needle.ops functions with no record in the op database: "
-                    + ", ".join(missing), pytrace=False)
+        pytest.fail(
+            "needle.ops functions with no record in the op database: " + ", ".join(missing),
+            pytrace=False,
+        )

@@ -32,8 +32,9 @@ def _objective(rec: OpInfo, built: Any, sample: SampleInput, vs: list[np.ndarray
     return float(sum(np.sum(o * v) for o, v in zip(reference(rec, built, sample), vs)))
 
 
-def numeric_gradient(rec: OpInfo, built: Any, sample: SampleInput, vs: list[np.ndarray],
-                     x: np.ndarray) -> np.ndarray:
+def numeric_gradient(
+    rec: OpInfo, built: Any, sample: SampleInput, vs: list[np.ndarray], x: np.ndarray
+) -> np.ndarray:
     """Central differences of ``sum(ref(...) * v)`` with respect to array ``x`` (in place)."""
     grad = np.zeros(x.shape)
     flat = x.reshape(-1)
@@ -61,21 +62,25 @@ def test_gradient(needle_device: Any, rec: OpInfo, sample: SampleInput) -> None:
     what = describe(rec, sample, built, dtype, "gradient")
     outs = outputs(call(rec, built, sample))
     vs = _cotangents([o.shape for o in outs])
-    code = [f"v{i} = np.random.default_rng(2024).standard_normal({o.shape})"
-            for i, o in enumerate(outs)]
+    code = [
+        f"v{i} = np.random.default_rng(2024).standard_normal({o.shape})" for i, o in enumerate(outs)
+    ]
     if len(outs) == 1:
         outs[0].backward(needle.Tensor(vs[0], device=needle_device, dtype=dtype))
         code.append("out.backward(ndl.Tensor(v0, device=dev, dtype='float64'))")
     else:  # a tuple op: backpropagate sum_i sum(out_i * v_i)
         loss = None
         for o, v in zip(outs, vs):
-            term = needle.ops.summation(o * needle.Tensor(v, device=needle_device, dtype=dtype,
-                                                          requires_grad=False))
+            term = needle.ops.summation(
+                o * needle.Tensor(v, device=needle_device, dtype=dtype, requires_grad=False)
+            )
             loss = term if loss is None else loss + term
         assert loss is not None
         loss.backward()
-        code.append("sum(ndl.ops.summation(o * ndl.Tensor(v, device=dev, dtype='float64', "
-                    "requires_grad=False)) for o, v in zip(out, [v0, ...])).backward()")
+        code.append(
+            "sum(ndl.ops.summation(o * ndl.Tensor(v, device=dev, dtype='float64', "
+            "requires_grad=False)) for o, v in zip(out, [v0, ...])).backward()"
+        )
     repro = built.repro() + "\n" + "\n".join(code) + "\nprint(x0_t.grad)"
     rtol, atol = rec.grad_tolerance
     for n, (leaf, ref_array) in enumerate(built.leaves):
@@ -84,5 +89,11 @@ def test_gradient(needle_device: Any, rec: OpInfo, sample: SampleInput) -> None:
             fail(what, f"leaf {n} got no gradient (grad is None)", repro)
         if leaf.grad.dtype != dtype:
             fail(what, f"leaf {n}: gradient dtype {leaf.grad.dtype}, expected {dtype}", repro)
-        assert_close(leaf.grad.numpy(), expected, rtol=rtol, atol=atol, repro=repro,
-                     what=f"{what} [gradient of tensor input {n}]")
+        assert_close(
+            leaf.grad.numpy(),
+            expected,
+            rtol=rtol,
+            atol=atol,
+            repro=repro,
+            what=f"{what} [gradient of tensor input {n}]",
+        )

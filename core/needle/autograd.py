@@ -640,7 +640,7 @@ def _tuple_adjoint(node: Value, pieces: dict[int, Value]) -> Value:
     from .ops import make_tuple
 
     data = node.realize_cached_data()
-    full = []
+    full: list[Any] = []
     for i, part in enumerate(data):
         piece = pieces.get(i)
         if piece is None:

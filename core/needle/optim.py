@@ -69,10 +69,13 @@ class Optimizer:
             p = self.params[int(index)]
             array = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
             if tuple(array.shape) != p.shape:
-                raise ValueError(f"{type(self).__name__}.load_state_dict: shape mismatch for key "
-                                 f"{key!r}: {tuple(array.shape)} vs parameter {p.shape}")
-            self._slots[slot][int(index)] = Tensor(array, device=p.device, dtype=p.dtype,
-                                                   requires_grad=False)
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: shape mismatch for key "
+                    f"{key!r}: {tuple(array.shape)} vs parameter {p.shape}"
+                )
+            self._slots[slot][int(index)] = Tensor(
+                array, device=p.device, dtype=p.dtype, requires_grad=False
+            )
 
 
 def _grad_with_decay(p: Tensor, weight_decay: float) -> Tensor:
@@ -87,8 +90,13 @@ class SGD(Optimizer):
     ``p = p - lr * u`` (with ``momentum=0``, plain ``p - lr * g``).
     """
 
-    def __init__(self, params: Iterable[Tensor], lr: float = 0.01, momentum: float = 0.0,
-                 weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__(params)
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self._slots = {"u": {}}
@@ -102,8 +110,11 @@ class SGD(Optimizer):
                 g = _grad_with_decay(p, self.weight_decay)
                 if self.momentum:
                     prev = u.get(i)
-                    g = g * (1 - self.momentum) if prev is None else \
-                        prev * self.momentum + g * (1 - self.momentum)
+                    g = (
+                        g * (1 - self.momentum)
+                        if prev is None
+                        else prev * self.momentum + g * (1 - self.momentum)
+                    )
                     u[i] = g.detach()
                 p.data = (p.detach() - g * self.lr).astype(p.dtype).detach()
 
@@ -115,8 +126,15 @@ class Adam(Optimizer):
     ``p = p - lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)``.
     """
 
-    def __init__(self, params: Iterable[Tensor], lr: float = 0.01, beta1: float = 0.9,
-                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 0.01,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__(params)
         self.lr, self.beta1, self.beta2 = lr, beta1, beta2
         self.eps, self.weight_decay = eps, weight_decay
@@ -129,17 +147,21 @@ class Adam(Optimizer):
     def step(self) -> None:
         self.t += 1
         m, v = self._slots["m"], self._slots["v"]
-        c1 = 1.0 - self.beta1 ** self.t
-        c2 = 1.0 - self.beta2 ** self.t
+        c1 = 1.0 - self.beta1**self.t
+        c2 = 1.0 - self.beta2**self.t
         with no_grad():
             for i, p in enumerate(self.params):
                 if p.grad is None:
                     continue
                 g = _grad_with_decay(p, self.weight_decay)
-                m_i = g * (1 - self.beta1) if i not in m else \
-                    m[i] * self.beta1 + g * (1 - self.beta1)
-                v_i = g * g * (1 - self.beta2) if i not in v else \
-                    v[i] * self.beta2 + g * g * (1 - self.beta2)
+                m_i = (
+                    g * (1 - self.beta1) if i not in m else m[i] * self.beta1 + g * (1 - self.beta1)
+                )
+                v_i = (
+                    g * g * (1 - self.beta2)
+                    if i not in v
+                    else v[i] * self.beta2 + g * g * (1 - self.beta2)
+                )
                 m[i], v[i] = m_i.detach(), v_i.detach()
                 update = (m_i / c1) / ((v_i / c2) ** 0.5 + self.eps)
                 p.data = (p.detach() - update * self.lr).astype(p.dtype).detach()

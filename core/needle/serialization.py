@@ -47,17 +47,23 @@ def _flatten(obj: Any, path: str, arrays: dict[str, np.ndarray]) -> Any:
         return {"$value": obj}
     if isinstance(obj, (np.integer, np.floating)):
         return {"$value": obj.item()}
-    raise TypeError(f"needle.save: cannot save an object of type {type(obj).__name__} "
-                    f"(at {path or 'top level'}); use tensors, arrays, numbers, strings, "
-                    "lists and dicts")
+    raise TypeError(
+        f"needle.save: cannot save an object of type {type(obj).__name__} "
+        f"(at {path or 'top level'}); use tensors, arrays, numbers, strings, "
+        "lists and dicts"
+    )
 
 
 def _unflatten(node: Any, arrays: Mapping[str, np.ndarray], device: Any, where: str) -> Any:
     if not isinstance(node, dict) or len(node) == 0:
         raise ValueError(f"needle.load: {where}: malformed metadata")
     if "$tensor" in node:
-        return Tensor(arrays[node["$tensor"]], device=device, requires_grad=False,
-                      dtype=str(arrays[node["$tensor"]].dtype))
+        return Tensor(
+            arrays[node["$tensor"]],
+            device=device,
+            requires_grad=False,
+            dtype=str(arrays[node["$tensor"]].dtype),
+        )
     if "$ndarray" in node:
         return arrays[node["$ndarray"]]
     if "$dict" in node:
@@ -118,10 +124,13 @@ def load(path: str | os.PathLike[str], device: Any = None) -> Any:
         meta = json.loads(header["__metadata__"][_META_KEY])
         tree = meta["tree"]
     except Exception as e:  # safetensors raises its own error types
-        raise ValueError(f"needle.load: {os.fspath(path)!r} is not a valid needle checkpoint "
-                         f"(truncated or corrupt?): {e}") from None
+        raise ValueError(
+            f"needle.load: {os.fspath(path)!r} is not a valid needle checkpoint "
+            f"(truncated or corrupt?): {e}"
+        ) from None
     try:
         return _unflatten(tree, arrays, device, repr(os.fspath(path)))
     except KeyError as e:
-        raise ValueError(f"needle.load: {os.fspath(path)!r}: metadata names missing entry {e}") \
-            from None
+        raise ValueError(
+            f"needle.load: {os.fspath(path)!r}: metadata names missing entry {e}"
+        ) from None

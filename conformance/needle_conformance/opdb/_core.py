@@ -92,8 +92,11 @@ class T:
                 step = 2 if self.layout == "stepped" else 1
                 big = tuple(step * n + 2 for n in nd)
                 index = "(" + "".join(f"slice(1, {1 + step * n}, {step}), " for n in nd) + ")"
-                lines += [f"base = np.zeros({big})", f"base[{index}] = {var}",
-                          f"{var}_nd = " + make.format("base") + f"[{index}]"]
+                lines += [
+                    f"base = np.zeros({big})",
+                    f"base[{index}] = {var}",
+                    f"{var}_nd = " + make.format("base") + f"[{index}]",
+                ]
         elif self.layout == "broadcast":
             lines.append(f"{var}_nd = " + make.format(var) + f".broadcast_to({nd})")
         else:
@@ -170,8 +173,9 @@ class OpInfo:
         """The needle callable; fails (only) the calling test when it does not exist."""
         fn = self.op
         if fn is None:
-            pytest.fail(f"needle.ops has no {self.name} (op database record {self.name!r})",
-                        pytrace=False)
+            pytest.fail(
+                f"needle.ops has no {self.name} (op database record {self.name!r})", pytrace=False
+            )
         return fn
 
     def tolerance(self, dtype: str) -> tuple[float, float]:
@@ -197,8 +201,14 @@ def _seed(*parts: Any) -> int:
     return zlib.crc32(repr(parts).encode()) % 100_000
 
 
-def build(op_name: str, sample: SampleInput, device: needle.Device, dtype: str,
-          *, requires_grad: bool = False) -> Built:
+def build(
+    op_name: str,
+    sample: SampleInput,
+    device: needle.Device,
+    dtype: str,
+    *,
+    requires_grad: bool = False,
+) -> Built:
     """Create the sample's tensors on ``device`` in ``dtype`` by running generated code.
 
     With ``requires_grad``, tensors whose ``T.grad`` is true are leaves that require
@@ -227,8 +237,10 @@ def build(op_name: str, sample: SampleInput, device: needle.Device, dtype: str,
             code.extend(lines)
             ref = x.value(ns, var, dt)
             nd_arr = ns[f"{var}_nd"]
-            described.append(f"{var}: {dt} shape {nd_arr.shape} strides {nd_arr.strides} "
-                             f"offset {nd_arr._offset} ({x.layout}, {x.kind})")
+            described.append(
+                f"{var}: {dt} shape {nd_arr.shape} strides {nd_arr.strides} "
+                f"offset {nd_arr._offset} ({x.layout}, {x.kind})"
+            )
             if grad:
                 leaves.append((ns[f"{var}_t"], ref))
             return ns[f"{var}_t"], ref, f"{var}_t"

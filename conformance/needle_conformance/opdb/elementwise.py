@@ -7,9 +7,11 @@ import numpy as np
 from ._core import ErrorInput, OpInfo, SampleInput, T
 
 
-def binary_samples(ka: str = "normal", kb: str = "normal", scalar: float | None = None,
-                   grad: bool = True) -> list[SampleInput]:
+def binary_samples(
+    ka: str = "normal", kb: str = "normal", scalar: float | None = None, grad: bool = True
+) -> list[SampleInput]:
     """Same shape, non-contiguous, broadcast, 0-d and empty pairs (and a number as b)."""
+
     def s(a: T, b: object, desc: str) -> SampleInput:
         return SampleInput((a, b), desc=desc, grad=grad)
 
@@ -30,11 +32,17 @@ def binary_samples(ka: str = "normal", kb: str = "normal", scalar: float | None 
 
 def binary_errors(name: str, pattern_type: str = "Tensor or a number") -> list[ErrorInput]:
     return [
-        ErrorInput(SampleInput((T((3, 4)), T((2, 4))), desc="no_broadcast"), ValueError,
-                   r"broadcast"),
+        ErrorInput(
+            SampleInput((T((3, 4)), T((2, 4))), desc="no_broadcast"), ValueError, r"broadcast"
+        ),
         ErrorInput(SampleInput((T((3,)), "x"), desc="not_a_tensor"), TypeError, pattern_type),
-        ErrorInput(SampleInput((T((3,), dtype="float32"), T((3,), dtype="float64")),
-                               desc="dtype_mismatch"), TypeError, r"dtype"),
+        ErrorInput(
+            SampleInput(
+                (T((3,), dtype="float32"), T((3,), dtype="float64")), desc="dtype_mismatch"
+            ),
+            TypeError,
+            r"dtype",
+        ),
     ]
 
 
@@ -52,13 +60,17 @@ def unary_samples(kind: str = "normal", grad: bool = True) -> list[SampleInput]:
 
 
 def unary_errors(name: str) -> list[ErrorInput]:
-    return [ErrorInput(SampleInput(([1.0, 2.0],), desc="list_not_tensor"), TypeError,
-                       rf"{name}.*Tensor")]
+    return [
+        ErrorInput(
+            SampleInput(([1.0, 2.0],), desc="list_not_tensor"), TypeError, rf"{name}.*Tensor"
+        )
+    ]
 
 
 def _binary(name: str, ref, ka="normal", kb="normal", scalar=1.5, **kw) -> OpInfo:
-    return OpInfo(name, ref, lambda: binary_samples(ka, kb, scalar),
-                  lambda: binary_errors(name), **kw)
+    return OpInfo(
+        name, ref, lambda: binary_samples(ka, kb, scalar), lambda: binary_errors(name), **kw
+    )
 
 
 def _unary(name: str, ref, kind="normal", **kw) -> OpInfo:
@@ -71,8 +83,10 @@ def _scalar(name: str, ref, kind: str, scalars: tuple[float, ...]) -> OpInfo:
         for i, c in enumerate(scalars):
             layout = ("contiguous", "transposed", "stepped", "broadcast")[i % 4]
             out.append(SampleInput((T((3, 4), kind, layout), c), desc=f"{layout}_{c:g}"))
-        out += [SampleInput((T((), kind), scalars[0]), desc="0d"),
-                SampleInput((T((0, 2), kind), scalars[0]), desc="empty")]
+        out += [
+            SampleInput((T((), kind), scalars[0]), desc="0d"),
+            SampleInput((T((0, 2), kind), scalars[0]), desc="empty"),
+        ]
         return out
 
     return OpInfo(name, ref, samples)
@@ -97,8 +111,9 @@ def _where_samples() -> list[SampleInput]:
     return [
         SampleInput((T((3, 4), **c), T((3, 4)), T((3, 4))), desc="same_shape"),
         SampleInput((T((3, 1), **c), T((3, 4), layout="transposed"), T((4,))), desc="broadcast"),
-        SampleInput((T((3, 4), layout="stepped", **c), T((3, 4), layout="sliced"), 0.0),
-                    desc="number_b"),
+        SampleInput(
+            (T((3, 4), layout="stepped", **c), T((3, 4), layout="sliced"), 0.0), desc="number_b"
+        ),
         SampleInput((T((), **c), T((2, 2)), T(())), desc="0d_cond"),
         SampleInput((T((0, 2), **c), T((0, 2)), T((0, 2))), desc="empty"),
     ]
@@ -106,11 +121,23 @@ def _where_samples() -> list[SampleInput]:
 
 def _where_errors() -> list[ErrorInput]:
     return [
-        ErrorInput(SampleInput((T((3, 4), "mask"), T((2, 4)), T((3, 4))), desc="no_broadcast"),
-                   ValueError, r"broadcast"),
-        ErrorInput(SampleInput((T((3,), "mask", dtype="float32"), T((3,), dtype="float64"),
-                                T((3,), dtype="float64")), desc="dtype_mismatch"),
-                   TypeError, r"dtype"),
+        ErrorInput(
+            SampleInput((T((3, 4), "mask"), T((2, 4)), T((3, 4))), desc="no_broadcast"),
+            ValueError,
+            r"broadcast",
+        ),
+        ErrorInput(
+            SampleInput(
+                (
+                    T((3,), "mask", dtype="float32"),
+                    T((3,), dtype="float64"),
+                    T((3,), dtype="float64"),
+                ),
+                desc="dtype_mismatch",
+            ),
+            TypeError,
+            r"dtype",
+        ),
     ]
 
 

@@ -23,10 +23,15 @@ def _matmul_samples():
 
 
 def _matmul_errors():
-    return [E(S((T((3, 4)), T((5, 2))), desc="not_aligned"), ValueError, r"not aligned"),
-            E(S((T((4,)), T((4, 2))), desc="1d"), ValueError, r"2-D"),
-            E(S((T((2, 2), dtype="float32"), T((2, 2), dtype="float64")), desc="dtype_mismatch"),
-              TypeError, r"dtype")]
+    return [
+        E(S((T((3, 4)), T((5, 2))), desc="not_aligned"), ValueError, r"not aligned"),
+        E(S((T((4,)), T((4, 2))), desc="1d"), ValueError, r"2-D"),
+        E(
+            S((T((2, 2), dtype="float32"), T((2, 2), dtype="float64")), desc="dtype_mismatch"),
+            TypeError,
+            r"dtype",
+        ),
+    ]
 
 
 def conv_reference(x, w, stride=1, padding=0):
@@ -49,20 +54,29 @@ def _conv_samples():
     return [
         S((T((2, 5, 5, 3)), T((3, 3, 3, 4))), desc="k3_s1_p0"),
         S((T((1, 6, 6, 2)), T((3, 3, 2, 3))), {"stride": 2, "padding": 1}, desc="k3_s2_p1"),
-        S((T((2, 4, 4, 2), layout="stepped"), T((1, 1, 2, 3), layout="transposed")),
-          desc="k1_stepped_transposed"),
+        S(
+            (T((2, 4, 4, 2), layout="stepped"), T((1, 1, 2, 3), layout="transposed")),
+            desc="k1_stepped_transposed",
+        ),
         S((T((1, 4, 5, 1)), T((2, 2, 1, 2))), {"padding": 2}, desc="k2_p2_rect"),
     ]
 
 
 def _conv_errors():
-    return [E(S((T((1, 5, 5, 3)), T((3, 3, 2, 4))), desc="channel_mismatch"), ValueError,
-              r"channels"),
-            E(S((T((1, 5, 5, 2)), T((3, 3, 2, 4))), {"stride": 0}, desc="stride0"),
-              ValueError, r"stride"),
-            E(S((T((5, 5, 2)), T((3, 3, 2, 4))), desc="3d_input"), ValueError, r"NHWC"),
-            E(S((T((1, 2, 2, 1)), T((3, 3, 1, 1))), desc="kernel_too_big"), ValueError,
-              r"does not fit")]
+    return [
+        E(S((T((1, 5, 5, 3)), T((3, 3, 2, 4))), desc="channel_mismatch"), ValueError, r"channels"),
+        E(
+            S((T((1, 5, 5, 2)), T((3, 3, 2, 4))), {"stride": 0}, desc="stride0"),
+            ValueError,
+            r"stride",
+        ),
+        E(S((T((5, 5, 2)), T((3, 3, 2, 4))), desc="3d_input"), ValueError, r"NHWC"),
+        E(
+            S((T((1, 2, 2, 1)), T((3, 3, 1, 1))), desc="kernel_too_big"),
+            ValueError,
+            r"does not fit",
+        ),
+    ]
 
 
 def _one_hot_ref(n, labels):
@@ -81,14 +95,18 @@ def _one_hot_samples():
 
 def _one_hot_errors():
     lab = {"kind": "labels", "grad": False}
-    return [E(S((2, T((30,), **lab)), desc="label_too_large"), IndexError, r"\[0, 2\)"),
-            E(S((-1, T((3,), **lab)), desc="negative_n"), ValueError, r"non-negative")]
+    return [
+        E(S((2, T((30,), **lab)), desc="label_too_large"), IndexError, r"\[0, 2\)"),
+        E(S((-1, T((3,), **lab)), desc="negative_n"), ValueError, r"non-negative"),
+    ]
 
 
 RECORDS = [
-    OpInfo("matmul", np.matmul, _matmul_samples, _matmul_errors,
-           tolerances={"float32": (1e-4, 1e-5)}),
-    OpInfo("conv", conv_reference, _conv_samples, _conv_errors,
-           tolerances={"float32": (1e-4, 1e-5)}),
+    OpInfo(
+        "matmul", np.matmul, _matmul_samples, _matmul_errors, tolerances={"float32": (1e-4, 1e-5)}
+    ),
+    OpInfo(
+        "conv", conv_reference, _conv_samples, _conv_errors, tolerances={"float32": (1e-4, 1e-5)}
+    ),
     OpInfo("one_hot", _one_hot_ref, _one_hot_samples, _one_hot_errors, differentiable=False),
 ]

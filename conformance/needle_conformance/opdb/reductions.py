@@ -12,15 +12,26 @@ def reduction_samples(kind: str = "normal", empty: bool = True) -> list[SampleIn
     out = [
         SampleInput((T((3, 4), kind),), desc="all_axes"),
         SampleInput((T((3, 4), kind),), {"axes": 1}, desc="axis1"),
-        SampleInput((T((2, 3, 4), kind, "transposed"),), {"axes": (0, 2)},
-                    desc="axes02_transposed"),
-        SampleInput((T((2, 3, 4), kind, "stepped"),), {"axes": -1, "keepdims": True},
-                    desc="neg_axis_keepdims_stepped"),
-        SampleInput((T((3, 5), kind, "sliced"),), {"axes": (0, 1), "keepdims": True},
-                    desc="keepdims_all_sliced"),
+        SampleInput(
+            (T((2, 3, 4), kind, "transposed"),), {"axes": (0, 2)}, desc="axes02_transposed"
+        ),
+        SampleInput(
+            (T((2, 3, 4), kind, "stepped"),),
+            {"axes": -1, "keepdims": True},
+            desc="neg_axis_keepdims_stepped",
+        ),
+        SampleInput(
+            (T((3, 5), kind, "sliced"),),
+            {"axes": (0, 1), "keepdims": True},
+            desc="keepdims_all_sliced",
+        ),
         # a broadcast view repeats values: ties, where max has no derivative
-        SampleInput((T((4, 3), kind, "broadcast"),), {"axes": 0}, desc="broadcast_view",
-                    grad=kind != "distinct"),
+        SampleInput(
+            (T((4, 3), kind, "broadcast"),),
+            {"axes": 0},
+            desc="broadcast_view",
+            grad=kind != "distinct",
+        ),
         SampleInput((T((), kind),), desc="0d"),
         SampleInput((T((0, 3), kind),), {"axes": 1}, desc="empty_kept"),
     ]
@@ -31,14 +42,23 @@ def reduction_samples(kind: str = "normal", empty: bool = True) -> list[SampleIn
 
 def axes_errors(name: str, zero_size: bool = False) -> list[ErrorInput]:
     out = [
-        ErrorInput(SampleInput((T((3, 4)),), {"axes": 2}, desc="axis_out_of_range"),
-                   ValueError, r"out of range"),
-        ErrorInput(SampleInput((T((3, 4)),), {"axes": (1, 1)}, desc="repeated_axis"),
-                   ValueError, r"repeated"),
+        ErrorInput(
+            SampleInput((T((3, 4)),), {"axes": 2}, desc="axis_out_of_range"),
+            ValueError,
+            r"out of range",
+        ),
+        ErrorInput(
+            SampleInput((T((3, 4)),), {"axes": (1, 1)}, desc="repeated_axis"),
+            ValueError,
+            r"repeated",
+        ),
     ]
     if zero_size:
-        out.append(ErrorInput(SampleInput((T((0, 3)),), {"axes": 0}, desc="zero_size"),
-                              ValueError, r"zero-size"))
+        out.append(
+            ErrorInput(
+                SampleInput((T((0, 3)),), {"axes": 0}, desc="zero_size"), ValueError, r"zero-size"
+            )
+        )
     return out
 
 
@@ -81,8 +101,11 @@ def _argmax_samples() -> list[SampleInput]:
     return [
         SampleInput((T((3, 4), k),), desc="flat"),
         SampleInput((T((3, 4), k),), {"axis": 1}, desc="axis1"),
-        SampleInput((T((2, 3, 4), k, "transposed"),), {"axis": 0, "keepdims": True},
-                    desc="axis0_keepdims_transposed"),
+        SampleInput(
+            (T((2, 3, 4), k, "transposed"),),
+            {"axis": 0, "keepdims": True},
+            desc="axis0_keepdims_transposed",
+        ),
         SampleInput((T((4, 5), k, "stepped"),), {"axis": -1}, desc="neg_axis_stepped"),
         SampleInput((T((), k),), desc="0d"),
     ]
@@ -91,8 +114,11 @@ def _argmax_samples() -> list[SampleInput]:
 def _argmax_errors() -> list[ErrorInput]:
     return [
         ErrorInput(SampleInput((T((0, 3)),), desc="empty"), ValueError, r"empty"),
-        ErrorInput(SampleInput((T((3, 4)),), {"axis": 2}, desc="axis_out_of_range"),
-                   ValueError, r"out of range"),
+        ErrorInput(
+            SampleInput((T((3, 4)),), {"axis": 2}, desc="axis_out_of_range"),
+            ValueError,
+            r"out of range",
+        ),
     ]
 
 
@@ -127,17 +153,38 @@ def _last_axis_errors(name: str):
 _F32_SUM = {"float32": (1e-4, 1e-5)}
 
 RECORDS = [
-    OpInfo("summation", _sum, reduction_samples, lambda: axes_errors("summation"),
-           tolerances=_F32_SUM),
-    OpInfo("max", _max, lambda: reduction_samples("distinct", empty=False),
-           lambda: axes_errors("max", zero_size=True)),
-    OpInfo("mean", _mean, lambda: reduction_samples(empty=False),
-           lambda: axes_errors("mean", zero_size=True), tolerances=_F32_SUM),
-    OpInfo("logsumexp", _logsumexp, _logsumexp_samples, lambda: axes_errors("logsumexp"),
-           tolerances=_F32_SUM),
+    OpInfo(
+        "summation", _sum, reduction_samples, lambda: axes_errors("summation"), tolerances=_F32_SUM
+    ),
+    OpInfo(
+        "max",
+        _max,
+        lambda: reduction_samples("distinct", empty=False),
+        lambda: axes_errors("max", zero_size=True),
+    ),
+    OpInfo(
+        "mean",
+        _mean,
+        lambda: reduction_samples(empty=False),
+        lambda: axes_errors("mean", zero_size=True),
+        tolerances=_F32_SUM,
+    ),
+    OpInfo(
+        "logsumexp",
+        _logsumexp,
+        _logsumexp_samples,
+        lambda: axes_errors("logsumexp"),
+        tolerances=_F32_SUM,
+    ),
     OpInfo("argmax", _argmax, _argmax_samples, _argmax_errors, differentiable=False),
-    OpInfo("softmax", _softmax, _last_axis_samples, _last_axis_errors("softmax"),
-           tolerances=_F32_SUM),
-    OpInfo("logsoftmax", _logsoftmax, _last_axis_samples, _last_axis_errors("logsoftmax"),
-           tolerances=_F32_SUM),
+    OpInfo(
+        "softmax", _softmax, _last_axis_samples, _last_axis_errors("softmax"), tolerances=_F32_SUM
+    ),
+    OpInfo(
+        "logsoftmax",
+        _logsoftmax,
+        _last_axis_samples,
+        _last_axis_errors("logsoftmax"),
+        tolerances=_F32_SUM,
+    ),
 ]

@@ -23,8 +23,10 @@ def _reshape_samples():
 
 
 def _reshape_errors():
-    return [E(S((T((3, 4)), (5,)), desc="bad_size"), ValueError, r"reshape"),
-            E(S((T((3, 4)), (-1, -1)), desc="two_minus1"), ValueError, r"-1")]
+    return [
+        E(S((T((3, 4)), (5,)), desc="bad_size"), ValueError, r"reshape"),
+        E(S((T((3, 4)), (-1, -1)), desc="two_minus1"), ValueError, r"-1"),
+    ]
 
 
 def _broadcast_samples():
@@ -80,15 +82,17 @@ def _dilate_ref(x, axes, dilation):
     axes = (axes,) if isinstance(axes, int) else tuple(axes)
     shape = tuple(n * (dilation + 1) if i in axes else n for i, n in enumerate(x.shape))
     out = np.zeros(shape)
-    out[tuple(slice(None, None, dilation + 1) if i in axes else slice(None)
-              for i in range(x.ndim))] = x
+    out[
+        tuple(slice(None, None, dilation + 1) if i in axes else slice(None) for i in range(x.ndim))
+    ] = x
     return out
 
 
 def _undilate_ref(x, axes, dilation):
     axes = (axes,) if isinstance(axes, int) else tuple(axes)
-    return x[tuple(slice(None, None, dilation + 1) if i in axes else slice(None)
-                   for i in range(x.ndim))]
+    return x[
+        tuple(slice(None, None, dilation + 1) if i in axes else slice(None) for i in range(x.ndim))
+    ]
 
 
 def _dilate_samples():
@@ -110,8 +114,10 @@ def _undilate_samples():
 
 def _dilation_errors(name):
     def errors():
-        return [E(S((T((2, 3)), (0,), -1), desc="negative_dilation"), ValueError, r"dilation"),
-                E(S((T((2, 3)), (2,), 1), desc="axis_out_of_range"), ValueError, r"out of range")]
+        return [
+            E(S((T((2, 3)), (0,), -1), desc="negative_dilation"), ValueError, r"dilation"),
+            E(S((T((2, 3)), (2,), 1), desc="axis_out_of_range"), ValueError, r"out of range"),
+        ]
 
     return errors
 
@@ -126,8 +132,10 @@ def _pad_samples():
 
 
 def _pad_errors():
-    return [E(S((T((2, 3)), ((1, 1),)), desc="wrong_pairs"), ValueError, r"pad"),
-            E(S((T((2, 3)), ((1, 1), (-1, 0))), desc="negative"), ValueError, r"non-negative")]
+    return [
+        E(S((T((2, 3)), ((1, 1),)), desc="wrong_pairs"), ValueError, r"pad"),
+        E(S((T((2, 3)), ((1, 1), (-1, 0))), desc="negative"), ValueError, r"non-negative"),
+    ]
 
 
 def _stack_samples():
@@ -140,8 +148,10 @@ def _stack_samples():
 
 
 def _stack_errors():
-    return [E(S(([T((2, 3)), T((3, 2))], 0), desc="shapes_differ"), ValueError, r"shape"),
-            E(S(([], 0), desc="empty_list"), ValueError, r"at least one")]
+    return [
+        E(S(([T((2, 3)), T((3, 2))], 0), desc="shapes_differ"), ValueError, r"shape"),
+        E(S(([], 0), desc="empty_list"), ValueError, r"at least one"),
+    ]
 
 
 def _split_ref(x, axis=0):
@@ -167,15 +177,19 @@ def _concat_ref(xs, axis=0):
 def _concat_samples():
     return [
         S(([T((2, 3)), T((4, 3))], 0), desc="axis0"),
-        S(([T((2, 3), layout="transposed"), T((2, 1), layout="stepped"), T((2, 2))], 1),
-          desc="axis1_mixed_layouts"),
+        S(
+            ([T((2, 3), layout="transposed"), T((2, 1), layout="stepped"), T((2, 2))], 1),
+            desc="axis1_mixed_layouts",
+        ),
         S(([T((0, 3)), T((2, 3))], 0), desc="with_empty"),
     ]
 
 
 def _concat_errors():
-    return [E(S(([T((2, 3)), T((2, 4))], 0), desc="off_axis_mismatch"), ValueError, r"differ"),
-            E(S(([T(()), T(())], 0), desc="0d"), ValueError, r"0-d")]
+    return [
+        E(S(([T((2, 3)), T((2, 4))], 0), desc="off_axis_mismatch"), ValueError, r"differ"),
+        E(S(([T(()), T(())], 0), desc="0d"), ValueError, r"0-d"),
+    ]
 
 
 def _getitem_samples():
@@ -183,8 +197,10 @@ def _getitem_samples():
         S((T((5, 6)), (slice(1, 4), slice(None, None, 2))), desc="slices_steps"),
         S((T((5, 6)), (-1, slice(None))), desc="negative_int"),
         S((T((2, 3, 4)), (Ellipsis, 1)), desc="ellipsis"),
-        S((T((5, 6), layout="transposed"), (slice(None, None, -1), slice(4, 0, -2))),
-          desc="negative_steps_transposed"),
+        S(
+            (T((5, 6), layout="transposed"), (slice(None, None, -1), slice(4, 0, -2))),
+            desc="negative_steps_transposed",
+        ),
         S((T((4, 6), layout="stepped"), (slice(-3, None), 2)), desc="stepped_view"),
         S((T((2, 3)), (1, 2)), desc="to_0d"),
         S((T((5, 3)), slice(2, 2)), desc="empty_slice"),
@@ -192,9 +208,11 @@ def _getitem_samples():
 
 
 def _getitem_errors():
-    return [E(S((T((3, 4)), (3, 0)), desc="out_of_bounds"), IndexError, r"out of bounds"),
-            E(S((T((3, 4)), (0, 0, 0)), desc="too_many"), IndexError, r"too many"),
-            E(S((T((3, 4)), 1.5), desc="float_index"), TypeError, r"ind")]
+    return [
+        E(S((T((3, 4)), (3, 0)), desc="out_of_bounds"), IndexError, r"out of bounds"),
+        E(S((T((3, 4)), (0, 0, 0)), desc="too_many"), IndexError, r"too many"),
+        E(S((T((3, 4)), 1.5), desc="float_index"), TypeError, r"ind"),
+    ]
 
 
 def _setitem_ref(x, idx, value):
@@ -208,29 +226,47 @@ def _setitem_samples():
         S((T((4, 5)), (slice(1, 3), slice(None)), T((2, 5))), desc="block"),
         S((T((4, 5), layout="transposed"), (slice(None), 1), T((4,))), desc="column_transposed"),
         S((T((4, 5)), (slice(None), slice(0, 4, 2)), T((2,))), desc="broadcast_value"),
-        S((T((4, 5), layout="stepped"), (slice(None, None, -1), 0), T((4,), layout="sliced")),
-          desc="negative_step_stepped"),
+        S(
+            (T((4, 5), layout="stepped"), (slice(None, None, -1), 0), T((4,), layout="sliced")),
+            desc="negative_step_stepped",
+        ),
         S((T((3, 4)), (1, slice(None)), 2.5), desc="number"),
     ]
 
 
 def _setitem_errors():
-    return [E(S((T((4, 5)), (slice(0, 2),), T((3, 5))), desc="value_shape"), ValueError,
-              r"broadcast"),
-            E(S((T((4, 5)), (4,), 1.0), desc="out_of_bounds"), IndexError, r"out of bounds")]
+    return [
+        E(S((T((4, 5)), (slice(0, 2),), T((3, 5))), desc="value_shape"), ValueError, r"broadcast"),
+        E(S((T((4, 5)), (4,), 1.0), desc="out_of_bounds"), IndexError, r"out of bounds"),
+    ]
 
 
 RECORDS = [
     OpInfo("reshape", np.reshape, _reshape_samples, _reshape_errors),
-    OpInfo("broadcast_to", np.broadcast_to, _broadcast_samples,
-           lambda: [E(S((T((3,)), (4,)), desc="incompatible"), ValueError, r"broadcast")]),
-    OpInfo("permute", np.transpose, _permute_samples,
-           lambda: [E(S((T((2, 3)), (0, 0)), desc="not_a_permutation"), ValueError,
-                      r"permutation")]),
-    OpInfo("transpose", lambda x, axes=(-2, -1): np.swapaxes(x, *axes), _transpose_samples,
-           lambda: [E(S((T((3,)),), desc="1d"), ValueError, r"2 dims")]),
-    OpInfo("astype", lambda x, dtype: x,  # values compared within the target dtype's tolerance
-           _astype_samples, out_dtype="arg1"),
+    OpInfo(
+        "broadcast_to",
+        np.broadcast_to,
+        _broadcast_samples,
+        lambda: [E(S((T((3,)), (4,)), desc="incompatible"), ValueError, r"broadcast")],
+    ),
+    OpInfo(
+        "permute",
+        np.transpose,
+        _permute_samples,
+        lambda: [E(S((T((2, 3)), (0, 0)), desc="not_a_permutation"), ValueError, r"permutation")],
+    ),
+    OpInfo(
+        "transpose",
+        lambda x, axes=(-2, -1): np.swapaxes(x, *axes),
+        _transpose_samples,
+        lambda: [E(S((T((3,)),), desc="1d"), ValueError, r"2 dims")],
+    ),
+    OpInfo(
+        "astype",
+        lambda x, dtype: x,  # values compared within the target dtype's tolerance
+        _astype_samples,
+        out_dtype="arg1",
+    ),
     OpInfo("flip", lambda x, axes=None: np.flip(x, axes), _flip_samples),
     OpInfo("dilate", _dilate_ref, _dilate_samples, _dilation_errors("dilate")),
     OpInfo("undilate", _undilate_ref, _undilate_samples, _dilation_errors("undilate")),

@@ -120,9 +120,7 @@ class Device:
 
         idx = np.asarray(i.numpy() if hasattr(i, "numpy") else i).astype(np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= n):
-            raise IndexError(
-                f"one_hot: indices must lie in [0, {n}), got {idx.min()}..{idx.max()}"
-            )
+            raise IndexError(f"one_hot: indices must lie in [0, {n}), got {idx.min()}..{idx.max()}")
         out = np.zeros((idx.size, n), dtype=np.float64 if dtype == "float64" else np.float32)
         out[np.arange(idx.size), idx.reshape(-1)] = 1.0
         return NDArray(out.reshape((*idx.shape, n)), device=self, dtype=dtype)

@@ -36,8 +36,9 @@ def candidate_dirs(name: str, root: str | os.PathLike[str] | None) -> list[Path]
     return out
 
 
-def find_data_dir(name: str, files: Sequence[str], root: str | os.PathLike[str] | None = None,
-                  hint: str = "") -> Path:
+def find_data_dir(
+    name: str, files: Sequence[str], root: str | os.PathLike[str] | None = None, hint: str = ""
+) -> Path:
     """The first candidate folder that holds every one of ``files``.
 
     Raises:

@@ -19,8 +19,9 @@ class Dataset:
     :meth:`get_batch` to fetch many examples at once (the DataLoader calls it).
     """
 
-    def __init__(self, transforms: Sequence[Callable[[np.ndarray], np.ndarray]] | None = None
-                 ) -> None:
+    def __init__(
+        self, transforms: Sequence[Callable[[np.ndarray], np.ndarray]] | None = None
+    ) -> None:
         self.transforms = list(transforms) if transforms else []
 
     def __len__(self) -> int:
@@ -53,8 +54,9 @@ class NDArrayDataset(Dataset):
         self.arrays = [np.asarray(a.numpy() if hasattr(a, "numpy") else a) for a in arrays]
         n = len(self.arrays[0])
         if any(len(a) != n for a in self.arrays):
-            raise ValueError(f"NDArrayDataset: arrays have different lengths "
-                             f"{[len(a) for a in self.arrays]}")
+            raise ValueError(
+                f"NDArrayDataset: arrays have different lengths {[len(a) for a in self.arrays]}"
+            )
 
     def __len__(self) -> int:
         return len(self.arrays[0])

@@ -28,8 +28,15 @@ class DataLoader:
     Each batch is a tuple of constant Tensors (``requires_grad=False``), one per field.
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int = 1, shuffle: bool = False,
-                 drop_last: bool = False, device: Any = None, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int = 1,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        device: Any = None,
+        dtype: str = "float32",
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
         self.dataset, self.batch_size = dataset, batch_size
@@ -53,5 +60,7 @@ class DataLoader:
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         for indices in self.batch_order():
             fields = self.dataset.get_batch(indices)
-            yield tuple(Tensor(np.asarray(f), device=self.device, dtype=self.dtype,
-                               requires_grad=False) for f in fields)
+            yield tuple(
+                Tensor(np.asarray(f), device=self.device, dtype=self.dtype, requires_grad=False)
+                for f in fields
+            )

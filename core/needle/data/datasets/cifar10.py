@@ -29,10 +29,17 @@ TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILES = ("test_batch",)
 
 _ALLOWED = {
-    ("builtins", "dict"), ("builtins", "list"), ("builtins", "bytes"), ("builtins", "str"),
-    ("builtins", "int"), ("__builtin__", "dict"), ("__builtin__", "list"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("builtins", "dict"),
+    ("builtins", "list"),
+    ("builtins", "bytes"),
+    ("builtins", "str"),
+    ("builtins", "int"),
+    ("__builtin__", "dict"),
+    ("__builtin__", "list"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
     ("_codecs", "encode"),
 }
 
@@ -42,7 +49,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if (module, name) not in _ALLOWED:
             raise pickle.UnpicklingError(
                 f"CIFAR-10: refusing to load global {module}.{name} from a data file "
-                "(only NumPy arrays, dicts, lists, bytes, str and int are allowed)")
+                "(only NumPy arrays, dicts, lists, bytes, str and int are allowed)"
+            )
         return super().find_class(module, name)
 
 
@@ -64,8 +72,10 @@ def load_cifar_batch(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarr
     data = np.asarray(data, dtype=np.uint8)
     labels = np.asarray(labels, dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-        raise ValueError(f"CIFAR-10: {path}: data {data.shape} and {len(labels)} labels do not "
-                         "match the (N, 3072) layout")
+        raise ValueError(
+            f"CIFAR-10: {path}: data {data.shape} and {len(labels)} labels do not "
+            "match the (N, 3072) layout"
+        )
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -84,8 +94,11 @@ def download_cifar10(dest: str | os.PathLike[str], url: str = URL, md5: str = MD
     if digest != md5:
         raise ValueError(f"CIFAR-10: download from {url} has MD5 {digest}, expected {md5}")
     with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
-        members = [m for m in tar.getmembers()
-                   if m.isfile() and m.name.startswith(FOLDER + "/") and ".." not in m.name]
+        members = [
+            m
+            for m in tar.getmembers()
+            if m.isfile() and m.name.startswith(FOLDER + "/") and ".." not in m.name
+        ]
         for m in members:
             target = dest / m.name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -107,10 +120,14 @@ class CIFAR10Dataset(Dataset):
         download: fetch the archive (with an MD5 check) when no folder has the files.
     """
 
-    def __init__(self, base_folder: str | os.PathLike[str] | None = None, train: bool = True,
-                 p: float = 0.5,
-                 transforms: Sequence[Callable[[np.ndarray], np.ndarray]] | None = None,
-                 download: bool = True) -> None:
+    def __init__(
+        self,
+        base_folder: str | os.PathLike[str] | None = None,
+        train: bool = True,
+        p: float = 0.5,
+        transforms: Sequence[Callable[[np.ndarray], np.ndarray]] | None = None,
+        download: bool = True,
+    ) -> None:
         super().__init__(transforms)
         files = TRAIN_FILES if train else TEST_FILES
         hint = "CIFAR-10 is downloaded automatically where there is a network."

@@ -33,8 +33,9 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
     return body.reshape(dims)
 
 
-def parse_mnist(image_filename: str | os.PathLike[str], label_filename: str | os.PathLike[str]
-                ) -> tuple[np.ndarray, np.ndarray]:
+def parse_mnist(
+    image_filename: str | os.PathLike[str], label_filename: str | os.PathLike[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """Images as float32 ``(N, 784)`` in [0, 1] and labels as uint8 ``(N,)`` (course hw0)."""
     images = _read_idx(Path(image_filename), 0x00000803)
     labels = _read_idx(Path(label_filename), 0x00000801)
@@ -55,9 +56,15 @@ class MNISTDataset(Dataset):
         train: the 60,000-image training split, else the 10,000-image test split.
     """
 
-    def __init__(self, image_filename: str | None = None, label_filename: str | None = None,
-                 transforms: Sequence[Callable[[np.ndarray], np.ndarray]] | None = None, *,
-                 root: str | os.PathLike[str] | None = None, train: bool = True) -> None:
+    def __init__(
+        self,
+        image_filename: str | None = None,
+        label_filename: str | None = None,
+        transforms: Sequence[Callable[[np.ndarray], np.ndarray]] | None = None,
+        *,
+        root: str | os.PathLike[str] | None = None,
+        train: bool = True,
+    ) -> None:
         super().__init__(transforms)
         if image_filename is None or label_filename is None:
             images, labels = _FILES[train]

@@ -41,8 +41,9 @@ class Corpus:
     Each line is split on whitespace and ends with an ``<eos>`` token.
     """
 
-    def __init__(self, base_dir: str | os.PathLike[str] | None = None,
-                 max_lines: int | None = None) -> None:
+    def __init__(
+        self, base_dir: str | os.PathLike[str] | None = None, max_lines: int | None = None
+    ) -> None:
         folder = find_data_dir("ptb", ("train.txt", "valid.txt", "test.txt"), base_dir)
         self.dictionary = Dictionary()
         self.train = self.tokenize(folder / "train.txt", max_lines)
@@ -60,8 +61,7 @@ class Corpus:
         return ids
 
 
-def batchify(data: Any, batch_size: int, device: Any = None, dtype: str = "float32"
-             ) -> np.ndarray:
+def batchify(data: Any, batch_size: int, device: Any = None, dtype: str = "float32") -> np.ndarray:
     """Cut a token id sequence into ``batch_size`` columns: ``(len // batch_size, batch_size)``.
 
     Trailing tokens that do not fill a row are dropped; column j is a contiguous stretch
@@ -76,8 +76,9 @@ def batchify(data: Any, batch_size: int, device: Any = None, dtype: str = "float
     return data[: nbatch * batch_size].reshape(batch_size, nbatch).T.astype(dtype)
 
 
-def get_batch(batches: np.ndarray, i: int, bptt: int, device: Any = None,
-              dtype: str | None = None) -> tuple[Tensor, Tensor]:
+def get_batch(
+    batches: np.ndarray, i: int, bptt: int, device: Any = None, dtype: str | None = None
+) -> tuple[Tensor, Tensor]:
     """Inputs rows ``i .. i+L`` and the next-token targets, with ``L = min(bptt, rows-1-i)``.
 
     Returns:
@@ -89,5 +90,7 @@ def get_batch(batches: np.ndarray, i: int, bptt: int, device: Any = None,
     dtype = dtype or str(batches.dtype)
     data = batches[i : i + seq_len]
     target = batches[i + 1 : i + 1 + seq_len].reshape(-1)
-    return (Tensor(data, device=device, dtype=dtype, requires_grad=False),
-            Tensor(target, device=device, dtype=dtype, requires_grad=False))
+    return (
+        Tensor(data, device=device, dtype=dtype, requires_grad=False),
+        Tensor(target, device=device, dtype=dtype, requires_grad=False),
+    )
