@@ -276,3 +276,76 @@ def bench_train_step(
     n = rounds(case.rounds)
     loss = benchmark.pedantic(step, rounds=n, warmup_rounds=0 if n == 1 else 1)
     assert np.isfinite(loss) and loss > 0, f"{case.name} on {impl.name}: loss {loss}"
+
+
+# --- one MNIST epoch: data loading included --------------------------------------------
+EPOCH_IMAGES = size(60_000, 512)
+
+
+@pytest.fixture(scope="module")
+def mnist_train() -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST training split as arrays (found through NEEDLE_DATA or data/)."""
+    from needle.data import MNISTDataset
+
+    try:
+        ds = MNISTDataset(train=True)
+    except (FileNotFoundError, OSError) as exc:
+        pytest.skip(f"MNIST not found: {exc}")
+    x, y = ds[np.arange(EPOCH_IMAGES)]
+    return np.asarray(x, np.float32).reshape(EPOCH_IMAGES, -1), np.asarray(y)
+
+
+def bench_mnist_epoch(
+    benchmark: Any, impl: Impl, mnist_train: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """One epoch of the 784-100-10 MLP, batch 128, SGD: needle's DataLoader vs a torch loop."""
+    x_np, y_np = mnist_train
+    batch, lr = 128, 0.1
+    if impl.kind == "torch":
+        import torch
+
+        torch.manual_seed(0)
+        from . import _torch_models
+
+        model = _torch_models.mlp(784, 100, 10)
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        xt, yt = torch.from_numpy(x_np), torch.from_numpy(y_np.astype(np.int64))
+
+        def epoch() -> float:
+            total = 0.0
+            for i in range(0, len(xt), batch):
+                opt.zero_grad()
+                loss = loss_fn(model(xt[i : i + batch]), yt[i : i + batch])
+                loss.backward()
+                opt.step()
+                total += loss.item()
+            return total
+    else:
+        import needle
+        from needle.data import DataLoader, NDArrayDataset
+
+        needle.manual_seed(0)
+        model = needle.models.MLP(784, hidden=(100,), num_classes=10, device=impl.device)
+        opt = needle.optim.SGD(model.parameters(), lr=lr)
+        loss_fn = needle.nn.SoftmaxLoss()
+        loader = DataLoader(NDArrayDataset(x_np, y_np), batch_size=batch)
+        sync = impl.sync()
+
+        def epoch() -> float:
+            total = 0.0
+            for xb, yb in loader:
+                opt.reset_grad()
+                x = needle.Tensor(xb, device=impl.device, requires_grad=False)
+                loss = loss_fn(model(x), yb)
+                loss.backward()
+                opt.step()
+                total += loss.numpy().item()
+            sync()
+            return total
+
+    steps = -(-EPOCH_IMAGES // batch)
+    flops = steps * 3 * 2.0 * batch * _linear(784, 100, 10)
+    record(benchmark, impl, "models", f"MNIST epoch MLP 784-100-10 batch {batch}", flops=flops)
+    total = benchmark.pedantic(epoch, rounds=rounds(3), warmup_rounds=0)
+    assert np.isfinite(total) and total > 0, f"MNIST epoch on {impl.name}: loss sum {total}"
