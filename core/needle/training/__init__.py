@@ -31,6 +31,7 @@ _TUNABLE = (
     "num_layers",
     "bptt",
     "clip",
+    "dropout",
 )
 
 
@@ -89,6 +90,9 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
             help="language models: " + name.replace("_", " "),
         )
     parser.add_argument("--clip", type=float, help="language models: gradient-norm clip")
+    parser.add_argument(
+        "--dropout", type=float, help="Transformer: dropout in the layers (training only)"
+    )
     parser.set_defaults(func=run, handler=run)
     return parser
 
@@ -115,6 +119,7 @@ def _fill_defaults(args: argparse.Namespace, task: Task) -> None:
         "num_layers": 1,
         "bptt": 35,
         "clip": 0.0,
+        "dropout": 0.0,
     }
     for name in _TUNABLE:
         if getattr(args, name, None) is None:

@@ -39,6 +39,7 @@ def _lm(seq_model: str) -> Callable[[argparse.Namespace, Any, int], nn.Module]:
                 seq_len=args.bptt,
                 num_head=4,
                 dim_head=args.embedding_size // 4,
+                dropout=args.dropout,
                 device=device,
             )
         return models.LanguageModel(
@@ -102,15 +103,16 @@ TASKS: dict[str, Task] = {
             "Transformer language model on the PTB sample",
             _lm("transformer"),
             {
-                "epochs": 2,
-                "batch_size": 32,
-                "lr": 2e-3,
+                "epochs": 5,
+                "batch_size": 16,
+                "lr": 3e-3,
                 "optimizer": "adam",
                 "embedding_size": 64,
                 "hidden_size": 128,
                 "num_layers": 2,
                 "bptt": 35,
                 "clip": 5.0,
+                "dropout": 0.1,
             },
         ),
     ]
