@@ -23,7 +23,7 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 
 ROOT = Path(__file__).parent
 BACKENDS = ["numpy", "cpp", "cuda"]
-LINT_PATHS = ["core", "backends", "conformance", "tests", "benchmarks", "noxfile.py"]
+LINT_PATHS = ["core", "backends", "conformance", "tests", "benchmarks", "examples", "tools", "noxfile.py"]
 TORCH = "torch==2.13.0"  # a CPU build on the project machines' disk; any other downloads GBs
 # The README's quick-start line, used by `demo` when the README cannot be read.
 DEMO_FALLBACK = (
@@ -91,7 +91,7 @@ def tests(session: nox.Session, backend: str) -> None:
 def conformance(session: nox.Session, backend: str) -> None:
     """Run the shared conformance suite against one backend."""
     _skip_without_gpu(session, backend)
-    session.install(".", "backends/numpy_backend", "conformance")
+    session.install(".", "backends/numpy_backend", "./conformance")
     _install_backend(session, backend)
     session.run(
         "pytest",
@@ -191,7 +191,7 @@ def cuda_compile(session: nox.Session) -> None:
 @nox.session
 def asan(session: nox.Session) -> None:
     """Build the C++ backend with ASan+UBSan (NEEDLE_CPP_SANITIZE=ON); run its conformance."""
-    session.install(".", "backends/numpy_backend", "conformance")
+    session.install(".", "backends/numpy_backend", "./conformance")
     session.install(
         "--config-settings=cmake.define.NEEDLE_CPP_SANITIZE=ON",
         "--force-reinstall",
