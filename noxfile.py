@@ -23,7 +23,16 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 
 ROOT = Path(__file__).parent
 BACKENDS = ["numpy", "cpp", "cuda"]
-LINT_PATHS = ["core", "backends", "conformance", "tests", "benchmarks", "examples", "tools", "noxfile.py"]
+LINT_PATHS = [
+    "core",
+    "backends",
+    "conformance",
+    "tests",
+    "benchmarks",
+    "examples",
+    "tools",
+    "noxfile.py",
+]
 TORCH = "torch==2.13.0"  # a CPU build on the project machines' disk; any other downloads GBs
 # The README's quick-start line, used by `demo` when the README cannot be read.
 DEMO_FALLBACK = (

@@ -6,5 +6,14 @@ from .cnn import ConvBN, ConvNet, ResNet9
 from .language import LanguageModel, TransformerLM
 from .mlp import MLP, MLPResNet, ResidualBlock, SoftmaxRegression
 
-__all__ = ["MLP", "ConvBN", "ConvNet", "LanguageModel", "MLPResNet", "ResNet9", "ResidualBlock",
-           "SoftmaxRegression", "TransformerLM"]
+__all__ = [
+    "MLP",
+    "ConvBN",
+    "ConvNet",
+    "LanguageModel",
+    "MLPResNet",
+    "ResNet9",
+    "ResidualBlock",
+    "SoftmaxRegression",
+    "TransformerLM",
+]

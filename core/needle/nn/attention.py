@@ -18,8 +18,9 @@ def causal_mask(t_q: int, t_k: int, like: Tensor) -> Tensor:
     """A constant ``(1, 1, t_q, t_k)`` tensor: 0 where key j <= query i, else a large negative."""
     offset = t_k - t_q
     mask = np.triu(np.ones((t_q, t_k), dtype=np.float32), k=1 + offset) * -1e9
-    return Tensor(mask.reshape(1, 1, t_q, t_k), device=like.device, dtype=like.dtype,
-                  requires_grad=False)
+    return Tensor(
+        mask.reshape(1, 1, t_q, t_k), device=like.device, dtype=like.dtype, requires_grad=False
+    )
 
 
 class MultiHeadAttention(Module):
@@ -32,8 +33,14 @@ class MultiHeadAttention(Module):
     ``forward(q, k, v)`` returns ``(result (B, H, T_q, d), probs (B, H, T_q, T_k))``.
     """
 
-    def __init__(self, *, dropout: float = 0.0, causal: bool = False, device: Any = None,
-                 dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        *,
+        dropout: float = 0.0,
+        causal: bool = False,
+        device: Any = None,
+        dtype: str = "float32",
+    ) -> None:
         super().__init__()
         self.causal = causal
         self.dropout = Dropout(dropout)
@@ -54,10 +61,20 @@ class MultiHeadAttention(Module):
 class AttentionLayer(Module):
     """Pre-norm multi-head attention with input and output projections on ``(B, T, D)``."""
 
-    def __init__(self, q_features: int, num_head: int, dim_head: int, *,
-                 k_features: int | None = None, v_features: int | None = None,
-                 out_features: int | None = None, dropout: float = 0.0, causal: bool = True,
-                 device: Any = None, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        q_features: int,
+        num_head: int,
+        dim_head: int,
+        *,
+        k_features: int | None = None,
+        v_features: int | None = None,
+        out_features: int | None = None,
+        dropout: float = 0.0,
+        causal: bool = True,
+        device: Any = None,
+        dtype: str = "float32",
+    ) -> None:
         super().__init__()
         k_features = k_features or q_features
         v_features = v_features or q_features
@@ -93,17 +110,31 @@ class AttentionLayer(Module):
 class TransformerLayer(Module):
     """Attention then a two-layer ReLU MLP, each pre-normed and residual, on ``(B, T, D)``."""
 
-    def __init__(self, q_features: int, num_head: int, dim_head: int, hidden_size: int, *,
-                 dropout: float = 0.0, causal: bool = True, device: Any = None,
-                 dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        q_features: int,
+        num_head: int,
+        dim_head: int,
+        hidden_size: int,
+        *,
+        dropout: float = 0.0,
+        causal: bool = True,
+        device: Any = None,
+        dtype: str = "float32",
+    ) -> None:
         super().__init__()
         kw = {"device": device, "dtype": dtype}
-        self.attention = AttentionLayer(q_features, num_head, dim_head, dropout=dropout,
-                                        causal=causal, **kw)
+        self.attention = AttentionLayer(
+            q_features, num_head, dim_head, dropout=dropout, causal=causal, **kw
+        )
         self.dropout = Dropout(dropout)
         self.mlp = Sequential(
-            LayerNorm1d(q_features, **kw), Linear(q_features, hidden_size, **kw), ReLU(),
-            Dropout(dropout), Linear(hidden_size, q_features, **kw), Dropout(dropout),
+            LayerNorm1d(q_features, **kw),
+            Linear(q_features, hidden_size, **kw),
+            ReLU(),
+            Dropout(dropout),
+            Linear(hidden_size, q_features, **kw),
+            Dropout(dropout),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -119,28 +150,49 @@ class Transformer(Module):
     language model expects.
     """
 
-    def __init__(self, embedding_size: int, hidden_size: int, num_layers: int, *,
-                 num_head: int = 8, dim_head: int = 32, dropout: float = 0.0,
-                 causal: bool = True, device: Any = None, dtype: str = "float32",
-                 batch_first: bool = False, sequence_len: int = 2048) -> None:
+    def __init__(
+        self,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int,
+        *,
+        num_head: int = 8,
+        dim_head: int = 32,
+        dropout: float = 0.0,
+        causal: bool = True,
+        device: Any = None,
+        dtype: str = "float32",
+        batch_first: bool = False,
+        sequence_len: int = 2048,
+    ) -> None:
         super().__init__()
         kw = {"device": device, "dtype": dtype}
         self.batch_first = batch_first
         self.sequence_len = sequence_len
         self.positional_embedding = Embedding(sequence_len, embedding_size, **kw)
-        self.layers = Sequential(*[
-            TransformerLayer(embedding_size, num_head, dim_head, hidden_size, dropout=dropout,
-                             causal=causal, **kw)
-            for _ in range(num_layers)
-        ])
+        self.layers = Sequential(
+            *[
+                TransformerLayer(
+                    embedding_size,
+                    num_head,
+                    dim_head,
+                    hidden_size,
+                    dropout=dropout,
+                    causal=causal,
+                    **kw,
+                )
+                for _ in range(num_layers)
+            ]
+        )
 
     def forward(self, x: Tensor, h: Any = None) -> tuple[Tensor, Tensor]:
         if not self.batch_first:
             x = ops.transpose(x, (0, 1))
         b, t, _ = x.shape
         if t > self.sequence_len:
-            raise ValueError(f"Transformer: sequence length {t} exceeds sequence_len="
-                             f"{self.sequence_len}")
+            raise ValueError(
+                f"Transformer: sequence length {t} exceeds sequence_len={self.sequence_len}"
+            )
         positions = np.broadcast_to(np.arange(t).reshape(t, 1), (t, b))
         pos = self.positional_embedding(Tensor(positions, device=x.device, requires_grad=False))
         x = self.layers(x + ops.transpose(pos, (0, 1)))

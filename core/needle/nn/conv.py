@@ -18,8 +18,16 @@ class Conv(Module):
     U(-1/sqrt(in * k * k), 1/sqrt(in * k * k)), as in the course.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 bias: bool = True, device: Any = None, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        bias: bool = True,
+        device: Any = None,
+        dtype: str = "float32",
+    ) -> None:
         super().__init__()
         if isinstance(kernel_size, tuple):
             kernel_size = kernel_size[0]
@@ -29,18 +37,27 @@ class Conv(Module):
         self.kernel_size, self.stride = kernel_size, stride
         self.padding = kernel_size // 2
         k = kernel_size
-        self.weight = Parameter(init.kaiming_uniform(
-            in_channels * k * k, out_channels * k * k, shape=(k, k, in_channels, out_channels),
-            device=device, dtype=dtype))
+        self.weight = Parameter(
+            init.kaiming_uniform(
+                in_channels * k * k,
+                out_channels * k * k,
+                shape=(k, k, in_channels, out_channels),
+                device=device,
+                dtype=dtype,
+            )
+        )
         self.bias = None
         if bias:
             bound = 1.0 / math.sqrt(in_channels * k * k)
-            self.bias = Parameter(init.rand(out_channels, low=-bound, high=bound, device=device,
-                                            dtype=dtype))
+            self.bias = Parameter(
+                init.rand(out_channels, low=-bound, high=bound, device=device, dtype=dtype)
+            )
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
-               f"stride={self.stride}, bias={self.bias is not None}"
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, bias={self.bias is not None}"
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
@@ -57,8 +74,10 @@ class _Pool2d(Module):
         super().__init__()
         stride = kernel_size if stride is None else stride
         if stride != kernel_size:
-            raise ValueError(f"{type(self).__name__}: only stride == kernel_size is supported, "
-                             f"got kernel_size={kernel_size}, stride={stride}")
+            raise ValueError(
+                f"{type(self).__name__}: only stride == kernel_size is supported, "
+                f"got kernel_size={kernel_size}, stride={stride}"
+            )
         self.kernel_size = kernel_size
 
     def extra_repr(self) -> str:
@@ -69,8 +88,10 @@ class _Pool2d(Module):
         n, c, h, w = x.shape
         k = self.kernel_size
         if h % k or w % k:
-            raise ValueError(f"{type(self).__name__}: height and width of {x.shape} must be "
-                             f"multiples of kernel_size={k}")
+            raise ValueError(
+                f"{type(self).__name__}: height and width of {x.shape} must be "
+                f"multiples of kernel_size={k}"
+            )
         return x.reshape((n, c, h // k, k, w // k, k))
 
 

@@ -20,8 +20,14 @@ class BatchNorm1d(Module):
     running_mean: Tensor
     running_var: Tensor
 
-    def __init__(self, dim: int, eps: float = 1e-5, momentum: float = 0.1,
-                 device: Any = None, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        dim: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        device: Any = None,
+        dtype: str = "float32",
+    ) -> None:
         super().__init__()
         self.dim, self.eps, self.momentum = dim, eps, momentum
         self.weight = Parameter(init.ones(dim, device=device, dtype=dtype))
@@ -35,8 +41,9 @@ class BatchNorm1d(Module):
     def forward(self, x: Tensor) -> Tensor:
         n, d = x.shape
         if d != self.dim:
-            raise ValueError(f"{type(self).__name__}: expected {self.dim} features, "
-                             f"got shape {x.shape}")
+            raise ValueError(
+                f"{type(self).__name__}: expected {self.dim} features, got shape {x.shape}"
+            )
         if self.training:
             mean = ops.summation(x, (0,)) / float(n)
             centred = x - mean.reshape((1, d)).broadcast_to(x.shape)
@@ -66,8 +73,9 @@ class BatchNorm2d(BatchNorm1d):
 class LayerNorm1d(Module):
     """Normalise each row over its last axis (size ``dim``), then scale and shift."""
 
-    def __init__(self, dim: int, eps: float = 1e-5, device: Any = None,
-                 dtype: str = "float32") -> None:
+    def __init__(
+        self, dim: int, eps: float = 1e-5, device: Any = None, dtype: str = "float32"
+    ) -> None:
         super().__init__()
         self.dim, self.eps = dim, eps
         self.weight = Parameter(init.ones(dim, device=device, dtype=dtype))

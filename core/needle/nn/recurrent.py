@@ -29,12 +29,20 @@ class RNNCell(Module):
     Every weight is U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", device: Any = None, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device: Any = None,
+        dtype: str = "float32",
+    ) -> None:
         super().__init__()
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', "
-                             f"got {nonlinearity!r}")
+            raise ValueError(
+                f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"
+            )
         self.input_size, self.hidden_size, self.nonlinearity = input_size, hidden_size, nonlinearity
         k = 1.0 / math.sqrt(hidden_size)
         self.W_ih = _uniform(k, input_size, hidden_size, device=device, dtype=dtype)
@@ -58,21 +66,36 @@ class RNNCell(Module):
 class RNN(Module):
     """A stack of ``num_layers`` :class:`RNNCell` over a sequence ``(T, bs, input_size)``."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 nonlinearity: str = "tanh", device: Any = None, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device: Any = None,
+        dtype: str = "float32",
+    ) -> None:
         super().__init__()
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.rnn_cells = [
-            RNNCell(input_size if i == 0 else hidden_size, hidden_size, bias, nonlinearity,
-                    device=device, dtype=dtype)
+            RNNCell(
+                input_size if i == 0 else hidden_size,
+                hidden_size,
+                bias,
+                nonlinearity,
+                device=device,
+                dtype=dtype,
+            )
             for i in range(num_layers)
         ]
 
     def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Returns ``output`` (T, bs, hidden) of the last layer and ``h_n`` (layers, bs, hidden)."""
         inputs = list(ops.split(x, 0))
-        hs: list[Tensor | None] = list(ops.split(h0, 0)) if h0 is not None else \
-            [None] * self.num_layers
+        hs: list[Tensor | None] = (
+            list(ops.split(h0, 0)) if h0 is not None else [None] * self.num_layers
+        )
         finals: list[Tensor] = []
         for cell, h in zip(self.rnn_cells, hs):
             outputs = []
@@ -92,8 +115,14 @@ class LSTMCell(Module):
     Every weight is U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 device: Any = None, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: str = "float32",
+    ) -> None:
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
         k = 1.0 / math.sqrt(hidden_size)
@@ -105,8 +134,7 @@ class LSTMCell(Module):
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"
 
-    def forward(self, x: Tensor, h: tuple[Tensor, Tensor] | None = None
-                ) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, h: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         """``x``: (bs, input_size); ``h``: (h0, c0), each (bs, hidden), or None for zeros."""
         gates = self.input_gates(x)
         if h is not None:
@@ -132,18 +160,27 @@ class LSTMCell(Module):
 class LSTM(Module):
     """A stack of ``num_layers`` :class:`LSTMCell` over a sequence ``(T, bs, input_size)``."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 device: Any = None, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        device: Any = None,
+        dtype: str = "float32",
+    ) -> None:
         super().__init__()
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.lstm_cells = [
-            LSTMCell(input_size if i == 0 else hidden_size, hidden_size, bias,
-                     device=device, dtype=dtype)
+            LSTMCell(
+                input_size if i == 0 else hidden_size, hidden_size, bias, device=device, dtype=dtype
+            )
             for i in range(num_layers)
         ]
 
-    def forward(self, x: Tensor, h: tuple[Tensor, Tensor] | None = None
-                ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward(
+        self, x: Tensor, h: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """Returns ``output`` (T, bs, hidden) and ``(h_n, c_n)``, each (layers, bs, hidden)."""
         states: list[Any] = [None] * self.num_layers
         if h is not None:

@@ -21,18 +21,37 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
-def save_checkpoint(path: str | os.PathLike[str], *, task: str, model: nn.Module,
-                    opt: optim.Optimizer, epoch: int, seed: int) -> None:
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    task: str,
+    model: nn.Module,
+    opt: optim.Optimizer,
+    epoch: int,
+    seed: int,
+) -> None:
     """Write the state after ``epoch`` completed epochs (atomically)."""
-    save({
-        "task": task, "epoch": epoch, "seed": seed,
-        "model": model.state_dict(), "optimizer": opt.state_dict(),
-        "rng": generator().bit_generator.state,
-    }, path)
+    save(
+        {
+            "task": task,
+            "epoch": epoch,
+            "seed": seed,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "rng": generator().bit_generator.state,
+        },
+        path,
+    )
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, task: str, model: nn.Module,
-                    opt: optim.Optimizer, device: Any = None) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    task: str,
+    model: nn.Module,
+    opt: optim.Optimizer,
+    device: Any = None,
+) -> dict[str, Any]:
     """Restore ``model``, ``opt`` and needle's generator; returns the checkpoint dict.
 
     Raises:
@@ -43,8 +62,9 @@ def load_checkpoint(path: str | os.PathLike[str], *, task: str, model: nn.Module
     if not isinstance(ckpt, dict) or "model" not in ckpt or "epoch" not in ckpt:
         raise ValueError(f"{os.fspath(path)!r} is not a `needle train` checkpoint")
     if ckpt.get("task") != task:
-        raise ValueError(f"{os.fspath(path)!r} was written by task {ckpt.get('task')!r}, "
-                         f"not {task!r}")
+        raise ValueError(
+            f"{os.fspath(path)!r} was written by task {ckpt.get('task')!r}, not {task!r}"
+        )
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     generator().bit_generator.state = ckpt["rng"]
