@@ -208,14 +208,24 @@ def asan(session: nox.Session) -> None:
         "backends/cpp_backend",
     )
     session.install("numpy")
-    libasan = subprocess.run(
-        ["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    # The sanitizer runtimes must load before Python; libstdc++ too, or ASan cannot find
+    # __cxa_throw and aborts on the first C++ exception (every bad-input test throws one).
+    preload = " ".join(
+        subprocess.run(
+            ["gcc", f"-print-file-name={lib}"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for lib in ("libasan.so", "libubsan.so", "libstdc++.so")
+    )
     session.run(
         "pytest",
         "--pyargs",
         "needle_conformance",
         "--needle-backend=cpp",
         *session.posargs,
-        env={"LD_PRELOAD": libasan, "ASAN_OPTIONS": "detect_leaks=0", **_data_env()},
+        env={
+            "LD_PRELOAD": preload,
+            "ASAN_OPTIONS": "detect_leaks=0",
+            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+            **_data_env(),
+        },
     )
