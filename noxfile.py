@@ -145,7 +145,9 @@ def bench(session: nox.Session) -> None:
     command = f"nox -s bench  # runs: {shlex.join(pytest_cmd)} && {shlex.join(report_cmd)}"
     # OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (set on some machines for old OpenBLAS builds)
     # slow a current NumPy down: unset both for this run only (see threadpoolctl's report).
-    session.run(*pytest_cmd, env={"OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None})
+    session.run(
+        *pytest_cmd, env={"OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None, **_data_env()}
+    )
     session.run(*report_cmd, "--command", command)
 
 
