@@ -138,3 +138,20 @@ def test_ptb_corpus_and_batches() -> None:
     np.testing.assert_array_equal(y.numpy(), batches[2:5].ravel())
     x, _ = data.get_batch(batches, 3, bptt=3)
     assert x.shape == (1, 4)
+
+
+def test_repo_data_found_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A regular (non-editable) install finds the clone's data/ when run inside the clone."""
+    from needle.data import _paths
+
+    clone = tmp_path / "clone"
+    (clone / "data").mkdir(parents=True)
+    (clone / "pyproject.toml").write_text('[project]\nname = "needle"\n')
+    (clone / "examples").mkdir()
+    monkeypatch.setattr(_paths, "__file__", str(tmp_path / "site" / "needle" / "data" / "x.py"))
+    monkeypatch.chdir(clone / "examples")
+    assert _paths.repo_data_dir() == (clone / "data").resolve()
+    (clone / "pyproject.toml").write_text('[project]\nname = "other"\n')
+    assert _paths.repo_data_dir() is None

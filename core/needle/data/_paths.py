@@ -7,14 +7,29 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def _is_needle_checkout(root: Path) -> bool:
+    project = root / "pyproject.toml"
+    try:
+        return (root / "data").is_dir() and 'name = "needle"' in project.read_text()
+    except OSError:
+        return False
+
+
 def repo_data_dir() -> Path | None:
-    """The source checkout's ``data/`` folder, when needle runs from one."""
+    """The repository's ``data/`` folder, when there is a needle checkout to find it in.
+
+    Looked for beside the package (an editable install runs from the checkout), then in
+    the current working directory and its parents (a regular install used from a clone,
+    as in the README's quick start).
+    """
     here = Path(__file__).resolve()
-    if len(here.parents) < 4:
-        return None
-    root = here.parents[3]  # data/ -> needle/ -> core/ -> repository
-    data = root / "data"
-    return data if data.is_dir() and (root / "pyproject.toml").is_file() else None
+    candidates = [here.parents[3]] if len(here.parents) >= 4 else []  # data/needle/core/repo
+    cwd = Path.cwd().resolve()
+    candidates += [cwd, *cwd.parents]
+    for root in candidates:
+        if _is_needle_checkout(root):
+            return root / "data"
+    return None
 
 
 def candidate_dirs(name: str, root: str | os.PathLike[str] | None) -> list[Path]:
