@@ -118,7 +118,7 @@ class Value:
     def make_from_op(cls, op: Op, inputs: Sequence[Value]) -> Value:
         value = cls.__new__(cls)
         data = op.compute(*[x.realize_cached_data() for x in inputs])
-        if is_grad_enabled() and any(x.requires_grad for x in inputs):
+        if _GRAD_ENABLED[0] and any(x.requires_grad for x in inputs):
             value._init(op, inputs, cached_data=data, requires_grad=True)
         else:  # nothing to differentiate: keep no graph
             value._init(None, (), cached_data=data, requires_grad=False)

@@ -28,6 +28,8 @@ class Device:
 
     # --- identity ----------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
+        if self is other:  # devices are cached, so this is the common case
+            return True
         return isinstance(other, Device) and (self.name, self.index) == (other.name, other.index)
 
     def __hash__(self) -> int:

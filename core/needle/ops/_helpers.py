@@ -50,10 +50,14 @@ class BinaryOp(TensorOp):
     def __call__(self, a: Tensor, b: Tensor) -> Tensor:  # type: ignore[override]
         check_tensor(self.name, a)
         check_tensor(self.name, b)
-        check_same_device(self.name, a, b)
-        if a.dtype != b.dtype:
-            raise TypeError(f"{self.name}: dtypes differ, {a.dtype} and {b.dtype}")
-        if a.shape != b.shape:
+        x, y = a.realize_cached_data(), b.realize_cached_data()  # one lookup each: hot path
+        if x.device != y.device:
+            raise ValueError(
+                f"{self.name}: tensors are on different devices, {x.device} and {y.device}"
+            )
+        if x.dtype != y.dtype:
+            raise TypeError(f"{self.name}: dtypes differ, {x.dtype} and {y.dtype}")
+        if x.shape != y.shape:
             try:
                 broadcast_shapes(a.shape, b.shape)
             except ValueError:
