@@ -99,3 +99,10 @@ def test_wrong_types() -> None:
         ndl.Tensor([1.0]) + "x"
     with pytest.raises(TypeError, match="dtypes differ"):
         ndl.Tensor([1.0]) + ndl.Tensor([1.0], dtype="float64")
+
+
+def test_data_that_is_not_an_array() -> None:
+    with pytest.raises(ValueError, match="cannot make a float32 array from list"):
+        ndl.Tensor([[1.0, 2.0], [3.0]])
+    with pytest.raises(ValueError, match="cannot make a float32 array from str"):
+        ndl.Tensor("abc")

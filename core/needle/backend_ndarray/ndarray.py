@@ -114,7 +114,12 @@ class NDArray:
             dtype = getattr(other, "dtype", None)
             dtype = dtype if dtype is not None and np.dtype(dtype).name in DTYPES else "float32"
         dtype = dev.check_dtype(normalize_dtype(dtype))
-        data = np.asarray(other, dtype=_NP_DTYPES.get(dtype, dtype), order="C")
+        try:
+            data = np.asarray(other, dtype=_NP_DTYPES.get(dtype, dtype), order="C")
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(
+                f"NDArray: cannot make a {dtype} array from {type(other).__name__}: {exc}"
+            ) from None
         arr = NDArray.make(data.shape, device=dev, dtype=dtype)
         dev.from_numpy(data.reshape(-1), arr._handle)
         self._init(arr)
