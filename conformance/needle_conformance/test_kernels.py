@@ -194,6 +194,34 @@ def test_astype(
 _OFFSET_EXAMPLE = {"shape": (3, 4), "strides": (1, 3), "offset": 5, "size": 17}
 
 
+def _assert_view_kernel(
+    k: Any,
+    out: Any,
+    expected: np.ndarray,
+    *,
+    kernel: str,
+    backend: str,
+    view: dict[str, Any],
+    dtype: str,
+    setup: list[str],
+    call: str,
+) -> None:
+    """Exact comparison for the strided-view kernels, with a repro that ends in ``call``."""
+    shape, strides, offset = view["shape"], view["strides"], view["offset"]
+    repro = "\n".join(
+        [*header(backend), *setup, call, f"print(k.to_numpy(out, ({out.size},), (1,), 0))"]
+    )
+    assert_close(
+        download(k, out),
+        expected,
+        rtol=0,
+        atol=0,
+        repro=repro,
+        what=f"kernel {kernel}: view shape {shape} strides {strides} offset {offset} "
+        f"of a {dtype} buffer of {view['size']}",
+    )
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(view=strided_views(), seed=st.integers(0, 9999))
 @example(view=_OFFSET_EXAMPLE, seed=1)
@@ -209,24 +237,16 @@ def test_compact(
     n = int(np.prod(shape, dtype=np.int64))
     out = k.alloc(n, dtype)
     k.compact(a, out, shape, strides, offset)
-    repro = "\n".join(
-        [
-            *header(needle_backend_name),
-            *lines,
-            *upload_code("a", "src", dtype),
-            f"out = k.alloc({n}, {dtype!r})",
-            f"k.compact(a, out, {shape}, {strides}, {offset})",
-            f"print(k.to_numpy(out, ({n},), (1,), 0))",
-        ]
-    )
-    assert_close(
-        download(k, out),
+    _assert_view_kernel(
+        k,
+        out,
         reference_view(src, shape, strides, offset).reshape(-1),
-        rtol=0,
-        atol=0,
-        repro=repro,
-        what=f"kernel compact: view shape {shape} strides {strides} offset {offset} "
-        f"of a {dtype} buffer of {view['size']}",
+        kernel="compact",
+        backend=needle_backend_name,
+        view=view,
+        dtype=dtype,
+        setup=[*lines, *upload_code("a", "src", dtype), f"out = k.alloc({n}, {dtype!r})"],
+        call=f"k.compact(a, out, {shape}, {strides}, {offset})",
     )
 
 
@@ -248,25 +268,21 @@ def test_ewise_setitem(
     expected = dst.copy()
     if n:
         reference_view(expected, shape, strides, offset)[...] = src.reshape(shape)
-    repro = "\n".join(
-        [
-            *header(needle_backend_name),
+    _assert_view_kernel(
+        k,
+        out,
+        expected,
+        kernel="ewise_setitem",
+        backend=needle_backend_name,
+        view=view,
+        dtype=dtype,
+        setup=[
             *lines,
             *lines2,
             *upload_code("out", "dst", dtype),
             *upload_code("a", "src", dtype),
-            f"k.ewise_setitem(a, out, {shape}, {strides}, {offset})",
-            f"print(k.to_numpy(out, ({view['size']},), (1,), 0))",
-        ]
-    )
-    assert_close(
-        download(k, out),
-        expected,
-        rtol=0,
-        atol=0,
-        repro=repro,
-        what=f"kernel ewise_setitem: view shape {shape} strides {strides} "
-        f"offset {offset} of a {dtype} buffer of {view['size']}",
+        ],
+        call=f"k.ewise_setitem(a, out, {shape}, {strides}, {offset})",
     )
 
 
@@ -291,23 +307,16 @@ def test_scalar_setitem(
     expected = dst.copy()
     if n:
         reference_view(expected, shape, strides, offset)[...] = value
-    repro = "\n".join(
-        [
-            *header(needle_backend_name),
-            *lines,
-            *upload_code("out", "dst", dtype),
-            f"k.scalar_setitem({n}, {value!r}, out, {shape}, {strides}, {offset})",
-            f"print(k.to_numpy(out, ({view['size']},), (1,), 0))",
-        ]
-    )
-    assert_close(
-        download(k, out),
+    _assert_view_kernel(
+        k,
+        out,
         expected,
-        rtol=0,
-        atol=0,
-        repro=repro,
-        what=f"kernel scalar_setitem: view shape {shape} strides {strides} "
-        f"offset {offset} of a {dtype} buffer of {view['size']}",
+        kernel="scalar_setitem",
+        backend=needle_backend_name,
+        view=view,
+        dtype=dtype,
+        setup=[*lines, *upload_code("out", "dst", dtype)],
+        call=f"k.scalar_setitem({n}, {value!r}, out, {shape}, {strides}, {offset})",
     )
 
 
