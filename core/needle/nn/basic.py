@@ -109,18 +109,13 @@ class Dropout(Module):
         return x * keep / (1.0 - self.p)
 
 
-def one_hot_matrix(labels: Any, n: int, like: Tensor) -> Tensor:
-    """A constant ``(len(labels), n)`` one-hot tensor on ``like``'s device and dtype."""
-    idx = np.asarray(labels.numpy() if isinstance(labels, Tensor) else labels).reshape(-1)
-    return Tensor(like.device.one_hot(n, idx, dtype=like.dtype), requires_grad=False)
-
-
 class SoftmaxLoss(Module):
     """Mean cross-entropy of logits ``(N, k)`` against integer labels ``(N,)``."""
 
     def forward(self, logits: Tensor, y: Any) -> Tensor:
         n, k = logits.shape
-        y_one_hot = one_hot_matrix(y, k, logits)
+        labels = np.asarray(y.numpy() if isinstance(y, Tensor) else y).reshape(-1)
+        y_one_hot = init.one_hot(k, labels, device=logits.device, dtype=logits.dtype)
         if y_one_hot.shape[0] != n:
             raise ValueError(f"SoftmaxLoss: {n} rows of logits but {y_one_hot.shape[0]} labels")
         return _SoftmaxCrossEntropy(y_one_hot)(logits)
