@@ -1,5 +1,8 @@
 """``needle new-backend``: the generated backend installs, is found, computes and conforms.
 
+The generator lives in the backend kit (``needle_conformance.kit``, the
+``needle-conformance`` distribution); these tests skip without it.
+
 The fast tests check the generator itself. The slow ones pip-install two generated
 backends into this environment (removed again afterwards) and drive them from
 subprocesses, as a plugin author would: ``scaffoldfull`` as generated, and
@@ -22,7 +25,6 @@ from pathlib import Path
 
 import pytest
 from needle.backends import REQUIRED_KERNELS
-from needle.scaffold import add_new_backend_parser, create_backend, render_kernels
 
 FULL, PARTIAL, MISSING = "scaffoldfull", "scaffoldpartial", "ewise_mul"
 
@@ -108,6 +110,21 @@ def delete_kernel(kernels_py: Path, name: str) -> None:
     kernels_py.write_text(new)
 
 
+def _kit():
+    return pytest.importorskip(
+        "needle_conformance.kit",
+        reason="the backend kit is not installed (pip install ./conformance)",
+    )
+
+
+def create_backend(name: str, path: Path, **kwargs: bool) -> Path:
+    return _kit().create_backend(name, path, **kwargs)
+
+
+def render_kernels(name: str) -> str:
+    return _kit().render_kernels(name)
+
+
 # --- the generator -----------------------------------------------------------------------
 def test_generates_an_installable_layout(tmp_path: Path) -> None:
     root = create_backend("mydev", tmp_path / "out")
@@ -123,7 +140,11 @@ def test_generates_an_installable_layout(tmp_path: Path) -> None:
     pyproject = (root / "pyproject.toml").read_text()
     assert 'name = "needle-mydev"' in pyproject
     assert '[project.entry-points."needle.backends"]\nmydev = "needle_mydev.plugin"' in pyproject
-    assert '"numpy>=1.24"' in pyproject and '"needle>=' in pyproject
+    # The core is needle-core: "needle" on PyPI is an unrelated project.
+    assert '"needle-core>=0.1,<0.2", "numpy>=1.24"' in pyproject
+    assert '"needle>' not in pyproject and '"needle"' not in pyproject
+    assert '"needle-conformance>=0.1,<0.2"' in pyproject
+    assert "needle-core" in (root / "README.md").read_text()
     test = (root / "tests" / "test_conformance.py").read_text()
     assert '"--pyargs", "needle_conformance", "--needle-backend=mydev"' in test
     for file in root.rglob("*.py"):
@@ -202,8 +223,9 @@ def test_non_empty_folder_needs_force(tmp_path: Path) -> None:
 
 
 def test_new_backend_command(tmp_path: Path, capsys) -> None:
+    commands = pytest.importorskip("needle_conformance.kit.commands")
     parser = argparse.ArgumentParser(prog="needle")
-    add_new_backend_parser(parser.add_subparsers(dest="command"))
+    commands.register_new_backend(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["new-backend", "mydev", "--path", str(tmp_path / "b")])
     assert args.func(args) == 0
     assert "pip install -e" in capsys.readouterr().out
@@ -213,8 +235,10 @@ def test_new_backend_command(tmp_path: Path, capsys) -> None:
     assert "not empty" in capsys.readouterr().err
 
 
+@needs_conformance
 def test_needle_cli_offers_new_backend(tmp_path: Path) -> None:
-    cli = pytest.importorskip("needle.cli", reason="needle.cli is not written yet")
+    from needle import cli
+
     assert cli.main(["new-backend", "mydev", "--path", str(tmp_path / "c")]) == 0
     assert (tmp_path / "c" / "pyproject.toml").is_file()
 

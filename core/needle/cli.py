@@ -1,18 +1,55 @@
-"""The ``needle`` command: ``needle backends``, ``needle train``, ``needle conformance``...
+"""The ``needle`` command: a thin dispatcher over subcommands found as plugins.
 
-Subcommands that live in other modules register themselves through an
-``add_*_parser(subparsers)`` function, so this file stays a thin dispatcher.
+Every subcommand is an entry point in the ``needle.commands`` group, the same plugin
+idea as the backends. An entry point loads to ``register(subparsers) -> None``, which
+adds its sub-parser with ``set_defaults(func=handler)``; ``handler(args) -> int`` runs
+the command. The core registers ``backends`` (here) and ``train``
+(``needle.training``); the backend kit, the ``needle-conformance`` distribution,
+registers ``conformance`` and ``new-backend``. A command whose entry point fails to
+load or register is reported on stderr and skipped: it never breaks ``needle``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from typing import Any, TextIO
+
+__all__ = [
+    "COMMAND_GROUP",
+    "backend_rows",
+    "build_parser",
+    "command_entry_points",
+    "main",
+    "register_backends",
+]
+
+COMMAND_GROUP = "needle.commands"
+"""The entry-point group of ``needle`` subcommands."""
+
+# The core's own commands, as its pyproject.toml declares them. Used only when the
+# group does not list them (needle imported from a source tree without its metadata).
+_CORE_COMMANDS = {
+    "backends": "needle.cli:register_backends",
+    "train": "needle.training:add_train_parser",
+}
+
+# Commands of the backend kit: without it, `needle NAME` says how to get it.
+_KIT_COMMANDS = {
+    "conformance": "run the conformance suite against a backend (backend kit, not installed)",
+    "new-backend": "generate a new backend distribution (backend kit, not installed)",
+}
+
+
+def kit_hint(command: str) -> str:
+    """The message for a backend-kit command when the kit is not installed."""
+    return (
+        f"needle {command} is part of the backend kit: "
+        "pip install needle-conformance (or ./conformance)"
+    )
 
 
 def backend_rows() -> list[dict[str, Any]]:
@@ -114,59 +151,69 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_conformance(args: argparse.Namespace) -> int:
-    try:
-        import needle_conformance
-    except ImportError:
-        print(
-            "needle conformance: the suite is not installed (pip install ./conformance)",
-            file=sys.stderr,
-        )
-        return 2
-    extra = [*(["--xfail", args.xfail] if args.xfail else []), *args.pytest_args]
-    if not args.all:
-        if not args.backend:
-            print("needle conformance: name a backend or pass --all", file=sys.stderr)
-            return 2
-        return int(needle_conformance.main([args.backend, *extra]))
-    worst = 0
-    for row in backend_rows():
-        if not row["usable"]:
-            print(f"needle conformance: {row['name']} skipped ({row['reason']})")
-            continue
-        print(f"needle conformance: running the suite against {row['name']}")
-        worst = max(worst, int(needle_conformance.main([row["name"], *extra])))
-    return worst
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argparse tree of the ``needle`` command."""
-    from . import __version__
-
-    parser = argparse.ArgumentParser(prog="needle", description="needle deep-learning framework")
-    parser.add_argument("--version", action="version", version=f"needle {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("backends", help="list installed backends and why any is unusable")
+def register_backends(subparsers: Any) -> None:
+    """Register ``needle backends [--json]`` (the core's entry point for it)."""
+    p = subparsers.add_parser("backends", help="list installed backends and why any is unusable")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_backends)
 
-    p = sub.add_parser("conformance", help="run the conformance suite against a backend")
-    p.add_argument("backend", nargs="?", help="backend name, e.g. numpy or cpp")
-    p.add_argument("--all", action="store_true", help="every usable backend, one after another")
-    p.add_argument("--xfail", help="file listing the backend's known gaps")
-    p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
-    p.set_defaults(func=_cmd_conformance)
 
-    for module, fn in (("training", "add_train_parser"), ("scaffold", "add_new_backend_parser")):
-        if importlib.util.find_spec(f"needle.{module}") is not None:
-            getattr(importlib.import_module(f"needle.{module}"), fn)(sub)
+def command_entry_points() -> list[metadata.EntryPoint]:
+    """The ``needle.commands`` entry points, sorted by name, the core's always included."""
+    found = {ep.name: ep for ep in metadata.entry_points(group=COMMAND_GROUP)}
+    for name, value in _CORE_COMMANDS.items():
+        found.setdefault(name, metadata.EntryPoint(name, value, COMMAND_GROUP))
+    return [found[name] for name in sorted(found)]
+
+
+def _source(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return f" (from {dist.name})" if dist is not None else ""
+
+
+def _kit_stub(command: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        print(kit_hint(command), file=sys.stderr)
+        return 2
+
+    return handler
+
+
+def build_parser(*, stderr: TextIO | None = None) -> argparse.ArgumentParser:
+    """The argparse tree of the ``needle`` command, with every registered subcommand.
+
+    A command entry point that fails to load or to register is reported on ``stderr``
+    (default ``sys.stderr``), one line naming it and the error, and skipped.
+    """
+    from . import __version__
+
+    err = sys.stderr if stderr is None else stderr
+    parser = argparse.ArgumentParser(prog="needle", description="needle deep-learning framework")
+    parser.add_argument("--version", action="version", version=f"needle {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for ep in command_entry_points():
+        try:
+            register = ep.load()
+            register(sub)
+        except Exception as exc:  # a broken plugin must not break the command
+            print(
+                f"needle: skipped command {ep.name!r}: entry point "
+                f"'{ep.name} = {ep.value}'{_source(ep)} failed: {type(exc).__name__}: {exc}",
+                file=err,
+            )
+    for name, help_text in _KIT_COMMANDS.items():
+        if name not in sub.choices:
+            p = sub.add_parser(name, help=help_text, add_help=False)
+            p.set_defaults(func=_kit_stub(name), accepts_extra=True)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``needle`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return int(args.func(args) or 0)
 
 
