@@ -1,8 +1,11 @@
-"""The backend contract: the one list of kernels every needle backend provides.
+"""The backend contract: the one table of kernels every needle backend provides.
 
-This module is the single source of truth for what a backend must implement.
-Registration validates against :data:`REQUIRED_KERNELS`, the conformance suite tests
-each entry one by one, and ``docs/writing-a-backend.md`` documents it.
+This module is the single source of truth for what a backend must implement. Each kernel
+is a :class:`KernelSpec` record in :data:`KERNELS`: its name, family, parameters, what it
+returns, its meaning in words, a NumPy reference and the bad inputs it must reject.
+Registration validates a backend's kernel table against it (presence and arity), the
+conformance suite tests each record one by one, the scaffold writes its kernel bodies
+from it, and ``docs/writing-a-backend.md`` documents it (``tools/gen_kernel_table.py``).
 
 Conventions shared by every kernel
 ----------------------------------
@@ -21,91 +24,779 @@ Conventions shared by every kernel
 * Every kernel must check sizes, dtypes and bounds before touching memory and raise
   ``ValueError``/``TypeError``/``IndexError`` with a message naming the kernel.
 
+NumPy references (``KernelSpec.reference``), by family
+------------------------------------------------------
+The reference takes NumPy arrays in place of handles, already shaped, and returns the
+NumPy array the kernel's ``out`` must hold (in the shape given below; flatten it to
+compare with ``out``). Scalar parameters that only describe shapes (``m``, ``n``,
+``reduce_size``, ...) are implied by the array shapes and are not passed.
+
+* ``buffer``: ``to_numpy`` is ``f(flat, shape, strides, offset)`` (the strided view, as
+  a new array); ``fill`` is ``f(out_flat, value)``; ``astype`` is ``f(a_flat, dtype)``;
+  ``alloc`` and ``from_numpy`` have none.
+* ``layout``: ``compact`` is ``f(flat, shape, strides, offset) -> array of shape``;
+  ``ewise_setitem`` is ``f(out_flat, a, shape, strides, offset) -> new out_flat``;
+  ``scalar_setitem`` is ``f(out_flat, value, shape, strides, offset) -> new out_flat``.
+* ``ewise_binary``: ``f(a, b)``; ``scalar_binary``: ``f(a, value)``; ``ewise_unary``:
+  ``f(a)``. Same shape in, same shape out; comparisons give 1.0/0.0 in a's dtype.
+* ``reduce``: ``f(rows)`` with ``rows`` of shape ``(out.size, reduce_size)`` -> 1-D
+  result over axis 1.
+* ``matmul``: ``f(a, b)`` with ``a`` of shape ``(m, n)``, ``b`` of ``(n, p)``.
+* ``optional``: ``batched_matmul`` ``f(a, b)`` on ``(batch, m, n)``, ``(batch, n, p)``;
+  ``logsumexp_last``, ``reduce_argmax`` ``f(rows) -> 1-D``; ``softmax_last``
+  ``f(rows) -> rows' shape``; ``conv2d_nhwc`` ``f(x, w, stride)`` with ``x`` NHWC and
+  ``w`` KKIO; ``ewise_where`` ``f(cond, a, b)``; ``synchronize`` has none.
+
 Bump :data:`CONTRACT_VERSION` (major) whenever a required kernel is added, removed or
 changes meaning; ``tests/test_contract_snapshot.py`` guards against silent changes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
 CONTRACT_VERSION: tuple[int, int] = (1, 0)
 """(major, minor). A plugin whose major version differs is refused."""
 
-_EWISE_BINARY = {
-    "add": "a + b",
-    "sub": "a - b",
-    "mul": "a * b",
-    "div": "a / b",
-    "power": "a ** b",
-    "maximum": "max(a, b) (NaN if either is NaN)",
-    "eq": "1.0 if a == b else 0.0",
-    "ne": "1.0 if a != b else 0.0",
-    "lt": "1.0 if a < b else 0.0",
-    "le": "1.0 if a <= b else 0.0",
-    "gt": "1.0 if a > b else 0.0",
-    "ge": "1.0 if a >= b else 0.0",
+FAMILIES: tuple[str, ...] = (
+    "buffer",
+    "layout",
+    "ewise_binary",
+    "scalar_binary",
+    "ewise_unary",
+    "reduce",
+    "matmul",
+    "optional",
+)
+"""Every value :attr:`KernelSpec.family` may take."""
+
+
+# --- records ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ErrorCase:
+    """An input a conforming kernel must reject, before touching memory.
+
+    ``make_args(kernels, dtype, other_dtype)`` builds the bad arguments with the
+    backend's own ``alloc``/``fill``/``from_numpy`` (``other_dtype`` is a second dtype
+    the backend supports, or ``None``); calling the kernel with them must raise
+    ``exception`` (or one of ``also``) with a message naming the kernel.
+    """
+
+    description: str
+    exception: type[Exception]
+    make_args: Callable[[Any, str, str | None], tuple[Any, ...]]
+    tag: str
+    """Short identifier, unique per kernel (``"short_input"``); test ids use it."""
+    also: tuple[type[Exception], ...] = ()
+    """Other exception types a conforming kernel may raise instead (e.g. an
+    out-of-bounds view is ``IndexError`` by preference, ``ValueError`` accepted)."""
+    needs_other_dtype: bool = False
+    """The case needs a second supported dtype (skip it where the backend has one)."""
+
+    @property
+    def exceptions(self) -> tuple[type[Exception], ...]:
+        """Every exception type that counts as a correct rejection."""
+        return (self.exception, *self.also)
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """One kernel of the contract."""
+
+    name: str
+    family: str
+    params: tuple[str, ...]
+    """Parameter names in call order."""
+    returns: str | None
+    """``None`` (fills ``out``), ``"handle"`` (``alloc``) or ``"ndarray"`` (``to_numpy``)."""
+    semantics: str
+    required: bool
+    reference: Callable[..., Any] | None = None
+    """NumPy reference; the calling convention per family is in the module docstring."""
+    errors: tuple[ErrorCase, ...] = ()
+    inputs: tuple[str, ...] = ()
+    """Test-data kinds for the array inputs (``"normal"``, ``"positive"``, ``"nonzero"``,
+    ``"ints"``) that keep the reference well defined and the comparison meaningful."""
+    scalars: tuple[float, ...] = ()
+    """Scalar values worth testing (scalar kernels)."""
+    exact: bool = False
+    """Results must match the reference exactly (comparisons)."""
+
+    @property
+    def arity(self) -> int:
+        """How many arguments the kernel takes."""
+        return len(self.params)
+
+    @property
+    def signature(self) -> str:
+        """``"ewise_add(a, b, out)"``."""
+        return f"{self.name}({', '.join(self.params)})"
+
+    @property
+    def typed_signature(self) -> str:
+        """The signature with parameter and return types, as the guide shows it."""
+        params = ", ".join(f"{p}: {_PARAM_TYPES[p]}" for p in self.params)
+        ret = f" -> {'numpy.ndarray' if self.returns == 'ndarray' else self.returns}"
+        return f"{self.name}({params})" + (ret if self.returns else "")
+
+    @property
+    def doc(self) -> str:
+        """Signature and meaning in one text (the values of :data:`REQUIRED_KERNELS`)."""
+        return f"{self.typed_signature}. {self.semantics}"
+
+
+_PARAM_TYPES: dict[str, str] = {
+    **dict.fromkeys(("a", "b", "out", "x", "w", "cond"), "handle"),
+    **dict.fromkeys(
+        ("size", "reduce_size", "m", "n", "p", "batch", "h", "w_", "c_in", "k", "c_out"), "int"
+    ),
+    "stride": "int",
+    "offset": "int",
+    "shape": "tuple[int, ...]",
+    "strides": "tuple[int, ...]",
+    "value": "float",
+    "dtype": "str",
+    "src": "numpy.ndarray",
 }
 
-_EWISE_UNARY = {
-    "neg": "-a",
-    "abs": "|a|",
-    "log": "natural logarithm",
-    "exp": "e ** a",
-    "tanh": "hyperbolic tangent",
-    "sqrt": "square root",
-    "sin": "sine",
-    "cos": "cosine",
-}
 
-REQUIRED_KERNELS: dict[str, str] = {
-    # --- buffers -------------------------------------------------------------------
-    "alloc": "alloc(size: int, dtype: str) -> handle. A new uninitialised buffer of "
-    "`size` elements. size may be 0. Unsupported dtype -> TypeError.",
-    "from_numpy": "from_numpy(src: numpy.ndarray, out: handle). Copy a 1-D C-contiguous "
-    "NumPy array of out's dtype and size into out.",
-    "to_numpy": "to_numpy(a: handle, shape, strides, offset) -> numpy.ndarray. A new NumPy "
-    "array (owning its memory) holding the strided view of a.",
-    "fill": "fill(out: handle, value: float). Set every element of out to value.",
-    "astype": "astype(a: handle, out: handle). Convert the first out.size elements of a "
-    "to out's dtype (a and out may differ in dtype; size must match).",
-    # --- layout --------------------------------------------------------------------
-    "compact": "compact(a: handle, out: handle, shape, strides, offset). Write the "
-    "strided view (shape, strides, offset) of a into out in row-major order.",
-    "ewise_setitem": "ewise_setitem(a: handle, out: handle, shape, strides, offset). "
-    "Write the compact a into the strided view (shape, strides, offset) of out.",
-    "scalar_setitem": "scalar_setitem(size: int, value: float, out: handle, shape, strides, "
-    "offset). Set every element of the strided view of out to value; size is the "
-    "view's element count.",
-    # --- reductions and matmul -------------------------------------------------------
-    "reduce_sum": "reduce_sum(a: handle, out: handle, reduce_size: int). out[i] = "
-    "sum(a[i*reduce_size:(i+1)*reduce_size]) for i < out.size.",
-    "reduce_max": "reduce_max(a: handle, out: handle, reduce_size: int). Like reduce_sum "
-    "with max. reduce_size >= 1.",
-    "matmul": "matmul(a: handle, b: handle, out: handle, m: int, n: int, p: int). "
-    "Compact (m, n) @ (n, p) -> compact (m, p). n may be 0 (out is zeros).",
-}
-for _name, _doc in _EWISE_BINARY.items():
-    REQUIRED_KERNELS[f"ewise_{_name}"] = f"ewise_{_name}(a, b, out). out = {_doc}, element-wise."
-    REQUIRED_KERNELS[f"scalar_{_name}"] = (
-        f"scalar_{_name}(a, value: float, out). out = {_doc.replace('b', 'value')}, element-wise."
+# --- NumPy references ------------------------------------------------------------------
+def _strided(flat: np.ndarray, shape: Sequence[int], strides: Sequence[int], offset: int) -> Any:
+    """The (writeable) view of ``flat`` with element strides; empty shapes give empties."""
+    shape = tuple(shape)
+    if 0 in shape:
+        return np.empty(shape, dtype=flat.dtype)
+    item = flat.itemsize
+    return np.lib.stride_tricks.as_strided(
+        flat[int(offset) :], shape, tuple(int(s) * item for s in strides)
     )
-for _name, _doc in _EWISE_UNARY.items():
-    REQUIRED_KERNELS[f"ewise_{_name}"] = f"ewise_{_name}(a, out). out = {_doc}, element-wise."
 
-OPTIONAL_KERNELS: dict[str, str] = {
-    "batched_matmul": "batched_matmul(a, b, out, batch: int, m: int, n: int, p: int). "
-    "Compact (batch, m, n) @ (batch, n, p) -> compact (batch, m, p).",
-    "logsumexp_last": "logsumexp_last(a, out, reduce_size: int). Numerically stable "
-    "log(sum(exp(row))) over compact rows of reduce_size elements (max-shifted; rows "
-    "whose max is -inf give -inf).",
-    "softmax_last": "softmax_last(a, out, reduce_size: int). Stable softmax over compact "
-    "rows of reduce_size elements; out has a's size.",
-    "conv2d_nhwc": "conv2d_nhwc(x, w, out, n, h, w_, c_in, k, c_out, stride: int). "
-    "Valid (unpadded) convolution of compact NHWC x with compact KKIO weights w into "
-    "compact (n, (h-k)//stride+1, (w_-k)//stride+1, c_out).",
-    "ewise_where": "ewise_where(cond, a, b, out). out = a where cond != 0 else b.",
-    "reduce_argmax": "reduce_argmax(a, out, reduce_size: int). Index (as a float) of the "
-    "first maximum of each compact row.",
-    "synchronize": "synchronize(). Wait for queued device work (for timing).",
+
+def _ref_view(flat: Any, shape: Sequence[int], strides: Sequence[int], offset: int) -> Any:
+    return np.array(_strided(np.asarray(flat), shape, strides, offset))
+
+
+def _ref_ewise_setitem(
+    out: Any, a: Any, shape: Sequence[int], strides: Sequence[int], offset: int
+) -> Any:
+    result = np.array(out)
+    if int(np.prod(shape, dtype=np.int64)):
+        _strided(result, shape, strides, offset)[...] = np.asarray(a).reshape(tuple(shape))
+    return result
+
+
+def _ref_scalar_setitem(
+    out: Any, value: float, shape: Sequence[int], strides: Sequence[int], offset: int
+) -> Any:
+    result = np.array(out)
+    if int(np.prod(shape, dtype=np.int64)):
+        _strided(result, shape, strides, offset)[...] = value
+    return result
+
+
+def _quiet(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` under ``np.errstate(all="ignore")`` (IEEE results, no warnings)."""
+
+    def ref(*args: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return fn(*args)
+
+    ref.__name__ = getattr(fn, "__name__", "reference")
+    ref.__doc__ = f"NumPy reference: {ref.__name__} (IEEE results, no warnings)."
+    return ref
+
+
+def _comparison(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A NumPy comparison as 1.0/0.0 in the dtype of the first input."""
+
+    def ref(a: Any, b: Any) -> Any:
+        a = np.asarray(a)
+        return fn(a, b).astype(a.dtype if a.dtype.kind == "f" else np.float64)
+
+    ref.__name__ = fn.__name__
+    ref.__doc__ = f"NumPy reference: {fn.__name__} as 1.0/0.0."
+    return ref
+
+
+def _logsumexp_last(rows: Any) -> Any:
+    rows = np.asarray(rows)
+    if rows.shape[1] == 0:
+        return np.full(rows.shape[0], -np.inf, dtype=rows.dtype)
+    with np.errstate(all="ignore"):
+        m = rows.max(axis=1, keepdims=True)
+        shift = np.where(np.isfinite(m), m, 0)
+        return (np.log(np.exp(rows - shift).sum(axis=1, keepdims=True)) + shift)[:, 0]
+
+
+def _softmax_last(rows: Any) -> Any:
+    rows = np.asarray(rows)
+    with np.errstate(all="ignore"):
+        e = np.exp(rows - rows.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def _conv2d_nhwc(x: Any, w: Any, stride: int) -> Any:
+    x, w = np.asarray(x), np.asarray(w)
+    n, h, w_, _ = x.shape
+    k, c_out = w.shape[0], w.shape[3]
+    ho, wo = (h - k) // stride + 1, (w_ - k) // stride + 1
+    out = np.zeros((n, ho, wo, c_out), dtype=np.result_type(x, w))
+    for i in range(k):
+        for j in range(k):
+            patch = x[
+                :, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride
+            ]
+            out += patch @ w[i, j]
+    return out
+
+
+def _reduce_argmax(rows: Any) -> Any:
+    rows = np.asarray(rows)
+    return np.argmax(rows, axis=1).astype(rows.dtype if rows.dtype.kind == "f" else np.float64)
+
+
+def _where(cond: Any, a: Any, b: Any) -> Any:
+    return np.where(np.asarray(cond) != 0, a, b)
+
+
+# --- error cases -----------------------------------------------------------------------
+def _buf(k: Any, n: int, dtype: str) -> Any:
+    """A backend buffer of ``n`` ones."""
+    h = k.alloc(n, dtype)
+    k.fill(h, 1.0)
+    return h
+
+
+_OOB = (ValueError,)  # an out-of-bounds view: IndexError preferred, ValueError accepted
+
+
+def _err(
+    tag: str,
+    description: str,
+    exception: type[Exception],
+    make_args: Callable[[Any, str, str | None], tuple[Any, ...]],
+    *,
+    also: tuple[type[Exception], ...] = (),
+    needs_other_dtype: bool = False,
+) -> ErrorCase:
+    return ErrorCase(description, exception, make_args, tag, also, needs_other_dtype)
+
+
+def _dtype_mismatch(description: str, extra: tuple[Any, ...] = ()) -> ErrorCase:
+    """Inputs of two dtypes (any of the three error types is accepted, as before)."""
+
+    def make(k: Any, d: str, o: str | None) -> tuple[Any, ...]:
+        return (k.alloc(4, d), k.alloc(4, o), k.alloc(4, d), *extra)
+
+    return _err(
+        "dtype_mismatch",
+        description,
+        TypeError,
+        make,
+        also=(ValueError, IndexError),
+        needs_other_dtype=True,
+    )
+
+
+# --- the table -------------------------------------------------------------------------
+_BUFFER = (
+    KernelSpec(
+        "alloc",
+        "buffer",
+        ("size", "dtype"),
+        "handle",
+        "A new uninitialised buffer of `size` elements. size may be 0. "
+        "Unsupported dtype -> TypeError.",
+        True,
+        errors=(
+            _err("negative", "negative size", ValueError, lambda k, d, o: (-1, d)),
+            _err("bad_dtype", "unknown dtype", TypeError, lambda k, d, o: (3, "not-a-dtype")),
+        ),
+    ),
+    KernelSpec(
+        "from_numpy",
+        "buffer",
+        ("src", "out"),
+        None,
+        "Copy a 1-D C-contiguous NumPy array of out's dtype and size into out.",
+        True,
+        errors=(
+            _err(
+                "size",
+                "source larger than out",
+                ValueError,
+                lambda k, d, o: (np.zeros(5, d), _buf(k, 4, d)),
+            ),
+        ),
+    ),
+    KernelSpec(
+        "to_numpy",
+        "buffer",
+        ("a", "shape", "strides", "offset"),
+        "ndarray",
+        "A new NumPy array (owning its memory) holding the strided view of a.",
+        True,
+        reference=_ref_view,
+        errors=(
+            _err(
+                "out_of_bounds",
+                "view reaches past the buffer",
+                IndexError,
+                lambda k, d, o: (_buf(k, 4, d), (2, 3), (3, 1), 0),
+                also=_OOB,
+            ),
+        ),
+    ),
+    KernelSpec(
+        "fill",
+        "buffer",
+        ("out", "value"),
+        None,
+        "Set every element of out to value.",
+        True,
+        reference=lambda out, value: np.full_like(np.asarray(out), value),
+    ),
+    KernelSpec(
+        "astype",
+        "buffer",
+        ("a", "out"),
+        None,
+        "Convert the first out.size elements of a to out's dtype (a and out may differ "
+        "in dtype; size must match).",
+        True,
+        reference=lambda a, dtype: np.asarray(a).astype(dtype),
+        errors=(
+            _err(
+                "short_input",
+                "a smaller than out",
+                ValueError,
+                lambda k, d, o: (_buf(k, 3, d), _buf(k, 5, d)),
+            ),
+        ),
+    ),
+)
+
+_LAYOUT = (
+    KernelSpec(
+        "compact",
+        "layout",
+        ("a", "out", "shape", "strides", "offset"),
+        None,
+        "Write the strided view (shape, strides, offset) of a into out in row-major order.",
+        True,
+        reference=_ref_view,
+        errors=(
+            _err(
+                "out_of_bounds",
+                "view reaches past a",
+                IndexError,
+                lambda k, d, o: (_buf(k, 6, d), _buf(k, 6, d), (2, 3), (3, 1), 1),
+                also=_OOB,
+            ),
+            _err(
+                "out_too_small",
+                "out smaller than the view",
+                ValueError,
+                lambda k, d, o: (_buf(k, 6, d), _buf(k, 5, d), (2, 3), (3, 1), 0),
+            ),
+        ),
+    ),
+    KernelSpec(
+        "ewise_setitem",
+        "layout",
+        ("a", "out", "shape", "strides", "offset"),
+        None,
+        "Write the compact a into the strided view (shape, strides, offset) of out.",
+        True,
+        reference=_ref_ewise_setitem,
+        errors=(
+            _err(
+                "out_of_bounds",
+                "view reaches past out",
+                IndexError,
+                lambda k, d, o: (_buf(k, 6, d), _buf(k, 6, d), (2, 3), (4, 1), 0),
+                also=_OOB,
+            ),
+        ),
+    ),
+    KernelSpec(
+        "scalar_setitem",
+        "layout",
+        ("size", "value", "out", "shape", "strides", "offset"),
+        None,
+        "Set every element of the strided view of out to value; size is the view's element count.",
+        True,
+        reference=_ref_scalar_setitem,
+        errors=(
+            _err(
+                "out_of_bounds",
+                "view reaches past out",
+                IndexError,
+                lambda k, d, o: (6, 0.0, _buf(k, 5, d), (2, 3), (3, 1), 0),
+                also=_OOB,
+            ),
+        ),
+    ),
+)
+
+_REDUCE_MATMUL = (
+    KernelSpec(
+        "reduce_sum",
+        "reduce",
+        ("a", "out", "reduce_size"),
+        None,
+        "out[i] = sum(a[i*reduce_size:(i+1)*reduce_size]) for i < out.size.",
+        True,
+        reference=lambda rows: np.asarray(rows).sum(axis=1),
+        errors=(
+            _err(
+                "short_input",
+                "a smaller than out.size * reduce_size",
+                ValueError,
+                lambda k, d, o: (_buf(k, 5, d), _buf(k, 2, d), 3),
+            ),
+        ),
+    ),
+    KernelSpec(
+        "reduce_max",
+        "reduce",
+        ("a", "out", "reduce_size"),
+        None,
+        "Like reduce_sum with max. reduce_size >= 1.",
+        True,
+        reference=lambda rows: np.asarray(rows).max(axis=1),
+        errors=(
+            _err(
+                "zero_size",
+                "reduce_size 0",
+                ValueError,
+                lambda k, d, o: (_buf(k, 0, d), _buf(k, 2, d), 0),
+            ),
+        ),
+    ),
+    KernelSpec(
+        "matmul",
+        "matmul",
+        ("a", "b", "out", "m", "n", "p"),
+        None,
+        "Compact (m, n) @ (n, p) -> compact (m, p). n may be 0 (out is zeros).",
+        True,
+        reference=lambda a, b: np.asarray(a) @ np.asarray(b),
+        errors=(
+            _err(
+                "short_input",
+                "a smaller than m * n",
+                ValueError,
+                lambda k, d, o: (_buf(k, 5, d), _buf(k, 6, d), _buf(k, 4, d), 2, 3, 2),
+            ),
+            _dtype_mismatch("a and b of different dtypes", (2, 2, 2)),
+        ),
+    ),
+)
+
+# name: (meaning in words, NumPy function, comparison?, input kinds, scalar test values)
+_BINARY: dict[str, tuple[str, Callable[..., Any], bool, tuple[str, str], tuple[float, ...]]] = {
+    "add": ("a + b", np.add, False, ("normal", "normal"), (1.25, -3.0)),
+    "sub": ("a - b", np.subtract, False, ("normal", "normal"), (1.25, -3.0)),
+    "mul": ("a * b", np.multiply, False, ("normal", "normal"), (1.25, -3.0)),
+    "div": ("a / b", np.divide, False, ("normal", "nonzero"), (2.5, -0.75)),
+    "power": ("a ** b", np.power, False, ("positive", "normal"), (2.0, 0.5, -1.5, 3.0)),
+    "maximum": (
+        "max(a, b) (NaN if either is NaN)",
+        np.maximum,
+        False,
+        ("normal", "normal"),
+        (1.25, -3.0),
+    ),
+    "eq": ("1.0 if a == b else 0.0", np.equal, True, ("ints", "ints"), (1.0, -0.5, 0.0, 2.25)),
+    "ne": ("1.0 if a != b else 0.0", np.not_equal, True, ("ints", "ints"), (1.0, -0.5, 0.0, 2.25)),
+    "lt": ("1.0 if a < b else 0.0", np.less, True, ("ints", "ints"), (1.0, -0.5, 0.0, 2.25)),
+    "le": ("1.0 if a <= b else 0.0", np.less_equal, True, ("ints", "ints"), (1.0, -0.5, 0.0, 2.25)),
+    "gt": ("1.0 if a > b else 0.0", np.greater, True, ("ints", "ints"), (1.0, -0.5, 0.0, 2.25)),
+    "ge": (
+        "1.0 if a >= b else 0.0",
+        np.greater_equal,
+        True,
+        ("ints", "ints"),
+        (1.0, -0.5, 0.0, 2.25),
+    ),
 }
 
-__all__ = ["CONTRACT_VERSION", "OPTIONAL_KERNELS", "REQUIRED_KERNELS"]
+# name: (meaning in words, NumPy function, input kind)
+_UNARY: dict[str, tuple[str, Callable[..., Any], str]] = {
+    "neg": ("-a", np.negative, "normal"),
+    "abs": ("|a|", np.abs, "normal"),
+    "log": ("natural logarithm", np.log, "positive"),
+    "exp": ("e ** a", np.exp, "normal"),
+    "tanh": ("hyperbolic tangent", np.tanh, "normal"),
+    "sqrt": ("square root", np.sqrt, "positive"),
+    "sin": ("sine", np.sin, "normal"),
+    "cos": ("cosine", np.cos, "normal"),
+}
+
+_EWISE_ERRORS: dict[str, tuple[ErrorCase, ...]] = {
+    "ewise_add": (
+        _err(
+            "short_input",
+            "a smaller than out",
+            ValueError,
+            lambda k, d, o: (_buf(k, 3, d), _buf(k, 5, d), _buf(k, 5, d)),
+        ),
+        _err(
+            "not_a_buffer",
+            "a NumPy array instead of a handle",
+            TypeError,
+            lambda k, d, o: (np.ones(5, d), _buf(k, 5, d), _buf(k, 5, d)),
+        ),
+    ),
+    "ewise_mul": (_dtype_mismatch("a and b of different dtypes"),),
+    "scalar_mul": (
+        _err(
+            "short_input",
+            "a smaller than out",
+            ValueError,
+            lambda k, d, o: (_buf(k, 2, d), 2.0, _buf(k, 5, d)),
+        ),
+    ),
+    "ewise_exp": (
+        _err(
+            "short_input",
+            "a smaller than out",
+            ValueError,
+            lambda k, d, o: (_buf(k, 2, d), _buf(k, 5, d)),
+        ),
+    ),
+}
+
+
+def _elementwise() -> list[KernelSpec]:
+    specs = []
+    for name, (words, fn, comparison, kinds, values) in _BINARY.items():
+        ref = _comparison(fn) if comparison else _quiet(fn)
+        for prefix, family, params, text, inputs in (
+            ("ewise", "ewise_binary", ("a", "b", "out"), words, kinds),
+            (
+                "scalar",
+                "scalar_binary",
+                ("a", "value", "out"),
+                words.replace("b", "value"),
+                kinds[:1],
+            ),
+        ):
+            kname = f"{prefix}_{name}"
+            specs.append(
+                KernelSpec(
+                    kname,
+                    family,
+                    params,
+                    None,
+                    f"out = {text}, element-wise.",
+                    True,
+                    reference=ref,
+                    errors=_EWISE_ERRORS.get(kname, ()),
+                    inputs=inputs,
+                    scalars=values if prefix == "scalar" else (),
+                    exact=comparison,
+                )
+            )
+    for name, (words, fn, kind) in _UNARY.items():
+        kname = f"ewise_{name}"
+        specs.append(
+            KernelSpec(
+                kname,
+                "ewise_unary",
+                ("a", "out"),
+                None,
+                f"out = {words}, element-wise.",
+                True,
+                reference=_quiet(fn),
+                errors=_EWISE_ERRORS.get(kname, ()),
+                inputs=(kind,),
+            )
+        )
+    return specs
+
+
+_OPTIONAL = (
+    KernelSpec(
+        "batched_matmul",
+        "optional",
+        ("a", "b", "out", "batch", "m", "n", "p"),
+        None,
+        "Compact (batch, m, n) @ (batch, n, p) -> compact (batch, m, p).",
+        False,
+        reference=lambda a, b: np.matmul(a, b),
+    ),
+    KernelSpec(
+        "logsumexp_last",
+        "optional",
+        ("a", "out", "reduce_size"),
+        None,
+        "Numerically stable log(sum(exp(row))) over compact rows of reduce_size elements "
+        "(max-shifted; rows whose max is -inf give -inf).",
+        False,
+        reference=_logsumexp_last,
+    ),
+    KernelSpec(
+        "softmax_last",
+        "optional",
+        ("a", "out", "reduce_size"),
+        None,
+        "Stable softmax over compact rows of reduce_size elements; out has a's size.",
+        False,
+        reference=_softmax_last,
+    ),
+    KernelSpec(
+        "conv2d_nhwc",
+        "optional",
+        ("x", "w", "out", "n", "h", "w_", "c_in", "k", "c_out", "stride"),
+        None,
+        "Valid (unpadded) convolution of compact NHWC x with compact KKIO weights w into "
+        "compact (n, (h-k)//stride+1, (w_-k)//stride+1, c_out).",
+        False,
+        reference=_conv2d_nhwc,
+    ),
+    KernelSpec(
+        "ewise_where",
+        "optional",
+        ("cond", "a", "b", "out"),
+        None,
+        "out = a where cond != 0 else b.",
+        False,
+        reference=_where,
+    ),
+    KernelSpec(
+        "reduce_argmax",
+        "optional",
+        ("a", "out", "reduce_size"),
+        None,
+        "Index (as a float) of the first maximum of each compact row.",
+        False,
+        reference=_reduce_argmax,
+    ),
+    KernelSpec(
+        "synchronize",
+        "optional",
+        (),
+        None,
+        "Wait for queued device work (for timing).",
+        False,
+    ),
+)
+
+KERNELS: dict[str, KernelSpec] = {
+    s.name: s for s in (*_BUFFER, *_LAYOUT, *_REDUCE_MATMUL, *_elementwise(), *_OPTIONAL)
+}
+"""Every kernel of the contract by name: the required ones, then the optional ones."""
+
+REQUIRED_KERNELS: dict[str, str] = {n: s.doc for n, s in KERNELS.items() if s.required}
+"""Name -> signature and meaning of each required kernel (derived from :data:`KERNELS`)."""
+
+OPTIONAL_KERNELS: dict[str, str] = {n: s.doc for n, s in KERNELS.items() if not s.required}
+"""Name -> signature and meaning of each optional kernel (derived from :data:`KERNELS`)."""
+
+
+def kernels_in_family(family: str) -> tuple[KernelSpec, ...]:
+    """The records of ``family`` (one of :data:`FAMILIES`), in table order."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown kernel family {family!r}; families: {', '.join(FAMILIES)}")
+    return tuple(s for s in KERNELS.values() if s.family == family)
+
+
+# --- the typed view of a kernel table --------------------------------------------------
+class Handle(Protocol):
+    """A flat device buffer as the core sees it."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def dtype(self) -> str: ...
+
+
+_Ints = Sequence[int]
+
+
+@runtime_checkable
+class KernelTable(Protocol):
+    """What ``needle_backend_load`` returns and ``Device`` holds: every required kernel.
+
+    Optional kernels, when declared in ``BackendInfo.optional_kernels``, are further
+    attributes with the signatures of their :data:`KERNELS` records. A test keeps this
+    protocol equal to :data:`KERNELS` (names and arity).
+    """
+
+    # buffers
+    def alloc(self, size: int, dtype: str) -> Handle: ...
+    def from_numpy(self, src: np.ndarray, out: Handle) -> None: ...
+    def to_numpy(self, a: Handle, shape: _Ints, strides: _Ints, offset: int) -> np.ndarray: ...
+    def fill(self, out: Handle, value: float) -> None: ...
+    def astype(self, a: Handle, out: Handle) -> None: ...
+
+    # layout
+    def compact(
+        self, a: Handle, out: Handle, shape: _Ints, strides: _Ints, offset: int
+    ) -> None: ...
+    def ewise_setitem(
+        self, a: Handle, out: Handle, shape: _Ints, strides: _Ints, offset: int
+    ) -> None: ...
+    def scalar_setitem(
+        self, size: int, value: float, out: Handle, shape: _Ints, strides: _Ints, offset: int
+    ) -> None: ...
+
+    # reductions and matmul
+    def reduce_sum(self, a: Handle, out: Handle, reduce_size: int) -> None: ...
+    def reduce_max(self, a: Handle, out: Handle, reduce_size: int) -> None: ...
+    def matmul(self, a: Handle, b: Handle, out: Handle, m: int, n: int, p: int) -> None: ...
+
+    # element-wise and scalar
+    def ewise_add(self, a: Handle, b: Handle, out: Handle) -> None: ...
+    def scalar_add(self, a: Handle, value: float, out: Handle) -> None: ...
+    def ewise_sub(self, a: Handle, b: Handle, out: Handle) -> None: ...
+    def scalar_sub(self, a: Handle, value: float, out: Handle) -> None: ...
+    def ewise_mul(self, a: Handle, b: Handle, out: Handle) -> None: ...
+    def scalar_mul(self, a: Handle, value: float, out: Handle) -> None: ...
+    def ewise_div(self, a: Handle, b: Handle, out: Handle) -> None: ...
+    def scalar_div(self, a: Handle, value: float, out: Handle) -> None: ...
+    def ewise_power(self, a: Handle, b: Handle, out: Handle) -> None: ...
+    def scalar_power(self, a: Handle, value: float, out: Handle) -> None: ...
+    def ewise_maximum(self, a: Handle, b: Handle, out: Handle) -> None: ...
+    def scalar_maximum(self, a: Handle, value: float, out: Handle) -> None: ...
+    def ewise_eq(self, a: Handle, b: Handle, out: Handle) -> None: ...
+    def scalar_eq(self, a: Handle, value: float, out: Handle) -> None: ...
+    def ewise_ne(self, a: Handle, b: Handle, out: Handle) -> None: ...
+    def scalar_ne(self, a: Handle, value: float, out: Handle) -> None: ...
+    def ewise_lt(self, a: Handle, b: Handle, out: Handle) -> None: ...
+    def scalar_lt(self, a: Handle, value: float, out: Handle) -> None: ...
+    def ewise_le(self, a: Handle, b: Handle, out: Handle) -> None: ...
+    def scalar_le(self, a: Handle, value: float, out: Handle) -> None: ...
+    def ewise_gt(self, a: Handle, b: Handle, out: Handle) -> None: ...
+    def scalar_gt(self, a: Handle, value: float, out: Handle) -> None: ...
+    def ewise_ge(self, a: Handle, b: Handle, out: Handle) -> None: ...
+    def scalar_ge(self, a: Handle, value: float, out: Handle) -> None: ...
+    def ewise_neg(self, a: Handle, out: Handle) -> None: ...
+    def ewise_abs(self, a: Handle, out: Handle) -> None: ...
+    def ewise_log(self, a: Handle, out: Handle) -> None: ...
+    def ewise_exp(self, a: Handle, out: Handle) -> None: ...
+    def ewise_tanh(self, a: Handle, out: Handle) -> None: ...
+    def ewise_sqrt(self, a: Handle, out: Handle) -> None: ...
+    def ewise_sin(self, a: Handle, out: Handle) -> None: ...
+    def ewise_cos(self, a: Handle, out: Handle) -> None: ...
+
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "FAMILIES",
+    "KERNELS",
+    "OPTIONAL_KERNELS",
+    "REQUIRED_KERNELS",
+    "ErrorCase",
+    "Handle",
+    "KernelSpec",
+    "KernelTable",
+    "kernels_in_family",
+]
