@@ -1,18 +1,117 @@
-"""needle's seeded random generator (``needle.manual_seed``)."""
+"""needle's random numbers: NumPy's global generator, drawn with the course's calls.
+
+Every random draw in needle (initialisers, dropout, DataLoader shuffling, image
+transforms, ``Device.rand``/``Device.randn``) goes through the helpers below, and they
+call NumPy's global ``RandomState`` exactly as the course's needle does:
+
+=====================  ===============================================
+``rand(*shape)``       ``np.random.rand(*shape)``
+``randn(*shape)``      ``np.random.randn(*shape)``
+``randb(*shape, p)``   ``np.random.rand(*shape) <= p``
+``permutation(n)``     ``np.random.permutation(n)``
+``randint(lo, hi, s)`` ``np.random.randint(low=lo, high=hi, size=s)``
+=====================  ===============================================
+
+So ``np.random.seed(s)`` before building a model reproduces the course's numbers, and
+``needle.manual_seed(s)`` is the same call. :func:`get_state` and :func:`set_state`
+save and restore the generator bit for bit (checkpoints use them).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-_GENERATOR = np.random.default_rng()
+__all__ = [
+    "generator",
+    "get_state",
+    "manual_seed",
+    "permutation",
+    "rand",
+    "randb",
+    "randint",
+    "randn",
+    "set_state",
+]
 
 
 def manual_seed(seed: int) -> None:
-    """Seed needle's generator so that initialisation, dropout and shuffling repeat."""
-    global _GENERATOR
-    _GENERATOR = np.random.default_rng(seed)
+    """Seed NumPy's global generator (``np.random.seed(seed)``), which needle draws from.
+
+    Raises:
+        ValueError: ``seed`` is not an integer in ``[0, 2**32 - 1]``.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"manual_seed: seed must be an int, got {type(seed).__name__}")
+    if not 0 <= int(seed) <= 2**32 - 1:
+        raise ValueError(f"manual_seed: seed must lie in [0, 2**32 - 1], got {seed}")
+    np.random.seed(int(seed))
 
 
-def generator() -> np.random.Generator:
-    """The generator every random draw in needle uses."""
-    return _GENERATOR
+def get_state() -> dict[str, Any]:
+    """The global generator's full state (``np.random.get_state(legacy=False)``)."""
+    return np.random.get_state(legacy=False)  # type: ignore[no-any-return]
+
+
+def set_state(state: Any) -> None:
+    """Restore a state from :func:`get_state` (or ``np.random.get_state()``)."""
+    np.random.set_state(state)
+
+
+def rand(*shape: int) -> Any:
+    """Uniform samples in [0, 1): ``np.random.rand(*shape)`` (a float when no shape)."""
+    return np.random.rand(*shape)
+
+
+def randn(*shape: int) -> Any:
+    """Standard normal samples: ``np.random.randn(*shape)``."""
+    return np.random.randn(*shape)
+
+
+def randb(*shape: int, p: float = 0.5) -> Any:
+    """Booleans, True with probability ``p``: ``np.random.rand(*shape) <= p``."""
+    return np.random.rand(*shape) <= p
+
+
+def permutation(n: int) -> np.ndarray:
+    """A random order of ``range(n)``: ``np.random.permutation(n)``."""
+    return np.random.permutation(n)
+
+
+def randint(low: int, high: int | None = None, size: Any = None) -> Any:
+    """Integers in [low, high): ``np.random.randint(low=low, high=high, size=size)``."""
+    return np.random.randint(low=low, high=high, size=size)
+
+
+class _GlobalGenerator:
+    """NumPy's global ``RandomState`` with the old ``generator()`` interface.
+
+    ``generator().bit_generator.state`` reads and writes the full state (including the
+    cached normal sample, so a restored stream continues bit for bit); every other
+    attribute is the ``RandomState``'s (``random``, ``standard_normal``, ``permutation``...).
+    New code should call the helpers of this module instead.
+    """
+
+    @property
+    def bit_generator(self) -> _GlobalGenerator:
+        return self
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return get_state()
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        set_state(value)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(np.random.mtrand._rand, name)
+
+
+_GLOBAL = _GlobalGenerator()
+
+
+def generator() -> Any:
+    """NumPy's global generator, as needle draws from it (kept for older callers)."""
+    return _GLOBAL

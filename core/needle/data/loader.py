@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import random as _random
 from ..autograd import Tensor
-from ..random import generator
 from .dataset import Dataset
 
 
@@ -19,8 +19,9 @@ class DataLoader:
     Args:
         dataset: a :class:`Dataset`.
         batch_size: examples per batch.
-        shuffle: draw a new order each pass from needle's seeded generator
-            (``needle.manual_seed``), so runs repeat.
+        shuffle: draw a new order at the start of each pass with
+            ``np.random.permutation(len(dataset))`` (NumPy's global generator, as in the
+            course; ``np.random.seed``/``needle.manual_seed`` make runs repeat).
         drop_last: skip a final batch smaller than ``batch_size``.
         device, dtype: where and as what floating type the batch tensors are made;
             integer fields (labels) keep their values, stored in ``dtype``.
@@ -50,7 +51,7 @@ class DataLoader:
     def batch_order(self) -> list[np.ndarray]:
         """The index arrays of this pass's batches (draws from the generator if shuffling)."""
         n = len(self.dataset)
-        order = generator().permutation(n) if self.shuffle else np.arange(n)
+        order = _random.permutation(n) if self.shuffle else np.arange(n)
         cuts = range(self.batch_size, n, self.batch_size)
         batches = np.array_split(order, list(cuts))
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:

@@ -1,10 +1,10 @@
-"""Data augmentation on single images ``(H, W, C)`` (NumPy), drawing from needle's generator."""
+"""Data augmentation on single images ``(H, W, C)`` (NumPy), from NumPy's global generator."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..random import generator
+from .. import random as _random
 
 
 class Transform:
@@ -21,7 +21,7 @@ class RandomFlipHorizontal(Transform):
         self.p = p
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
-        return img[:, ::-1, :] if generator().random() < self.p else img
+        return img[:, ::-1, :] if _random.rand() < self.p else img
 
 
 class RandomCrop(Transform):
@@ -32,7 +32,7 @@ class RandomCrop(Transform):
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         p = self.padding
-        dx, dy = generator().integers(-p, p + 1, size=2)
+        dx, dy = _random.randint(low=-p, high=p + 1, size=2)
         h, w = img.shape[:2]
         padded = np.pad(img, ((p, p), (p, p), (0, 0)))
         return padded[p + dx : p + dx + h, p + dy : p + dy + w, :]

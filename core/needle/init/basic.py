@@ -1,4 +1,9 @@
-"""Constant and random tensors. Random draws use needle's seeded generator."""
+"""Constant and random tensors. Random draws come from NumPy's global generator.
+
+The draws are the course's: ``rand`` is ``np.random.rand(*shape) * (high - low) + low``,
+``randn`` is ``np.random.randn(*shape) * std + mean`` and ``randb`` is
+``np.random.rand(*shape) <= p`` (see :mod:`needle.random`).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import random as _random
 from ..autograd import Tensor
 from ..backends import Device, default_device
 from ..backends import device as _device
-from ..random import generator
 
 
 def _dev(device: Device | str | None) -> Device:
@@ -29,7 +34,7 @@ def rand(
     requires_grad: bool = False,
 ) -> Tensor:
     """Uniform samples in [low, high)."""
-    x = generator().random(shape) * (high - low) + low
+    x = _random.rand(*shape) * (high - low) + low
     return _from_numpy(x, device, dtype, requires_grad)
 
 
@@ -42,7 +47,7 @@ def randn(
     requires_grad: bool = False,
 ) -> Tensor:
     """Normal samples with the given mean and standard deviation."""
-    x = generator().standard_normal(shape) * std + mean
+    x = _random.randn(*shape) * std + mean
     return _from_numpy(x, device, dtype, requires_grad)
 
 
@@ -54,7 +59,7 @@ def randb(
     requires_grad: bool = False,
 ) -> Tensor:
     """Bernoulli samples: 1 with probability ``p``, else 0."""
-    x = generator().random(shape) <= p
+    x = _random.randb(*shape, p=p)
     return _from_numpy(x, device, dtype, requires_grad)
 
 

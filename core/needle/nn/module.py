@@ -208,12 +208,33 @@ class Identity(Module):
         return x
 
 
+class _Layers(list):  # type: ignore[type-arg]
+    """``Sequential.modules``: the list of layers (the course's attribute), still callable
+    as :meth:`Module.modules` (``seq.modules()`` is the Sequential and every sub-module)."""
+
+    def __init__(self, owner: Sequential) -> None:
+        super().__init__(owner.modules_list)
+        self._owner = owner
+
+    def __call__(self) -> list[Module]:
+        return Module.modules(self._owner)
+
+
 class Sequential(Module):
-    """Applies ``modules`` one after another."""
+    """Applies ``modules`` one after another; ``seq.modules`` is the list of layers."""
 
     def __init__(self, *modules: Module) -> None:
         super().__init__()
         self.modules_list = list(modules)
+
+    @property  # type: ignore[override]
+    def modules(self) -> _Layers:
+        """The layers, in order (the course's ``Sequential.modules``)."""
+        return _Layers(self)
+
+    @modules.setter
+    def modules(self, layers: Any) -> None:
+        self.modules_list = list(layers)
 
     def named_children(self) -> list[tuple[str, Module]]:
         return [(str(i), m) for i, m in enumerate(self.modules_list)]

@@ -14,6 +14,13 @@ def _uniform(k: float, *shape: int, device: Any, dtype: str) -> Parameter:
     return Parameter(init.rand(*shape, low=-k, high=k, device=device, dtype=dtype))
 
 
+def _zeros_or(h: Tensor | None, batch: int, hidden: int, like: Tensor) -> Tensor:
+    """``h``, or zeros ``(batch, hidden)`` on ``like``'s device and dtype when it is None."""
+    if h is not None:
+        return h
+    return init.zeros(batch, hidden, device=like.device, dtype=like.dtype)
+
+
 def _add_bias(x: Tensor, b: Tensor) -> Tensor:
     return x + b.reshape((1, b.shape[0])).broadcast_to(x.shape)
 
@@ -56,8 +63,8 @@ class RNNCell(Module):
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
         """``x``: (bs, input_size); ``h``: (bs, hidden_size) or None for zeros."""
         out = x @ self.W_ih
-        if h is not None:
-            out = out + h @ self.W_hh
+        # h = None is zeros, as in the course: W_hh still takes part (its gradient is zeros)
+        out = out + _zeros_or(h, x.shape[0], self.hidden_size, x) @ self.W_hh
         if self.bias_ih is not None:
             out = _add_bias(_add_bias(out, self.bias_ih), self.bias_hh)  # type: ignore[arg-type]
         return ops.tanh(out) if self.nonlinearity == "tanh" else ops.relu(out)
@@ -137,8 +144,8 @@ class LSTMCell(Module):
     def forward(self, x: Tensor, h: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         """``x``: (bs, input_size); ``h``: (h0, c0), each (bs, hidden), or None for zeros."""
         gates = self.input_gates(x)
-        if h is not None:
-            gates = gates + h[0] @ self.W_hh
+        h0 = _zeros_or(None if h is None else h[0], x.shape[0], self.hidden_size, x)
+        gates = gates + h0 @ self.W_hh
         return self.step(gates, None if h is None else h[1])
 
     def input_gates(self, x: Tensor) -> Tensor:
@@ -191,8 +198,10 @@ class LSTM(Module):
             # the input projection of every time step in one matmul
             outputs = []
             for gates in ops.split(cell.input_gates(seq), 0):
-                if state is not None:
-                    gates = gates + state[0] @ cell.W_hh
+                h_prev = _zeros_or(
+                    None if state is None else state[0], gates.shape[0], cell.hidden_size, gates
+                )
+                gates = gates + h_prev @ cell.W_hh
                 state = cell.step(gates, None if state is None else state[1])
                 outputs.append(state[0])
             hs.append(state[0])
