@@ -1,0 +1,259 @@
+"""The backend-neutral collective interface and its single-process and MPI implementations.
+
+A :class:`Collective` moves *flat buffers* of its own kind: NumPy arrays for MPI (host
+memory), CuPy arrays for NCCL. It also knows how to view an ``NDArray`` as such a buffer
+(:meth:`Collective.as_buffer`) and how to make an ``NDArray`` to receive a result
+(:meth:`Collective.output`), so the Tensor-level functions in ``needle.distributed`` and
+``DistributedDataParallel`` never look at a backend's handles themselves.
+
+Every wait is bounded: a collective that does not complete within the timeout raises
+:class:`DistributedTimeoutError` naming the operation, the rank and the time waited.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..backend_ndarray.ndarray import NDArray
+
+OPS = ("sum", "mean", "max", "min")
+
+
+class DistributedTimeoutError(RuntimeError):
+    """A collective did not complete in time (a rank died, hangs or took another path)."""
+
+
+def check_op(op: str, what: str) -> str:
+    if op not in OPS:
+        raise ValueError(f"{what}: op must be one of {', '.join(OPS)}; got {op!r}")
+    return op
+
+
+# --- host views of NDArrays -------------------------------------------------------------
+_CTYPES = {"float32": ctypes.c_float, "float64": ctypes.c_double}
+
+
+def host_view(arr: NDArray) -> np.ndarray | None:
+    """A zero-copy NumPy view of ``arr`` when its memory is host memory and compact.
+
+    The NumPy backend keeps a NumPy array in its handle; the C++ backend's handle exposes
+    the host address of its buffer (``ptr``). Any other backend (CUDA, third parties)
+    returns ``None`` and is staged through the host with ``numpy()``/``NDArray(...)``.
+    The view does not keep the buffer alive: keep ``arr`` referenced while it is used.
+    """
+    if not arr.is_compact():
+        return None
+    handle, n, off = arr._handle, arr.size, arr._offset
+    inner = getattr(handle, "array", None)
+    if isinstance(inner, np.ndarray):
+        return inner[off : off + n].reshape(arr.shape)
+    if arr.device.name == "cpp" and hasattr(handle, "ptr") and arr.dtype in _CTYPES:
+        if n == 0:
+            return np.empty(arr.shape, dtype=arr.dtype)
+        ctype = _CTYPES[arr.dtype]
+        raw = (ctype * n).from_address(int(handle.ptr) + off * ctypes.sizeof(ctype))
+        return np.ctypeslib.as_array(raw).reshape(arr.shape)
+    return None
+
+
+# --- pending operations -----------------------------------------------------------------
+class Work:
+    """A collective in flight: ``test()`` polls it, ``wait()`` blocks (bounded)."""
+
+    def __init__(self, test: Callable[[], bool], what: str, rank: int, timeout: float) -> None:
+        self._test, self.what, self.rank, self.timeout = test, what, rank, timeout
+        self.done = False
+
+    def test(self) -> bool:
+        if not self.done:
+            self.done = bool(self._test())
+        return self.done
+
+    def wait(self) -> None:
+        """Poll until done: spin first (MPI progresses only when called), then back off."""
+        if self.test():
+            return
+        start = time.monotonic()
+        deadline = start + self.timeout
+        spin_until = start + 0.05
+        polls = 0
+        while not self.test():
+            polls += 1
+            if polls & 63:
+                continue
+            now = time.monotonic()
+            if now > deadline:
+                raise DistributedTimeoutError(
+                    f"needle.distributed: {self.what} on rank {self.rank} did not complete "
+                    f"within {self.timeout:g} s (another rank died, hangs, or called a "
+                    "different collective); set NEEDLE_DIST_TIMEOUT or init(timeout=...) "
+                    "to change the limit"
+                )
+            if now > spin_until:
+                time.sleep(0.0005)
+
+
+class DoneWork(Work):
+    def __init__(self) -> None:
+        super().__init__(lambda: True, "", 0, 0.0)
+        self.done = True
+
+
+# --- the interface ----------------------------------------------------------------------
+class Collective:
+    """What a transport provides. Buffers are flat, contiguous, of the transport's kind."""
+
+    name = "abstract"
+    rank = 0
+    size = 1
+    timeout = 600.0
+
+    # buffers
+    def as_buffer(self, arr: NDArray) -> Any:
+        """``arr``'s elements as a read-only flat buffer (a view when possible)."""
+        raise NotImplementedError
+
+    def output(self, shape: tuple[int, ...], dtype: str, device: Any) -> tuple[Any, Any]:
+        """(flat buffer to receive into, function returning the NDArray once filled)."""
+        raise NotImplementedError
+
+    def empty(self, n: int, dtype: str) -> Any:
+        """A new flat buffer of ``n`` elements (bucket storage)."""
+        raise NotImplementedError
+
+    # collectives on flat buffers (in place unless noted)
+    def iallreduce(self, buf: Any, op: str, what: str = "all_reduce") -> Work:
+        raise NotImplementedError
+
+    def allreduce(self, buf: Any, op: str, what: str = "all_reduce") -> None:
+        self.iallreduce(buf, op, what).wait()
+
+    def broadcast(self, buf: Any, root: int) -> None:
+        raise NotImplementedError
+
+    def allgather(self, send: Any, recv: Any) -> None:
+        """``recv`` (``size * len(send)`` elements) gets every rank's ``send``, rank order."""
+        raise NotImplementedError
+
+    def barrier(self) -> None:
+        raise NotImplementedError
+
+    def allgather_object(self, obj: Any) -> list[Any]:
+        raise NotImplementedError
+
+    def abort(self, code: int = 1) -> None:
+        raise SystemExit(code)
+
+
+class HostCollective(Collective):
+    """Shared buffer handling of transports that move host (NumPy) memory."""
+
+    def as_buffer(self, arr: NDArray) -> np.ndarray:
+        view = host_view(arr)
+        return (arr.numpy() if view is None else view).reshape(-1)
+
+    def output(self, shape: tuple[int, ...], dtype: str, device: Any) -> tuple[Any, Any]:
+        arr = NDArray.make(tuple(shape), device=device, dtype=dtype)
+        view = host_view(arr)
+        if view is not None:
+            return view.reshape(-1), lambda: arr
+        staged = np.empty(int(np.prod(shape)), dtype=dtype)
+        return staged, lambda: NDArray(staged.reshape(shape), device=device, dtype=dtype)
+
+    def empty(self, n: int, dtype: str) -> np.ndarray:
+        return np.empty(n, dtype=dtype)
+
+
+class LocalCollective(HostCollective):
+    """World size 1, no launcher: every collective is the identity (no MPI needed)."""
+
+    name = "local"
+
+    def iallreduce(self, buf: Any, op: str, what: str = "all_reduce") -> Work:
+        return DoneWork()
+
+    def broadcast(self, buf: Any, root: int) -> None:
+        if root != 0:
+            raise ValueError(f"broadcast: root {root} out of range for world size 1")
+
+    def allgather(self, send: Any, recv: Any) -> None:
+        recv[...] = send
+
+    def barrier(self) -> None:
+        pass
+
+    def allgather_object(self, obj: Any) -> list[Any]:
+        return [obj]
+
+
+class MPICollective(HostCollective):
+    """MPI through mpi4py, on host buffers, with bounded waits."""
+
+    name = "mpi"
+
+    def __init__(self, comm: Any, timeout: float) -> None:
+        from mpi4py import MPI
+
+        self.MPI, self.comm, self.timeout = MPI, comm, timeout
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self._ops = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}
+
+    def dup(self) -> MPICollective:
+        """A collective on a duplicated communicator (its own ordering of operations)."""
+        return MPICollective(self.comm.Dup(), self.timeout)
+
+    def _work(self, req: Any, what: str, after: Callable[[], None] | None = None) -> Work:
+        def test() -> bool:
+            if not req.Test():
+                return False
+            if after is not None:
+                after()
+            return True
+
+        return Work(test, what, self.rank, self.timeout)
+
+    def iallreduce(self, buf: Any, op: str, what: str = "all_reduce") -> Work:
+        req = self.comm.Iallreduce(self.MPI.IN_PLACE, buf, self._ops[op])
+        after = None
+        if op == "mean":
+
+            def after() -> None:
+                buf[...] /= self.size
+
+        return self._work(req, f"{what} of {buf.nbytes} bytes", after)
+
+    def broadcast(self, buf: Any, root: int) -> None:
+        if not 0 <= root < self.size:
+            raise ValueError(f"broadcast: root {root} out of range for world size {self.size}")
+        self._work(self.comm.Ibcast(buf, root=root), f"broadcast of {buf.nbytes} bytes").wait()
+
+    def allgather(self, send: Any, recv: Any) -> None:
+        req = self.comm.Iallgather(send, recv)
+        self._work(req, f"all_gather of {send.nbytes} bytes").wait()
+
+    def barrier(self) -> None:
+        self._work(self.comm.Ibarrier(), "barrier").wait()
+
+    def allgather_object(self, obj: Any) -> list[Any]:
+        # Sizes first (bounded wait), then the pickled payloads.
+        import pickle
+
+        data = np.frombuffer(pickle.dumps(obj), dtype=np.uint8)
+        sizes = np.zeros(self.size, dtype=np.int64)
+        self.allgather(np.array([data.size], dtype=np.int64), sizes)
+        recv = np.empty(int(sizes.sum()), dtype=np.uint8)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        req = self.comm.Iallgatherv(data, [recv, sizes, offsets, self.MPI.BYTE])
+        self._work(req, "all_gather of Python objects").wait()
+        return [
+            pickle.loads(recv[o : o + s].tobytes())
+            for o, s in zip(offsets.tolist(), sizes.tolist())
+        ]
+
+    def abort(self, code: int = 1) -> None:
+        self.comm.Abort(code)
