@@ -14,6 +14,7 @@ from .datasets import (
     parse_mnist,
 )
 from .loader import DataLoader
+from .sampler import DistributedSampler
 from .transforms import RandomCrop, RandomFlipHorizontal, Transform
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "DataLoader",
     "Dataset",
     "Dictionary",
+    "DistributedSampler",
     "MNISTDataset",
     "NDArrayDataset",
     "RandomCrop",
