@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import needle as ndl
+import numpy as np
 import pytest
 from needle.backends import (
     BackendError,
@@ -215,3 +216,176 @@ def test_device_spec_errors() -> None:
         ndl.device(3)  # type: ignore[arg-type]
     with pytest.raises(BackendError, match="index 2 is out of range"):
         ndl.Tensor([1.0], device="numpy:2")
+
+
+# --- kernel arity ----------------------------------------------------------------------
+class TablePlugin(InProcessPlugin):
+    """A usable in-process plugin whose kernel table is the NumPy one with overrides."""
+
+    def __init__(self, name: str, **overrides: object) -> None:
+        super().__init__(name)
+        self.overrides = overrides
+
+    @hookimpl
+    def needle_backend_load(self, index: int):
+        from types import SimpleNamespace
+
+        from needle.backends import REQUIRED_KERNELS
+
+        base = ndl.device("numpy").kernels
+        table = SimpleNamespace(**{k: getattr(base, k) for k in REQUIRED_KERNELS})
+        vars(table).update(self.overrides)
+        return table
+
+
+class FakeBuiltin:
+    """Like a pybind11 function: no signature object, a signature line in ``__doc__``."""
+
+    __signature__ = "not a Signature"  # makes inspect.signature raise TypeError
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+
+    def __call__(self, *args: object) -> None:
+        raise AssertionError("never called by registration")
+
+
+def _refused(plugin: InProcessPlugin) -> str:
+    backend = register_plugin(plugin)
+    try:
+        assert backend is not None
+        with pytest.raises(PluginError) as info:
+            backend.kernels(0)
+        assert not backend.status().usable
+        return str(info.value)
+    finally:
+        unregister_plugin(plugin.name)
+
+
+def test_kernel_with_wrong_arity_is_refused() -> None:
+    def ewise_add(a, b):  # forgot out
+        raise AssertionError("never called")
+
+    message = _refused(TablePlugin("twoargs", ewise_add=ewise_add))
+    assert "'twoargs'" in message
+    assert "ewise_add must be ewise_add(a, b, out) (3 parameters)" in message
+    assert "found ewise_add(a, b)" in message
+
+
+def test_wrong_arity_of_a_compiled_kernel_is_read_from_its_docstring() -> None:
+    two = FakeBuiltin("scalar_mul(a: mod.Array, out: mod.Array) -> None\n\nMultiply.")
+    message = _refused(TablePlugin("builtin2", scalar_mul=two))
+    assert "scalar_mul must be scalar_mul(a, value, out)" in message
+    assert "found scalar_mul(a, out)" in message
+
+
+def test_arity_is_skipped_when_it_cannot_be_read() -> None:
+    overloaded = FakeBuiltin("ewise_add(*args, **kwargs)\nOverloaded function.")
+    plugin = TablePlugin("overloaded", ewise_add=overloaded, ewise_sub=FakeBuiltin(""))
+    backend = register_plugin(plugin)
+    try:
+        assert backend is not None and backend.kernels(0).ewise_add is overloaded
+    finally:
+        unregister_plugin("overloaded")
+
+
+def test_arity_reader_handles_defaults_varargs_and_bracketed_types() -> None:
+    from needle.backends._arity import arity_of
+
+    def with_default(a, b, out, scale=1.0):
+        pass
+
+    def var(*args):
+        pass
+
+    assert arity_of(with_default).accepts(3) and arity_of(with_default).accepts(4)
+    assert not arity_of(with_default).accepts(2)
+    assert arity_of(var).accepts(0) and arity_of(var).accepts(9)
+    doc = FakeBuiltin(
+        "to_numpy(a: m.Array, shape: collections.abc.Sequence[typing.SupportsInt | int], "
+        "strides: dict[str, tuple[int, int]], offset: int = 0) -> numpy.ndarray"
+    )
+    found = arity_of(doc)
+    assert found is not None and (found.low, found.high) == (3, 4)
+    assert found.shown == "(a, shape, strides, offset)"
+    assert arity_of(FakeBuiltin("not a signature line")) is None
+
+
+def test_declared_optional_kernel_arity_is_checked() -> None:
+    def softmax_last(a, out):  # lacks reduce_size
+        raise AssertionError("never called")
+
+    class Optional(TablePlugin):
+        @hookimpl
+        def needle_backend_info(self) -> BackendInfo:
+            return BackendInfo(
+                name=self.name,
+                version="1",
+                contract_version=(1, 0),
+                optional_kernels=("softmax_last",),
+            )
+
+    message = _refused(Optional("optarity", softmax_last=softmax_last))
+    assert "softmax_last must be softmax_last(a, out, reduce_size)" in message
+
+
+@pytest.mark.parametrize("name", ["numpy", "cpp"])
+def test_builtin_backends_pass_the_arity_check(name: str) -> None:
+    from needle.backends import KERNELS, REGISTRY
+    from needle.backends._arity import arity_of
+
+    if name not in list_backends() or not list_backends()[name].status().usable:
+        pytest.skip(f"backend {name} is not installed here")
+    backend = REGISTRY.get(name)
+    table = backend.kernels(0)  # validated, so it passed
+    names = [*(k for k, s in KERNELS.items() if s.required), *backend.info.optional_kernels]
+    # the check really ran: every kernel's arity is readable and right
+    for kernel in names:
+        found = arity_of(getattr(table, kernel))
+        assert found is not None, kernel
+        assert found.accepts(KERNELS[kernel].arity), (kernel, found)
+
+
+def test_fallback_gets_the_reference_table_lazily(monkeypatch) -> None:
+    from needle.backends import _fallback
+
+    monkeypatch.setenv("NEEDLE_FALLBACK", "1")
+
+    class Dropping(TablePlugin):
+        @hookimpl
+        def needle_backend_load(self, index: int):
+            table = TablePlugin.needle_backend_load(self, index)
+            del table.ewise_mul
+            return table
+
+    backend = register_plugin(Dropping("lazyfb"))
+    try:
+        assert backend is not None
+        table = backend.kernels(0)
+        assert isinstance(table, _fallback.FallbackTable)
+        assert backend.fallback_kernels == ("ewise_mul",)
+        k = table
+        a, out = k.alloc(3, "float32"), k.alloc(3, "float32")
+        k.from_numpy(np.array([1.0, 2.0, 3.0], "float32"), a)
+        with pytest.warns(RuntimeWarning, match="ewise_mul.*falls back to NumPy"):
+            k.ewise_mul(a, a, out)
+        assert k.to_numpy(out, (3,), (1,), 0).tolist() == [1.0, 4.0, 9.0]
+    finally:
+        unregister_plugin("lazyfb")
+
+
+def test_registry_and_fallback_do_not_import_each_other() -> None:
+    import ast
+
+    import needle.backends as host
+
+    def imported(module: str) -> set[str]:
+        tree = ast.parse((Path(host.__file__).parent / f"{module}.py").read_text())
+        return {
+            (node.module or "").lstrip(".")
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level
+        }
+
+    assert "_registry" not in imported("_fallback")
+    assert "_fallback" in imported("_registry")

@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 
 from . import backend_ndarray as nd
-from .backend_ndarray import NDArray
-from .backends import Device, default_device
-from .backends import device as _device
+from .backend_ndarray import Device, NDArray, default_device
+from .backend_ndarray import device as _device
 
 _GRAD_ENABLED = [True]
 
@@ -146,9 +145,7 @@ class TensorTuple(Value):
         return len(self.realize_cached_data())
 
     def __getitem__(self, index: int) -> Tensor:
-        from .ops import tuple_get_item
-
-        return tuple_get_item(self, index)
+        return ops.tuple_get_item(self, index)
 
     def __iter__(self) -> Iterator[Tensor]:
         return (self[i] for i in range(len(self)))
@@ -158,11 +155,9 @@ class TensorTuple(Value):
 
     def __add__(self, other: TensorTuple) -> TensorTuple:
         """Element-wise sum of two tuples (backward accumulates tuple adjoints with it)."""
-        from .ops import make_tuple
-
         if not isinstance(other, TensorTuple) or len(other) != len(self):
             raise TypeError("TensorTuple + : need another TensorTuple of the same length")
-        return make_tuple(*[x + y for x, y in zip(self, other)])
+        return ops.make_tuple(*[x + y for x, y in zip(self, other)])
 
     def __repr__(self) -> str:
         return "needle.TensorTuple(" + ", ".join(repr(t) for t in self) + ")"
@@ -287,9 +282,7 @@ class Tensor(Value):
 
     def astype(self, dtype: Any) -> Tensor:
         """A copy converted to ``dtype`` (differentiable)."""
-        from .ops import astype
-
-        return astype(self, dtype)
+        return ops.astype(self, dtype)
 
     def __len__(self) -> int:
         return len(self.realize_cached_data())
@@ -349,156 +342,100 @@ class Tensor(Value):
                 self, out_grad, free_graph=not (retain_graph or create_graph)
             )
 
-    # --- operators (the ops module is imported lazily: it imports this one) ---------
+    # --- operators (``ops`` is imported at the bottom of this module: it imports this one)
     def __add__(self, other: Any) -> Tensor:
-        from . import ops
-
         return ops.add(self, other)
 
     __radd__ = __add__
 
     def __sub__(self, other: Any) -> Tensor:
-        from . import ops
-
         return ops.subtract(self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
-        from . import ops
-
         return ops.add_scalar(ops.negate(self), other)
 
     def __mul__(self, other: Any) -> Tensor:
-        from . import ops
-
         return ops.multiply(self, other)
 
     __rmul__ = __mul__
 
     def __truediv__(self, other: Any) -> Tensor:
-        from . import ops
-
         return ops.divide(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        from . import ops
-
         return ops.mul_scalar(ops.power_scalar(self, -1.0), other)
 
     def __pow__(self, other: Any) -> Tensor:
-        from . import ops
-
         return ops.power(self, other)
 
     def __rpow__(self, other: Any) -> Tensor:
-        from . import ops
-
         return ops.rpower_scalar(self, other)
 
     def __neg__(self) -> Tensor:
-        from . import ops
-
         return ops.negate(self)
 
     def __matmul__(self, other: Tensor) -> Tensor:
-        from . import ops
-
         return ops.matmul(self, other)
 
     def __rmatmul__(self, other: Tensor) -> Tensor:
-        from . import ops
-
         return ops.matmul(other, self)
 
     def sum(self, axes: Any = None, keepdims: bool = False) -> Tensor:
-        from . import ops
-
         return ops.summation(self, axes, keepdims=keepdims)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
-        from . import ops
-
         return ops.broadcast_to(self, shape)
 
     def reshape(self, *shape: Any) -> Tensor:
-        from . import ops
-
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return ops.reshape(self, shape)
 
     def transpose(self, axes: tuple[int, int] | None = None) -> Tensor:
-        from . import ops
-
         return ops.transpose(self, axes)
 
     def permute(self, *axes: Any) -> Tensor:
-        from . import ops
-
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         return ops.permute(self, axes)
 
     def exp(self) -> Tensor:
-        from . import ops
-
         return ops.exp(self)
 
     def log(self) -> Tensor:
-        from . import ops
-
         return ops.log(self)
 
     def relu(self) -> Tensor:
-        from . import ops
-
         return ops.relu(self)
 
     def tanh(self) -> Tensor:
-        from . import ops
-
         return ops.tanh(self)
 
     def sigmoid(self) -> Tensor:
-        from . import ops
-
         return ops.sigmoid(self)
 
     def sqrt(self) -> Tensor:
-        from . import ops
-
         return ops.sqrt(self)
 
     def max(self, axes: Any = None, keepdims: bool = False) -> Tensor:
-        from . import ops
-
         return ops.max(self, axes, keepdims=keepdims)
 
     def mean(self, axes: Any = None, keepdims: bool = False) -> Tensor:
-        from . import ops
-
         return ops.mean(self, axes, keepdims=keepdims)
 
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """Indices (as floats, no gradient) of the first maximum along ``axis``."""
-        from . import ops
-
         return ops.argmax(self, axis, keepdims)
 
     def flip(self, axes: Any = None) -> Tensor:
-        from . import ops
-
         return ops.flip(self, axes)
 
     def softmax(self) -> Tensor:
         """Softmax over the last axis."""
-        from . import ops
-
         return ops.softmax(self)
 
     def logsoftmax(self) -> Tensor:
         """Log-softmax over the last axis."""
-        from . import ops
-
         return ops.logsoftmax(self)
 
     def __getitem__(self, idx: Any) -> Tensor:
@@ -507,16 +444,12 @@ class Tensor(Value):
         Tensors have no ``__setitem__``: an in-place write would corrupt the recorded
         graph. Use ``needle.setitem(a, idx, value)``, which returns a new tensor.
         """
-        from . import ops
-
         return ops.getitem(self, idx)
 
     # Comparisons return 1.0/0.0 tensors with no gradient. Defining __eq__ would make
     # the class unhashable, and modules and optimizers keep tensors in dicts and sets,
     # so the identity hash is restored below.
     def _compare(self, op: str, other: Any) -> Any:
-        from . import ops
-
         if not isinstance(other, (Tensor, numbers.Number)) or isinstance(other, bool):
             return NotImplemented
         return getattr(ops, op)(self, other)
@@ -637,8 +570,6 @@ def compute_gradient_of_variables(
 
 def _tuple_adjoint(node: Value, pieces: dict[int, Value]) -> Value:
     """The adjoint of a TensorTuple from its elements' adjoints (zeros where none came)."""
-    from .ops import make_tuple
-
     data = node.realize_cached_data()
     full: list[Any] = []
     for i, part in enumerate(data):
@@ -648,7 +579,7 @@ def _tuple_adjoint(node: Value, pieces: dict[int, Value]) -> Value:
                 nd.full(part.shape, 0.0, dtype=part.dtype, device=part.device)
             )
         full.append(piece)
-    return make_tuple(*full)
+    return ops.make_tuple(*full)
 
 
 def as_tensor(x: Any, like: Tensor) -> Tensor:
@@ -675,3 +606,6 @@ __all__ = [
     "is_grad_enabled",
     "no_grad",
 ]
+
+# Late import: ``ops`` builds on Tensor and TensorOp above; Tensor's operators call it.
+from . import ops  # noqa: E402

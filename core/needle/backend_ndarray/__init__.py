@@ -6,7 +6,7 @@ Course-compatible names: ``nd.array``, ``nd.empty``, ``nd.full``, ``nd.NDArray``
 
 from __future__ import annotations
 
-from ..backends import Device, all_devices, cpu, cpu_numpy, cuda, default_device, device
+from .device import Device, all_devices, cpu, cpu_numpy, cuda, default_device, device
 from .ndarray import (
     DTYPES,
     NDArray,
@@ -20,16 +20,20 @@ from .ndarray import (
     exp,
     flip,
     full,
+    kept_shape,
     log,
     maximum,
     negative,
     normalize_axes,
+    normalize_axis,
     normalize_dtype,
+    one_hot,
     prod,
     reshape,
     stack,
     summation,
     tanh,
+    where,
 )
 
 BackendDevice = Device  # the course's name for a device
@@ -55,14 +59,18 @@ __all__ = [
     "exp",
     "flip",
     "full",
+    "kept_shape",
     "log",
     "maximum",
     "negative",
     "normalize_axes",
+    "normalize_axis",
     "normalize_dtype",
+    "one_hot",
     "prod",
     "reshape",
     "stack",
     "summation",
     "tanh",
+    "where",
 ]

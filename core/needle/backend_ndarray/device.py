@@ -1,14 +1,16 @@
-"""``Device`` objects and the rules for choosing one (``NEEDLE_BACKEND``)."""
+"""``Device`` objects and the rules for choosing one (``NEEDLE_BACKEND``).
+
+A device is one backend's kernel table at one index. It lives in the array layer, above
+the plugin host: the host (``needle.backends``) discovers and validates backends and
+knows nothing of arrays; a ``Device`` asks it for a backend's kernels and builds arrays.
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-import numpy as np
-
-from ._errors import BackendError
-from ._registry import REGISTRY, Backend
+from ..backends import REGISTRY, Backend, BackendError, on_unregister
 
 _DEVICES: dict[tuple[str, int], Device] = {}
 
@@ -90,42 +92,22 @@ class Device:
 
     # --- course-compatible constructors -------------------------------------------
     def empty(self, shape: tuple[int, ...], dtype: str = "float32") -> Any:
-        from ..backend_ndarray import NDArray
-
-        return NDArray.make(tuple(shape), device=self, dtype=dtype)
+        return _nd.empty(shape, dtype, self)
 
     def full(self, shape: tuple[int, ...], fill_value: float, dtype: str = "float32") -> Any:
-        arr = self.empty(shape, dtype)
-        arr.fill(fill_value)
-        return arr
+        return _nd.full(shape, fill_value, dtype, self)
 
     def rand(self, *shape: int, dtype: str = "float32") -> Any:
-        """Uniform [0, 1) samples from needle's seeded generator."""
-        from ..backend_ndarray import NDArray
-        from ..random import generator
-
-        return NDArray(generator().random(shape), device=self, dtype=dtype)
+        """Uniform [0, 1) samples from needle's generator (see ``needle.random``)."""
+        return _nd.NDArray(_random.rand(*shape), device=self, dtype=dtype)
 
     def randn(self, *shape: int, dtype: str = "float32") -> Any:
-        """Standard normal samples from needle's seeded generator."""
-        from ..backend_ndarray import NDArray
-        from ..random import generator
-
-        return NDArray(generator().standard_normal(shape), device=self, dtype=dtype)
+        """Standard normal samples from needle's generator (see ``needle.random``)."""
+        return _nd.NDArray(_random.randn(*shape), device=self, dtype=dtype)
 
     def one_hot(self, n: int, i: Any, dtype: str = "float32") -> Any:
-        """Rows of the ``n``-by-``n`` identity selected by integer indices ``i``.
-
-        Built directly (cost: the output's size, never ``n * n``); shape ``i.shape + (n,)``.
-        """
-        from ..backend_ndarray import NDArray
-
-        idx = np.asarray(i.numpy() if hasattr(i, "numpy") else i).astype(np.int64)
-        if idx.size and (idx.min() < 0 or idx.max() >= n):
-            raise IndexError(f"one_hot: indices must lie in [0, {n}), got {idx.min()}..{idx.max()}")
-        out = np.zeros((idx.size, n), dtype=np.float64 if dtype == "float64" else np.float32)
-        out[np.arange(idx.size), idx.reshape(-1)] = 1.0
-        return NDArray(out.reshape((*idx.shape, n)), device=self, dtype=dtype)
+        """Rows of the ``n``-by-``n`` identity selected by integer indices ``i``."""
+        return _nd.one_hot(n, i, dtype=dtype, device=self)
 
 
 def forget_devices(name: str) -> None:
@@ -134,16 +116,19 @@ def forget_devices(name: str) -> None:
         del _DEVICES[key]
 
 
+on_unregister(forget_devices)
+
+
 def device(spec: str | Device | None = None) -> Device:
     """The device named by ``spec``: ``"cpp"``, ``"cuda:1"``, a ``Device``, or ``None``.
 
     ``None`` means the default device (see :func:`default_device`). Raises
     :class:`BackendError` naming the installed backends when the name is unknown.
     """
-    if spec is None:
-        return default_device()
     if isinstance(spec, Device):
         return spec
+    if spec is None:
+        return default_device()
     if not isinstance(spec, str):
         raise TypeError(f"device: expected a name like 'cpp' or 'cuda:1', got {spec!r}")
     name, _, idx = spec.partition(":")
@@ -221,3 +206,8 @@ def all_devices() -> list[Device]:
         if st.usable:
             out.extend(device(f"{b.name}:{i}") for i in range(st.device_count))
     return out
+
+
+# Late imports: the constructors above build NDArrays, and ndarray.py imports this module.
+from .. import random as _random  # noqa: E402
+from . import ndarray as _nd  # noqa: E402

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import Device, default_device
-from ..backends import device as _device
+from .device import Device, default_device
+from .device import device as _device
 
 DTYPES = ("float32", "float64")
 _NP_DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -51,8 +51,9 @@ def normalize_dtype(dtype: Any) -> str:
     return name
 
 
-def _normalize_axis(axis: int, ndim: int, op: str) -> int:
-    if not isinstance(axis, numbers.Integral):
+def normalize_axis(axis: int, ndim: int, op: str) -> int:
+    """One axis as a non-negative int; ``TypeError``/``ValueError`` naming ``op`` otherwise."""
+    if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
         raise TypeError(f"{op}: axis must be an int, got {axis!r}")
     if not -ndim <= axis < max(ndim, 1):
         raise ValueError(f"{op}: axis {axis} is out of range for an array of {ndim} dims")
@@ -65,10 +66,15 @@ def normalize_axes(axes: Any, ndim: int, op: str) -> tuple[int, ...]:
         return tuple(range(ndim))
     if isinstance(axes, numbers.Integral):
         axes = (axes,)
-    out = tuple(sorted(_normalize_axis(a, ndim, op) for a in axes))
+    out = tuple(sorted(normalize_axis(a, ndim, op) for a in axes))
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: repeated axis in {axes}")
     return out
+
+
+def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape`` with each reduced axis in ``axes`` kept as size 1 (``keepdims=True``)."""
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
 def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
@@ -229,6 +235,16 @@ class NDArray:
         self._device.compact(arr._handle, out._handle, arr._shape, arr._strides, arr._offset)
         return out._handle
 
+    def _exact_handle(self) -> Any:
+        """A handle of exactly ``size`` elements holding this array, row-major.
+
+        Kernels that size their work by an input handle (``softmax_last``,
+        ``logsumexp_last``, ``ewise_where``, ``conv2d_nhwc``) need this rather than
+        :meth:`_compact_handle`, whose buffer may be a larger parent (a leading slice).
+        """
+        handle = self._compact_handle()
+        return handle if handle.size == self.size else self.copy()._handle
+
     def copy(self) -> NDArray:
         """A compact copy that shares no memory with this array."""
         out = NDArray.make(self._shape, device=self._device, dtype=self._dtype)
@@ -288,7 +304,7 @@ class NDArray:
     def permute(self, new_axes: Sequence[int]) -> NDArray:
         """A view with axes reordered: ``new_axes[i]`` is the old axis that becomes axis i."""
         axes = tuple(new_axes)
-        if sorted(_normalize_axis(a, self.ndim, "permute") for a in axes) != list(range(self.ndim)):
+        if sorted(normalize_axis(a, self.ndim, "permute") for a in axes) != list(range(self.ndim)):
             raise ValueError(
                 f"permute: {axes} is not a permutation of the axes of shape {self._shape}"
             )
@@ -551,7 +567,7 @@ class NDArray:
         axes = normalize_axes(axis, self.ndim, kernel)
         kept = tuple(i for i in range(self.ndim) if i not in axes)
         view = self.permute(kept + axes) if axes else self
-        out_shape = tuple(1 if i in axes else n for i, n in enumerate(self._shape))
+        out_shape = kept_shape(self._shape, axes)
         reduce_size = prod([self._shape[a] for a in axes])
         if kernel == "max" and reduce_size == 0:
             raise ValueError(f"max: zero-size reduction over axes {axes} of shape {self._shape}")
@@ -572,7 +588,7 @@ class NDArray:
         if self.size == 0:
             raise ValueError(f"argmax: empty array of shape {self._shape}")
         src = self.reshape((self.size,)) if axis is None else self
-        ax = 0 if axis is None else _normalize_axis(axis, self.ndim, "argmax")
+        ax = 0 if axis is None else normalize_axis(axis, self.ndim, "argmax")
         order = tuple(i for i in range(src.ndim) if i != ax) + (ax,)
         view = src.permute(order)
         out_shape = tuple(1 if i == ax else n for i, n in enumerate(src._shape))
@@ -595,6 +611,105 @@ class NDArray:
         return (
             out if keepdims else out.reshape(tuple(n for i, n in enumerate(src._shape) if i != ax))
         )
+
+    # --- fused kernels and their compositions -----------------------------------------
+    # Each method below runs a backend's optional kernel when the device declares it and
+    # a composition of required kernels otherwise, so ops never call kernels themselves.
+    def _rows(self, kernel: str, out_shape: tuple[int, ...]) -> NDArray:
+        """Run a fused ``*_last`` kernel over the compact rows of the last axis."""
+        out = NDArray.make(out_shape, device=self._device, dtype=self._dtype)
+        getattr(self._device, kernel)(self._exact_handle(), out._handle, self._shape[-1])
+        return out
+
+    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> NDArray:
+        """Numerically stable log(sum(exp(a))) over ``axis``; -inf over zero elements."""
+        axes = normalize_axes(axis, self.ndim, "logsumexp")
+        kept = kept_shape(self._shape, axes)
+        if prod([self._shape[i] for i in axes]) == 0:
+            out = full(kept, -math.inf, dtype=self._dtype, device=self._device)
+        elif axes == (self.ndim - 1,) and self._device.has_kernel("logsumexp_last"):
+            out = self._rows("logsumexp_last", kept)
+        else:
+            # Shift by the max, clamped to finite values so that all -inf (or +inf) rows
+            # give -inf (or +inf) instead of inf - inf = NaN.
+            big = float(np.finfo(self._dtype).max)
+            m = self.max(axes, keepdims=True)
+            shift = -((-m.maximum(-big)).maximum(-big))  # clamp(m, -big, big)
+            shifted = self - shift.broadcast_to(self._shape)
+            out = shifted.exp().sum(axes, keepdims=True).log() + shift
+        if keepdims:
+            return out
+        return out.reshape(tuple(n for i, n in enumerate(self._shape) if i not in axes))
+
+    def softmax(self) -> NDArray:
+        """exp(a) / sum(exp(a)) over the last axis, max-shifted."""
+        if self.ndim == 0:
+            raise ValueError("softmax: needs at least 1 dim (reduces the last axis), got shape ()")
+        if self.size == 0:
+            return NDArray.make(self._shape, device=self._device, dtype=self._dtype)
+        if self._device.has_kernel("softmax_last"):
+            return self._rows("softmax_last", self._shape)
+        last = (self.ndim - 1,)
+        e = (self - self.max(last, keepdims=True).broadcast_to(self._shape)).exp()
+        return e / e.sum(last, keepdims=True).broadcast_to(self._shape)
+
+    def logsoftmax(self) -> NDArray:
+        """a - logsumexp(a) over the last axis."""
+        if self.ndim == 0:
+            raise ValueError(
+                "logsoftmax: needs at least 1 dim (reduces the last axis), got shape ()"
+            )
+        return self - self.logsumexp(self.ndim - 1, keepdims=True).broadcast_to(self._shape)
+
+    def conv2d(self, weight: NDArray, stride: int = 1) -> NDArray:
+        """Valid (unpadded) convolution of NHWC ``self`` with (KH, KW, C_in, C_out) weights.
+
+        Runs ``conv2d_nhwc`` for square kernels where declared; otherwise im2col as one
+        ``as_strided`` view of shape (N, H_out, W_out, KH, KW, C_in) times the weights.
+        """
+        if not isinstance(weight, NDArray):
+            raise TypeError(f"conv2d: weight must be an NDArray, got {type(weight).__name__}")
+        self._same_device(weight, "conv2d")
+        if self.ndim != 4 or weight.ndim != 4:
+            raise ValueError(
+                f"conv2d: need NHWC input and (KH, KW, C_in, C_out) weights, got "
+                f"{self._shape} and {weight.shape}"
+            )
+        if self._dtype != weight.dtype:
+            raise TypeError(f"conv2d: dtypes differ, {self._dtype} and {weight.dtype}")
+        n, h, w_, c_in = self._shape
+        kh, kw, c_in_w, c_out = weight.shape
+        if c_in != c_in_w:
+            raise ValueError(
+                f"conv2d: input has {c_in} channels, weights expect {c_in_w} "
+                f"(shapes {self._shape} and {weight.shape})"
+            )
+        if not isinstance(stride, numbers.Integral) or stride < 1:
+            raise ValueError(f"conv2d: stride must be a positive int, got {stride!r}")
+        if kh > h or kw > w_:
+            raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the image {h}x{w_}")
+        h_out, w_out = (h - kh) // stride + 1, (w_ - kw) // stride + 1
+        if kh == kw and self._device.has_kernel("conv2d_nhwc"):
+            out = NDArray.make((n, h_out, w_out, c_out), device=self._device, dtype=self._dtype)
+            self._device.conv2d_nhwc(
+                self._exact_handle(), weight._exact_handle(), out._handle,
+                n, h, w_, c_in, kh, c_out, stride,
+            )  # fmt: skip
+            return out
+        cols = self.im2col(kh, kw, stride)
+        out = cols @ weight.compact().reshape((kh * kw * c_in, c_out))
+        return out.reshape((n, h_out, w_out, c_out))
+
+    def im2col(self, kh: int, kw: int, stride: int = 1) -> NDArray:
+        """The (N*H_out*W_out, KH*KW*C_in) patch matrix of an NHWC array (one copy)."""
+        x = self.compact()
+        n, h, w_, c_in = x._shape
+        h_out, w_out = (h - kh) // stride + 1, (w_ - kw) // stride + 1
+        sn, sh, sw, sc = x._strides
+        cols = x.as_strided(
+            (n, h_out, w_out, kh, kw, c_in), (sn, sh * stride, sw * stride, sh, sw, sc)
+        ).compact()
+        return cols.reshape((n * h_out * w_out, kh * kw * c_in))
 
 
 # --- module-level functions (the course's array API) -------------------------------------
@@ -672,7 +787,7 @@ def stack(arrays: Sequence[NDArray], axis: int = 0) -> NDArray:
     for a in arrays:
         if a.shape != shape:
             raise ValueError(f"stack: shapes differ, {shape} and {a.shape}")
-    axis = _normalize_axis(axis, len(shape) + 1, "stack")
+    axis = normalize_axis(axis, len(shape) + 1, "stack")
     out = empty(shape[:axis] + (len(arrays),) + shape[axis:], arrays[0].dtype, arrays[0].device)
     for i, a in enumerate(arrays):
         out[(slice(None),) * axis + (i,)] = a
@@ -684,7 +799,7 @@ def concatenate(arrays: Sequence[NDArray], axis: int = 0) -> NDArray:
     if not arrays:
         raise ValueError("concatenate: need at least one array")
     first = arrays[0]
-    axis = _normalize_axis(axis, first.ndim, "concatenate")
+    axis = normalize_axis(axis, first.ndim, "concatenate")
     for a in arrays:
         if (
             a.ndim != first.ndim
@@ -700,3 +815,56 @@ def concatenate(arrays: Sequence[NDArray], axis: int = 0) -> NDArray:
         out[(slice(None),) * axis + (slice(at, at + a.shape[axis]),)] = a
         at += a.shape[axis]
     return out
+
+
+def where(cond: NDArray, a: NDArray, b: NDArray) -> NDArray:
+    """``a`` where ``cond != 0`` else ``b``, broadcasting all three (``ewise_where`` or a
+    composition of required kernels)."""
+    for name, x in (("cond", cond), ("a", a), ("b", b)):
+        if not isinstance(x, NDArray):
+            raise TypeError(f"where: {name} must be an NDArray, got {type(x).__name__}")
+    a._same_device(cond, "where")
+    a._same_device(b, "where")
+    if not cond.dtype == a.dtype == b.dtype:
+        raise TypeError(f"where: dtypes differ, {cond.dtype}, {a.dtype} and {b.dtype}")
+    shape = broadcast_shapes(cond.shape, a.shape, b.shape)
+    cond, a, b = (x.broadcast_to(shape) if x.shape != shape else x for x in (cond, a, b))
+    dev = a.device
+    if dev.has_kernel("ewise_where"):
+        out = NDArray.make(shape, device=dev, dtype=a.dtype)
+        dev.ewise_where(cond._exact_handle(), a._exact_handle(), b._exact_handle(), out._handle)
+        return out
+    # Caveat of the composition: an inf or NaN in the branch not taken turns into NaN
+    # (inf * 0), where the fused kernel would not see it.
+    mask = cond != 0.0
+    return a * mask + b * (1.0 - mask)
+
+
+def one_hot(n: int, indices: Any, dtype: Any = None, device: Device | str | None = None) -> NDArray:
+    """Rows of the ``n``-by-``n`` identity picked by integer ``indices`` (any shape).
+
+    The result has shape ``indices.shape + (n,)`` and is built at its own size, never
+    ``n * n``. An NDArray of indices stays on its device (compared with ``0..n-1``
+    there, in its dtype unless ``dtype`` says otherwise); anything else (a NumPy array,
+    a list, an object with ``.numpy()``) is built on the host and copied to ``device``.
+    """
+    if not isinstance(n, numbers.Integral) or n < 0:
+        raise ValueError(f"one_hot: the number of classes must be a non-negative int, got {n!r}")
+    if isinstance(indices, NDArray):
+        x = indices
+        if x.size and (float(x.max().numpy()) >= n or float((-x).max().numpy()) > 0):
+            raise IndexError(f"one_hot: indices must lie in [0, {n}) (shape {x.shape})")
+        ks = arange(n, dtype=x.dtype, device=x.device).reshape((1,) * x.ndim + (n,))
+        col = x.reshape((*x.shape, 1)).broadcast_to((*x.shape, n))
+        out = col == ks.broadcast_to((*x.shape, n))
+        return out if dtype is None else out.astype(dtype)
+    idx = np.asarray(indices.numpy() if hasattr(indices, "numpy") else indices)
+    if idx.size and not np.all(np.mod(idx, 1) == 0):
+        raise ValueError("one_hot: indices must be whole numbers")
+    idx = idx.astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise IndexError(f"one_hot: indices must lie in [0, {n}), got {idx.min()}..{idx.max()}")
+    dtype = normalize_dtype(dtype)
+    out_np = np.zeros((idx.size, n), dtype=_NP_DTYPES.get(dtype, np.float32))
+    out_np[np.arange(idx.size), idx.reshape(-1)] = 1.0
+    return NDArray(out_np.reshape((*idx.shape, n)), device=device, dtype=dtype)

@@ -1,5 +1,8 @@
 """The plugin host: discovery, validation and selection of array backends.
 
+The host knows nothing of arrays: ``Device`` and ``NDArray`` live one layer up, in
+``needle.backend_ndarray``, and reach backends through :data:`REGISTRY`.
+
 Backends are pluggy plugins found through the ``needle.backends`` entry-point group
 (or registered in-process with :func:`register_plugin`). See ``hookspecs`` for the
 hooks a plugin implements and ``contract`` for the kernels it provides.
@@ -7,15 +10,6 @@ hooks a plugin implements and ``contract`` for the kernels it provides.
 
 from __future__ import annotations
 
-from ._device import (
-    Device,
-    all_devices,
-    cpu,
-    cpu_numpy,
-    cuda,
-    default_device,
-    device,
-)
 from ._errors import BackendError, PluginError
 from ._registry import (
     REGISTRY,
@@ -23,6 +17,7 @@ from ._registry import (
     Failure,
     hookimpl,
     list_backends,
+    on_unregister,
     plugin_failures,
     register_plugin,
     unregister_plugin,
@@ -39,17 +34,11 @@ __all__ = [
     "BackendError",
     "BackendInfo",
     "BackendStatus",
-    "Device",
     "Failure",
     "PluginError",
-    "all_devices",
-    "cpu",
-    "cpu_numpy",
-    "cuda",
-    "default_device",
-    "device",
     "hookimpl",
     "list_backends",
+    "on_unregister",
     "plugin_failures",
     "register_plugin",
     "unregister_plugin",

@@ -4,13 +4,18 @@ Enabled by ``NEEDLE_FALLBACK=1``. Each missing kernel copies its buffer argument
 the host, runs the NumPy backend's kernel, and copies every buffer back. It is slow; it
 exists so that a backend author can replace kernels one at a time and keep a working
 backend while doing so.
+
+This module imports nothing from the registry: the registry passes in a callable that
+returns the reference kernel table, called on the first missing kernel's first use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ._errors import PluginError
+from ._warn import warn_once
 
 _BUFFER_KERNELS = ("alloc", "to_numpy", "from_numpy")
 
@@ -22,7 +27,9 @@ def _is_handle(x: Any) -> bool:
 class FallbackTable:
     """A kernel table: the backend's own kernels, plus NumPy stand-ins for missing ones."""
 
-    def __init__(self, backend: str, table: Any, missing: list[str]) -> None:
+    def __init__(
+        self, backend: str, table: Any, missing: list[str], reference: Callable[[], Any]
+    ) -> None:
         lacking = [k for k in _BUFFER_KERNELS if k in missing]
         if lacking:
             raise PluginError(
@@ -32,6 +39,7 @@ class FallbackTable:
         self._backend = backend
         self._table = table
         self._missing = set(missing)
+        self._reference = reference
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -43,9 +51,7 @@ class FallbackTable:
         return fn
 
     def _stand_in(self, name: str) -> Any:
-        from ._registry import REGISTRY, warn_once
-
-        ref = REGISTRY.get("numpy").kernels(0)
+        ref = self._reference()
         own = self._table
 
         def to_ref(h: Any) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -304,12 +305,19 @@ def register_plugin(plugin: Any) -> Backend | None:
     return REGISTRY.register(plugin)
 
 
+_UNREGISTER_LISTENERS: list[Callable[[str], None]] = []
+
+
+def on_unregister(listener: Callable[[str], None]) -> None:
+    """Call ``listener(name)`` after a backend is unregistered (caches above the host use it)."""
+    _UNREGISTER_LISTENERS.append(listener)
+
+
 def unregister_plugin(name: str) -> None:
     """Remove backend ``name`` registered in-process (or by entry point)."""
-    from ._device import forget_devices
-
     REGISTRY.unregister(name)
-    forget_devices(name)
+    for listener in _UNREGISTER_LISTENERS:
+        listener(name)
 
 
 def list_backends() -> dict[str, Backend]:

@@ -13,8 +13,8 @@ import numpy as np
 
 from .. import random as _random
 from ..autograd import Tensor
-from ..backends import Device, default_device
-from ..backends import device as _device
+from ..backend_ndarray import Device, default_device
+from ..backend_ndarray import device as _device
 
 
 def _dev(device: Device | str | None) -> Device:

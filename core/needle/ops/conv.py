@@ -31,32 +31,7 @@ from ._helpers import check_same_device, check_tensor
 def _conv_nd(x: NDArray, w: NDArray, stride: int, padding: int) -> NDArray:
     if padding:
         x = x.pad(((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    n, h, w_, c_in = x.shape
-    kh, kw, _, c_out = w.shape
-    h_out, w_out = (h - kh) // stride + 1, (w_ - kw) // stride + 1
-    dev = x.device
-    if kh == kw and dev.has_kernel("conv2d_nhwc"):
-        out = NDArray.make((n, h_out, w_out, c_out), device=dev, dtype=x.dtype)
-        # _compact_handle: a buffer whose first size elements are the array, row-major.
-        dev.conv2d_nhwc(
-            x._compact_handle(), w._compact_handle(), out._handle, n, h, w_, c_in, kh, c_out, stride
-        )
-        return out
-    inner = kh * kw * c_in
-    out = _im2col(x, kh, kw, stride) @ w.compact().reshape((inner, c_out))
-    return out.reshape((n, h_out, w_out, c_out))
-
-
-def _im2col(x: NDArray, kh: int, kw: int, stride: int) -> NDArray:
-    """The (N*H_out*W_out, KH*KW*C_in) patch matrix of an already padded NHWC ``x``."""
-    x = x.compact()
-    n, h, w_, c_in = x.shape
-    h_out, w_out = (h - kh) // stride + 1, (w_ - kw) // stride + 1
-    sn, sh, sw, sc = x.strides
-    cols = x.as_strided(
-        (n, h_out, w_out, kh, kw, c_in), (sn, sh * stride, sw * stride, sh, sw, sc)
-    ).compact()
-    return cols.reshape((n * h_out * w_out, kh * kw * c_in))
+    return x.conv2d(w, stride)
 
 
 def _weight_grad(x: NDArray, g: NDArray, kh: int, kw: int, stride: int, padding: int) -> NDArray:
@@ -64,7 +39,7 @@ def _weight_grad(x: NDArray, g: NDArray, kh: int, kw: int, stride: int, padding:
     if padding:
         x = x.pad(((0, 0), (padding, padding), (padding, padding), (0, 0)))
     n, h_out, w_out, c_out = g.shape
-    cols = _im2col(x, kh, kw, stride)
+    cols = x.im2col(kh, kw, stride)
     g_t = g.compact().reshape((n * h_out * w_out, c_out)).permute((1, 0))
     return (g_t @ cols).permute((1, 0)).compact().reshape((kh, kw, x.shape[3], c_out))
 

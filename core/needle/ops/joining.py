@@ -6,11 +6,10 @@ As in the course, ``Stack`` and ``Concatenate`` take one :class:`TensorTuple` in
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 from ..autograd import Tensor, TensorOp, TensorTuple, TensorTupleOp
-from ..backend_ndarray import NDArray
+from ..backend_ndarray import NDArray, normalize_axis
 from ..backend_ndarray import concatenate as nd_concatenate
 from ..backend_ndarray import stack as nd_stack
 from ._helpers import check_same_device, check_tensor
@@ -18,11 +17,9 @@ from .tuples import make_tuple
 
 
 def _axis(op: str, axis: int, ndim: int) -> int:
-    if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
-        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"{op}: axis {axis} is out of range for {ndim} dims")
-    return int(axis) % ndim
+    if ndim == 0:  # normalize_axis lets axis 0 of a 0-d array through, as reductions want
+        raise ValueError(f"{op}: axis {axis} is out of range for an array of 0 dims")
+    return normalize_axis(axis, ndim, op)
 
 
 class Stack(TensorOp):

@@ -5,12 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..autograd import Tensor, TensorOp
-from ..backend_ndarray import NDArray, normalize_axes, prod
+from ..backend_ndarray import NDArray, kept_shape, normalize_axes, prod
 from ._helpers import check_tensor
-
-
-def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
 class Summation(TensorOp):
@@ -25,7 +21,7 @@ class Summation(TensorOp):
         from .shape import broadcast_to, reshape
 
         shape = node.inputs[0].shape
-        return broadcast_to(reshape(out_grad, _kept_shape(shape, self.axes)), shape)
+        return broadcast_to(reshape(out_grad, kept_shape(shape, self.axes)), shape)
 
 
 class Max(TensorOp):
@@ -42,7 +38,7 @@ class Max(TensorOp):
         from .shape import broadcast_to, reshape
 
         a = node.inputs[0]
-        kept = _kept_shape(a.shape, self.axes)
+        kept = kept_shape(a.shape, self.axes)
         data = a.realize_cached_data()
         hit = data == node.realize_cached_data().reshape(kept).broadcast_to(a.shape)
         count = hit.sum(self.axes, keepdims=True).broadcast_to(a.shape)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..autograd import Tensor, TensorOp
 from ..backend_ndarray import NDArray, broadcast_shapes, full
+from ..backend_ndarray import where as nd_where
 from ._helpers import BinaryOp, check_same_device, check_tensor, is_scalar, unbroadcast
 
 
@@ -52,27 +53,11 @@ def maximum(a: Tensor, b: Tensor | float) -> Tensor:
     return Maximum()(a, b)
 
 
-def _where_nd(cond: NDArray, a: NDArray, b: NDArray, shape: tuple[int, ...]) -> NDArray:
-    cond, a, b = (t.broadcast_to(shape) if t.shape != shape else t for t in (cond, a, b))
-    dev = a.device
-    if dev.has_kernel("ewise_where"):
-        out = NDArray.make(shape, device=dev, dtype=a.dtype)
-        # _compact_handle: a buffer whose first size elements are the array, row-major.
-        dev.ewise_where(
-            cond._compact_handle(), a._compact_handle(), b._compact_handle(), out._handle
-        )
-        return out
-    # Composition of required kernels. Caveat: an inf or NaN in the branch not taken
-    # turns into NaN here (inf * 0), where the fused kernel would not see it.
-    mask = cond != 0.0
-    return a * mask + b * (1.0 - mask)
-
-
 class Where(TensorOp):
     """a where cond != 0 else b; no gradient to cond."""
 
     def compute(self, cond: NDArray, a: NDArray, b: NDArray) -> NDArray:
-        return _where_nd(cond, a, b, broadcast_shapes(cond.shape, a.shape, b.shape))
+        return nd_where(cond, a, b)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[None, Tensor, Tensor]:
         cond, a, b = node.inputs

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..autograd import Tensor, TensorOp, TensorTuple, TensorTupleOp, Value
-from ..backend_ndarray import NDArray, normalize_dtype
+from ..backend_ndarray import NDArray, full, normalize_dtype
 
 
 class MakeTensorTuple(TensorTupleOp):
@@ -29,13 +29,13 @@ class TupleGetItem(TensorOp):
         return a[self.index]
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> TensorTuple:
-        from .. import init
-
+        # Not reached by Tensor.backward (it collects tuple adjoints sparsely through
+        # ``tuple_index``); kept so the op is complete when called directly.
         parts = node.inputs[0].realize_cached_data()
         grads = [
             out_grad
             if i == self.index
-            else init.zeros(*p.shape, device=p.device, dtype=p.dtype, requires_grad=False)
+            else Tensor.make_const(full(p.shape, 0.0, dtype=p.dtype, device=p.device))
             for i, p in enumerate(parts)
         ]
         return make_tuple(*grads)
