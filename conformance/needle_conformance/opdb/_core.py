@@ -10,7 +10,9 @@ lines are printed when a test fails, so the reproducer is exactly what ran.
 
 A :class:`T` says how to make one tensor: its shape, the kind of values (``normal``,
 ``positive``...) and its memory layout (``contiguous``, ``transposed``, ``sliced``,
-``stepped`` or ``broadcast``; all but the first are non-compact NDArray views). The
+``stepped``, ``broadcast``, ``leading`` or ``split``). ``leading`` is the first rows of a
+taller buffer (compact, offset 0, but the buffer is larger than the view, as after
+``x[:2]``); ``split`` is a compact block at a non-zero offset (a part of ``split``). The
 NumPy reference receives the same values as float64 arrays, rounded to the dtype under
 test first, so rounding of the inputs never counts as an error.
 
@@ -45,7 +47,7 @@ KINDS: dict[str, str] = {
 }
 """Value recipes: Python expressions over ``rng`` (a seeded NumPy Generator)."""
 
-LAYOUTS = ("contiguous", "transposed", "sliced", "stepped", "broadcast")
+LAYOUTS = ("contiguous", "transposed", "sliced", "stepped", "broadcast", "leading", "split")
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,21 @@ class T:
                 ]
         elif self.layout == "broadcast":
             lines.append(f"{var}_nd = " + make.format(var) + f".broadcast_to({nd})")
+        elif self.layout in ("leading", "split"):
+            # Rows of a taller compact buffer: [0, n) for leading, [1, n + 1) for split.
+            start = 0 if self.layout == "leading" else 1
+            if not nd:
+                lines.append(
+                    f"{var}_nd = "
+                    + make.format(f"np.array([0.0, {var}, 0.0][{1 - start}:])")
+                    + f"[{start}]"
+                )
+            else:
+                lines += [
+                    f"base = np.zeros({(nd[0] + 2, *nd[1:])})",
+                    f"base[{start}:{start + nd[0]}] = {var}",
+                    f"{var}_nd = " + make.format("base") + f"[{start}:{start + nd[0]}]",
+                ]
         else:
             raise ValueError(f"unknown layout {self.layout!r}; known: {LAYOUTS}")
         return lines

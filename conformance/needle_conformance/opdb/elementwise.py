@@ -116,6 +116,14 @@ def _where_samples() -> list[SampleInput]:
         ),
         SampleInput((T((), **c), T((2, 2)), T(())), desc="0d_cond"),
         SampleInput((T((0, 2), **c), T((0, 2)), T((0, 2))), desc="empty"),
+        SampleInput(
+            (
+                T((2, 4), layout="leading", **c),
+                T((2, 4), layout="split"),
+                T((2, 4), layout="leading"),
+            ),
+            desc="leading_and_split_views",
+        ),
     ]
 
 

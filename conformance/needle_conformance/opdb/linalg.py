@@ -59,6 +59,14 @@ def _conv_samples():
             desc="k1_stepped_transposed",
         ),
         S((T((1, 4, 5, 1)), T((2, 2, 1, 2))), {"padding": 2}, desc="k2_p2_rect"),
+        S((T((2, 5, 5, 2), layout="leading"), T((3, 3, 2, 3), layout="split")), desc="k3_views"),
+        S((T((1, 5, 5, 2), layout="split"), T((3, 3, 2, 2), layout="leading")), desc="k3_split_x"),
+        S(
+            (T((2, 4, 4, 2), layout="broadcast"), T((3, 3, 2, 2))),
+            {"padding": 1},
+            desc="k3_broadcast_x",
+            grad=False,
+        ),
     ]
 
 

@@ -89,6 +89,14 @@ def _logsumexp_samples() -> list[SampleInput]:
         *reduction_samples("normal"),
         SampleInput((T((3, 4), "large"),), {"axes": 1}, desc="large_values_stable"),
         SampleInput((T((2, 5), "large", "transposed"),), desc="large_all_axes"),
+        # views whose buffer is larger than the view: the fused kernel must see the view
+        SampleInput((T((2, 5), layout="leading"),), {"axes": 1}, desc="last_axis_leading"),
+        SampleInput((T((2, 5), layout="split"),), {"axes": -1}, desc="last_axis_split"),
+        SampleInput((T((3, 4), layout="stepped"),), {"axes": 1}, desc="last_axis_stepped"),
+        SampleInput((T((4, 3), layout="transposed"),), {"axes": 1}, desc="last_axis_transposed"),
+        SampleInput(
+            (T((3, 4), layout="broadcast"),), {"axes": 1}, desc="last_axis_broadcast", grad=False
+        ),
     ]
 
 
@@ -140,6 +148,9 @@ def _last_axis_samples() -> list[SampleInput]:
         SampleInput((T((3, 4), "large", "sliced"),), desc="large_values_stable"),
         SampleInput((T((5,)),), desc="1d"),
         SampleInput((T((0, 4)),), desc="empty_rows"),
+        SampleInput((T((2, 6), layout="leading"),), desc="leading_slice"),
+        SampleInput((T((2, 6), layout="split"),), desc="split_part"),
+        SampleInput((T((3, 4), layout="broadcast"),), desc="broadcast", grad=False),
     ]
 
 
