@@ -140,18 +140,20 @@ def test_ptb_corpus_and_batches() -> None:
     assert x.shape == (1, 4)
 
 
-def test_repo_data_found_from_the_working_directory(
+def test_repo_data_is_found_beside_the_package_never_from_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A regular (non-editable) install finds the clone's data/ when run inside the clone."""
+    """An in-tree (editable) needle finds <repo>/data; an installed copy finds none, even
+    when run inside a clone: the working directory is not searched."""
     from needle.data import _paths
 
     clone = tmp_path / "clone"
     (clone / "data").mkdir(parents=True)
-    (clone / "pyproject.toml").write_text('[project]\nname = "needle"\n')
-    (clone / "examples").mkdir()
+    (clone / "pyproject.toml").write_text('[project]\nname = "needle-core"\n')
+    monkeypatch.chdir(clone)
     monkeypatch.setattr(_paths, "__file__", str(tmp_path / "site" / "needle" / "data" / "x.py"))
-    monkeypatch.chdir(clone / "examples")
-    assert _paths.repo_data_dir() == (clone / "data").resolve()
-    (clone / "pyproject.toml").write_text('[project]\nname = "other"\n')
+    assert _paths.repo_data_dir() is None
+    monkeypatch.setattr(_paths, "__file__", str(clone / "core" / "needle" / "data" / "x.py"))
+    assert _paths.repo_data_dir() == clone / "data"
+    (clone / "data").rmdir()
     assert _paths.repo_data_dir() is None

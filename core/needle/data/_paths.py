@@ -7,29 +7,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def _is_needle_checkout(root: Path) -> bool:
-    project = root / "pyproject.toml"
-    try:
-        return (root / "data").is_dir() and 'name = "needle"' in project.read_text()
-    except OSError:
-        return False
-
-
 def repo_data_dir() -> Path | None:
-    """The repository's ``data/`` folder, when there is a needle checkout to find it in.
+    """The repository's ``data/`` folder, when needle runs from its repository.
 
-    Looked for beside the package (an editable install runs from the checkout), then in
-    the current working directory and its parents (a regular install used from a clone,
-    as in the README's quick start).
+    That is the documented default for an editable or in-tree install: the package is
+    ``<repo>/core/needle``, so the data is ``<repo>/data``. An installed copy (in
+    site-packages) has no repository beside it and returns None: point ``NEEDLE_DATA``
+    or a ``root=`` argument at the data instead. The working directory is never searched.
     """
-    here = Path(__file__).resolve()
-    candidates = [here.parents[3]] if len(here.parents) >= 4 else []  # data/needle/core/repo
-    cwd = Path.cwd().resolve()
-    candidates += [cwd, *cwd.parents]
-    for root in candidates:
-        if _is_needle_checkout(root):
-            return root / "data"
-    return None
+    package = Path(__file__).resolve().parent.parent  # <repo>/core/needle
+    if package.name != "needle" or package.parent.name != "core":
+        return None
+    data = package.parent.parent / "data"
+    return data if data.is_dir() else None
 
 
 def candidate_dirs(name: str, root: str | os.PathLike[str] | None) -> list[Path]:
