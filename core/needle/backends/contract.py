@@ -124,7 +124,10 @@ class KernelSpec:
     scalars: tuple[float, ...] = ()
     """Scalar values worth testing (scalar kernels)."""
     exact: bool = False
-    """Results must match the reference exactly (comparisons)."""
+    """Results must match the reference exactly (comparisons, max)."""
+    numpy_function: str | None = None
+    """The NumPy function the reference applies, as code (``"np.add"``), for code
+    generators; element-wise, scalar and unary kernels only."""
 
     @property
     def arity(self) -> int:
@@ -469,6 +472,7 @@ _REDUCE_MATMUL = (
         "Like reduce_sum with max. reduce_size >= 1.",
         True,
         reference=lambda rows: np.asarray(rows).max(axis=1),
+        exact=True,
         errors=(
             _err(
                 "zero_size",
@@ -601,6 +605,7 @@ def _elementwise() -> list[KernelSpec]:
                     inputs=inputs,
                     scalars=values if prefix == "scalar" else (),
                     exact=comparison,
+                    numpy_function=f"np.{fn.__name__}",
                 )
             )
     for name, (words, fn, kind) in _UNARY.items():
@@ -616,6 +621,7 @@ def _elementwise() -> list[KernelSpec]:
                 reference=_quiet(fn),
                 errors=_EWISE_ERRORS.get(kname, ()),
                 inputs=(kind,),
+                numpy_function=f"np.{fn.__name__}",
             )
         )
     return specs
