@@ -149,10 +149,16 @@ class CIFAR10Dataset(Dataset):
     def __len__(self) -> int:
         return len(self.X)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, index: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Image(s) and label(s) at ``index`` (an int, a slice or an index array)."""
         x = self.X[index]
         if self.transforms:
-            x = self.apply_transforms(x.transpose(1, 2, 0)).transpose(2, 0, 1)
+            if x.ndim == 3:
+                x = self.apply_transforms(x.transpose(1, 2, 0)).transpose(2, 0, 1)
+            else:
+                x = np.stack(
+                    [self.apply_transforms(r.transpose(1, 2, 0)).transpose(2, 0, 1) for r in x]
+                )
         return x, self.y[index]
 
     def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:

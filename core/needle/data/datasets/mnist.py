@@ -75,10 +75,14 @@ class MNISTDataset(Dataset):
     def __len__(self) -> int:
         return len(self.X)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, index: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Image(s) and label(s) at ``index`` (an int, a slice or an index array)."""
         x = self.X[index]
         if self.transforms:
-            x = self.apply_transforms(x.reshape(28, 28, 1)).reshape(784)
+            if x.ndim == 1:
+                x = self.apply_transforms(x.reshape(28, 28, 1)).reshape(784)
+            else:
+                x = np.stack([self.apply_transforms(r.reshape(28, 28, 1)).reshape(784) for r in x])
         return x, self.y[index]
 
     def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -38,7 +38,11 @@ class Corpus:
             otherwise ``NEEDLE_DATA`` and the repository's ``data/`` (``ptb/``) are searched.
         max_lines: read at most this many lines of each file.
 
-    Each line is split on whitespace and ends with an ``<eos>`` token.
+    Each line is split on whitespace and ends with an ``<eos>`` token. ``train`` and
+    ``test`` are read first, in the course's order, so their ids and the vocabulary they
+    make are the course's; ``valid`` (which the course's ``Corpus`` does not read) comes
+    last, and any word only it has gets an id after those. ``len(corpus.dictionary)`` is
+    the vocabulary of the files read (10,000 for the full Penn Treebank, as in the course).
     """
 
     def __init__(
@@ -46,9 +50,11 @@ class Corpus:
     ) -> None:
         folder = find_data_dir("ptb", ("train.txt", "valid.txt", "test.txt"), base_dir)
         self.dictionary = Dictionary()
+        # train then test, as the course reads them (so their ids are the course's);
+        # valid last, so its new words only add ids after the course's vocabulary
         self.train = self.tokenize(folder / "train.txt", max_lines)
-        self.valid = self.tokenize(folder / "valid.txt", max_lines)
         self.test = self.tokenize(folder / "test.txt", max_lines)
+        self.valid = self.tokenize(folder / "valid.txt", max_lines)
 
     def tokenize(self, path: str | os.PathLike[str], max_lines: int | None = None) -> list[int]:
         """The ids of the words of ``path`` (adding new words to the dictionary)."""
