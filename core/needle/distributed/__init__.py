@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -135,10 +136,15 @@ def _install_abort_hook() -> None:
     def hook(kind: Any, value: Any, tb: Any) -> None:
         group = _GROUP
         who = f"rank {group.host.rank} of {group.host.size}" if group else "a rank"
-        sys.stderr.write(f"needle.distributed: {who} raised; aborting every rank\n")
-        traceback.print_exception(kind, value, tb)
-        sys.stderr.flush()
+        text = "".join(traceback.format_exception(kind, value, tb))
+        text = f"needle.distributed: {who} raised; aborting every rank\n{text}"
+        try:
+            sys.stderr.flush()
+            os.write(2, text.encode(errors="replace"))
+        except OSError:
+            pass
         if group is not None and group.host.size > 1:
+            time.sleep(0.5)  # let the launcher forward the message before the abort
             group.host.abort(1)
         previous(kind, value, tb)
 

@@ -8,6 +8,7 @@ from .conv import AvgPool2d, Conv, MaxPool2d
 from .module import Identity, Module, Parameter, Residual, Sequential
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm1d
 from .recurrent import LSTM, RNN, LSTMCell, RNNCell
+from .sync_batchnorm import SyncBatchNorm
 
 __all__ = [
     "LSTM",
@@ -34,6 +35,7 @@ __all__ = [
     "Sequential",
     "Sigmoid",
     "SoftmaxLoss",
+    "SyncBatchNorm",
     "Tanh",
     "Transformer",
     "TransformerLayer",
