@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .. import nn, optim
-from ..random import generator
+from ..random import get_state, set_state
 from ..serialization import load, save
 
 
@@ -38,7 +38,7 @@ def save_checkpoint(
             "seed": seed,
             "model": model.state_dict(),
             "optimizer": opt.state_dict(),
-            "rng": generator().bit_generator.state,
+            "rng": get_state(),
         },
         path,
     )
@@ -52,7 +52,7 @@ def load_checkpoint(
     opt: optim.Optimizer,
     device: Any = None,
 ) -> dict[str, Any]:
-    """Restore ``model``, ``opt`` and needle's generator; returns the checkpoint dict.
+    """Restore ``model``, ``opt`` and the random generator; returns the checkpoint dict.
 
     Raises:
         ValueError: the checkpoint was written by another task, or is corrupt.
@@ -67,5 +67,5 @@ def load_checkpoint(
         )
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
-    generator().bit_generator.state = ckpt["rng"]
+    set_state(ckpt["rng"])
     return ckpt

@@ -1,22 +1,26 @@
-"""One pass over the data: classification batches or language-model BPTT windows."""
+"""One pass over batches, for training (``opt`` given) and evaluation alike."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .. import nn, optim
 from ..autograd import Tensor, no_grad
 
+__all__ = ["EpochResult", "TrainHooks", "run_batches", "unigram_perplexity"]
+
+B = TypeVar("B")
+
 
 @dataclass
 class EpochResult:
-    """Mean loss, accuracy (classification) and example count of one pass."""
+    """Mean loss, accuracy (share of arg-max hits) and example count of one pass."""
 
     loss: float
     accuracy: float
@@ -26,6 +30,22 @@ class EpochResult:
     @property
     def perplexity(self) -> float:
         return math.exp(min(self.loss, 50.0))
+
+
+@dataclass
+class TrainHooks:
+    """Where a data-parallel run would plug in; the defaults are a single process.
+
+    Attributes:
+        average_gradients: called with the optimizer's parameters after ``backward`` and
+            before clipping and the step (an all-reduce would go here).
+        is_primary: only the primary process logs, writes checkpoints and metrics.
+        log: where progress lines go.
+    """
+
+    average_gradients: Callable[[Sequence[Tensor]], None] | None = None
+    is_primary: bool = True
+    log: Callable[[str], None] = lambda msg: print(msg, flush=True)
 
 
 def _correct(logits: Tensor, y: Any) -> int:
@@ -43,117 +63,58 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     )
 
 
-def classification_epoch(
+def run_batches(
     model: nn.Module,
-    batches: Iterable[tuple[Tensor, Tensor]],
+    batches: Iterable[B],
     total: int,
+    forward: Callable[[B], tuple[Tensor, Any]],
     opt: optim.Optimizer | None = None,
     *,
-    input_shape: tuple[int, ...] = (),
+    clip: float | None = None,
+    hooks: TrainHooks | None = None,
     desc: str = "",
     progress: bool = True,
+    postfix: Callable[[float, float, float], dict[str, str]] | None = None,
 ) -> EpochResult:
-    """Train (with ``opt``) or evaluate ``model`` on ``batches`` of ``(x, y)``.
+    """Train ``model`` on ``batches`` (with ``opt``) or evaluate it (``opt=None``).
 
     Args:
-        input_shape: reshape each ``x`` to ``(batch, *input_shape)`` when given.
+        forward: ``batch -> (logits, labels)``; the loss is softmax cross-entropy.
+        total: how many batches there are (for the progress bar).
+        clip: when training, scale gradients to this global norm first (0/None: no clip).
+        hooks: ``average_gradients`` runs after ``backward``, before clipping and the step.
+        postfix: ``(mean loss, accuracy, examples per second) -> progress-bar fields``.
     """
     loss_fn = nn.SoftmaxLoss()
     model.train(opt is not None)
+    average = hooks.average_gradients if hooks is not None else None
     loss_sum, correct, seen = 0.0, 0, 0
     start = time.perf_counter()
     bar = _progress(total, desc, progress)
     try:
-        for x, y in batches:
-            if input_shape:
-                x = x.reshape((x.shape[0], *input_shape))
+        for batch in batches:
             if opt is None:
                 with no_grad():
-                    logits = model(x)
+                    logits, y = forward(batch)
                     loss = loss_fn(logits, y)
             else:
-                logits = model(x)
+                logits, y = forward(batch)
                 loss = loss_fn(logits, y)
                 opt.reset_grad()
                 loss.backward()
-                opt.step()
-            n = x.shape[0]
-            loss_sum += loss.item() * n
-            correct += _correct(logits, y)
-            seen += n
-            bar.update(1)
-            rate = seen / (time.perf_counter() - start)
-            bar.set_postfix(
-                loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", samples_s=f"{rate:.0f}"
-            )
-    finally:
-        bar.close()
-    seen = max(seen, 1)
-    return EpochResult(loss_sum / seen, correct / seen, seen, time.perf_counter() - start)
-
-
-def _detach_state(h: Any) -> Any:
-    if h is None:
-        return None
-    if isinstance(h, tuple):
-        return tuple(_detach_state(x) for x in h)
-    return h.detach()
-
-
-def language_model_epoch(
-    model: nn.Module,
-    batches: np.ndarray,
-    bptt: int,
-    opt: optim.Optimizer | None = None,
-    *,
-    clip: float | None = None,
-    limit: int | None = None,
-    device: Any = None,
-    desc: str = "",
-    progress: bool = True,
-) -> EpochResult:
-    """Train or evaluate a language model over ``batches`` (rows x columns of token ids).
-
-    The hidden state carries from one window to the next, detached (truncated BPTT).
-    """
-    from ..data import get_batch
-
-    loss_fn = nn.SoftmaxLoss()
-    model.train(opt is not None)
-    starts = list(range(0, len(batches) - 1, bptt))
-    if limit is not None:
-        starts = starts[:limit]
-    loss_sum, correct, seen = 0.0, 0, 0
-    h = None
-    start = time.perf_counter()
-    bar = _progress(len(starts), desc, progress)
-    try:
-        for i in starts:
-            x, y = get_batch(batches, i, bptt, device=device, dtype="float32")
-            if opt is None:
-                with no_grad():
-                    logits, h = model(x, h)
-                    loss = loss_fn(logits, y)
-            else:
-                logits, h = model(x, h)
-                loss = loss_fn(logits, y)
-                opt.reset_grad()
-                loss.backward()
+                if average is not None:
+                    average(opt.params)
                 if clip:
                     optim.clip_grad_norm(opt.params, clip)
                 opt.step()
-            h = _detach_state(h)
             n = y.shape[0]
             loss_sum += loss.item() * n
             correct += _correct(logits, y)
             seen += n
             bar.update(1)
-            rate = seen / (time.perf_counter() - start)
-            bar.set_postfix(
-                loss=f"{loss_sum / seen:.3f}",
-                ppl=f"{math.exp(loss_sum / seen):.1f}",
-                tokens_s=f"{rate:.0f}",
-            )
+            if postfix is not None:
+                rate = seen / (time.perf_counter() - start)
+                bar.set_postfix(postfix(loss_sum / seen, correct / seen, rate))
     finally:
         bar.close()
     seen = max(seen, 1)
