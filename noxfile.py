@@ -35,9 +35,7 @@ LINT_PATHS = [
 ]
 TORCH = "torch==2.13.0"  # a CPU build on the project machines' disk; any other downloads GBs
 # The README's quick-start line, used by `demo` when the README cannot be read.
-DEMO_FALLBACK = (
-    "pip install . backends/numpy_backend backends/cpp_backend && needle train mnist-mlp"
-)
+DEMO_FALLBACK = 'pip install -e ".[dev]" ./backends/cpp_backend && needle train mnist-mlp'
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -72,7 +70,12 @@ def _skip_without_gpu(session: nox.Session, backend: str) -> None:
 
 
 def _install_backend(session: nox.Session, backend: str) -> None:
-    """Install backend ``backend`` (and CuPy for cuda, skipping when no GPU can run it)."""
+    """Install backend ``backend`` (and CuPy for cuda, skipping when no GPU can run it).
+
+    The numpy reference backend ships inside the core (needle-core): nothing to install.
+    """
+    if backend == "numpy":
+        return
     if backend == "cuda":
         session.install(f"backends/cuda_backend[{_cupy_extra()}]")
         probe = "import cupy; assert cupy.cuda.runtime.getDeviceCount() > 0"
@@ -90,7 +93,7 @@ def _install_backend(session: nox.Session, backend: str) -> None:
 def tests(session: nox.Session, backend: str) -> None:
     """Run the core test suite (pytest tests) with NEEDLE_BACKEND set to one backend."""
     _skip_without_gpu(session, backend)
-    session.install(".[test]", "backends/numpy_backend")
+    session.install(".[test]")
     _install_backend(session, backend)
     session.run("pytest", "tests", *session.posargs, env={"NEEDLE_BACKEND": backend, **_data_env()})
 
@@ -100,7 +103,7 @@ def tests(session: nox.Session, backend: str) -> None:
 def conformance(session: nox.Session, backend: str) -> None:
     """Run the shared conformance suite against one backend."""
     _skip_without_gpu(session, backend)
-    session.install(".", "backends/numpy_backend", "./conformance")
+    session.install(".", "./conformance")
     _install_backend(session, backend)
     session.run(
         "pytest",
@@ -115,7 +118,7 @@ def conformance(session: nox.Session, backend: str) -> None:
 @nox.session(reuse_venv=True)
 def bench(session: nox.Session) -> None:
     """Benchmark every backend with NumPy/PyTorch peers; write docs/benchmarks.md."""
-    session.install(".[test]", "backends/numpy_backend", "backends/cpp_backend", "threadpoolctl")
+    session.install(".[test]", "backends/cpp_backend", "threadpoolctl")
     try:
         session.install(TORCH)
     except nox.command.CommandFailed:
@@ -202,7 +205,7 @@ def cuda_compile(session: nox.Session) -> None:
 @nox.session
 def asan(session: nox.Session) -> None:
     """Build the C++ backend with ASan+UBSan (NEEDLE_CPP_SANITIZE=ON); run its conformance."""
-    session.install(".", "backends/numpy_backend", "./conformance")
+    session.install(".", "./conformance")
     session.install(
         "--config-settings=cmake.define.NEEDLE_CPP_SANITIZE=ON",
         "--force-reinstall",
