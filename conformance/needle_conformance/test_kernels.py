@@ -13,45 +13,27 @@ import numpy as np
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from needle.backends import OPTIONAL_KERNELS, REQUIRED_KERNELS
+from needle.backends import KERNELS, REQUIRED_KERNELS, ErrorCase, KernelSpec, kernels_in_family
 
 from . import _state
-from ._kernel_utils import download, gen, header, reference_view, strided_views, upload, upload_code
+from ._kernel_utils import (
+    download,
+    expected,
+    gen,
+    header,
+    strided_views,
+    upload,
+    upload_code,
+)
 from .assertions import assert_close, assert_raises
-from .opdb.linalg import conv_reference
 
 pytestmark = pytest.mark.kernels
 DTYPES = _state.dtypes()
 SETTINGS = _state.hypothesis_settings()
 
-BINARY: dict[str, tuple[Any, str, str]] = {
-    "add": (np.add, "normal", "normal"),
-    "sub": (np.subtract, "normal", "normal"),
-    "mul": (np.multiply, "normal", "normal"),
-    "div": (np.divide, "normal", "nonzero"),
-    "power": (np.power, "positive", "normal"),
-    "maximum": (np.maximum, "normal", "normal"),
-    "eq": (np.equal, "ints", "ints"),
-    "ne": (np.not_equal, "ints", "ints"),
-    "lt": (np.less, "ints", "ints"),
-    "le": (np.less_equal, "ints", "ints"),
-    "gt": (np.greater, "ints", "ints"),
-    "ge": (np.greater_equal, "ints", "ints"),
-}
-SCALARS = {"div": (2.5, -0.75), "power": (2.0, 0.5, -1.5, 3.0)}
-UNARY: dict[str, tuple[Any, str]] = {
-    "neg": (np.negative, "normal"),
-    "abs": (np.abs, "normal"),
-    "log": (np.log, "positive"),
-    "exp": (np.exp, "normal"),
-    "tanh": (np.tanh, "normal"),
-    "sqrt": (np.sqrt, "positive"),
-    "sin": (np.sin, "normal"),
-    "cos": (np.cos, "normal"),
-}
-COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
-
-TESTED = {
+# Kernels with a dedicated test below; every other required kernel is tested through its
+# family, driven by its ``KernelSpec`` record (inputs, scalars, NumPy reference).
+DEDICATED = {
     "alloc",
     "from_numpy",
     "to_numpy",
@@ -60,22 +42,23 @@ TESTED = {
     "compact",
     "ewise_setitem",
     "scalar_setitem",
-    "reduce_sum",
-    "reduce_max",
     "matmul",
-    *(f"ewise_{n}" for n in BINARY),
-    *(f"scalar_{n}" for n in BINARY),
-    *(f"ewise_{n}" for n in UNARY),
 }
+BY_FAMILY = ("ewise_binary", "scalar_binary", "ewise_unary", "reduce")
+EWISE = kernels_in_family("ewise_binary")
+SCALAR = kernels_in_family("scalar_binary")
+UNARY = kernels_in_family("ewise_unary")
+REDUCE = kernels_in_family("reduce")
 
 
 def test_every_required_kernel_is_tested() -> None:
     """The suite itself keeps up with the contract: each required kernel has a test here."""
-    assert set(REQUIRED_KERNELS) == TESTED, set(REQUIRED_KERNELS) ^ TESTED
+    tested = DEDICATED | {s.name for f in BY_FAMILY for s in kernels_in_family(f)}
+    assert set(REQUIRED_KERNELS) == tested, set(REQUIRED_KERNELS) ^ tested
 
 
-def _tol(name: str, dtype: str) -> dict[str, Any]:
-    return {"rtol": 0.0, "atol": 0.0} if name in COMPARISONS else {"dtype": dtype}
+def _tol(spec: KernelSpec, dtype: str) -> dict[str, Any]:
+    return {"rtol": 0.0, "atol": 0.0} if spec.exact else {"dtype": dtype}
 
 
 # --- buffers ---------------------------------------------------------------------------
@@ -123,7 +106,7 @@ def test_from_numpy_to_numpy(
     )
     assert_close(
         got,
-        reference_view(src, shape, strides, offset),
+        KERNELS["to_numpy"].reference(src, shape, strides, offset),
         rtol=0,
         atol=0,
         repro=repro,
@@ -240,7 +223,7 @@ def test_compact(
     _assert_view_kernel(
         k,
         out,
-        reference_view(src, shape, strides, offset).reshape(-1),
+        KERNELS["compact"].reference(src, shape, strides, offset).reshape(-1),
         kernel="compact",
         backend=needle_backend_name,
         view=view,
@@ -265,13 +248,10 @@ def test_ewise_setitem(
     out = upload(k, dst, dtype)
     a = upload(k, src, dtype)
     k.ewise_setitem(a, out, shape, strides, offset)
-    expected = dst.copy()
-    if n:
-        reference_view(expected, shape, strides, offset)[...] = src.reshape(shape)
     _assert_view_kernel(
         k,
         out,
-        expected,
+        KERNELS["ewise_setitem"].reference(dst, src, shape, strides, offset),
         kernel="ewise_setitem",
         backend=needle_backend_name,
         view=view,
@@ -304,13 +284,10 @@ def test_scalar_setitem(
     dst, lines = gen("dst", "normal", (view["size"],), seed, dtype)
     out = upload(k, dst, dtype)
     k.scalar_setitem(n, value, out, shape, strides, offset)
-    expected = dst.copy()
-    if n:
-        reference_view(expected, shape, strides, offset)[...] = value
     _assert_view_kernel(
         k,
         out,
-        expected,
+        KERNELS["scalar_setitem"].reference(dst, value, shape, strides, offset),
         kernel="scalar_setitem",
         backend=needle_backend_name,
         view=view,
@@ -321,23 +298,29 @@ def test_scalar_setitem(
 
 
 # --- element-wise ----------------------------------------------------------------------
+def _ids(specs: tuple[KernelSpec, ...]) -> list[str]:
+    return [spec.name for spec in specs]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kernel", [f"ewise_{n}" for n in BINARY])
+@pytest.mark.parametrize("spec", EWISE, ids=_ids(EWISE))
 @given(size=st.integers(0, 40), seed=st.integers(0, 9999))
 @example(size=7, seed=0)
 @SETTINGS
 def test_ewise_binary(
-    needle_kernels: Any, needle_backend_name: str, kernel: str, dtype: str, size: int, seed: int
+    needle_kernels: Any,
+    needle_backend_name: str,
+    spec: KernelSpec,
+    dtype: str,
+    size: int,
+    seed: int,
 ) -> None:
-    name = kernel.removeprefix("ewise_")
-    fn, ka, kb = BINARY[name]
+    ka, kb = spec.inputs
     k = needle_kernels
     a_np, la = gen("a_np", ka, (size,), seed, dtype)
     b_np, lb = gen("b_np", kb, (size,), seed + 1, dtype)
     a, b, out = upload(k, a_np, dtype), upload(k, b_np, dtype), k.alloc(size, dtype)
-    getattr(k, f"ewise_{name}")(a, b, out)
-    with np.errstate(all="ignore"):
-        expected = fn(a_np.astype(np.float64), b_np.astype(np.float64)).astype(np.float64)
+    getattr(k, spec.name)(a, b, out)
     repro = "\n".join(
         [
             *header(needle_backend_name),
@@ -346,92 +329,90 @@ def test_ewise_binary(
             *upload_code("a", "a_np", dtype),
             *upload_code("b", "b_np", dtype),
             f"out = k.alloc({size}, {dtype!r})",
-            f"k.ewise_{name}(a, b, out)",
+            f"k.{spec.name}(a, b, out)",
             f"print(k.to_numpy(out, ({size},), (1,), 0))",
         ]
     )
     assert_close(
         download(k, out),
-        expected,
+        expected(spec, a_np, b_np),
         repro=repro,
-        **_tol(name, dtype),
-        what=f"kernel ewise_{name}: {size} elements {dtype}",
+        **_tol(spec, dtype),
+        what=f"kernel {spec.name}: {size} elements {dtype}",
     )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kernel", [f"scalar_{n}" for n in BINARY])
+@pytest.mark.parametrize("spec", SCALAR, ids=_ids(SCALAR))
 @given(size=st.integers(0, 40), seed=st.integers(0, 9999), pick=st.integers(0, 3))
 @example(size=7, seed=0, pick=0)
 @SETTINGS
 def test_scalar_binary(
     needle_kernels: Any,
     needle_backend_name: str,
-    kernel: str,
+    spec: KernelSpec,
     dtype: str,
     size: int,
     seed: int,
     pick: int,
 ) -> None:
-    name = kernel.removeprefix("scalar_")
-    fn, ka, _ = BINARY[name]
-    values = SCALARS.get(name, (1.0, -0.5, 0.0, 2.25) if name in COMPARISONS else (1.25, -3.0))
-    value = values[pick % len(values)]
+    value = spec.scalars[pick % len(spec.scalars)]
     k = needle_kernels
-    a_np, la = gen("a_np", ka, (size,), seed, dtype)
+    a_np, la = gen("a_np", spec.inputs[0], (size,), seed, dtype)
     a, out = upload(k, a_np, dtype), k.alloc(size, dtype)
-    getattr(k, f"scalar_{name}")(a, value, out)
-    with np.errstate(all="ignore"):
-        expected = fn(a_np.astype(np.float64), float(np.asarray(value, dtype))).astype(np.float64)
+    getattr(k, spec.name)(a, value, out)
     repro = "\n".join(
         [
             *header(needle_backend_name),
             *la,
             *upload_code("a", "a_np", dtype),
             f"out = k.alloc({size}, {dtype!r})",
-            f"k.scalar_{name}(a, {value!r}, out)",
+            f"k.{spec.name}(a, {value!r}, out)",
             f"print(k.to_numpy(out, ({size},), (1,), 0))",
         ]
     )
     assert_close(
         download(k, out),
-        expected,
+        expected(spec, a_np, float(np.asarray(value, dtype))),
         repro=repro,
-        **_tol(name, dtype),
-        what=f"kernel scalar_{name}: {size} elements {dtype}, value {value!r}",
+        **_tol(spec, dtype),
+        what=f"kernel {spec.name}: {size} elements {dtype}, value {value!r}",
     )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kernel", [f"ewise_{n}" for n in UNARY])
+@pytest.mark.parametrize("spec", UNARY, ids=_ids(UNARY))
 @given(size=st.integers(0, 40), seed=st.integers(0, 9999))
 @example(size=7, seed=0)
 @SETTINGS
 def test_ewise_unary(
-    needle_kernels: Any, needle_backend_name: str, kernel: str, dtype: str, size: int, seed: int
+    needle_kernels: Any,
+    needle_backend_name: str,
+    spec: KernelSpec,
+    dtype: str,
+    size: int,
+    seed: int,
 ) -> None:
-    name = kernel.removeprefix("ewise_")
-    fn, kind = UNARY[name]
     k = needle_kernels
-    a_np, la = gen("a_np", kind, (size,), seed, dtype)
+    a_np, la = gen("a_np", spec.inputs[0], (size,), seed, dtype)
     a, out = upload(k, a_np, dtype), k.alloc(size, dtype)
-    getattr(k, f"ewise_{name}")(a, out)
+    getattr(k, spec.name)(a, out)
     repro = "\n".join(
         [
             *header(needle_backend_name),
             *la,
             *upload_code("a", "a_np", dtype),
             f"out = k.alloc({size}, {dtype!r})",
-            f"k.ewise_{name}(a, out)",
+            f"k.{spec.name}(a, out)",
             f"print(k.to_numpy(out, ({size},), (1,), 0))",
         ]
     )
     assert_close(
         download(k, out),
-        fn(a_np.astype(np.float64)),
+        expected(spec, a_np),
         repro=repro,
-        dtype=dtype,
-        what=f"kernel ewise_{name}: {size} elements {dtype}",
+        **_tol(spec, dtype),
+        what=f"kernel {spec.name}: {size} elements {dtype}",
     )
 
 
@@ -442,10 +423,9 @@ def test_nan_semantics(needle_kernels: Any, needle_backend_name: str, dtype: str
     a_np = np.array([np.nan, 1.0, np.nan], dtype=dtype)
     b_np = np.array([1.0, np.nan, np.nan], dtype=dtype)
     a, b = upload(k, a_np, dtype), upload(k, b_np, dtype)
-    for name in ("maximum", *sorted(COMPARISONS)):
+    for spec in (KERNELS["ewise_maximum"], *(s for s in EWISE if s.exact)):
         out = k.alloc(3, dtype)
-        getattr(k, f"ewise_{name}")(a, b, out)
-        expected = np.full(3, np.nan) if name == "maximum" else np.full(3, float(name == "ne"))
+        getattr(k, spec.name)(a, b, out)
         repro = "\n".join(
             [
                 *header(needle_backend_name),
@@ -454,29 +434,34 @@ def test_nan_semantics(needle_kernels: Any, needle_backend_name: str, dtype: str
                 *upload_code("a", "a_np", dtype),
                 *upload_code("b", "b_np", dtype),
                 f"out = k.alloc(3, {dtype!r})",
-                f"k.ewise_{name}(a, b, out)",
+                f"k.{spec.name}(a, b, out)",
                 "print(k.to_numpy(out, (3,), (1,), 0))",
             ]
         )
         assert_close(
             download(k, out),
-            expected,
+            expected(spec, a_np, b_np),
             rtol=0,
             atol=0,
             repro=repro,
-            what=f"kernel ewise_{name}: NaN inputs {dtype}",
+            what=f"kernel {spec.name}: NaN inputs {dtype}",
         )
 
 
 # --- reductions and matmul -------------------------------------------------------------
+def _reduce_tol(spec: KernelSpec, dtype: str) -> dict[str, Any]:
+    if not spec.exact and dtype == "float32":
+        return {"rtol": 1e-5, "atol": 1e-5}  # float32 sums of up to 9 terms
+    return _tol(spec, dtype)
+
+
 def _reduce_check(
-    k: Any, backend: str, name: str, dtype: str, rows: int, size: int, kind: str, seed: int
+    k: Any, backend: str, spec: KernelSpec, dtype: str, rows: int, size: int, seed: int
 ) -> None:
-    a_np, la = gen("a_np", kind, (rows * size,), seed, dtype)
+    name = spec.name
+    a_np, la = gen("a_np", "normal", (rows * size,), seed, dtype)
     a, out = upload(k, a_np, dtype), k.alloc(rows, dtype)
     getattr(k, name)(a, out, size)
-    x = a_np.astype(np.float64).reshape(rows, size)
-    expected = x.sum(axis=1) if name == "reduce_sum" else x.max(axis=1, initial=-np.inf)
     repro = "\n".join(
         [
             *header(backend),
@@ -487,41 +472,39 @@ def _reduce_check(
             f"print(k.to_numpy(out, ({rows},), (1,), 0))",
         ]
     )
-    tol = {"dtype": dtype} if name == "reduce_sum" else {"rtol": 0.0, "atol": 0.0}
-    if name == "reduce_sum" and dtype == "float32":
-        tol = {"rtol": 1e-5, "atol": 1e-5}
     assert_close(
         download(k, out),
-        expected,
+        expected(spec, a_np.reshape(rows, size)),
         repro=repro,
-        **tol,
+        **_reduce_tol(spec, dtype),
         what=f"kernel {name}: {rows} rows of reduce_size {size}, {dtype}",
     )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ["reduce_sum", "reduce_max"])
+@pytest.mark.parametrize("spec", REDUCE, ids=_ids(REDUCE))
 @given(rows=st.integers(0, 6), size=st.integers(1, 9), seed=st.integers(0, 9999))
 @SETTINGS
 def test_reduce(
     needle_kernels: Any,
     needle_backend_name: str,
-    name: str,
+    spec: KernelSpec,
     dtype: str,
     rows: int,
     size: int,
     seed: int,
 ) -> None:
-    _reduce_check(needle_kernels, needle_backend_name, name, dtype, rows, size, "normal", seed)
+    _reduce_check(needle_kernels, needle_backend_name, spec, dtype, rows, size, seed)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ["reduce_sum", "reduce_max"])
+@pytest.mark.parametrize("spec", REDUCE, ids=_ids(REDUCE))
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 def test_reduce_extreme_position(
-    needle_kernels: Any, needle_backend_name: str, name: str, dtype: str, where: str
+    needle_kernels: Any, needle_backend_name: str, spec: KernelSpec, dtype: str, where: str
 ) -> None:
     """Rows whose largest element sits first, in the middle or last (edge handling)."""
+    name = spec.name
     rows, size = 3, 5
     k = needle_kernels
     base = -np.arange(rows * size, dtype=np.float64).reshape(rows, size) / 8
@@ -530,7 +513,6 @@ def test_reduce_extreme_position(
     a = upload(k, base.reshape(-1), dtype)
     out = k.alloc(rows, dtype)
     getattr(k, name)(a, out, size)
-    expected = base.sum(axis=1) if name == "reduce_sum" else base.max(axis=1)
     repro = "\n".join(
         [
             *header(needle_backend_name),
@@ -544,7 +526,7 @@ def test_reduce_extreme_position(
     )
     assert_close(
         download(k, out),
-        expected,
+        expected(spec, base.astype(dtype)),
         repro=repro,
         dtype=dtype,
         what=f"kernel {name}: {rows} rows of reduce_size {size}, {dtype}, "
@@ -570,7 +552,7 @@ def test_reduce_sum_empty_rows(needle_kernels: Any, needle_backend_name: str, dt
     )
     assert_close(
         download(k, out),
-        np.zeros(3),
+        expected(KERNELS["reduce_sum"], np.zeros((3, 0))),
         rtol=0,
         atol=0,
         repro=repro,
@@ -592,7 +574,6 @@ def test_matmul(
     a, b, out = upload(k, a_np, dtype), upload(k, b_np, dtype), k.alloc(m * p, dtype)
     k.fill(out, 3.0)  # n == 0 must still write zeros
     k.matmul(a, b, out, m, n, p)
-    expected = a_np.astype(np.float64) @ b_np.astype(np.float64)
     repro = "\n".join(
         [
             *header(needle_backend_name),
@@ -608,7 +589,7 @@ def test_matmul(
     tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == "float32" else {"dtype": dtype}
     assert_close(
         download(k, out).reshape(m, p),
-        expected,
+        expected(KERNELS["matmul"], a_np, b_np),
         repro=repro,
         **tol,
         what=f"kernel matmul: ({m}, {n}) @ ({n}, {p}), {dtype}",
@@ -616,185 +597,87 @@ def test_matmul(
 
 
 # --- errors ----------------------------------------------------------------------------
-def _error_cases() -> list[tuple[str, str, Any, Any]]:
-    """(id, kernel, call(k, dtype), expected exception types)."""
-    bad = (ValueError, TypeError, IndexError)
-
-    def buf(k: Any, n: int, dtype: str) -> Any:
-        h = k.alloc(n, dtype)
-        k.fill(h, 1.0)
-        return h
-
-    return [
-        ("alloc_negative", "alloc", lambda k, d: k.alloc(-1, d), (ValueError,)),
-        ("alloc_bad_dtype", "alloc", lambda k, d: k.alloc(3, "not-a-dtype"), (TypeError,)),
-        (
-            "from_numpy_size",
-            "from_numpy",
-            lambda k, d: k.from_numpy(np.zeros(5, d), buf(k, 4, d)),
-            (ValueError,),
-        ),
-        (
-            "to_numpy_out_of_bounds",
-            "to_numpy",
-            lambda k, d: k.to_numpy(buf(k, 4, d), (2, 3), (3, 1), 0),
-            (ValueError, IndexError),
-        ),
-        (
-            "compact_out_of_bounds",
-            "compact",
-            lambda k, d: k.compact(buf(k, 6, d), buf(k, 6, d), (2, 3), (3, 1), 1),
-            (ValueError, IndexError),
-        ),
-        (
-            "compact_out_too_small",
-            "compact",
-            lambda k, d: k.compact(buf(k, 6, d), buf(k, 5, d), (2, 3), (3, 1), 0),
-            (ValueError,),
-        ),
-        (
-            "ewise_setitem_out_of_bounds",
-            "ewise_setitem",
-            lambda k, d: k.ewise_setitem(buf(k, 6, d), buf(k, 6, d), (2, 3), (4, 1), 0),
-            (ValueError, IndexError),
-        ),
-        (
-            "scalar_setitem_out_of_bounds",
-            "scalar_setitem",
-            lambda k, d: k.scalar_setitem(6, 0.0, buf(k, 5, d), (2, 3), (3, 1), 0),
-            (ValueError, IndexError),
-        ),
-        (
-            "ewise_add_short_input",
-            "ewise_add",
-            lambda k, d: k.ewise_add(buf(k, 3, d), buf(k, 5, d), buf(k, 5, d)),
-            (ValueError,),
-        ),
-        (
-            "ewise_add_not_a_buffer",
-            "ewise_add",
-            lambda k, d: k.ewise_add(np.ones(5, d), buf(k, 5, d), buf(k, 5, d)),
-            (TypeError,),
-        ),
-        (
-            "scalar_mul_short_input",
-            "scalar_mul",
-            lambda k, d: k.scalar_mul(buf(k, 2, d), 2.0, buf(k, 5, d)),
-            (ValueError,),
-        ),
-        (
-            "ewise_exp_short_input",
-            "ewise_exp",
-            lambda k, d: k.ewise_exp(buf(k, 2, d), buf(k, 5, d)),
-            (ValueError,),
-        ),
-        (
-            "reduce_sum_short_input",
-            "reduce_sum",
-            lambda k, d: k.reduce_sum(buf(k, 5, d), buf(k, 2, d), 3),
-            (ValueError,),
-        ),
-        (
-            "reduce_max_zero_size",
-            "reduce_max",
-            lambda k, d: k.reduce_max(buf(k, 0, d), buf(k, 2, d), 0),
-            (ValueError,),
-        ),
-        (
-            "matmul_short_input",
-            "matmul",
-            lambda k, d: k.matmul(buf(k, 5, d), buf(k, 6, d), buf(k, 4, d), 2, 3, 2),
-            (ValueError,),
-        ),
-        (
-            "astype_short_input",
-            "astype",
-            lambda k, d: k.astype(buf(k, 3, d), buf(k, 5, d)),
-            (ValueError,),
-        ),
-    ] + [(case, kern, fn, bad) for case, kern, fn in _dtype_mismatch_cases()]
-
-
-def _dtype_mismatch_cases() -> list[tuple[str, str, Any]]:
-    if len(DTYPES) < 2:
-        return []
-
-    def other(d: str) -> str:
-        return DTYPES[1] if d == DTYPES[0] else DTYPES[0]
-
-    return [
-        (
-            "ewise_mul_dtype_mismatch",
-            "ewise_mul",
-            lambda k, d: k.ewise_mul(k.alloc(4, d), k.alloc(4, other(d)), k.alloc(4, d)),
-        ),
-        (
-            "matmul_dtype_mismatch",
-            "matmul",
-            lambda k, d: k.matmul(k.alloc(4, d), k.alloc(4, other(d)), k.alloc(4, d), 2, 2, 2),
-        ),
-    ]
-
-
-_CASES = _error_cases()
+_CASES = [(spec, case) for spec in KERNELS.values() if spec.required for case in spec.errors]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", _CASES, ids=[c[0] for c in _CASES])
+@pytest.mark.parametrize(
+    "spec, case", _CASES, ids=[f"{spec.name}_{case.tag}" for spec, case in _CASES]
+)
 def test_kernel_error(
-    needle_kernels: Any, needle_backend_name: str, dtype: str, case: tuple[str, str, Any, Any]
+    needle_kernels: Any,
+    needle_backend_name: str,
+    dtype: str,
+    spec: KernelSpec,
+    case: ErrorCase,
 ) -> None:
     """Bad sizes, views and dtypes raise a fitting error naming the kernel; no crash."""
-    name, kernel, call, exc = case
+    others = [d for d in DTYPES if d != dtype]
+    if case.needs_other_dtype and not others:
+        pytest.skip(f"{spec.name}: {case.description} needs a second dtype")
+    k, other = needle_kernels, (others[0] if others else None)
     assert_raises(
-        lambda: call(needle_kernels, dtype),
-        exc,
-        rf"\b{kernel}\b",
-        what=f"kernel {kernel}: error input {name} ({dtype})",
-        repro=f"see needle_conformance/test_kernels.py, case {name!r}",
+        lambda: getattr(k, spec.name)(*case.make_args(k, dtype, other)),
+        case.exceptions,
+        rf"\b{spec.name}\b",
+        what=f"kernel {spec.name}: error input {spec.name}_{case.tag}, {case.description} "
+        f"({dtype})",
+        repro=f"see needle.backends.KERNELS[{spec.name!r}].errors, case {case.tag!r}",
     )
 
 
 # --- optional kernels ------------------------------------------------------------------
+OPTIONAL = kernels_in_family("optional")
+
+
 def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """Run optional kernel ``name`` on fixed data; return (got, expected, description)."""
+    """Run optional kernel ``name`` on fixed data; return (got, expected, description).
+
+    The expected values come from the record's NumPy reference on the inputs as rounded
+    to ``dtype``.
+    """
+    spec = KERNELS[name]
     rng = np.random.default_rng(11)
+
+    def rounded(x: np.ndarray) -> np.ndarray:
+        return x.astype(dtype)
+
     if name == "batched_matmul":
-        a, b = rng.standard_normal((3, 2, 4)), rng.standard_normal((3, 4, 5))
+        a, b = rounded(rng.standard_normal((3, 2, 4))), rounded(rng.standard_normal((3, 4, 5)))
         out = k.alloc(30, dtype)
         k.batched_matmul(upload(k, a, dtype), upload(k, b, dtype), out, 3, 2, 4, 5)
-        expected = (a.astype(dtype) @ b.astype(dtype)).reshape(-1)
-        return download(k, out), expected, "(3, 2, 4) @ (3, 4, 5)"
+        return download(k, out), expected(spec, a, b).reshape(-1), "(3, 2, 4) @ (3, 4, 5)"
     if name in ("logsumexp_last", "softmax_last", "reduce_argmax"):
         x = rng.standard_normal((4, 6))
         x[1] += 1000.0  # stability
         if name == "reduce_argmax":
             x = np.round(x * 0.6)  # ties: the first maximum wins
-        x = x.astype(dtype).astype(np.float64)
+        x = rounded(x)
         out = k.alloc(24 if name == "softmax_last" else 4, dtype)
         getattr(k, name)(upload(k, x, dtype), out, 6)
-        m = x.max(axis=1, keepdims=True)
-        e = np.exp(x - m)
-        expected = {
-            "logsumexp_last": (np.log(e.sum(axis=1, keepdims=True)) + m).reshape(-1),
-            "softmax_last": (e / e.sum(axis=1, keepdims=True)).reshape(-1),
-            "reduce_argmax": np.argmax(x, axis=1).astype(np.float64),
-        }[name]
-        return download(k, out), expected, "4 rows of 6 (row 1 shifted by +1000)"
+        return (
+            download(k, out),
+            expected(spec, x).reshape(-1),
+            "4 rows of 6 (row 1 shifted by +1000)",
+        )
     if name == "conv2d_nhwc":
-        x, w = rng.standard_normal((2, 6, 5, 3)), rng.standard_normal((3, 3, 3, 4))
+        x, w = (
+            rounded(rng.standard_normal((2, 6, 5, 3))),
+            rounded(rng.standard_normal((3, 3, 3, 4))),
+        )
         out = k.alloc(2 * 2 * 2 * 4, dtype)
         k.conv2d_nhwc(upload(k, x, dtype), upload(k, w, dtype), out, 2, 6, 5, 3, 3, 4, 2)
-        expected = conv_reference(
-            x.astype(dtype).astype(np.float64), w.astype(dtype).astype(np.float64), stride=2
+        return (
+            download(k, out),
+            expected(spec, x, w, 2).reshape(-1),
+            "x (2, 6, 5, 3), w (3, 3, 3, 4), stride 2",
         )
-        return download(k, out), expected.reshape(-1), "x (2, 6, 5, 3), w (3, 3, 3, 4), stride 2"
     if name == "ewise_where":
         c = (rng.random(9) < 0.5).astype(float)
-        a, b = rng.standard_normal(9), rng.standard_normal(9)
+        a, b = rounded(rng.standard_normal(9)), rounded(rng.standard_normal(9))
         out = k.alloc(9, dtype)
         k.ewise_where(upload(k, c, dtype), upload(k, a, dtype), upload(k, b, dtype), out)
-        return download(k, out), np.where(c != 0, a, b).astype(dtype), "9 elements"
+        return download(k, out), expected(spec, c, a, b), "9 elements"
     if name == "synchronize":
         result = k.synchronize()
         return np.asarray(result is None), np.asarray(True), "returns None"
@@ -802,17 +685,17 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", list(OPTIONAL_KERNELS))
+@pytest.mark.parametrize("name", [spec.name for spec in OPTIONAL])
 def test_optional_kernel(
     needle_device: Any, needle_backend_name: str, name: str, dtype: str
 ) -> None:
     if not needle_device.has_kernel(name):
         pytest.skip(f"backend {needle_backend_name!r} does not declare optional kernel {name}")
-    got, expected, desc = _optional_check(needle_device.kernels, name, dtype)
+    got, want, desc = _optional_check(needle_device.kernels, name, dtype)
     tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == "float32" else {"dtype": dtype}
     assert_close(
         got,
-        expected,
+        want,
         **tol,
         what=f"optional kernel {name}: {desc}, {dtype}",
         repro=f"see needle_conformance/test_kernels.py::_optional_check({name!r})",
