@@ -93,8 +93,6 @@ def init(
             aborts the whole job (``MPI_Abort``) after printing it.
     """
     global _GROUP
-    if _GROUP is not None:
-        return
     if backend not in ("auto", "mpi", "nccl", "local"):
         raise ValueError(
             f"needle.distributed.init: backend must be 'auto', 'mpi', 'nccl' or 'local'; "
@@ -110,6 +108,8 @@ def init(
             ) from None
     if timeout <= 0:
         raise ValueError(f"needle.distributed.init: timeout must be > 0 seconds, got {timeout}")
+    if _GROUP is not None:
+        return
     use_mpi = backend in ("mpi", "nccl") or (backend == "auto" and launched_by_mpi())
     host: Collective
     if use_mpi:
