@@ -152,13 +152,45 @@ def test_generates_an_installable_layout(tmp_path: Path) -> None:
 
 
 def test_kernels_file_has_one_working_function_per_required_kernel() -> None:
+    import inspect
+
+    from needle.backends.contract import KERNELS
+
     source = render_kernels("mydev")
     defined = re.findall(r"^def (\w+)\(", source, flags=re.M)
     assert [k for k in defined if not k.startswith("_")] == list(REQUIRED_KERNELS)
     assert "NotImplementedError" not in source  # every kernel of this contract is written
-    for kernel, doc in REQUIRED_KERNELS.items():  # each carries the contract's text
-        first_words = " ".join(doc.split()[:4])
-        assert first_words in " ".join(source.split()), kernel
+    namespace: dict[str, object] = {}
+    exec(compile(source, "kernels.py", "exec"), namespace)
+    for name in REQUIRED_KERNELS:  # generated from the record: signature and semantics
+        spec = KERNELS[name]
+        fn = namespace[name]
+        assert tuple(inspect.signature(fn).parameters) == spec.params, name
+        assert " ".join(spec.semantics.split()) == " ".join(inspect.getdoc(fn).split()), name
+
+
+def test_a_kernel_new_to_the_contract_becomes_a_stub(monkeypatch) -> None:
+    from dataclasses import replace
+
+    from needle.backends.contract import KERNELS
+
+    scaffold = pytest.importorskip("needle_conformance.kit.scaffold")
+    spec = replace(
+        KERNELS["ewise_add"], name="ewise_hypot", family="ewise_binary", numpy_function=None
+    )
+    spec = replace(spec, semantics="out = sqrt(a**2 + b**2), element-wise.")
+    monkeypatch.setattr(scaffold, "KERNELS", {**KERNELS, "ewise_hypot": spec})
+    source = scaffold.render_kernels("mydev")
+    assert "def ewise_hypot(a: Buffer, b: Buffer, out: Buffer) -> None:" in source
+    assert 'raise NotImplementedError("ewise_hypot: not written yet' in source
+    assert "out = sqrt(a**2 + b**2), element-wise." in source
+    compile(source, "kernels.py", "exec")
+
+
+def test_guide_shows_the_generated_pyproject(tmp_path: Path) -> None:
+    root = create_backend("mybackend", tmp_path / "out")
+    guide = Path(__file__).resolve().parent.parent / "docs" / "writing-a-backend.md"
+    assert (root / "pyproject.toml").read_text() in guide.read_text()
 
 
 def test_generated_kernels_compute_like_numpy() -> None:

@@ -3,10 +3,12 @@
 Part of the backend kit (the ``needle-conformance`` distribution), not of the core.
 
 :func:`create_backend` writes a complete, installable backend package whose kernels all
-start as NumPy code over a NumPy-held buffer. Every required kernel of
-:data:`needle.backends.contract.REQUIRED_KERNELS` gets its own function, generated from
-the contract (its docstring is the contract's text), so the author can replace them one
-at a time with code for their device while the conformance suite keeps them honest.
+start as NumPy code over a NumPy-held buffer. Every required kernel of the contract
+(:data:`needle.backends.contract.KERNELS`) gets its own function, generated from its
+record: the signature from ``spec.params``, the docstring from ``spec.semantics``, and
+the body from its family (element-wise kernels call ``spec.numpy_function``), so the
+author can replace them one at a time with code for their device while the conformance
+suite keeps them honest.
 
 The generated layout::
 
@@ -26,7 +28,7 @@ import re
 import textwrap
 from pathlib import Path
 
-from needle.backends.contract import CONTRACT_VERSION, REQUIRED_KERNELS
+from needle.backends.contract import CONTRACT_VERSION, KERNELS, KernelSpec
 
 __all__ = ["RESERVED_NAMES", "check_name", "core_requirement", "create_backend", "render_kernels"]
 
@@ -35,114 +37,57 @@ RESERVED_NAMES = frozenset({"numpy", "cpp", "cuda"})
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
-# NumPy function for each element-wise kernel family member (ewise_<op> / scalar_<op>).
-_NUMPY_BINARY = {
-    "add": "np.add",
-    "sub": "np.subtract",
-    "mul": "np.multiply",
-    "div": "np.divide",
-    "power": "np.power",
-    "maximum": "np.maximum",
-    "eq": "np.equal",
-    "ne": "np.not_equal",
-    "lt": "np.less",
-    "le": "np.less_equal",
-    "gt": "np.greater",
-    "ge": "np.greater_equal",
-}
-_NUMPY_UNARY = {
-    "neg": "np.negative",
-    "abs": "np.abs",
-    "log": "np.log",
-    "exp": "np.exp",
-    "tanh": "np.tanh",
-    "sqrt": "np.sqrt",
-    "sin": "np.sin",
-    "cos": "np.cos",
-}
-
-# Signature and body of every kernel that is not an element-wise family member.
-_SPECIAL_KERNELS: dict[str, tuple[str, str]] = {
-    "alloc": (
-        "size: int, dtype: str) -> Buffer",
-        """\
+# The body of each kernel outside the element-wise families (its signature comes from
+# its contract record).
+_BODIES: dict[str, str] = {
+    "alloc": """\
 if dtype not in DTYPES:
     raise TypeError(f"alloc: backend {BACKEND!r} does not support dtype {dtype!r}")
 if size < 0:
     raise ValueError(f"alloc: negative size {size}")
 return Buffer(np.empty(int(size), dtype=DTYPES[dtype]))""",
-    ),
-    "from_numpy": (
-        "src: np.ndarray, out: Buffer) -> None",
-        """\
+    "from_numpy": """\
 _check("from_numpy", out)
 src = np.asarray(src)
 if src.size != out.size:
     raise ValueError(f"from_numpy: source has {src.size} elements, buffer {out.size}")
 _write(out, src.reshape(-1))""",
-    ),
-    "to_numpy": (
-        "a: Buffer, shape, strides, offset) -> np.ndarray",
-        """\
+    "to_numpy": """\
 return _strided("to_numpy", _host(a), shape, strides, offset).copy()""",
-    ),
-    "fill": (
-        "out: Buffer, value: float) -> None",
-        """\
+    "fill": """\
 _check("fill", out)
 _write(out, np.full(out.size, value))""",
-    ),
-    "astype": (
-        "a: Buffer, out: Buffer) -> None",
-        """\
+    "astype": """\
 _check("astype", a, out)
 if a.size < out.size:
     raise ValueError(f"astype: source has {a.size} elements, need {out.size}")
 _write(out, _host(a)[: out.size])""",
-    ),
-    "compact": (
-        "a: Buffer, out: Buffer, shape, strides, offset) -> None",
-        """\
+    "compact": """\
 view = _strided("compact", _host(a), shape, strides, offset)
 _inputs("compact", view.size, out)
 _write(out, view.reshape(-1))""",
-    ),
-    "ewise_setitem": (
-        "a: Buffer, out: Buffer, shape, strides, offset) -> None",
-        """\
+    "ewise_setitem": """\
 dst = _host(out).copy()
 view = _strided("ewise_setitem", dst, shape, strides, offset)
 (src,) = _inputs("ewise_setitem", view.size, a)
 view[...] = src.reshape(view.shape)
 _write(out, dst)""",
-    ),
-    "scalar_setitem": (
-        "size: int, value: float, out: Buffer, shape, strides, offset) -> None",
-        """\
+    "scalar_setitem": """\
 dst = _host(out).copy()
 view = _strided("scalar_setitem", dst, shape, strides, offset)
 if view.size != size:
     raise ValueError(f"scalar_setitem: size {size} does not match a view of {view.size}")
 view[...] = value
 _write(out, dst)""",
-    ),
-    "reduce_sum": (
-        "a: Buffer, out: Buffer, reduce_size: int) -> None",
-        """\
+    "reduce_sum": """\
 rows = _rows("reduce_sum", a, out, reduce_size)
 _write(out, np.sum(rows, axis=1))""",
-    ),
-    "reduce_max": (
-        "a: Buffer, out: Buffer, reduce_size: int) -> None",
-        """\
+    "reduce_max": """\
 if reduce_size < 1:
     raise ValueError(f"reduce_max: reduce_size must be >= 1, got {reduce_size}")
 rows = _rows("reduce_max", a, out, reduce_size)
 _write(out, np.max(rows, axis=1))""",
-    ),
-    "matmul": (
-        "a: Buffer, b: Buffer, out: Buffer, m: int, n: int, p: int) -> None",
-        """\
+    "matmul": """\
 _check("matmul", a, b, out)
 if not a.dtype == b.dtype == out.dtype:
     raise TypeError(f"matmul: dtype mismatch {a.dtype}, {b.dtype}, {out.dtype}")
@@ -150,42 +95,51 @@ if not a.dtype == b.dtype == out.dtype:
 (y,) = _inputs("matmul", n * p, b)
 _inputs("matmul", m * p, out)
 _write(out, np.matmul(x.reshape(m, n), y.reshape(n, p)).reshape(-1))""",
-    ),
 }
 
 
-def _kernel_parts(name: str) -> tuple[str, str]:
-    """The signature tail and the body of kernel ``name`` in the generated kernels.py."""
-    if name in _SPECIAL_KERNELS:
-        return _SPECIAL_KERNELS[name]
-    family, _, op = name.partition("_")
-    if family == "ewise" and op in _NUMPY_BINARY:
-        return (
-            "a: Buffer, b: Buffer, out: Buffer) -> None",
-            f'x, y, _ = _inputs("{name}", out.size, a, b, out)\n'
-            'with np.errstate(all="ignore"):\n'
-            f"    _write(out, {_NUMPY_BINARY[op]}(x, y))",
-        )
-    if family == "scalar" and op in _NUMPY_BINARY:
-        return (
-            "a: Buffer, value: float, out: Buffer) -> None",
-            f'x, _ = _inputs("{name}", out.size, a, out)\n'
-            'with np.errstate(all="ignore"):\n'
-            f"    _write(out, {_NUMPY_BINARY[op]}(x, x.dtype.type(value)))",
-        )
-    if family == "ewise" and op in _NUMPY_UNARY:
-        return (
-            "a: Buffer, out: Buffer) -> None",
-            f'x, _ = _inputs("{name}", out.size, a, out)\n'
-            'with np.errstate(all="ignore"):\n'
-            f"    _write(out, {_NUMPY_UNARY[op]}(x))",
-        )
+# Python types of the contract's parameters, for the generated signatures.
+_TYPES = {
+    **dict.fromkeys(("a", "b", "out", "x", "w", "cond"), "Buffer"),
+    "src": "np.ndarray",
+    "value": "float",
+    "dtype": "str",
+    "shape": "tuple[int, ...]",
+    "strides": "tuple[int, ...]",
+}
+_RETURNS = {None: "None", "handle": "Buffer", "ndarray": "np.ndarray"}
+
+
+def _signature(spec: KernelSpec) -> str:
+    """``ewise_add(a: Buffer, b: Buffer, out: Buffer) -> None``, from the record."""
+    params = ", ".join(f"{p}: {_TYPES.get(p, 'int')}" for p in spec.params)
+    return f"{spec.name}({params}) -> {_RETURNS.get(spec.returns, 'object')}"
+
+
+def _body(spec: KernelSpec) -> str:
+    """The NumPy body of ``spec``'s kernel, chosen by its family."""
+    if spec.name in _BODIES:
+        return _BODIES[spec.name]
+    fn = spec.numpy_function
+    if fn and spec.family == "ewise_binary":
+        a, b, out = spec.params
+        arrays = f'x, y, _ = _inputs("{spec.name}", {out}.size, {a}, {b}, {out})'
+        call = f"{fn}(x, y)"
+    elif fn and spec.family == "scalar_binary":
+        a, value, out = spec.params
+        arrays = f'x, _ = _inputs("{spec.name}", {out}.size, {a}, {out})'
+        call = f"{fn}(x, x.dtype.type({value}))"
+    elif fn and spec.family == "ewise_unary":
+        a, out = spec.params
+        arrays = f'x, _ = _inputs("{spec.name}", {out}.size, {a}, {out})'
+        call = f"{fn}(x)"
+    else:
+        arrays = ""
+    if arrays:
+        return f'{arrays}\nwith np.errstate(all="ignore"):\n    _write({out}, {call})'
     # A kernel added to the contract after this scaffold was written: the generated
     # backend still imports, and the conformance suite points at the stub.
-    return (
-        "*args) -> None",
-        f'raise NotImplementedError("{name}: not written yet (see its docstring)")',
-    )
+    return f'raise NotImplementedError("{spec.name}: not written yet (see its docstring)")'
 
 
 _KERNELS_HEADER = '''\
@@ -310,33 +264,34 @@ def _docstring(text: str) -> str:
 def render_kernels(name: str) -> str:
     """The generated ``kernels.py`` for backend ``name``: one function per required kernel.
 
-    Generated from :data:`REQUIRED_KERNELS`, so a kernel added to the contract shows up
-    here (as a ``NotImplementedError`` stub when this module does not know it yet).
+    Generated from the contract's records (:data:`needle.backends.contract.KERNELS`), so a
+    kernel added to the contract shows up here (as a ``NotImplementedError`` stub with
+    its signature and docstring when this module has no body for it yet).
     """
     version = ".".join(map(str, CONTRACT_VERSION))
     blocks, section = [], ""
-    for kernel, doc in REQUIRED_KERNELS.items():
+    for spec in (s for s in KERNELS.values() if s.required):
         heading = ""
-        if _section(kernel) != section:
-            section = _section(kernel)
+        if _SECTIONS.get(spec.family, spec.family) != section:
+            section = _SECTIONS.get(spec.family, spec.family)
             heading = f"# --- {section} " + "-" * (80 - len(section)) + "\n"
-        signature, body = _kernel_parts(kernel)
         blocks.append(
-            f"{heading}def {kernel}({signature}:\n{_docstring(doc)}\n"
-            + textwrap.indent(body, "    ")
+            f"{heading}def {_signature(spec)}:\n{_docstring(spec.semantics)}\n"
+            + textwrap.indent(_body(spec), "    ")
             + "\n"
         )
     return _KERNELS_HEADER.format(name=name, version=version) + "\n\n" + "\n\n".join(blocks)
 
 
-def _section(kernel: str) -> str:
-    if kernel in ("alloc", "from_numpy", "to_numpy", "fill", "astype"):
-        return "buffers"
-    if kernel in ("compact", "ewise_setitem", "scalar_setitem"):
-        return "layout"
-    if kernel.startswith(("reduce_", "matmul")):
-        return "reductions and matmul"
-    return "element-wise and scalar"
+_SECTIONS = {
+    "buffer": "buffers",
+    "layout": "layout",
+    "ewise_binary": "element-wise and scalar",
+    "scalar_binary": "element-wise and scalar",
+    "ewise_unary": "element-wise and scalar",
+    "reduce": "reductions and matmul",
+    "matmul": "reductions and matmul",
+}
 
 
 _PYPROJECT = """\
