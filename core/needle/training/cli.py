@@ -59,6 +59,12 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
     )
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over the ranks of an MPI launcher (mpiexec -n 2 needle train "
+        "TASK --distributed); --batch-size stays the global batch; see docs/distributed.md",
+    )
     for name in ("embedding_size", "hidden_size", "num_layers", "bptt"):
         parser.add_argument(
             "--" + name.replace("_", "-"),
@@ -102,7 +108,12 @@ def run(args: argparse.Namespace) -> int:
     except TrainConfigError as e:
         print(f"needle train: error: {e}", file=sys.stderr)
         return 2
-    train(config)
+    if getattr(args, "distributed", False):
+        from ..distributed._train import train_distributed
+
+        train_distributed(config)
+    else:
+        train(config)
     return 0
 
 
