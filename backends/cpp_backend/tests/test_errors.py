@@ -6,9 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cpp_test_utils import get, put
-
-BINARY = ["add", "sub", "mul", "div", "power", "maximum", "eq", "ne", "lt", "le", "gt", "ge"]
-UNARY = ["neg", "abs", "log", "exp", "tanh", "sqrt", "sin", "cos"]
+from needle.backends import KERNELS, kernels_in_family
 
 
 def f32(n):
@@ -79,20 +77,38 @@ CASES = [
     ("set_num_threads", lambda: (0,), ValueError),
     ("set_simd_level", lambda: ("sse9",), ValueError),
 ]
-for _name in BINARY:
+for _ewise, _scalar in zip(kernels_in_family("ewise_binary"), kernels_in_family("scalar_binary")):
     CASES += [
-        (f"ewise_{_name}", lambda: (f32(3), f32(4), f32(4)), ValueError),
-        (f"ewise_{_name}", lambda: (f32(4), f64(4), f32(4)), TypeError),
-        (f"ewise_{_name}", lambda: (f32(4), np.zeros(4, np.float32), f32(4)), TypeError),
-        (f"scalar_{_name}", lambda: (f32(3), 1.0, f32(4)), ValueError),
-        (f"scalar_{_name}", lambda: (f64(4), 1.0, f32(4)), TypeError),
-        (f"scalar_{_name}", lambda: (f32(4), "1", f32(4)), TypeError),
+        (_ewise.name, lambda: (f32(3), f32(4), f32(4)), ValueError),
+        (_ewise.name, lambda: (f32(4), f64(4), f32(4)), TypeError),
+        (_ewise.name, lambda: (f32(4), np.zeros(4, np.float32), f32(4)), TypeError),
+        (_scalar.name, lambda: (f32(3), 1.0, f32(4)), ValueError),
+        (_scalar.name, lambda: (f64(4), 1.0, f32(4)), TypeError),
+        (_scalar.name, lambda: (f32(4), "1", f32(4)), TypeError),
     ]
-for _name in UNARY:
+for _unary in kernels_in_family("ewise_unary"):
     CASES += [
-        (f"ewise_{_name}", lambda: (f32(3), f32(4)), ValueError),
-        (f"ewise_{_name}", lambda: (f32(4), f64(4)), TypeError),
+        (_unary.name, lambda: (f32(3), f32(4)), ValueError),
+        (_unary.name, lambda: (f32(4), f64(4)), TypeError),
     ]
+
+
+def test_every_kernel_of_the_contract_has_a_bad_input_case():
+    covered = {kernel for kernel, _, _ in CASES}
+    lacking = [k for k, spec in KERNELS.items() if spec.params and k not in covered]
+    assert not lacking, f"kernels without a bad-input case: {lacking}"
+
+
+@pytest.mark.parametrize(
+    "spec,case",
+    [(s, c) for s in KERNELS.values() for c in s.errors],
+    ids=[f"{s.name}_{c.tag}" for s in KERNELS.values() for c in s.errors],
+)
+def test_contract_error_cases(core, spec, case):
+    """The bad inputs the contract itself lists (KernelSpec.errors) for each kernel."""
+    other = "float64"
+    with pytest.raises(case.exceptions, match=spec.name):
+        getattr(core, spec.name)(*case.make_args(core, "float32", other))
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,21 @@ def test_load_exposes_every_kernel():
         plugin.needle_backend_load(1)
 
 
+def test_every_kernel_has_the_contracts_arity():
+    """Each compiled kernel's signature line names the record's parameters (arity checked
+    at registration; the names too, so the docs and the stub agree with the contract)."""
+    from needle.backends._arity import arity_of
+    from needle_cpp import plugin
+
+    k = plugin.needle_backend_load(0)
+    names = [*backends.REQUIRED_KERNELS, *plugin.needle_backend_info().optional_kernels]
+    for name in names:
+        spec = backends.KERNELS[name]
+        found = arity_of(getattr(k, name))
+        assert found is not None, name
+        assert found.shown == f"({', '.join(spec.params)})", (name, found.shown, spec.signature)
+
+
 def test_entry_point_registered():
     eps = importlib.metadata.entry_points(group="needle.backends")
     assert any(ep.name == "cpp" and ep.value == "needle_cpp.plugin" for ep in eps)
