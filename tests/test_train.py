@@ -187,7 +187,7 @@ def test_task_defaults_fill_only_what_the_user_left_out() -> None:
         5.0,
         35,
     )
-    assert lm.unset() == []
+    assert isinstance(lm, training.TaskConfig) and lm.unset() == []
     mlp = training.TASKS["mnist-mlp"].configure(training.TrainConfig("mnist-mlp", epochs=0))
     assert (mlp.epochs, mlp.optimizer, mlp.weight_decay, mlp.clip) == (0, "adam", 0.0, 0.0)
 

@@ -10,7 +10,7 @@ argparse sub-parsers; ``python -m needle.training TASK ...`` runs it alone.
 from __future__ import annotations
 
 from .cli import add_train_parser, build_parser, main, run
-from .config import TrainConfig, TrainConfigError
+from .config import TaskConfig, TrainConfig, TrainConfigError
 from .loops import EpochResult, TrainHooks, run_batches
 from .tasks import (
     TASKS,
@@ -27,6 +27,7 @@ __all__ = [
     "EpochResult",
     "LanguageModelTask",
     "Task",
+    "TaskConfig",
     "TrainConfig",
     "TrainConfigError",
     "TrainHooks",

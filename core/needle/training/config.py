@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["OPTIMIZERS", "TUNABLE", "TrainConfig", "TrainConfigError"]
+__all__ = ["OPTIMIZERS", "TUNABLE", "TaskConfig", "TrainConfig", "TrainConfigError"]
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -56,11 +56,11 @@ _PATHS = ("data_dir", "checkpoint", "resume", "metrics_json")
 class TrainConfig:
     """The options of one ``needle train`` run.
 
-    A tunable option left at ``None`` takes the task's default: ``Task.configure``
-    returns a copy with every one of them filled in. Construction checks every value
-    given: a wrong type raises ``TypeError`` and an out-of-range value
-    :class:`TrainConfigError` (a ``ValueError``), each naming the option; an unknown
-    option is the constructor's own ``TypeError``.
+    A tunable option (:data:`TUNABLE`) left at ``None`` takes the task's default:
+    ``Task.configure`` returns a :class:`TaskConfig`, a copy with every one filled in.
+    Construction checks every value given: a wrong type raises ``TypeError`` and an
+    out-of-range value :class:`TrainConfigError` (a ``ValueError``), each naming the
+    option; an unknown option is the constructor's own ``TypeError``.
 
     Attributes:
         task: the task's name (``needle train --help`` lists them).
@@ -119,19 +119,19 @@ class TrainConfig:
                 raise TrainConfigError(f"option {name!r} must be >= {low}, got {value}")
         if self.seed > _SEED_MAX:
             raise TrainConfigError(f"option 'seed' must be <= {_SEED_MAX}, got {self.seed}")
-        for name, (low, inclusive) in _FLOAT_MIN.items():
-            value = getattr(self, name)
-            if value is None:
+        for name, (floor, inclusive) in _FLOAT_MIN.items():
+            raw = getattr(self, name)
+            if raw is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(raw, bool) or not isinstance(raw, (int, float)):
                 raise TypeError(
-                    f"TrainConfig option {name!r} must be a number, got {type(value).__name__}"
+                    f"TrainConfig option {name!r} must be a number, got {type(raw).__name__}"
                 )
-            value = float(value)
-            if value != value or value < low or (value == low and not inclusive):
+            number = float(raw)
+            if number != number or number < floor or (number == floor and not inclusive):
                 bound = ">=" if inclusive else ">"
-                raise TrainConfigError(f"option {name!r} must be {bound} {low}, got {value}")
-            object.__setattr__(self, name, value)
+                raise TrainConfigError(f"option {name!r} must be {bound} {floor}, got {number}")
+            object.__setattr__(self, name, number)
         if self.dropout is not None and self.dropout >= 1.0:
             raise TrainConfigError(f"option 'dropout' must be < 1, got {self.dropout}")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
@@ -159,5 +159,36 @@ class TrainConfig:
         return cls(**{f.name: getattr(ns, f.name) for f in fields(cls) if hasattr(ns, f.name)})
 
     def unset(self) -> list[str]:
-        """The tunable options still ``None`` (none after ``Task.configure``)."""
+        """The tunable options still ``None`` (left to the task)."""
         return [name for name in TUNABLE if getattr(self, name) is None]
+
+    def options(self) -> dict[str, Any]:
+        """Every option by name (a shallow copy, unlike ``dataclasses.asdict``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class TaskConfig(TrainConfig):
+    """A :class:`TrainConfig` with every tunable option set: what a task's methods get.
+
+    ``Task.configure`` makes one; constructing it directly needs every tunable option
+    as a keyword.
+    """
+
+    epochs: int = field(kw_only=True)
+    batch_size: int = field(kw_only=True)
+    lr: float = field(kw_only=True)
+    optimizer: str = field(kw_only=True)
+    weight_decay: float = field(kw_only=True)
+    embedding_size: int = field(kw_only=True)
+    hidden_size: int = field(kw_only=True)
+    num_layers: int = field(kw_only=True)
+    bptt: int = field(kw_only=True)
+    clip: float = field(kw_only=True)
+    dropout: float = field(kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        missing = self.unset()
+        if missing:
+            raise TrainConfigError(f"TaskConfig needs a value for {', '.join(missing)}")

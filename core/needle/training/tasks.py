@@ -11,14 +11,13 @@ import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from .. import models, nn, optim
 from ..autograd import Tensor
-from .config import TUNABLE, TrainConfig, TrainConfigError
+from .config import TUNABLE, TaskConfig, TrainConfig, TrainConfigError
 from .loops import EpochResult, TrainHooks, run_batches, unigram_perplexity
 
 __all__ = [
@@ -79,21 +78,20 @@ class Task(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
-    def configure(self, config: TrainConfig) -> TrainConfig:
+    def configure(self, config: TrainConfig) -> TaskConfig:
         """``config`` with every tunable option the user left out set to this task's default."""
-        filled = {
-            name: self.defaults.get(name, BASE_DEFAULTS.get(name))
-            for name in TUNABLE
-            if getattr(config, name) is None
-        }
-        return replace(config, **filled)
+        options = config.options()
+        for name in TUNABLE:
+            if options[name] is None:
+                options[name] = self.defaults.get(name, BASE_DEFAULTS.get(name))
+        return TaskConfig(**options)
 
     @abstractmethod
-    def load_data(self, config: TrainConfig, device: Any) -> Data:
+    def load_data(self, config: TaskConfig, device: Any) -> Data:
         """The splits (at least ``"train"`` and :attr:`eval_splits`) and anything else."""
 
     @abstractmethod
-    def build_model(self, config: TrainConfig, device: Any, data: Data) -> nn.Module:
+    def build_model(self, config: TaskConfig, device: Any, data: Data) -> nn.Module:
         """A freshly initialised model on ``device``."""
 
     @abstractmethod
@@ -105,7 +103,7 @@ class Task(ABC):
         split: str,
         *,
         train: bool,
-        config: TrainConfig,
+        config: TaskConfig,
         device: Any = None,
         desc: str = "",
         hooks: TrainHooks | None = None,
@@ -156,11 +154,11 @@ class ClassificationTask(Task):
         self.input_shape = tuple(input_shape)
         super().__init__(name, description, defaults)
 
-    def datasets(self, config: TrainConfig) -> tuple[Any, Any]:
+    def datasets(self, config: TaskConfig) -> tuple[Any, Any]:
         """The training and test ``Dataset``s."""
         raise NotImplementedError(f"{type(self).__name__} does not say where its data is")
 
-    def load_data(self, config: TrainConfig, device: Any) -> Data:
+    def load_data(self, config: TaskConfig, device: Any) -> Data:
         from .. import data
 
         train, test = self.datasets(config)
@@ -169,7 +167,7 @@ class ClassificationTask(Task):
             "test": data.DataLoader(test, 500, device=device),
         }
 
-    def build_model(self, config: TrainConfig, device: Any, data: Data) -> nn.Module:
+    def build_model(self, config: TaskConfig, device: Any, data: Data) -> nn.Module:
         return self.model(device)
 
     def run_epoch(
@@ -180,7 +178,7 @@ class ClassificationTask(Task):
         split: str,
         *,
         train: bool,
-        config: TrainConfig,
+        config: TaskConfig,
         device: Any = None,
         desc: str = "",
         hooks: TrainHooks | None = None,
@@ -225,7 +223,7 @@ class ClassificationTask(Task):
 class MNISTTask(ClassificationTask):
     """A classifier of MNIST digits (ships in ``data/mnist``)."""
 
-    def datasets(self, config: TrainConfig) -> tuple[Any, Any]:
+    def datasets(self, config: TaskConfig) -> tuple[Any, Any]:
         from .. import data
 
         return (
@@ -237,7 +235,7 @@ class MNISTTask(ClassificationTask):
 class CIFAR10Task(ClassificationTask):
     """A classifier of CIFAR-10 images, trained with random flips and crops."""
 
-    def datasets(self, config: TrainConfig) -> tuple[Any, Any]:
+    def datasets(self, config: TaskConfig) -> tuple[Any, Any]:
         from .. import data
 
         augment = [data.RandomFlipHorizontal(), data.RandomCrop(4)]
@@ -265,7 +263,7 @@ class LanguageModelTask(Task):
 
     eval_splits = ("test", "valid")
 
-    def load_data(self, config: TrainConfig, device: Any) -> Data:
+    def load_data(self, config: TaskConfig, device: Any) -> Data:
         from .. import data
 
         corpus = data.Corpus(config.data_dir)
@@ -276,11 +274,11 @@ class LanguageModelTask(Task):
             "test": data.batchify(corpus.test, config.batch_size),
         }
 
-    def build_model(self, config: TrainConfig, device: Any, data: Data) -> nn.Module:
+    def build_model(self, config: TaskConfig, device: Any, data: Data) -> nn.Module:
         return self.language_model(config, device, len(data["corpus"].dictionary))
 
     @abstractmethod
-    def language_model(self, config: TrainConfig, device: Any, vocab_size: int) -> nn.Module:
+    def language_model(self, config: TaskConfig, device: Any, vocab_size: int) -> nn.Module:
         """The network: ``model(x, state) -> (logits, state)``."""
 
     def run_epoch(
@@ -291,7 +289,7 @@ class LanguageModelTask(Task):
         split: str,
         *,
         train: bool,
-        config: TrainConfig,
+        config: TaskConfig,
         device: Any = None,
         desc: str = "",
         hooks: TrainHooks | None = None,
@@ -300,7 +298,7 @@ class LanguageModelTask(Task):
 
         opt = _check_mode(opt, train, split)
         rows: np.ndarray = data[split]
-        bptt = int(config.bptt or 0)
+        bptt = config.bptt
         starts = list(range(0, len(rows) - 1, bptt))
         if config.limit_batches is not None:
             starts = starts[: config.limit_batches]
@@ -355,7 +353,7 @@ class RecurrentLMTask(LanguageModelTask):
         self.cell = cell
         super().__init__(name, description, defaults)
 
-    def language_model(self, config: TrainConfig, device: Any, vocab_size: int) -> nn.Module:
+    def language_model(self, config: TaskConfig, device: Any, vocab_size: int) -> nn.Module:
         return models.LanguageModel(
             config.embedding_size,
             vocab_size,
@@ -371,8 +369,8 @@ class TransformerLMTask(LanguageModelTask):
 
     num_head = 4
 
-    def language_model(self, config: TrainConfig, device: Any, vocab_size: int) -> nn.Module:
-        embedding = int(config.embedding_size or 0)
+    def language_model(self, config: TaskConfig, device: Any, vocab_size: int) -> nn.Module:
+        embedding = config.embedding_size
         return models.TransformerLM(
             vocab_size,
             embedding_size=embedding,

@@ -8,20 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import epoch_seed, load_checkpoint, save_checkpoint
-from .config import TrainConfig, TrainConfigError
+from .config import TaskConfig, TrainConfig, TrainConfigError
 from .loops import EpochResult, TrainHooks
 from .tasks import Task, get_task
 
 __all__ = ["make_optimizer", "train"]
 
 
-def make_optimizer(config: TrainConfig, params: list[Any]) -> Any:
+def make_optimizer(config: TaskConfig, params: list[Any]) -> Any:
     """The optimizer ``config`` names, over ``params``."""
     from .. import optim
 
-    if config.lr is None or config.optimizer is None:
-        raise TrainConfigError("options 'lr' and 'optimizer' must be set (Task.configure does)")
-    wd = config.weight_decay or 0.0
+    wd = config.weight_decay
     if config.optimizer == "sgd":
         return optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=wd)
     return optim.Adam(params, lr=config.lr, weight_decay=wd)
@@ -61,38 +59,37 @@ def train(
         raise TrainConfigError(f"option 'task' is {config.task!r} but the task is {task.name!r}")
     hooks = hooks or TrainHooks()
     log = hooks.log if hooks.is_primary else (lambda msg: None)
-    config = task.configure(config)
-    assert config.epochs is not None and config.lr is not None  # configure fills them
-    device = ndl.device(config.backend) if config.backend else ndl.default_device()
-    ndl.manual_seed(config.seed)
-    data = task.load_data(config, device)
-    model = task.build_model(config, device, data)
-    opt = make_optimizer(config, model.parameters())
+    cfg = task.configure(config)
+    device = ndl.device(cfg.backend) if cfg.backend else ndl.default_device()
+    ndl.manual_seed(cfg.seed)
+    data = task.load_data(cfg, device)
+    model = task.build_model(cfg, device, data)
+    opt = make_optimizer(cfg, model.parameters())
     # epoch e runs at lr_at(e): the first at lr, the last (epochs - 1) at 5% of it
-    schedule = optim.CosineLR(opt, total_steps=max(config.epochs - 1, 1), min_lr=0.05 * config.lr)
+    schedule = optim.CosineLR(opt, total_steps=max(cfg.epochs - 1, 1), min_lr=0.05 * cfg.lr)
     start_epoch = 0
-    if config.resume:
-        ckpt = load_checkpoint(config.resume, task=task.name, model=model, opt=opt, device=device)
+    if cfg.resume:
+        ckpt = load_checkpoint(cfg.resume, task=task.name, model=model, opt=opt, device=device)
         start_epoch = int(ckpt["epoch"])
-        log(f"resumed from {config.resume} after epoch {start_epoch}")
+        log(f"resumed from {cfg.resume} after epoch {start_epoch}")
     log(
         f"{task.name}: backend {device}, {sum(p.size for p in model.parameters()):,} "
-        f"parameters, epochs {config.epochs}, batch {config.batch_size}, {config.optimizer} "
-        f"lr {config.lr}"
+        f"parameters, epochs {cfg.epochs}, batch {cfg.batch_size}, {cfg.optimizer} "
+        f"lr {cfg.lr}"
     )
     began = time.perf_counter()
     last: EpochResult | None = None
-    for epoch in range(start_epoch, config.epochs):
-        ndl.manual_seed(epoch_seed(config.seed, epoch))
+    for epoch in range(start_epoch, cfg.epochs):
+        ndl.manual_seed(epoch_seed(cfg.seed, epoch))
         opt.lr = schedule.lr_at(epoch)  # a function of the epoch alone, so resume agrees
-        desc = f"epoch {epoch + 1}/{config.epochs}"
+        desc = f"epoch {epoch + 1}/{cfg.epochs}"
         last = task.run_epoch(
             model,
             opt,
             data,
             "train",
             train=True,
-            config=config,
+            config=cfg,
             device=device,
             desc=desc,
             hooks=hooks,
@@ -101,18 +98,18 @@ def train(
             f"{desc}: {task.describe(last)} "
             f"({last.examples / last.seconds:.0f} samples/s, {last.seconds:.1f} s)"
         )
-        if config.checkpoint and hooks.is_primary:
+        if cfg.checkpoint and hooks.is_primary:
             save_checkpoint(
-                config.checkpoint,
+                cfg.checkpoint,
                 task=task.name,
                 model=model,
                 opt=opt,
                 epoch=epoch + 1,
-                seed=config.seed,
+                seed=cfg.seed,
             )
     evaluated = {
         split: task.run_epoch(
-            model, None, data, split, train=False, config=config, device=device, desc=split
+            model, None, data, split, train=False, config=cfg, device=device, desc=split
         )
         for split in task.eval_splits
     }
@@ -120,7 +117,7 @@ def train(
     metrics: dict[str, Any] = {
         "task": task.name,
         "backend": str(device),
-        "epochs": config.epochs,
+        "epochs": cfg.epochs,
         "seconds": round(seconds, 2),
         "test_loss": evaluated["test"].loss,
     }
@@ -132,6 +129,6 @@ def train(
     if last is not None:
         metrics.update({f"train_{k}": v for k, v in task.metrics(last).items()})
     log("final: " + ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
-    if config.metrics_json and hooks.is_primary:
-        Path(config.metrics_json).write_text(json.dumps(metrics, indent=2) + "\n")
+    if cfg.metrics_json and hooks.is_primary:
+        Path(cfg.metrics_json).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
