@@ -213,8 +213,8 @@ class AllReduce(TensorOp):
         if coll.size == 1:
             return a.copy()
         out, finish = coll.output(a.shape, a.dtype, a.device)
-        out[...] = coll.as_buffer(a)
-        coll.allreduce(out, self.op, f"all_reduce({self.op}) of {a.dtype}{a.shape}")
+        send = coll.as_buffer(a)  # a view of a's memory where possible: no copy
+        coll.allreduce(out, self.op, f"all_reduce({self.op}) of {a.dtype}{a.shape}", send)
         return finish()
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:

@@ -127,11 +127,12 @@ class Collective:
         raise NotImplementedError
 
     # collectives on flat buffers (in place unless noted)
-    def iallreduce(self, buf: Any, op: str, what: str = "all_reduce") -> Work:
+    def iallreduce(self, buf: Any, op: str, what: str = "all_reduce", send: Any = None) -> Work:
+        """Start reducing into ``buf``: in place, or from ``send`` when given."""
         raise NotImplementedError
 
-    def allreduce(self, buf: Any, op: str, what: str = "all_reduce") -> None:
-        self.iallreduce(buf, op, what).wait()
+    def allreduce(self, buf: Any, op: str, what: str = "all_reduce", send: Any = None) -> None:
+        self.iallreduce(buf, op, what, send).wait()
 
     def broadcast(self, buf: Any, root: int) -> None:
         raise NotImplementedError
@@ -174,7 +175,9 @@ class LocalCollective(HostCollective):
 
     name = "local"
 
-    def iallreduce(self, buf: Any, op: str, what: str = "all_reduce") -> Work:
+    def iallreduce(self, buf: Any, op: str, what: str = "all_reduce", send: Any = None) -> Work:
+        if send is not None:
+            buf[...] = send
         return DoneWork()
 
     def broadcast(self, buf: Any, root: int) -> None:
@@ -217,8 +220,9 @@ class MPICollective(HostCollective):
 
         return Work(test, what, self.rank, self.timeout)
 
-    def iallreduce(self, buf: Any, op: str, what: str = "all_reduce") -> Work:
-        req = self.comm.Iallreduce(self.MPI.IN_PLACE, buf, self._ops[op])
+    def iallreduce(self, buf: Any, op: str, what: str = "all_reduce", send: Any = None) -> Work:
+        src = self.MPI.IN_PLACE if send is None else send
+        req = self.comm.Iallreduce(src, buf, self._ops[op])
         after = None
         if op == "mean":
 

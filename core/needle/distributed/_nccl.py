@@ -97,11 +97,12 @@ class NCCLCollective(Collective):
 
         return Work(test, what, self.rank, self.timeout)
 
-    def iallreduce(self, buf: Any, op: str, what: str = "all_reduce") -> Work:
+    def iallreduce(self, buf: Any, op: str, what: str = "all_reduce", send: Any = None) -> Work:
+        src = buf if send is None else send
         with self.cupy.cuda.Device(self.device_index):
             stream = self._stream()
             self.comm.allReduce(
-                buf.data.ptr, buf.data.ptr, buf.size, self._dtype(buf), self._ops[op], stream.ptr
+                src.data.ptr, buf.data.ptr, buf.size, self._dtype(buf), self._ops[op], stream.ptr
             )
             if op == "mean":
                 buf /= self.size  # queued on the same stream, after the reduction

@@ -169,6 +169,8 @@ _AUTOGRAD_CODE = compute_gradient_of_variables.__code__
 
 def _hooked_class(cls: type) -> type:
     """A subclass of ``cls`` whose ``grad`` attribute reports to the owning DDP reducer."""
+    if cls in _HOOKED.values():  # already hooked (a model wrapped again)
+        return cls
     sub = _HOOKED.get(cls)
     if sub is not None:
         return sub
@@ -253,7 +255,7 @@ class DistributedDataParallel(Module):
         self._reducer = _Reducer(trainable, coll, int(bucket_cap_mb * 1e6))
         self._sync = True
         for _, p in trainable:
-            grad = p.__dict__.pop("grad", None)
+            grad = p.__dict__.pop("grad", p.__dict__.get("_grad"))
             p.__class__ = _hooked_class(type(p))
             p.__dict__["_grad"] = grad
             p.__dict__["_ddp_reducer"] = self._reducer
