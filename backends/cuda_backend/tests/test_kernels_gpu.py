@@ -7,37 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from needle.backends.contract import REQUIRED_KERNELS
-from needle_cuda.sources import BINARY_OPS, UNARY_OPS
+from needle.backends.contract import KERNELS, REQUIRED_KERNELS, kernels_in_family
 
 pytestmark = pytest.mark.gpu
 
 DTYPES = ["float32", "float64"]
 TOL = {"float32": dict(rtol=2e-5, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-13)}
-NP_BINARY = {
-    "add": np.add,
-    "sub": np.subtract,
-    "mul": np.multiply,
-    "div": np.divide,
-    "power": np.power,
-    "maximum": np.maximum,
-    "eq": np.equal,
-    "ne": np.not_equal,
-    "lt": np.less,
-    "le": np.less_equal,
-    "gt": np.greater,
-    "ge": np.greater_equal,
-}
-NP_UNARY = {
-    "neg": np.negative,
-    "abs": np.abs,
-    "log": np.log,
-    "exp": np.exp,
-    "tanh": np.tanh,
-    "sqrt": np.sqrt,
-    "sin": np.sin,
-    "cos": np.cos,
-}
+# op name -> the contract's NumPy reference (KernelSpec.reference), e.g. "add" -> np.add
+NP_BINARY = {s.name.removeprefix("ewise_"): s.reference for s in kernels_in_family("ewise_binary")}
+NP_UNARY = {s.name.removeprefix("ewise_"): s.reference for s in kernels_in_family("ewise_unary")}
+BINARY_OPS, UNARY_OPS = tuple(NP_BINARY), tuple(NP_UNARY)
 
 
 def put(k, x, dtype=None):
@@ -66,6 +45,21 @@ def special(dtype, n=1000, seed=0):
 
 def test_table_has_every_required_kernel(cuda_kernels):
     assert all(callable(getattr(cuda_kernels, name)) for name in REQUIRED_KERNELS)
+
+
+_ERROR_CASES = [(s, c) for s in KERNELS.values() for c in s.errors]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "spec,case", _ERROR_CASES, ids=[f"{s.name}_{c.tag}" for s, c in _ERROR_CASES]
+)
+def test_contract_error_cases(cuda_kernels, dtype, spec, case):
+    """The bad inputs the contract lists for each kernel (KernelSpec.errors)."""
+    k = cuda_kernels
+    other = "float64" if dtype == "float32" else "float32"
+    with pytest.raises(case.exceptions, match=spec.name):
+        getattr(k, spec.name)(*case.make_args(k, dtype, other))
 
 
 def test_load_is_cached_per_index(cuda_kernels):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import subprocess
 import sys
 import types
@@ -11,7 +12,13 @@ from pathlib import Path
 import pluggy
 import pytest
 from needle.backends import BackendInfo, BackendStatus, hookspecs
-from needle.backends.contract import CONTRACT_VERSION, OPTIONAL_KERNELS, REQUIRED_KERNELS
+from needle.backends.contract import (
+    CONTRACT_VERSION,
+    KERNELS,
+    OPTIONAL_KERNELS,
+    REQUIRED_KERNELS,
+    kernels_in_family,
+)
 from needle_cuda import plugin
 
 PKG_ROOT = Path(__file__).resolve().parent.parent
@@ -160,5 +167,25 @@ def test_kernel_table_has_every_kernel(monkeypatch):
         assert not missing, f"missing required kernels: {missing}"
         opt = [k for k in plugin.needle_backend_info().optional_kernels if not hasattr(cls, k)]
         assert not opt, f"declared optional kernels not implemented: {opt}"
+        wrong = []
+        for name in [*REQUIRED_KERNELS, *plugin.needle_backend_info().optional_kernels]:
+            params = list(inspect.signature(getattr(cls, name)).parameters)[1:]  # drop self
+            if len(params) != KERNELS[name].arity:
+                wrong.append(f"{name}({', '.join(params)}) vs {KERNELS[name].signature}")
+        assert not wrong, f"kernels whose arity differs from the contract: {wrong}"
     finally:
         sys.modules.pop("needle_cuda.table", None)
+
+
+def test_op_lists_follow_the_contract():
+    """The element-wise op names the CUDA sources are built from are the contract's."""
+    from needle_cuda import sources
+
+    def ops(family):
+        return tuple(s.name.removeprefix("ewise_") for s in kernels_in_family(family))
+
+    assert ops("ewise_binary") == sources.BINARY_OPS
+    assert ops("ewise_unary") == sources.UNARY_OPS
+    assert tuple(s.name.removeprefix("scalar_") for s in kernels_in_family("scalar_binary")) == (
+        sources.BINARY_OPS
+    )
