@@ -63,10 +63,16 @@ if a.size < out.size:
     raise ValueError(f"astype: source has {a.size} elements, need {out.size}")
 _write(out, _host(a)[: out.size])""",
     "compact": """\
+_check("compact", a, out)
+if a.dtype != out.dtype:
+    raise TypeError(f"compact: dtype mismatch {a.dtype} vs {out.dtype}")
 view = _strided("compact", _host(a), shape, strides, offset)
 _inputs("compact", view.size, out)
 _write(out, view.reshape(-1))""",
     "ewise_setitem": """\
+_check("ewise_setitem", a, out)
+if a.dtype != out.dtype:
+    raise TypeError(f"ewise_setitem: dtype mismatch {a.dtype} vs {out.dtype}")
 dst = _host(out).copy()
 view = _strided("ewise_setitem", dst, shape, strides, offset)
 (src,) = _inputs("ewise_setitem", view.size, a)
