@@ -13,7 +13,7 @@ from .backend_ndarray import Device, all_devices, cpu, cpu_numpy, cuda, default_
 from .ops import *  # noqa: F403 (the course exposes every op at top level)
 from .random import manual_seed  # noqa: F401
 
-_LAZY_MODULES = {"nn", "optim", "data", "models", "training", "serialization"}
+_LAZY_MODULES = {"nn", "optim", "data", "models", "training", "serialization", "compiled"}
 
 
 def __getattr__(name: str) -> object:
@@ -24,4 +24,6 @@ def __getattr__(name: str) -> object:
         return importlib.import_module(f".{name}", __name__)
     if name in ("save", "load"):
         return getattr(importlib.import_module(".serialization", __name__), name)
+    if name in ("compile", "CaptureError"):
+        return getattr(importlib.import_module(".compiled", __name__), name)
     raise AttributeError(f"module 'needle' has no attribute {name!r}")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .autograd import Tensor, no_grad
+from .backend_ndarray.capture import host_step
 
 
 class Optimizer:
@@ -41,6 +42,15 @@ class Optimizer:
 
     def _scalars(self) -> dict[str, Any]:
         return {"lr": self.lr}
+
+    def _static_config(self) -> tuple[Any, ...]:
+        """Hyper-parameters a captured step bakes in (``needle.compile`` re-captures when
+        they change); the learning rate and step count are read afresh at each replay."""
+        return tuple(
+            (k, v)
+            for k, v in sorted(vars(self).items())
+            if isinstance(v, (int, float)) and k not in ("lr", "t")
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Hyper-parameters and per-parameter slots, keyed ``"slot.index"``."""
@@ -103,6 +113,8 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         u = self._slots["u"]
+        # read through host_step, so a replayed (needle.compile) step sees lr changes
+        (lr,) = host_step(lambda: (float(self.lr),))
         with no_grad():
             for i, p in enumerate(self.params):
                 if p.grad is None:
@@ -116,7 +128,7 @@ class SGD(Optimizer):
                         else prev * self.momentum + g * (1 - self.momentum)
                     )
                     u[i] = g.detach()
-                p.data = (p.detach() - g * self.lr).astype(p.dtype).detach()
+                p.data = (p.detach() - g * lr).astype(p.dtype).detach()
 
 
 class Adam(Optimizer):
@@ -144,11 +156,14 @@ class Adam(Optimizer):
     def _scalars(self) -> dict[str, Any]:
         return {"lr": self.lr, "t": self.t}
 
-    def step(self) -> None:
+    def _advance(self) -> tuple[float, float, float]:
+        """One more step: the learning rate and the two bias corrections it uses."""
         self.t += 1
+        return float(self.lr), 1.0 - self.beta1**self.t, 1.0 - self.beta2**self.t
+
+    def step(self) -> None:
         m, v = self._slots["m"], self._slots["v"]
-        c1 = 1.0 - self.beta1**self.t
-        c2 = 1.0 - self.beta2**self.t
+        lr, c1, c2 = host_step(self._advance)  # replayed steps advance t too
         with no_grad():
             for i, p in enumerate(self.params):
                 if p.grad is None:
@@ -164,7 +179,7 @@ class Adam(Optimizer):
                 )
                 m[i], v[i] = m_i.detach(), v_i.detach()
                 update = (m_i / c1) / ((v_i / c2) ** 0.5 + self.eps)
-                p.data = (p.detach() - update * self.lr).astype(p.dtype).detach()
+                p.data = (p.detach() - update * lr).astype(p.dtype).detach()
 
 
 def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:

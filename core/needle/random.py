@@ -19,6 +19,7 @@ save and restore the generator bit for bit (checkpoints use them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = [
     "randb",
     "randint",
     "randn",
+    "set_observer",
     "set_state",
 ]
 
@@ -59,29 +61,48 @@ def set_state(state: Any) -> None:
     np.random.set_state(state)
 
 
+_OBSERVER: list[Callable[[str, tuple[Any, ...], dict[str, Any], Any], None] | None] = [None]
+
+
+def set_observer(fn: Callable[[str, tuple[Any, ...], dict[str, Any], Any], None] | None) -> None:
+    """Have ``fn(name, args, kwargs, result)`` called after every draw (or stop, with None).
+
+    ``needle.compile`` uses it to record draws, so that a replayed step repeats them.
+    """
+    _OBSERVER[0] = fn
+
+
+def _seen(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Any:
+    observer = _OBSERVER[0]
+    if observer is not None:
+        observer(name, args, kwargs, out)
+    return out
+
+
 def rand(*shape: int) -> Any:
     """Uniform samples in [0, 1): ``np.random.rand(*shape)`` (a float when no shape)."""
-    return np.random.rand(*shape)
+    return _seen("rand", shape, {}, np.random.rand(*shape))
 
 
 def randn(*shape: int) -> Any:
     """Standard normal samples: ``np.random.randn(*shape)``."""
-    return np.random.randn(*shape)
+    return _seen("randn", shape, {}, np.random.randn(*shape))
 
 
 def randb(*shape: int, p: float = 0.5) -> Any:
     """Booleans, True with probability ``p``: ``np.random.rand(*shape) <= p``."""
-    return np.random.rand(*shape) <= p
+    return _seen("randb", shape, {"p": p}, np.random.rand(*shape) <= p)
 
 
 def permutation(n: int) -> np.ndarray:
     """A random order of ``range(n)``: ``np.random.permutation(n)``."""
-    return np.random.permutation(n)
+    return _seen("permutation", (n,), {}, np.random.permutation(n))  # type: ignore[no-any-return]
 
 
 def randint(low: int, high: int | None = None, size: Any = None) -> Any:
     """Integers in [low, high): ``np.random.randint(low=low, high=high, size=size)``."""
-    return np.random.randint(low=low, high=high, size=size)
+    out = np.random.randint(low=low, high=high, size=size)
+    return _seen("randint", (low, high, size), {}, out)
 
 
 class _GlobalGenerator:

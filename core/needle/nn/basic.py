@@ -117,8 +117,13 @@ class SoftmaxLoss(Module):
 
     def forward(self, logits: Tensor, y: Any) -> Tensor:
         n, k = logits.shape
-        labels = np.asarray(y.numpy() if isinstance(y, Tensor) else y).reshape(-1)
-        y_one_hot = init.one_hot(k, labels, device=logits.device, dtype=logits.dtype)
+        if isinstance(y, Tensor):  # built on the device: no host read (needle.compile)
+            y_one_hot = ops.one_hot(k, ops.reshape(y.detach(), (y.size,)))
+            if y_one_hot.dtype != logits.dtype:
+                y_one_hot = y_one_hot.astype(logits.dtype)
+        else:
+            labels = np.asarray(y).reshape(-1)
+            y_one_hot = init.one_hot(k, labels, device=logits.device, dtype=logits.dtype)
         if y_one_hot.shape[0] != n:
             raise ValueError(f"SoftmaxLoss: {n} rows of logits but {y_one_hot.shape[0]} labels")
         return _SoftmaxCrossEntropy(y_one_hot)(logits)

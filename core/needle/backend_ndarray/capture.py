@@ -1,0 +1,429 @@
+"""Capture and replay of kernel sequences: the machinery under ``needle.compile``.
+
+Every kernel call goes through a :class:`~needle.backend_ndarray.Device` attribute, so
+capturing a step is a matter of wrapping the device's kernel attributes while the step
+runs once, eagerly: each call is executed *and* recorded. The record is a list of
+instructions over buffer handles:
+
+* ``kernel``: a kernel with its arguments (handles, ints, floats, tuples);
+* ``draw``: a random draw made on the host through :mod:`needle.random` and copied to
+  the device (dropout masks). At replay the same NumPy call runs again, so a replayed
+  step consumes the global generator exactly as the eager step would;
+* ``host``: a callback registered with :func:`host_step` (optimizers use it for their
+  step counter and learning rate). It runs again at replay and returns floats, which
+  replace the arguments they were passed as at capture time.
+
+Anything else that brings data to the host during capture (``to_numpy``: ``.numpy()``,
+``.item()``, a Python ``if`` on a tensor value) raises :class:`CaptureError` naming the
+op and the line, unless it runs inside :func:`host_check` (argument checks that are
+skipped on replay).
+
+After capture, :meth:`Program.plan` gives the buffers allocated during the step slots
+in a pool, reusing a slot once the last instruction that reads its buffer has run
+(buffers that outlive the step, such as outputs and new state, are kept to the end).
+Replaying calls the recorded kernels on the pooled buffers, either one by one from
+Python or, when the backend declares ``program_compile``/``program_run``, through the
+backend in one call per stretch between host instructions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import linecache
+import math
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import random as _random
+from ..backends import KERNELS
+from .device import Device
+
+_PACKAGE = Path(__file__).resolve().parent.parent  # core/needle
+
+
+class CaptureError(RuntimeError):
+    """A step cannot be captured: it reads device data on the host, or draws random
+    numbers in a way a replay could not repeat."""
+
+
+@dataclass
+class _Slot:
+    """A dynamic scalar: value ``index`` of host callback ``host``."""
+
+    host: int
+    index: int
+
+
+@dataclass
+class Instr:
+    """One recorded instruction (see the module docstring for the kinds)."""
+
+    kind: str  # "kernel", "draw", "host"
+    name: str = ""
+    fn: Any = None
+    args: tuple[Any, ...] = ()
+    site: str = ""
+
+
+@dataclass
+class _State:
+    recorder: Recorder | None = None
+    host_checks: int = 0
+
+
+_LOCAL = threading.local()
+
+
+def _state() -> _State:
+    st = getattr(_LOCAL, "state", None)
+    if st is None:
+        st = _LOCAL.state = _State()
+    return st
+
+
+def is_capturing() -> bool:
+    """Whether this thread is capturing a step."""
+    return _state().recorder is not None
+
+
+@contextlib.contextmanager
+def host_check() -> Iterator[None]:
+    """Allow host reads inside this block during capture (argument checks only: the
+    block's kernels still run at capture, but a replay skips what it decided)."""
+    st = _state()
+    st.host_checks += 1
+    try:
+        yield
+    finally:
+        st.host_checks -= 1
+
+
+def host_step(fn: Callable[[], tuple[float, ...]]) -> tuple[float, ...]:
+    """Run host code that advances per-step state and returns the floats it passes on.
+
+    Eagerly this is ``fn()``. During capture ``fn`` is recorded: a replay calls it again
+    at the same point, and each returned float replaces the kernel argument it became.
+    Each value must reach a kernel unchanged (``x * value`` with the value itself), or
+    the capture fails rather than replay a stale number.
+    """
+    rec = _state().recorder
+    values = tuple(fn())
+    if rec is None:
+        return values
+    # Fresh float objects, so that identity finds exactly the arguments they became.
+    fresh = tuple(math.copysign(abs(float(v)), float(v)) for v in values)
+    rec.add_host(fn, fresh)
+    return fresh
+
+
+def _site() -> str:
+    """``op Name at file:line: code`` for the innermost op and the user's line."""
+    op = user = ""
+    frame = sys._getframe(2)
+    while frame is not None:
+        path = Path(frame.f_code.co_filename).resolve()
+        inside = path.is_relative_to(_PACKAGE)
+        if inside and not op and frame.f_code.co_name in ("compute", "gradient"):
+            owner = frame.f_locals.get("self")
+            if owner is not None:
+                op = f"{type(owner).__name__}.{frame.f_code.co_name}"
+        if not inside and not user:
+            code = linecache.getline(str(path), frame.f_lineno).strip()
+            user = f"{path.name}:{frame.f_lineno}: {code}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return f"op {op or '(outside an op)'} at {user or '(unknown line)'}"
+
+
+class Recorder:
+    """Wraps a device's kernels while a step runs once; builds a :class:`Program`."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+        self.instrs: list[Instr] = []
+        self.temps: dict[int, Any] = {}  # id -> handle allocated during capture
+        self.draws: list[tuple[str, tuple[Any, ...], dict[str, Any], Any]] = []
+        self.hosts: list[tuple[Callable[[], Any], tuple[float, ...]]] = []
+        self._scalar_ids: dict[int, _Slot] = {}
+        self._used_slots: set[tuple[int, int]] = set()
+        self._saved: dict[str, Any] = {}
+        self._paused = 0
+
+    # --- installation ------------------------------------------------------------------
+    def __enter__(self) -> Recorder:
+        st = _state()
+        if st.recorder is not None:
+            raise CaptureError("a step is already being captured in this thread")
+        table = self.device.kernels
+        for name in KERNELS:
+            fn = getattr(table, name, None)
+            if fn is None:
+                continue
+            self._saved[name] = self.device.__dict__.get(name)
+            setattr(self.device, name, self._wrap(name, fn))
+        st.recorder = self
+        _random.set_observer(self._on_draw)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _state().recorder = None
+        _random.set_observer(None)
+        for name, old in self._saved.items():
+            if old is None:
+                self.device.__dict__.pop(name, None)
+            else:
+                setattr(self.device, name, old)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        self._paused += 1
+        try:
+            yield
+        finally:
+            self._paused -= 1
+
+    def _wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name == "alloc":
+
+            def alloc(size: int, dtype: str) -> Any:
+                handle = fn(size, dtype)
+                if not self._paused:
+                    self.temps[id(handle)] = handle
+                return handle
+
+            return alloc
+        if name == "to_numpy":
+
+            def to_numpy(*args: Any) -> Any:
+                if not self._paused and not _state().host_checks:
+                    raise CaptureError(
+                        f"needle.compile: the step reads device data on the host ({_site()}); "
+                        "a replay would not repeat that read. Move it out of the compiled "
+                        "function, or run this step eagerly."
+                    )
+                return fn(*args)
+
+            return to_numpy
+        if name == "from_numpy":
+
+            def from_numpy(src: Any, out: Any) -> None:
+                fn(src, out)
+                if not self._paused:
+                    self._record_from_numpy(fn, src, out)
+
+            return from_numpy
+
+        def kernel(*args: Any) -> Any:
+            result = fn(*args)
+            if not self._paused:
+                self._record(name, fn, args)
+            return result
+
+        kernel.__name__ = name
+        return kernel
+
+    # --- recording -----------------------------------------------------------------------
+    def _record(self, name: str, fn: Any, args: tuple[Any, ...]) -> None:
+        if self._scalar_ids:
+            args = tuple(self._scalar_slot(a) for a in args)
+        self.instrs.append(Instr("kernel", name, fn, args))
+
+    def _scalar_slot(self, a: Any) -> Any:
+        if type(a) is float:
+            slot = self._scalar_ids.get(id(a))
+            if slot is not None:
+                self._used_slots.add((slot.host, slot.index))
+                return slot
+        return a
+
+    def _on_draw(
+        self, fn_name: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
+    ) -> None:
+        if not self._paused:
+            self.draws.append((fn_name, args, kwargs, out))
+
+    def _record_from_numpy(self, fn: Any, src: Any, out: Any) -> None:
+        for i, (name, args, kwargs, drawn) in enumerate(self.draws):
+            drawn_arr = np.asarray(drawn)
+            if drawn_arr.size == np.size(src) and np.array_equal(
+                np.asarray(drawn_arr, dtype=np.asarray(src).dtype).reshape(-1), np.ravel(src)
+            ):
+                del self.draws[i]
+                recipe = (getattr(_random, name), args, kwargs, np.asarray(src).dtype)
+                self.instrs.append(Instr("draw", name, fn, (recipe, out), _site()))
+                return
+        # Data that is the same at every replay (a constant made inside the step).
+        self.instrs.append(Instr("kernel", "from_numpy", fn, (np.array(src, copy=True), out)))
+
+    def add_host(self, fn: Callable[[], Any], values: tuple[float, ...]) -> None:
+        index = len(self.hosts)
+        self.hosts.append((fn, values))
+        for j, v in enumerate(values):
+            self._scalar_ids[id(v)] = _Slot(index, j)
+        self.instrs.append(Instr("host", getattr(fn, "__qualname__", "host"), fn, (index,)))
+
+    def finish(self, keep: list[Any]) -> Program:
+        """The program of what was recorded; ``keep`` lists handles that outlive it."""
+        if self.draws:
+            name, args, _, _ = self.draws[0]
+            raise CaptureError(
+                f"needle.compile: random draw needle.random.{name}{args} was not copied to the "
+                "device unchanged, so a replay could not repeat it; run this step eagerly"
+            )
+        for h, (fn, values) in enumerate(self.hosts):
+            for j in range(len(values)):
+                if (h, j) not in self._used_slots:
+                    raise CaptureError(
+                        f"needle.compile: value {j} of {getattr(fn, '__qualname__', fn)} did "
+                        "not reach a kernel unchanged; a replay would use a stale number"
+                    )
+        return Program(self.device, self.instrs, self.temps, keep, len(self.hosts))
+
+
+@dataclass
+class Program:
+    """A recorded step, planned onto a pool of buffers and ready to replay."""
+
+    device: Device
+    instrs: list[Instr]
+    temps: dict[int, Any]
+    keep: list[Any]
+    n_hosts: int
+    remap: dict[int, Any] = field(default_factory=dict)
+    pool_bytes: int = 0
+    _segments: list[Any] = field(default_factory=list)
+
+    def plan(self) -> None:
+        """Give each temporary buffer a pooled one, reused once its last reader has run."""
+        first: dict[int, int] = {}
+        last: dict[int, int] = {}
+        for i, ins in enumerate(self.instrs):
+            for h in handles_of(ins.args):
+                if id(h) in self.temps:
+                    first.setdefault(id(h), i)
+                    last[id(h)] = i
+        end = len(self.instrs)
+        for h in self.keep:
+            if id(h) in first:
+                last[id(h)] = end
+        free: dict[tuple[int, str], list[Any]] = {}
+        releases: dict[int, list[int]] = {}
+        for hid, stop in last.items():
+            releases.setdefault(stop, []).append(hid)
+        order = sorted(first, key=first.__getitem__)
+        starts: dict[int, list[int]] = {}
+        for hid in order:
+            starts.setdefault(first[hid], []).append(hid)
+        itemsize = {"float32": 4, "float64": 8}
+        alloc = self.device.kernels.alloc  # not the recording wrapper
+        for i in range(end + 1):
+            for hid in starts.get(i, ()):
+                h = self.temps[hid]
+                key = (h.size, h.dtype)
+                bucket = free.get(key)
+                if bucket:
+                    self.remap[hid] = bucket.pop()
+                else:
+                    self.remap[hid] = alloc(h.size, h.dtype)
+                    self.pool_bytes += h.size * itemsize.get(h.dtype, 8)
+            for hid in releases.get(i, ()):
+                h = self.temps[hid]
+                free.setdefault((h.size, h.dtype), []).append(self.remap[hid])
+        self.instrs = [
+            Instr(ins.kind, ins.name, ins.fn, _substitute(ins.args, self.remap), ins.site)
+            for ins in self.instrs
+        ]
+        self.temps = {}  # the capture's own buffers can go now
+        self._segments = self._build_segments()
+
+    def pooled(self, handle: Any) -> Any:
+        """The pooled buffer standing for ``handle`` (itself if it was not a temporary)."""
+        return self.remap.get(id(handle), handle)
+
+    def _build_segments(self) -> list[Any]:
+        """Runs of kernel instructions (compiled by the backend when it can), split at
+        draws and host callbacks and at kernels with dynamic scalars."""
+        dev = self.device
+        native = dev.has_kernel("program_compile") and dev.has_kernel("program_run")
+        segments: list[Any] = []
+        run: list[Instr] = []
+
+        def flush() -> None:
+            if not run:
+                return
+            if native and len(run) > 1:
+                prog = dev.program_compile([(ins.name, ins.args) for ins in run])
+                segments.append(("native", prog))
+            else:
+                segments.append(("python", [(ins.fn, ins.args) for ins in run]))
+            run.clear()
+
+        for ins in self.instrs:
+            if ins.kind == "kernel" and not any(isinstance(a, _Slot) for a in ins.args):
+                run.append(ins)
+            else:
+                flush()
+                segments.append(("one", ins))
+        flush()
+        return segments
+
+    def run(self) -> None:
+        """Replay the step once."""
+        values: list[tuple[float, ...]] = [()] * self.n_hosts
+        for kind, item in self._segments:
+            if kind == "native":
+                self.device.program_run(item)
+            elif kind == "python":
+                for fn, args in item:
+                    fn(*args)
+            else:
+                ins: Instr = item
+                if ins.kind == "kernel":
+                    args = tuple(
+                        values[a.host][a.index] if isinstance(a, _Slot) else a for a in ins.args
+                    )
+                    ins.fn(*args)
+                elif ins.kind == "host":
+                    values[ins.args[0]] = tuple(float(v) for v in ins.fn())
+                else:  # draw
+                    (draw, dargs, dkwargs, dtype), out = ins.args
+                    src = np.asarray(draw(*dargs, **dkwargs), dtype=dtype).reshape(-1)
+                    ins.fn(np.ascontiguousarray(src), out)
+
+
+def handles_of(args: tuple[Any, ...]) -> Iterator[Any]:
+    for a in args:
+        if isinstance(a, tuple):
+            yield from handles_of(a)
+        elif (
+            hasattr(a, "size")
+            and hasattr(a, "dtype")
+            and not isinstance(a, (np.ndarray, float, int))
+        ):
+            yield a
+
+
+def _substitute(args: tuple[Any, ...], remap: dict[int, Any]) -> tuple[Any, ...]:
+    out = []
+    for a in args:
+        if isinstance(a, tuple):
+            out.append(_substitute(a, remap))
+        else:
+            out.append(remap.get(id(a), a))
+    return tuple(out)
+
+
+__all__ = [
+    "CaptureError",
+    "Program",
+    "Recorder",
+    "handles_of",
+    "host_check",
+    "host_step",
+    "is_capturing",
+]

@@ -1,0 +1,201 @@
+"""``needle.compile``: replayed steps equal eager steps bit for bit, and every guard fires."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import needle as ndl
+from needle import nn
+
+BACKENDS = ["numpy", "cpp"]
+
+
+@pytest.fixture(params=BACKENDS)
+def dev(request):
+    d = ndl.device(request.param)
+    if not d.enabled():
+        pytest.skip(f"backend {request.param} not usable here")
+    return d
+
+
+def _batches(n, shape, classes, seed=1):
+    rng = np.random.RandomState(seed)
+    xs = [rng.randn(*shape).astype("float32") for _ in range(n)]
+    ys = [rng.randint(0, classes, shape[0]).astype("float32") for _ in range(n)]
+    return xs, ys
+
+
+def _train(make, xs, ys, dev, compiled, opt_name="sgd"):
+    """Train a fresh model (same seed) on the batches; parameters, losses, the step."""
+    np.random.seed(0)
+    model = make(dev)
+    if opt_name == "sgd":
+        opt = ndl.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    else:
+        opt = ndl.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    loss_fn = nn.SoftmaxLoss()
+
+    def step(x, y):
+        opt.reset_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    fn = ndl.compile(step, state=(model, opt)) if compiled else step
+    losses = []
+    for x, y in zip(xs, ys):
+        out = fn(
+            ndl.Tensor(x, device=dev, requires_grad=False),
+            ndl.Tensor(y, device=dev, requires_grad=False),
+        )
+        losses.append(out.numpy().copy())
+    return [p.numpy() for p in model.parameters()], losses, fn, model, opt
+
+
+def _assert_identical(a, b):
+    pa, la = a[:2]
+    pb, lb = b[:2]
+    assert len(pa) == len(pb)
+    for i, (x, y) in enumerate(zip(pa, pb)):
+        np.testing.assert_array_equal(x, y, err_msg=f"parameter {i} differs")
+    np.testing.assert_array_equal(np.array(la), np.array(lb))
+
+
+@pytest.mark.parametrize("opt_name", ["sgd", "adam"])
+def test_mlp_replay_is_bit_identical(dev, opt_name):
+    xs, ys = _batches(22, (16, 20), 5)
+    make = lambda d: ndl.models.MLP(20, (32, 32), 5, device=d)  # noqa: E731
+    eager = _train(make, xs, ys, dev, False, opt_name)
+    replay = _train(make, xs, ys, dev, True, opt_name)
+    assert replay[2].captures == 1 and replay[2].replays == 20
+    _assert_identical(eager, replay)
+
+
+def test_resnet9_with_batchnorm_replay_is_bit_identical(dev):
+    xs, ys = _batches(22, (2, 3, 32, 32), 10)
+    make = lambda d: ndl.models.ResNet9(10, device=d)  # noqa: E731
+    eager = _train(make, xs, ys, dev, False)
+    replay = _train(make, xs, ys, dev, True)
+    assert replay[2].replays == 20
+    _assert_identical(eager, replay)
+    # the running statistics are state too
+    bn_e = [b.numpy() for _, b in eager[3].named_buffers()]
+    bn_r = [b.numpy() for _, b in replay[3].named_buffers()]
+    assert bn_e and all(np.array_equal(a, b) for a, b in zip(bn_e, bn_r))
+
+
+class _DropNet(nn.Module):
+    def __init__(self, device):
+        super().__init__()
+        self.a = nn.Linear(20, 32, device=device)
+        self.drop = nn.Dropout(0.5)
+        self.b = nn.Linear(32, 5, device=device)
+
+    def forward(self, x):
+        return self.b(self.drop(nn.ReLU()(self.a(x))))
+
+
+def test_dropout_replay_matches_eager_and_masks_change(dev):
+    xs, ys = _batches(12, (8, 20), 5)
+    eager = _train(_DropNet, xs, ys, dev, False)
+    replay = _train(_DropNet, xs, ys, dev, True)
+    _assert_identical(eager, replay)
+    # masks differ between replays: the same input twice gives two different losses
+    fn, model = replay[2], replay[3]
+    x = ndl.Tensor(xs[0], device=dev, requires_grad=False)
+    y = ndl.Tensor(ys[0], device=dev, requires_grad=False)
+    before = fn.replays
+    l1, l2 = fn(x, y).numpy(), fn(x, y).numpy()
+    assert fn.replays == before + 2
+    assert l1 != l2
+
+
+def test_shape_change_captures_again(dev):
+    xs, ys = _batches(6, (8, 20), 5)
+    xs2, ys2 = _batches(6, (4, 20), 5, seed=2)
+    make = lambda d: ndl.models.MLP(20, (16,), 5, device=d)  # noqa: E731
+    _, _, fn, _, _ = _train(make, xs, ys, dev, True)
+    assert fn.captures == 1
+    for x, y in zip(xs2, ys2):
+        fn(ndl.Tensor(x, device=dev), ndl.Tensor(y, device=dev))
+    assert fn.captures == 2  # a new batch size is a new signature: warm-up, capture, replays
+
+
+def test_learning_rate_change_reaches_replays(dev):
+    xs, ys = _batches(8, (8, 20), 5)
+    make = lambda d: ndl.models.MLP(20, (16,), 5, device=d)  # noqa: E731
+
+    def run(compiled):
+        np.random.seed(0)
+        model = make(dev)
+        opt = ndl.optim.SGD(model.parameters(), lr=0.1)
+        loss_fn = nn.SoftmaxLoss()
+
+        def step(x, y):
+            opt.reset_grad()
+            loss_fn(model(x), y).backward()
+            opt.step()
+            return model(x).sum()
+
+        fn = ndl.compile(step, state=(model, opt)) if compiled else step
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            opt.lr = 0.1 / (i + 1)
+            fn(ndl.Tensor(x, device=dev), ndl.Tensor(y, device=dev))
+        return [p.numpy() for p in model.parameters()]
+
+    for a, b in zip(run(False), run(True)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_host_read_inside_the_step_refuses_naming_op_and_line(dev):
+    model = ndl.models.MLP(4, (8,), 2, device=dev)
+
+    def step(x):
+        out = model(x).sum()
+        if out.numpy() > 0:  # a Python branch on a tensor value
+            out = out * 2.0
+        return out
+
+    fn = ndl.compile(step, state=(model,))
+    x = ndl.Tensor(np.ones((3, 4), dtype="float32"), device=dev)
+    fn(x)  # warm-up runs eagerly
+    with pytest.raises(ndl.CaptureError, match=r"reads device data on the host") as info:
+        fn(x)
+    assert "test_compile.py" in str(info.value)
+    assert "if out.numpy() > 0" in str(info.value)
+
+
+def test_replaced_state_captures_again(dev):
+    xs, ys = _batches(5, (8, 20), 5)
+    make = lambda d: ndl.models.MLP(20, (16,), 5, device=d)  # noqa: E731
+    _, _, fn, model, _ = _train(make, xs, ys, dev, True)
+    assert fn.captures == 1
+    p = model.parameters()[0]
+    old = np.abs(p.numpy()).max()
+    p.data = ndl.Tensor(np.zeros(p.shape, dtype="float32"), device=dev)  # from outside
+    x = ndl.Tensor(xs[0], device=dev, requires_grad=False)
+    y = ndl.Tensor(ys[0], device=dev, requires_grad=False)
+    fn(x, y)
+    assert fn.captures == 2  # same signature, but the state moved: captured again
+    # one step from zeros moves the weights a little; a stale replay would have
+    # continued from the old weights (largest |w| = old)
+    assert np.abs(p.numpy()).max() < old / 5
+
+
+def test_outputs_are_fresh_tensors(dev):
+    xs, ys = _batches(6, (8, 20), 5)
+    make = lambda d: ndl.models.MLP(20, (16,), 5, device=d)  # noqa: E731
+    _, losses, fn, _, _ = _train(make, xs, ys, dev, True)
+    a = fn(ndl.Tensor(xs[0], device=dev), ndl.Tensor(ys[0], device=dev))
+    kept = a.numpy().copy()
+    fn(ndl.Tensor(xs[1], device=dev), ndl.Tensor(ys[1], device=dev))
+    np.testing.assert_array_equal(a.numpy(), kept)  # the next replay did not overwrite it
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="cache_size"):
+        ndl.compile(lambda: None, cache_size=0)
+    with pytest.raises(TypeError, match="state must hold"):
+        ndl.compile(lambda x: x, state=(3,), warmup=0)(ndl.Tensor([1.0]))
