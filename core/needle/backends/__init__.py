@@ -22,11 +22,21 @@ from ._registry import (
     register_plugin,
     unregister_plugin,
 )
-from .contract import CONTRACT_VERSION, OPTIONAL_KERNELS, REQUIRED_KERNELS
+from .contract import (
+    CONTRACT_VERSION,
+    KERNELS,
+    OPTIONAL_KERNELS,
+    REQUIRED_KERNELS,
+    ErrorCase,
+    KernelSpec,
+    KernelTable,
+    kernels_in_family,
+)
 from .info import BackendInfo, BackendStatus
 
 __all__ = [
     "CONTRACT_VERSION",
+    "KERNELS",
     "OPTIONAL_KERNELS",
     "REGISTRY",
     "REQUIRED_KERNELS",
@@ -34,9 +44,13 @@ __all__ = [
     "BackendError",
     "BackendInfo",
     "BackendStatus",
+    "ErrorCase",
     "Failure",
+    "KernelSpec",
+    "KernelTable",
     "PluginError",
     "hookimpl",
+    "kernels_in_family",
     "list_backends",
     "on_unregister",
     "plugin_failures",

@@ -4,20 +4,22 @@ Discovery is lazy: nothing here runs at ``import needle``. The first call that n
 backend lists the ``needle.backends`` entry points, imports each plugin module (plugin
 modules are light by contract), checks its hooks and contract version, and records
 either a :class:`Backend` or a failure with its reason. Kernels are loaded and checked
-against ``REQUIRED_KERNELS`` only when a device of the backend is first used.
+against the contract's :data:`~needle.backends.contract.KERNELS` (presence and arity)
+only when a device of the backend is first used.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._arity import arity_of
 from ._errors import BackendError, PluginError
-from .contract import CONTRACT_VERSION, OPTIONAL_KERNELS, REQUIRED_KERNELS
+from ._fallback import FallbackTable
+from .contract import CONTRACT_VERSION, KERNELS, OPTIONAL_KERNELS, REQUIRED_KERNELS
 from .info import BackendInfo, BackendStatus
 
 ENTRY_POINT_GROUP = "needle.backends"
@@ -135,6 +137,10 @@ class Backend:
         ]
         if undeclared:
             self._fail(f"declares optional kernels it does not provide: {', '.join(undeclared)}")
+        present = [k for k in (*REQUIRED_KERNELS, *self.info.optional_kernels) if k not in missing]
+        wrong = _arity_mismatches(table, present)
+        if wrong:
+            self._fail("kernels with the wrong number of parameters: " + "; ".join(wrong))
         if not missing:
             return table
         if not fallback_enabled():
@@ -142,10 +148,8 @@ class Backend:
                 f"missing required kernels: {', '.join(missing)} "
                 "(set NEEDLE_FALLBACK=1 to run them through NumPy)"
             )
-        from ._fallback import FallbackTable
-
         self.fallback_kernels = tuple(missing)
-        return FallbackTable(self.name, table, missing)
+        return FallbackTable(self.name, table, missing, _reference_kernels)
 
     def has_kernel(self, name: str) -> bool:
         """Whether the backend declares optional kernel ``name``."""
@@ -330,8 +334,23 @@ def plugin_failures() -> list[Failure]:
     return REGISTRY.failures()
 
 
-def warn_once(message: str, _seen: set[str] = set()) -> None:  # noqa: B006
-    """Emit ``message`` as a RuntimeWarning the first time only."""
-    if message not in _seen:
-        _seen.add(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
+def _reference_kernels() -> Any:
+    """The NumPy backend's kernel table (what ``NEEDLE_FALLBACK`` runs missing kernels on)."""
+    return REGISTRY.get("numpy").kernels(0)
+
+
+def _arity_mismatches(table: Any, names: list[str]) -> list[str]:
+    """One line per kernel of ``names`` whose parameter count differs from its record.
+
+    A kernel whose arity cannot be determined (see ``_arity``) passes.
+    """
+    wrong = []
+    for name in names:
+        spec = KERNELS[name]
+        found = arity_of(getattr(table, name))
+        if found is not None and not found.accepts(spec.arity):
+            wrong.append(
+                f"{name} must be {spec.signature} ({spec.arity} parameters), "
+                f"found {name}{found.shown}"
+            )
+    return wrong
