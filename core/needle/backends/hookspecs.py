@@ -56,7 +56,10 @@ def needle_backend_load(index: int) -> Any:
         index: the device index, ``0 <= index < device_count``.
 
     Returns:
-        An object (usually a module or a namespace) with one attribute per kernel of
-        :data:`needle.backends.contract.REQUIRED_KERNELS`, plus any optional kernels
-        named in ``BackendInfo.optional_kernels``. Heavy imports belong here.
+        An object (usually a module or a namespace) shaped like
+        :class:`needle.backends.contract.KernelTable`: one callable per required kernel
+        of :data:`needle.backends.contract.KERNELS`, plus any optional kernels named in
+        ``BackendInfo.optional_kernels``, each taking the parameters of its
+        ``KernelSpec`` (registration checks presence and arity). Heavy imports belong
+        here.
     """
