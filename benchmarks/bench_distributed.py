@@ -7,7 +7,9 @@
 
 * ``allreduce``: bus bandwidth (bytes x 2(n-1)/n / time, the nccl-tests convention) of
   ``needle.distributed.all_reduce`` on a cpp tensor against mpi4py's ``Allreduce`` of a
-  NumPy array of the same bytes, message sizes 4 KB .. 64 MB (median of repeats).
+  NumPy array of the same bytes, message sizes 4 KB .. 64 MB (median of repeats), into
+  a reused receive buffer and into a fresh one (as a functional all_reduce, which
+  returns a new tensor, must: first-touch page faults cost 10-50% at 1-64 MB).
 * ``overlap``: one backward pass of a deep MLP (cpp) alone, with DDP's bucketed
   non-blocking all-reduce started during it (25 MB and 4 MB buckets), and followed by a
   blocking all-reduce of every gradient (no overlap).
@@ -56,16 +58,21 @@ def measure_allreduce(args) -> list[dict]:
         recv = np.empty_like(host)
         x = ndl.Tensor(host, device=dev)
         t_mpi = _median_time(lambda h=host, o=recv: comm.Allreduce(h, o, op=MPI.SUM), repeats)
+        t_fresh = _median_time(
+            lambda h=host: comm.Allreduce(h, np.empty_like(h), op=MPI.SUM), repeats
+        )
         t_ndl = _median_time(lambda x=x: dist.all_reduce(x), repeats)
         bus = nbytes * 2 * (n - 1) / n
         rows.append(
             {
                 "bytes": nbytes,
                 "mpi4py_ms": t_mpi * 1e3,
+                "mpi4py_fresh_ms": t_fresh * 1e3,
                 "needle_ms": t_ndl * 1e3,
                 "mpi4py_GBps": bus / t_mpi / 1e9,
                 "needle_GBps": bus / t_ndl / 1e9,
-                "ratio": t_mpi / t_ndl,
+                "needle/mpi4py": t_mpi / t_ndl,
+                "needle/mpi4py_fresh": t_fresh / t_ndl,
             }
         )
     return rows

@@ -87,3 +87,29 @@ def test_a_failing_rank_ends_the_job(mpirun, tmp_path, how):
         assert "deliberate failure on rank 1 at step 3" in text
     else:
         assert "DistributedTimeoutError" in text and "did not complete within 5 s" in text
+
+
+def test_needle_train_distributed_and_resume(mpirun, tmp_path):
+    """``needle train mnist-mlp --distributed`` on 2 ranks: rank 0 alone logs and writes;
+    --resume continues on every rank; the test metrics cover the whole test set."""
+    import subprocess
+    import sys
+
+    ckpt, metrics = tmp_path / "ck.safetensors", tmp_path / "m.json"
+    base = [mpirun.mpiexec, "-n", "2", sys.executable, "-m", "needle.training", "mnist-mlp"]
+    opts = ["--distributed", "--no-progress", "--limit-batches", "30", "--checkpoint", str(ckpt)]
+
+    def run(*extra):
+        proc = subprocess.run(
+            [*base, *opts, *extra], capture_output=True, text=True, timeout=300, env=mpirun.env()
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+
+    out = run("--epochs", "1", "--metrics-json", str(metrics))
+    assert out.count("final:") == 1 and out.count("epoch 1/1") == 1  # rank 0 only
+    first = json.loads(metrics.read_text())
+    assert first["test_accuracy"] > 0.8 and ckpt.exists()
+    out = run("--epochs", "2", "--resume", str(ckpt), "--metrics-json", str(metrics))
+    assert out.count("resumed from") == 1 and "epoch 2/2" in out and "epoch 1/2" not in out
+    assert json.loads(metrics.read_text())["epochs"] == 2

@@ -248,6 +248,8 @@ class DistributedDataParallel(Module):
         group = _group()
         device = next(iter(devices)) if devices else None
         coll = group.for_device(device) if device is not None else group.host
+        if hasattr(coll, "dup"):  # its own communicator: buckets never interleave with
+            coll = coll.dup()  # other collectives (SyncBatchNorm's, the user's)
         self._coll = coll
         self._check_same_model(named, module.named_buffers(), group.host)
         self._broadcast_state(named, module.named_buffers() if broadcast_buffers else [], coll)
