@@ -1,5 +1,6 @@
 // The Array handle and the checks shared by every kernel.
 #include "array.h"
+#include "perf_kernels.h"
 
 #include <sys/mman.h>
 
@@ -13,18 +14,13 @@ Array::Array(int64_t size, Dtype dtype) : size_(size), dtype_(dtype) {
   if (size < 0) throw std::invalid_argument("alloc: negative size " + std::to_string(size));
   if (size > 0) {
     const size_t item = dtype_bytes(dtype);
-    if ((uint64_t)size > (uint64_t)(SIZE_MAX / 2) / item) throw std::bad_alloc();
-    const size_t raw = (size_t)size * item;
-    // Large buffers: 2 MiB aligned and marked for transparent huge pages (as NumPy does),
-    // which spares the TLB misses of streaming through hundreds of MiB.
-    constexpr size_t kHuge = size_t(2) << 20;
-    const size_t align = raw >= 2 * kHuge ? kHuge : 64;
-    const size_t bytes = (raw + align - 1) / align * align;
-    ptr_ = std::aligned_alloc(align, bytes);
-    if (!ptr_) throw std::bad_alloc();
-    if (align == kHuge) madvise(ptr_, bytes, MADV_HUGEPAGE);  // a hint: failure is harmless
+    if ((uint64_t)size > (uint64_t)(SIZE_MAX / 4) / item) throw std::bad_alloc();
+    // Reused from the cache of freed buffers when one of this size class is there.
+    ptr_ = cache_acquire((size_t)size * item, &held_);
   }
 }
+
+Array::~Array() { cache_release(ptr_, held_); }
 
 Dtype parse_dtype(const std::string& kernel, const std::string& name) {
   if (name == "float32") return Dtype::Float32;

@@ -18,7 +18,7 @@ inline size_t dtype_bytes(Dtype d) { return d == Dtype::Float32 ? 4 : 8; }
 class Array {
  public:
   Array(int64_t size, Dtype dtype);
-  ~Array() { std::free(ptr_); }
+  ~Array();  // hands the memory to the buffer cache (alloc_cache.cpp)
   Array(const Array&) = delete;
   Array& operator=(const Array&) = delete;
 
@@ -30,6 +30,7 @@ class Array {
 
  private:
   void* ptr_ = nullptr;
+  size_t held_ = 0;  // bytes held (the size class of the request)
   int64_t size_;
   Dtype dtype_;
 };

@@ -9,6 +9,18 @@ namespace needle_cpp {
 enum BinaryOp : int { kAdd, kSub, kMul, kDiv, kPower, kMaximum, kEq, kNe, kLt, kLe, kGt, kGe, kBinaryCount };
 enum UnaryOp : int { kNeg, kAbs, kLog, kExp, kTanh, kSqrt, kSin, kCos, kUnaryCount };
 
+/// How a gemm reads its left operand A(i, k) (TypedTable::gemm_ex).
+template <typename T>
+struct GemmA {
+  const T* a = nullptr;  // plain: a[i * lda + k]; trans: a[k * lda + i]
+  int64_t lda = 0;
+  bool trans = false;
+  /// When set, A(i, k) = rows[i][(k / seg) * sstep + k % seg]: row i is a list of
+  /// contiguous segments of seg elements, sstep apart (an implicit im2col).
+  const T* const* rows = nullptr;
+  int64_t seg = 1, sstep = 0;
+};
+
 /// Single-threaded inner loops for one dtype; the callers split work across threads.
 /// gemm is the exception: it runs its own OpenMP region.
 template <typename T>
@@ -24,6 +36,10 @@ struct TypedTable {
   /// C (m x p, ldc) = A (m x n, lda) @ B (n x p, ldb); all row-major; n >= 1.
   void (*gemm)(const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int64_t m,
                int64_t n, int64_t p, int threads);
+  /// C (m x p, ldc) = (or += when accumulate) A @ op(B): A read as `a` says; B is
+  /// b[k * ldb + j], or b[j * ldb + k] when trans_b. n >= 1.
+  void (*gemm_ex)(const GemmA<T>& a, const T* b, int64_t ldb, bool trans_b, T* c, int64_t ldc,
+                  int64_t m, int64_t n, int64_t p, bool accumulate, int threads);
 };
 
 struct KernelTable {

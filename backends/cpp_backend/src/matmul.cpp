@@ -8,6 +8,7 @@
 
 #include "isa.h"
 #include "kernels.h"
+#include "perf_kernels.h"
 
 namespace needle_cpp {
 namespace {
@@ -113,6 +114,10 @@ void conv2d_nhwc(const Array& x, const Array& w, Array& out, int64_t n, int64_t 
     Array tmp(out_n, out.dtype());
     conv2d_nhwc(x, w, tmp, n, h, w_, c_in, k, c_out, stride);
     std::memcpy(out.raw(), tmp.raw(), (size_t)out_n * dtype_bytes(out.dtype()));
+    return;
+  }
+  if (kk > 0 && !(k == 1 && stride == 1) && ho * wo <= conv_direct_max_pixels()) {
+    conv2d_nhwc_direct(x, w, out, n, h, w_, c_in, k, c_out, stride);  // no im2col buffer
     return;
   }
   with_dtype(out.dtype(), [&](auto tag) {

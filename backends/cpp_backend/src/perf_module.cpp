@@ -1,0 +1,416 @@
+// Bindings of the issue-12 kernels (matmul_t, reduce_*_mid, buffer cache, conv controls) and
+// the program kernels: program_compile checks a list of kernel calls once, program_run
+// runs them all in C++ with the GIL released.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "isa.h"
+#include "perf_kernels.h"
+
+namespace py = pybind11;
+
+namespace needle_cpp {
+namespace {
+
+using Release = py::call_guard<py::gil_scoped_release>;
+
+// --- programs --------------------------------------------------------------------------
+/// The arguments of one instruction, parsed once: kinds 'A' buffer, 'i' int, 'f' float,
+/// 'S' tuple of ints, in the order of the kernel's parameters.
+struct Args {
+  Array* A[4] = {nullptr, nullptr, nullptr, nullptr};
+  int64_t I[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  double F[2] = {0, 0};
+  Shape S[2];
+};
+
+struct Entry;
+using CheckFn = void (*)(const Entry&, const Args&);
+using RunFn = void (*)(const Entry&, const Args&);
+
+struct Entry {
+  std::string name;
+  std::string kinds;
+  int op;
+  CheckFn check;
+  RunFn run;
+};
+
+void flat(const char* k, int64_t n, std::initializer_list<const Array*> hs) {
+  const Array* first = *hs.begin();
+  for (const Array* h : hs) {
+    check_size(k, "input", *h, n);
+    check_same_dtype(k, *first, *h);
+  }
+}
+
+void rows(const char* k, const Array& a, const Array& out, int64_t rs, int64_t min_rs) {
+  if (rs < min_rs)
+    value_error(k, "reduce_size must be >= " + std::to_string(min_rs) + ", got " + std::to_string(rs));
+  check_size(k, "input", a, checked_mul(k, out.size(), rs));
+  check_same_dtype(k, a, out);
+}
+
+void dtypes3(const char* k, const Array& a, const Array& b, const Array& out) {
+  if (a.dtype() != b.dtype() || a.dtype() != out.dtype())
+    type_error(k, std::string("dtype mismatch ") + dtype_name(a.dtype()) + ", " +
+                      dtype_name(b.dtype()) + ", " + dtype_name(out.dtype()));
+}
+
+void gemm_sizes(const char* k, const Args& g, int64_t batch, int64_t m, int64_t n, int64_t p) {
+  for (int64_t v : {batch, m, n, p}) check_nonneg(k, "dimension", v);
+  check_size(k, "a", *g.A[0], checked_mul(k, batch, checked_mul(k, m, n)));
+  check_size(k, "b", *g.A[1], checked_mul(k, batch, checked_mul(k, n, p)));
+  check_size(k, "out", *g.A[2], checked_mul(k, batch, checked_mul(k, m, p)));
+  dtypes3(k, *g.A[0], *g.A[1], *g.A[2]);
+}
+
+void flags(const char* k, int64_t ta, int64_t tb) {
+  if ((ta != 0 && ta != 1) || (tb != 0 && tb != 1))
+    value_error(k, "trans_a and trans_b must be 0 or 1, got " + std::to_string(ta) + " and " +
+                       std::to_string(tb));
+}
+
+void no_check(const Entry&, const Args&) {}
+
+std::vector<Entry> make_entries() {
+  std::vector<Entry> e;
+  auto add = [&](const char* name, const char* kinds, int op, CheckFn c, RunFn r) {
+    e.push_back(Entry{name, kinds, op, c, r});
+  };
+  static const char* kBin[] = {"add", "sub", "mul", "div", "power", "maximum",
+                               "eq",  "ne",  "lt",  "le",  "gt",    "ge"};
+  static_assert(sizeof(kBin) / sizeof(kBin[0]) == kBinaryCount, "binary op names");
+  for (int op = 0; op < kBinaryCount; ++op) {
+    add((std::string("ewise_") + kBin[op]).c_str(), "AAA", op,
+        [](const Entry& en, const Args& g) { flat(en.name.c_str(), g.A[2]->size(), {g.A[0], g.A[1], g.A[2]}); },
+        [](const Entry& en, const Args& g) { ewise_binary(en.op, en.name.c_str(), *g.A[0], *g.A[1], *g.A[2]); });
+    add((std::string("scalar_") + kBin[op]).c_str(), "AfA", op,
+        [](const Entry& en, const Args& g) { flat(en.name.c_str(), g.A[1]->size(), {g.A[0], g.A[1]}); },
+        [](const Entry& en, const Args& g) { scalar_binary(en.op, en.name.c_str(), *g.A[0], g.F[0], *g.A[1]); });
+  }
+  static const char* kUn[] = {"neg", "abs", "log", "exp", "tanh", "sqrt", "sin", "cos"};
+  static_assert(sizeof(kUn) / sizeof(kUn[0]) == kUnaryCount, "unary op names");
+  for (int op = 0; op < kUnaryCount; ++op)
+    add((std::string("ewise_") + kUn[op]).c_str(), "AA", op,
+        [](const Entry& en, const Args& g) { flat(en.name.c_str(), g.A[1]->size(), {g.A[0], g.A[1]}); },
+        [](const Entry& en, const Args& g) { ewise_unary(en.op, en.name.c_str(), *g.A[0], *g.A[1]); });
+  add("ewise_where", "AAAA", 0,
+      [](const Entry&, const Args& g) { flat("ewise_where", g.A[3]->size(), {g.A[0], g.A[1], g.A[2], g.A[3]}); },
+      [](const Entry&, const Args& g) { ewise_where(*g.A[0], *g.A[1], *g.A[2], *g.A[3]); });
+  add("fill", "Af", 0, no_check, [](const Entry&, const Args& g) { fill(*g.A[0], g.F[0]); });
+  add("astype", "AA", 0,
+      [](const Entry&, const Args& g) { check_size("astype", "source", *g.A[0], g.A[1]->size()); },
+      [](const Entry&, const Args& g) { astype(*g.A[0], *g.A[1]); });
+  add("compact", "AASSi", 0,
+      [](const Entry&, const Args& g) {
+        const View v = make_view("compact", *g.A[0], g.S[0], g.S[1], g.I[0]);
+        check_same_dtype("compact", *g.A[0], *g.A[1]);
+        check_size("compact", "output", *g.A[1], v.size);
+      },
+      [](const Entry&, const Args& g) { compact(*g.A[0], *g.A[1], g.S[0], g.S[1], g.I[0]); });
+  add("ewise_setitem", "AASSi", 0,
+      [](const Entry&, const Args& g) {
+        const View v = make_view("ewise_setitem", *g.A[1], g.S[0], g.S[1], g.I[0]);
+        check_same_dtype("ewise_setitem", *g.A[0], *g.A[1]);
+        check_size("ewise_setitem", "source", *g.A[0], v.size);
+      },
+      [](const Entry&, const Args& g) { ewise_setitem(*g.A[0], *g.A[1], g.S[0], g.S[1], g.I[0]); });
+  add("scalar_setitem", "ifASSi", 0,
+      [](const Entry&, const Args& g) {
+        const View v = make_view("scalar_setitem", *g.A[0], g.S[0], g.S[1], g.I[1]);
+        if (v.size != g.I[0])
+          value_error("scalar_setitem", "size " + std::to_string(g.I[0]) +
+                                            " does not match the view's " + std::to_string(v.size) + " elements");
+      },
+      [](const Entry&, const Args& g) { scalar_setitem(g.I[0], g.F[0], *g.A[0], g.S[0], g.S[1], g.I[1]); });
+  add("reduce_sum", "AAi", 0, [](const Entry&, const Args& g) { rows("reduce_sum", *g.A[0], *g.A[1], g.I[0], 0); },
+      [](const Entry&, const Args& g) { reduce_sum(*g.A[0], *g.A[1], g.I[0]); });
+  add("reduce_max", "AAi", 0, [](const Entry&, const Args& g) { rows("reduce_max", *g.A[0], *g.A[1], g.I[0], 1); },
+      [](const Entry&, const Args& g) { reduce_max(*g.A[0], *g.A[1], g.I[0]); });
+  add("reduce_argmax", "AAi", 0,
+      [](const Entry&, const Args& g) { rows("reduce_argmax", *g.A[0], *g.A[1], g.I[0], 1); },
+      [](const Entry&, const Args& g) { reduce_argmax(*g.A[0], *g.A[1], g.I[0]); });
+  add("logsumexp_last", "AAi", 0,
+      [](const Entry&, const Args& g) { rows("logsumexp_last", *g.A[0], *g.A[1], g.I[0], 0); },
+      [](const Entry&, const Args& g) { logsumexp_last(*g.A[0], *g.A[1], g.I[0]); });
+  add("softmax_last", "AAi", 0,
+      [](const Entry&, const Args& g) {
+        const int64_t rs = g.I[0];
+        if (rs < 1) value_error("softmax_last", "reduce_size must be >= 1, got " + std::to_string(rs));
+        check_size("softmax_last", "output", *g.A[1], g.A[0]->size() / rs * rs);
+        check_same_dtype("softmax_last", *g.A[0], *g.A[1]);
+      },
+      [](const Entry&, const Args& g) { softmax_last(*g.A[0], *g.A[1], g.I[0]); });
+  add("matmul", "AAAiii", 0, [](const Entry&, const Args& g) { gemm_sizes("matmul", g, 1, g.I[0], g.I[1], g.I[2]); },
+      [](const Entry&, const Args& g) { matmul(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2]); });
+  add("batched_matmul", "AAAiiii", 0,
+      [](const Entry&, const Args& g) { gemm_sizes("batched_matmul", g, g.I[0], g.I[1], g.I[2], g.I[3]); },
+      [](const Entry&, const Args& g) {
+        batched_matmul(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2], g.I[3]);
+      });
+  add("matmul_t", "AAAiiiii", 0,
+      [](const Entry&, const Args& g) {
+        flags("matmul_t", g.I[3], g.I[4]);
+        gemm_sizes("matmul_t", g, 1, g.I[0], g.I[1], g.I[2]);
+      },
+      [](const Entry&, const Args& g) {
+        matmul_t(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2], g.I[3], g.I[4]);
+      });
+  add("batched_matmul_t", "AAAiiiiii", 0,
+      [](const Entry&, const Args& g) {
+        flags("batched_matmul_t", g.I[4], g.I[5]);
+        gemm_sizes("batched_matmul_t", g, g.I[0], g.I[1], g.I[2], g.I[3]);
+      },
+      [](const Entry&, const Args& g) {
+        batched_matmul_t(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2], g.I[3], g.I[4], g.I[5]);
+      });
+  for (int is_max = 0; is_max < 2; ++is_max)
+    add(is_max ? "reduce_max_mid" : "reduce_sum_mid", "AAiii", is_max,
+        [](const Entry& en, const Args& g) {
+          const char* k = en.name.c_str();
+          for (int i = 0; i < 3; ++i) check_nonneg(k, "dimension", g.I[i]);
+          if (en.op && g.I[1] < 1) value_error(k, "reduce must be >= 1, got " + std::to_string(g.I[1]));
+          const int64_t out_n = checked_mul(k, g.I[0], g.I[2]);
+          check_size(k, "a", *g.A[0], checked_mul(k, out_n, g.I[1]));
+          check_size(k, "out", *g.A[1], out_n);
+          check_same_dtype(k, *g.A[0], *g.A[1]);
+        },
+        [](const Entry& en, const Args& g) {
+          if (en.op) reduce_max_mid(*g.A[0], *g.A[1], g.I[0], g.I[1], g.I[2]);
+          else reduce_sum_mid(*g.A[0], *g.A[1], g.I[0], g.I[1], g.I[2]);
+        });
+  add("conv2d_nhwc", "AAAiiiiiii", 0,
+      [](const Entry&, const Args& g) {
+        const char* kn = "conv2d_nhwc";
+        const int64_t n = g.I[0], h = g.I[1], w_ = g.I[2], c_in = g.I[3], k = g.I[4], c_out = g.I[5],
+                      stride = g.I[6];
+        for (int i = 0; i < 6; ++i) check_nonneg(kn, "dimension", g.I[i]);
+        if (k < 1) value_error(kn, "kernel size k must be >= 1, got " + std::to_string(k));
+        if (stride < 1) value_error(kn, "stride must be >= 1, got " + std::to_string(stride));
+        if (h < k || w_ < k) value_error(kn, "input is smaller than the kernel");
+        const int64_t ho = (h - k) / stride + 1, wo = (w_ - k) / stride + 1;
+        const int64_t kk = checked_mul(kn, checked_mul(kn, k, k), c_in);
+        check_size(kn, "x", *g.A[0], checked_mul(kn, checked_mul(kn, n, h), checked_mul(kn, w_, c_in)));
+        check_size(kn, "w", *g.A[1], checked_mul(kn, kk, c_out));
+        check_size(kn, "out", *g.A[2], checked_mul(kn, checked_mul(kn, n, ho), checked_mul(kn, wo, c_out)));
+        dtypes3(kn, *g.A[0], *g.A[1], *g.A[2]);
+      },
+      [](const Entry&, const Args& g) {
+        conv2d_nhwc(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2], g.I[3], g.I[4], g.I[5], g.I[6]);
+      });
+  add("synchronize", "", 0, no_check, [](const Entry&, const Args&) {});
+  return e;
+}
+
+const std::unordered_map<std::string, Entry>& registry() {
+  static const auto* r = [] {
+    auto* m = new std::unordered_map<std::string, Entry>;
+    for (Entry& e : make_entries()) m->emplace(e.name, e);
+    return m;
+  }();
+  return *r;
+}
+
+/// Module functions that are not kernels and may never appear in a program.
+bool is_control(const std::string& name) {
+  static const char* kControls[] = {"alloc", "from_numpy", "to_numpy", "program_compile",
+                                    "program_run", "set_num_threads", "get_num_threads",
+                                    "simd_level", "best_simd_level", "set_simd_level",
+                                    "cache_info", "empty_cache", "set_cache_limit_mb",
+                                    "conv_direct_max_pixels", "set_conv_direct_max_pixels"};
+  for (const char* c : kControls)
+    if (name == c) return true;
+  return name.empty() || name[0] == '_';
+}
+
+struct Instr {
+  const Entry* entry = nullptr;  // null: a kernel of the module this file does not know
+  Args args;
+  py::object fn;    // that kernel (called with the GIL held)
+  py::tuple pyargs;
+};
+
+/// A checked list of kernel calls; holds references to every buffer it uses.
+struct Program {
+  std::vector<Instr> instrs;
+  py::list keep;  // the instructions as given: buffers stay alive with the program
+  int64_t python_calls = 0;
+};
+
+[[noreturn]] void bad(size_t i, const std::string& kernel, const std::string& why) {
+  throw std::invalid_argument("program_compile: instruction " + std::to_string(i) + " (" +
+                              kernel + "): " + why);
+}
+
+std::unique_ptr<Program> program_compile(const py::module_& mod, const py::iterable& instructions) {
+  auto prog = std::make_unique<Program>();
+  size_t i = 0;
+  for (py::handle item : instructions) {
+    std::string name = "?";
+    if (!py::isinstance<py::tuple>(item) && !py::isinstance<py::list>(item))
+      bad(i, name, "expected a (kernel_name, args) pair, got " +
+                       std::string(py::str(py::type::of(item).attr("__name__"))));
+    py::sequence pair = py::reinterpret_borrow<py::sequence>(item);
+    if (pair.size() != 2 || !py::isinstance<py::str>(pair[0]) || !py::isinstance<py::tuple>(pair[1]))
+      bad(i, name, "expected a (kernel_name: str, args: tuple) pair");
+    name = pair[0].cast<std::string>();
+    py::tuple args = pair[1].cast<py::tuple>();
+    Instr ins;
+    const auto& reg = registry();
+    auto it = reg.find(name);
+    if (it == reg.end()) {
+      if (is_control(name) || !py::hasattr(mod, name.c_str()))
+        bad(i, name, "not a kernel of the cpp backend");
+      ins.fn = mod.attr(name.c_str());
+      ins.pyargs = args;
+      ++prog->python_calls;
+    } else {
+      const Entry& e = it->second;
+      ins.entry = &e;
+      if (args.size() != e.kinds.size())
+        bad(i, name, "takes " + std::to_string(e.kinds.size()) + " arguments, got " +
+                         std::to_string(args.size()));
+      int na = 0, ni = 0, nf = 0, ns = 0;
+      for (size_t j = 0; j < e.kinds.size(); ++j) {
+        py::handle v = args[j];
+        const std::string where = "argument " + std::to_string(j) + " ";
+        switch (e.kinds[j]) {
+          case 'A':
+            if (!py::isinstance<Array>(v))
+              bad(i, name, where + "must be a cpp buffer, got " +
+                               std::string(py::str(py::type::of(v).attr("__name__"))));
+            ins.args.A[na++] = &v.cast<Array&>();
+            break;
+          case 'i':
+            if (!py::isinstance<py::int_>(v) || py::isinstance<py::bool_>(v))
+              bad(i, name, where + "must be an int");
+            try {
+              ins.args.I[ni++] = v.cast<int64_t>();
+            } catch (const py::cast_error&) {
+              bad(i, name, where + "does not fit in int64");
+            }
+            break;
+          case 'f':
+            if (!(py::isinstance<py::float_>(v) || py::isinstance<py::int_>(v)) || py::isinstance<py::bool_>(v))
+              bad(i, name, where + "must be a float");
+            ins.args.F[nf++] = v.cast<double>();
+            break;
+          case 'S': {
+            if (!py::isinstance<py::tuple>(v) && !py::isinstance<py::list>(v))
+              bad(i, name, where + "must be a tuple of ints");
+            Shape s;
+            for (py::handle x : v) {
+              if (!py::isinstance<py::int_>(x) || py::isinstance<py::bool_>(x))
+                bad(i, name, where + "must be a tuple of ints");
+              try {
+                s.push_back(x.cast<int64_t>());
+              } catch (const py::cast_error&) {
+                bad(i, name, where + "holds an int that does not fit in int64");
+              }
+            }
+            ins.args.S[ns++] = std::move(s);
+            break;
+          }
+        }
+      }
+      try {
+        e.check(e, ins.args);
+      } catch (const std::exception& ex) {
+        bad(i, name, ex.what());
+      }
+    }
+    prog->keep.append(item);
+    prog->instrs.push_back(std::move(ins));
+    ++i;
+  }
+  return prog;
+}
+
+template <typename E>
+[[noreturn]] void rethrow_at(size_t i, const std::string& name, const char* what) {
+  throw E("program_run: instruction " + std::to_string(i) + " (" + name + "): " + what);
+}
+
+void program_run(Program& prog) {
+  py::gil_scoped_release release;
+  for (size_t i = 0; i < prog.instrs.size(); ++i) {
+    Instr& ins = prog.instrs[i];
+    const std::string* name = ins.entry ? &ins.entry->name : nullptr;
+    try {
+      if (ins.entry) {
+        ins.entry->run(*ins.entry, ins.args);
+      } else {
+        py::gil_scoped_acquire gil;
+        ins.fn(*ins.pyargs);
+      }
+    } catch (py::error_already_set& e) {
+      throw;  // a Python kernel's exception: passed on as it is
+    } catch (const TypeErrorEx& e) {
+      rethrow_at<TypeErrorEx>(i, name ? *name : "kernel", e.what());
+    } catch (const std::invalid_argument& e) {
+      rethrow_at<std::invalid_argument>(i, name ? *name : "kernel", e.what());
+    } catch (const std::out_of_range& e) {
+      rethrow_at<std::out_of_range>(i, name ? *name : "kernel", e.what());
+    }
+  }
+}
+
+}  // namespace
+
+void bind_perf(py::module_& m) {
+  // --- kernels ---
+  m.def("matmul_t", &matmul_t, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("m"),
+        py::arg("n"), py::arg("p"), py::arg("trans_a"), py::arg("trans_b"), Release(),
+        "out (m, p) = op(a) @ op(b); a is stored (n, m) when trans_a, b (p, n) when trans_b.");
+  m.def("batched_matmul_t", &batched_matmul_t, py::arg("a"), py::arg("b"), py::arg("out"),
+        py::arg("batch"), py::arg("m"), py::arg("n"), py::arg("p"), py::arg("trans_a"),
+        py::arg("trans_b"), Release(), "batched matmul_t over compact stacks.");
+  m.def("reduce_sum_mid", &reduce_sum_mid, py::arg("a"), py::arg("out"), py::arg("outer"),
+        py::arg("reduce"), py::arg("inner"), Release(),
+        "out (outer, inner) = sum over axis 1 of compact a (outer, reduce, inner).");
+  m.def("reduce_max_mid", &reduce_max_mid, py::arg("a"), py::arg("out"), py::arg("outer"),
+        py::arg("reduce"), py::arg("inner"), Release(),
+        "out (outer, inner) = max over axis 1 of compact a (outer, reduce, inner).");
+  // --- programs ---
+  py::class_<Program>(m, "Program", "A checked list of kernel calls (program_compile).")
+      .def("__len__", [](const Program& p) { return p.instrs.size(); })
+      .def_property_readonly("python_calls", [](const Program& p) { return p.python_calls; },
+                             "Instructions run through Python (kernels this module's program "
+                             "table does not know).");
+  py::module_ mod = m;
+  m.def("program_compile",
+        [mod](const py::iterable& instructions) { return program_compile(mod, instructions); },
+        py::arg("instructions"),
+        "Check a list of (kernel_name, args) calls once; returns a Program for program_run.");
+  m.def("program_run", &program_run, py::arg("program"),
+        "Run every instruction of a Program in order, in C++ without the GIL.");
+  // --- controls (not part of the contract) ---
+  m.def("cache_info", []() {
+    const CacheStats s = cache_stats();
+    py::dict d;
+    d["cached_bytes"] = s.cached_bytes;
+    d["cached_buffers"] = s.cached_buffers;
+    d["limit_bytes"] = s.limit_bytes;
+    d["hits"] = s.hits;
+    d["misses"] = s.misses;
+    return d;
+  }, "Statistics of the cache of freed buffers.");
+  m.def("empty_cache", &cache_empty, Release(), "Free every cached buffer.");
+  m.def("set_cache_limit_mb", [](int64_t mb) {
+    if (mb < 0) value_error("set_cache_limit_mb", "need a non-negative size, got " + std::to_string(mb));
+    cache_set_limit((size_t)mb << 20);
+  }, py::arg("mb"), "Cap the bytes the buffer cache keeps (0 turns it off).");
+  m.def("conv_direct_max_pixels", &conv_direct_max_pixels,
+        "conv2d_nhwc packs patches straight from the image when h_out * w_out is at most this.");
+  m.def("set_conv_direct_max_pixels", &set_conv_direct_max_pixels, py::arg("pixels"));
+}
+
+}  // namespace needle_cpp
