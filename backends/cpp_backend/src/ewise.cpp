@@ -20,7 +20,7 @@ void check_flat(const char* kernel, int64_t n, std::initializer_list<const Array
 template <typename T, typename F>
 void split(int64_t n, int64_t cost, F&& body) {
   const bool stream = n * (int64_t)sizeof(T) >= (int64_t(16) << 20);
-  parallel_chunks(n, kGrain, threads_for(n * cost),
+  parallel_chunks(n, kGrain, threads_for(saturating_mul(n, cost)),
                   [&](int64_t b, int64_t e) { body(b, e, stream); });
 }
 

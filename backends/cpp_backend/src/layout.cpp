@@ -54,7 +54,7 @@ bool non_overlapping(const View& v) {
 template <typename F>
 void parallel_ranges(int64_t n, int64_t work, F&& body, bool allow_parallel = true) {
   const int threads = allow_parallel ? threads_for(work) : 1;
-  const int64_t per_item = std::max<int64_t>(1, work / std::max<int64_t>(n, 1));
+  const int64_t per_item = std::clamp<int64_t>(work / std::max<int64_t>(n, 1), 1, kGrain);
   parallel_chunks(n, (kGrain + per_item - 1) / per_item, threads, body);
 }
 
@@ -197,6 +197,7 @@ void gather_view(const Array& a, const View& v, void* dst) {
 
 void compact(const Array& a, Array& out, const Shape& shape, const Shape& strides, int64_t offset) {
   const View v = make_view("compact", a, shape, strides, offset);
+  check_same_dtype("compact", a, out);
   check_size("compact", "output", out, v.size);
   if (v.size == 0) return;
   std::unique_ptr<Array> tmp;
@@ -217,6 +218,7 @@ void compact(const Array& a, Array& out, const Shape& shape, const Shape& stride
 void ewise_setitem(const Array& a, Array& out, const Shape& shape, const Shape& strides,
                    int64_t offset) {
   const View v = make_view("ewise_setitem", out, shape, strides, offset);
+  check_same_dtype("ewise_setitem", a, out);
   check_size("ewise_setitem", "source", a, v.size);
   if (v.size == 0) return;
   std::unique_ptr<Array> tmp;
@@ -236,11 +238,17 @@ void ewise_setitem(const Array& a, Array& out, const Shape& shape, const Shape& 
 
 void scalar_setitem(int64_t size, double value, Array& out, const Shape& shape,
                     const Shape& strides, int64_t offset) {
-  const View v = make_view("scalar_setitem", out, shape, strides, offset);
-  if (v.size != size)
+  const View full = make_view("scalar_setitem", out, shape, strides, offset);
+  if (full.size != size)
     value_error("scalar_setitem", "size " + std::to_string(size) + " does not match the view's " +
-                                      std::to_string(v.size) + " elements");
-  if (v.size == 0) return;
+                                      std::to_string(full.size) + " elements");
+  if (full.size == 0) return;
+  // Stride-0 axes only repeat elements: write each element once (a broadcast view of
+  // 2**40 elements over one element takes one store, not minutes).
+  Shape dims, steps;
+  for (size_t i = 0; i < shape.size(); ++i)
+    if (strides[i] != 0) dims.push_back(shape[i]), steps.push_back(strides[i]);
+  const View v = make_view("scalar_setitem", out, dims, steps, offset);
   with_dtype(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* o = out.data<T>();

@@ -10,6 +10,12 @@
 
 namespace needle_cpp {
 
+/// a*b for work estimates (thread counts, task sizes): INT64_MAX instead of overflowing.
+inline int64_t saturating_mul(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
 /// Elements of work per task: about 256 KiB of float32, large enough to amortise scheduling.
 constexpr int64_t kGrain = 1 << 16;
 

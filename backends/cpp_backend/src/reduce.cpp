@@ -26,8 +26,10 @@ void check_rows(const char* kernel, const Array& a, const Array& out, int64_t re
 /// Calls row_fn(i) for every row, in parallel tasks of rows when the work is large.
 template <typename F>
 void for_each_row(int64_t rows, int64_t reduce_size, int64_t cost, F&& row_fn) {
-  const int64_t per_row = std::max<int64_t>(1, reduce_size * cost);
-  parallel_chunks(rows, (kGrain + per_row - 1) / per_row, rows > 1 ? threads_for(rows * per_row) : 1,
+  // Saturating products: a reduce_size near 2**62 must not overflow into a zero grain.
+  const int64_t per_row = std::max<int64_t>(1, saturating_mul(reduce_size, cost));
+  parallel_chunks(rows, per_row >= kGrain ? 1 : (kGrain + per_row - 1) / per_row,
+                  rows > 1 ? threads_for(saturating_mul(rows, per_row)) : 1,
                   [&](int64_t b, int64_t e) {
                     for (int64_t i = b; i < e; ++i) row_fn(i);
                   });

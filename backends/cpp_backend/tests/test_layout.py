@@ -81,12 +81,27 @@ def test_scalar_setitem(core, dtype, case):
     np.testing.assert_array_equal(get(out), want)
 
 
-def test_compact_casts_between_dtypes(core):
-    # The reference backend assigns across dtypes; so do we.
-    flat = rand(12, "float64")
-    out = core.alloc(12, "float32")
-    core.compact(put(flat), out, (4, 3), (1, 4), 0)
-    np.testing.assert_array_equal(get(out, (4, 3)), flat.reshape(3, 4).T.astype(np.float32))
+def test_compact_and_setitem_refuse_mixed_dtypes(core):
+    # The contract: a and out share one dtype (TypeError naming the kernel otherwise).
+    a, out = put(rand(12, "float64")), core.alloc(12, "float32")
+    with pytest.raises(TypeError, match="compact: dtype mismatch"):
+        core.compact(a, out, (4, 3), (1, 4), 0)
+    with pytest.raises(TypeError, match="ewise_setitem: dtype mismatch"):
+        core.ewise_setitem(a, out, (4, 3), (1, 4), 0)
+
+
+def test_scalar_setitem_on_a_huge_stride0_view_is_one_store(core):
+    # 2**40 repeats of one element: each element is written once, not 2**40 times.
+    h = put(np.zeros(4))
+    core.scalar_setitem(2**40, 2.5, h, (2**20, 2**20), (0, 0), 1)
+    np.testing.assert_array_equal(get(h), [0.0, 2.5, 0.0, 0.0])
+
+
+def test_softmax_last_with_a_huge_reduce_size_does_not_crash(core):
+    # reduce_size 2**62 overflowed the row-cost product (SIGFPE); no row fits: a no-op.
+    a, out = put(np.ones(8)), put(np.zeros(8))
+    core.softmax_last(a, out, 2**62)
+    np.testing.assert_array_equal(get(out), np.zeros(8))
 
 
 def test_compact_into_same_buffer(core, dtype):

@@ -7,6 +7,9 @@ a 1-D NumPy array.
 
 from __future__ import annotations
 
+import functools
+import sys
+
 import numpy as np
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -24,6 +27,20 @@ class Buffer:
 
     def __repr__(self) -> str:
         return f"Buffer(size={self.size}, dtype={self.dtype})"
+
+    @property
+    def ptr(self) -> HandlePtr:
+        """Address of the first element: an int, also callable as ``ptr()`` (course API)."""
+        return HandlePtr(self.array.ctypes.data)
+
+
+class HandlePtr(int):
+    """A buffer address: an int that can also be called, as the course's ``ptr()``."""
+
+    __slots__ = ()
+
+    def __call__(self) -> int:
+        return int(self)
 
 
 def _check(kernel: str, *handles: Buffer) -> None:
@@ -123,7 +140,9 @@ def scalar_setitem(size: int, value: float, out: Buffer, shape, strides, offset)
     view = _view("scalar_setitem", out, shape, strides, offset)
     if view.size != size:
         raise ValueError(f"scalar_setitem: size {size} does not match view of {view.size}")
-    view[...] = value
+    # Stride-0 axes only repeat elements: write each element once (a broadcast view of
+    # 2**40 elements takes one store, not minutes).
+    view[tuple(slice(0, 1) if st == 0 else slice(None) for st in view.strides)] = value
 
 
 # --- element-wise ----------------------------------------------------------------------
@@ -135,8 +154,11 @@ def _binary(name: str, fn):
 
     def scalar(a: Buffer, value: float, out: Buffer) -> None:
         x, o = _flat(f"scalar_{name}", out.size, a, out)
+        v = o.dtype.type(value)
+        if fn is np.power:  # NumPy turns x ** 0.5 into sqrt (NaN for -inf); C's pow gives inf
+            v = np.full(o.shape, v)
         with np.errstate(all="ignore"):
-            fn(x, o.dtype.type(value), out=o, casting="unsafe")
+            fn(x, v, out=o, casting="unsafe")
 
     ewise.__name__, scalar.__name__ = f"ewise_{name}", f"scalar_{name}"
     return ewise, scalar
@@ -233,7 +255,16 @@ def ewise_where(cond: Buffer, a: Buffer, b: Buffer, out: Buffer) -> None:
     np.copyto(o, np.where(c != 0, x, y))
 
 
+def _dims(kernel: str, **dims: int) -> None:
+    for what, v in dims.items():
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise TypeError(f"{kernel}: {what} must be an int, got {type(v).__name__}")
+        if v < 0:
+            raise ValueError(f"{kernel}: negative {what} {v}")
+
+
 def matmul(a: Buffer, b: Buffer, out: Buffer, m: int, n: int, p: int) -> None:
+    _dims("matmul", m=m, n=n, p=p)
     (x,) = _flat("matmul", m * n, a)
     (y,) = _flat("matmul", n * p, b)
     (o,) = _flat("matmul", m * p, out)
@@ -243,9 +274,48 @@ def matmul(a: Buffer, b: Buffer, out: Buffer, m: int, n: int, p: int) -> None:
 
 
 def batched_matmul(a: Buffer, b: Buffer, out: Buffer, batch: int, m: int, n: int, p: int) -> None:
+    _dims("batched_matmul", batch=batch, m=m, n=n, p=p)
     (x,) = _flat("batched_matmul", batch * m * n, a)
     (y,) = _flat("batched_matmul", batch * n * p, b)
     (o,) = _flat("batched_matmul", batch * m * p, out)
     if not (a.dtype == b.dtype == out.dtype):
         raise TypeError(f"batched_matmul: dtype mismatch {a.dtype}, {b.dtype}, {out.dtype}")
     np.matmul(x.reshape(batch, m, n), y.reshape(batch, n, p), out=o.reshape(batch, m, p))
+
+
+# --- errors name the kernel ----------------------------------------------------------
+_BUILTIN_ERRORS = (MemoryError, IndexError, TypeError, ValueError)
+
+
+def _named(fn):
+    """``fn`` whose NumPy errors (``ValueError``, ``TypeError``, ``IndexError``,
+    ``MemoryError``; ``OverflowError`` becomes ``ValueError``) start with the kernel's name,
+    as the contract asks, raised as the built-in type."""
+    name = fn.__name__
+    prefix = f"{name}: "
+
+    @functools.wraps(fn)
+    def kernel(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (*_BUILTIN_ERRORS, OverflowError) as exc:
+            message = str(exc)
+            if message.startswith(prefix) and type(exc) in _BUILTIN_ERRORS:
+                raise
+            cls = next((c for c in _BUILTIN_ERRORS if isinstance(exc, c)), ValueError)
+            raise cls(prefix + (message or type(exc).__name__)) from exc
+
+    return kernel
+
+
+def _name_errors() -> None:
+    from needle.backends import KERNELS
+
+    module = sys.modules[__name__]
+    for kname in KERNELS:
+        fn = getattr(module, kname, None)
+        if callable(fn) and fn.__module__ == __name__:
+            setattr(module, kname, _named(fn))
+
+
+_name_errors()

@@ -22,7 +22,40 @@ Conventions shared by every kernel
 * Comparison kernels write 1.0 where the relation holds and 0.0 elsewhere, in the
   dtype of the inputs (NaN compares unequal, so ``ewise_ne`` is 1.0 there).
 * Every kernel must check sizes, dtypes and bounds before touching memory and raise
-  ``ValueError``/``TypeError``/``IndexError`` with a message naming the kernel.
+  ``ValueError``/``TypeError``/``IndexError`` with a message naming the kernel
+  (``MemoryError`` where a size cannot be allocated). Size products must not overflow
+  silently: a product past int64 is a ``ValueError``.
+
+IEEE semantics and edge rows
+----------------------------
+* Results are the IEEE 754 results of the operation *in the buffer's dtype*, as NumPy
+  gives them: ``x / 0`` is ``±inf`` and ``0 / 0`` is NaN; NaN and ``±inf`` propagate
+  through every arithmetic, unary and reduction kernel, wherever they sit in a row;
+  overflow gives ``±inf`` in the buffer's dtype (``exp(100)`` is finite in float64).
+* A scalar kernel first rounds ``value`` to the buffer's dtype and then computes in that
+  dtype (``float32 [0.1, 0.2] == 0.1`` is ``[1, 0]``).
+* ``power`` is C's ``pow`` applied element by element: a negative base with an integer
+  exponent is finite (``(-2) ** 3 == -8``), with a non-integer exponent NaN; the scalar
+  form is the element-wise form with ``b`` filled with ``value`` (no ``sqrt`` shortcut).
+* Comparisons are exact (no tolerance); any comparison with NaN is 0 except ``ne``.
+  ``maximum`` is NaN when either input is NaN.
+* Edge rows are stated per kernel: ``reduce_sum`` of size-0 rows is 0, ``logsumexp_last``
+  of size-0 or all ``-inf`` rows is ``-inf``, ``reduce_argmax`` reports the first NaN.
+
+Memory discipline and aliasing
+------------------------------
+* A kernel writes only ``out`` (and only its first ``out.size`` elements, or the view it
+  is given); every other handle it receives is left unchanged.
+* A kernel that raises leaves ``out`` unchanged: all checks come before the first write.
+* ``out`` may be the very same handle as an input of the same size and dtype in the
+  ``ewise_binary``, ``scalar_binary`` and ``ewise_unary`` kernels, ``ewise_where`` and
+  ``softmax_last`` (in-place updates); the result must equal the one with a separate
+  ``out``, as if every input were read before ``out`` is written. In every other kernel
+  ``out`` is a fresh buffer that shares no memory with an input. Handles never overlap
+  partially: a handle is a whole buffer.
+* ``to_numpy`` returns a new array that owns its memory (later kernel calls do not
+  change it, and writing to it does not change the buffer); ``from_numpy`` copies (the
+  caller may change or free its array afterwards).
 
 NumPy references (``KernelSpec.reference``), by family
 ------------------------------------------------------
@@ -53,6 +86,7 @@ changes meaning; ``tests/test_contract_snapshot.py`` guards against silent chang
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -325,7 +359,8 @@ _BUFFER = (
         "buffer",
         ("src", "out"),
         None,
-        "Copy a 1-D C-contiguous NumPy array of out's dtype and size into out.",
+        "Copy a 1-D C-contiguous NumPy array of out's size into out, converting it to "
+        "out's dtype (a cast, as NumPy assignment does); out keeps no reference to src.",
         True,
         errors=(
             _err(
@@ -341,7 +376,8 @@ _BUFFER = (
         "buffer",
         ("a", "shape", "strides", "offset"),
         "ndarray",
-        "A new NumPy array (owning its memory) holding the strided view of a.",
+        "A new NumPy array (owning its memory) holding the strided view of a; writing to "
+        "it leaves a unchanged.",
         True,
         reference=_ref_view,
         errors=(
@@ -359,7 +395,7 @@ _BUFFER = (
         "buffer",
         ("out", "value"),
         None,
-        "Set every element of out to value.",
+        "Set every element of out to value, rounded to out's dtype.",
         True,
         reference=lambda out, value: np.full_like(np.asarray(out), value),
     ),
@@ -389,7 +425,9 @@ _LAYOUT = (
         "layout",
         ("a", "out", "shape", "strides", "offset"),
         None,
-        "Write the strided view (shape, strides, offset) of a into out in row-major order.",
+        "Write the strided view (shape, strides, offset) of a into out in row-major order. "
+        "a and out have the same dtype (TypeError otherwise); out holds at least the "
+        "view's element count. Views may repeat elements (stride 0).",
         True,
         reference=_ref_view,
         errors=(
@@ -406,6 +444,13 @@ _LAYOUT = (
                 ValueError,
                 lambda k, d, o: (_buf(k, 6, d), _buf(k, 5, d), (2, 3), (3, 1), 0),
             ),
+            _err(
+                "dtype_mismatch",
+                "a and out of different dtypes",
+                TypeError,
+                lambda k, d, o: (_buf(k, 6, d), _buf(k, 6, o), (2, 3), (3, 1), 0),
+                needs_other_dtype=True,
+            ),
         ),
     ),
     KernelSpec(
@@ -413,7 +458,9 @@ _LAYOUT = (
         "layout",
         ("a", "out", "shape", "strides", "offset"),
         None,
-        "Write the compact a into the strided view (shape, strides, offset) of out.",
+        "Write the compact a into the strided view (shape, strides, offset) of out. a and "
+        "out have the same dtype (TypeError otherwise) and a holds at least the view's "
+        "element count (ValueError otherwise).",
         True,
         reference=_ref_ewise_setitem,
         errors=(
@@ -424,6 +471,19 @@ _LAYOUT = (
                 lambda k, d, o: (_buf(k, 6, d), _buf(k, 6, d), (2, 3), (4, 1), 0),
                 also=_OOB,
             ),
+            _err(
+                "short_input",
+                "a smaller than the view",
+                ValueError,
+                lambda k, d, o: (_buf(k, 5, d), _buf(k, 6, d), (2, 3), (3, 1), 0),
+            ),
+            _err(
+                "dtype_mismatch",
+                "a and out of different dtypes",
+                TypeError,
+                lambda k, d, o: (_buf(k, 6, o), _buf(k, 6, d), (2, 3), (3, 1), 0),
+                needs_other_dtype=True,
+            ),
         ),
     ),
     KernelSpec(
@@ -431,7 +491,9 @@ _LAYOUT = (
         "layout",
         ("size", "value", "out", "shape", "strides", "offset"),
         None,
-        "Set every element of the strided view of out to value; size is the view's element count.",
+        "Set every element of the strided view of out to value (rounded to out's dtype); "
+        "size is the view's element count (ValueError otherwise). A view with stride-0 "
+        "axes writes each element once (no time proportional to the repeats).",
         True,
         reference=_ref_scalar_setitem,
         errors=(
@@ -441,6 +503,12 @@ _LAYOUT = (
                 IndexError,
                 lambda k, d, o: (6, 0.0, _buf(k, 5, d), (2, 3), (3, 1), 0),
                 also=_OOB,
+            ),
+            _err(
+                "size_mismatch",
+                "size differs from the view's element count",
+                ValueError,
+                lambda k, d, o: (5, 0.0, _buf(k, 6, d), (2, 3), (3, 1), 0),
             ),
         ),
     ),
@@ -452,7 +520,8 @@ _REDUCE_MATMUL = (
         "reduce",
         ("a", "out", "reduce_size"),
         None,
-        "out[i] = sum(a[i*reduce_size:(i+1)*reduce_size]) for i < out.size.",
+        "out[i] = sum(a[i*reduce_size:(i+1)*reduce_size]) for i < out.size. reduce_size 0 "
+        "gives 0; NaN anywhere in a row gives NaN, inf + -inf gives NaN.",
         True,
         reference=lambda rows: np.asarray(rows).sum(axis=1),
         errors=(
@@ -469,7 +538,8 @@ _REDUCE_MATMUL = (
         "reduce",
         ("a", "out", "reduce_size"),
         None,
-        "Like reduce_sum with max. reduce_size >= 1.",
+        "Like reduce_sum with max. reduce_size >= 1. A NaN anywhere in a row gives NaN; "
+        "a row of all -inf gives -inf.",
         True,
         reference=lambda rows: np.asarray(rows).max(axis=1),
         exact=True,
@@ -487,7 +557,8 @@ _REDUCE_MATMUL = (
         "matmul",
         ("a", "b", "out", "m", "n", "p"),
         None,
-        "Compact (m, n) @ (n, p) -> compact (m, p). n may be 0 (out is zeros).",
+        "Compact (m, n) @ (n, p) -> compact (m, p), for any m, n, p (one row, one column, "
+        "odd remainders). n may be 0 (out is zeros).",
         True,
         reference=lambda a, b: np.asarray(a) @ np.asarray(b),
         errors=(
@@ -507,8 +578,21 @@ _BINARY: dict[str, tuple[str, Callable[..., Any], bool, tuple[str, str], tuple[f
     "add": ("a + b", np.add, False, ("normal", "normal"), (1.25, -3.0)),
     "sub": ("a - b", np.subtract, False, ("normal", "normal"), (1.25, -3.0)),
     "mul": ("a * b", np.multiply, False, ("normal", "normal"), (1.25, -3.0)),
-    "div": ("a / b", np.divide, False, ("normal", "nonzero"), (2.5, -0.75)),
-    "power": ("a ** b", np.power, False, ("positive", "normal"), (2.0, 0.5, -1.5, 3.0)),
+    "div": (
+        "a / b (IEEE: x / 0 is +-inf, 0 / 0 is NaN)",
+        np.divide,
+        False,
+        ("normal", "nonzero"),
+        (2.5, -0.75),
+    ),
+    "power": (
+        "a ** b, as C's pow (a negative base with an integer exponent is finite, with a "
+        "non-integer one NaN)",
+        np.power,
+        False,
+        ("positive", "normal"),
+        (2.0, 0.5, -1.5, 3.0),
+    ),
     "maximum": (
         "max(a, b) (NaN if either is NaN)",
         np.maximum,
@@ -534,10 +618,10 @@ _BINARY: dict[str, tuple[str, Callable[..., Any], bool, tuple[str, str], tuple[f
 _UNARY: dict[str, tuple[str, Callable[..., Any], str]] = {
     "neg": ("-a", np.negative, "normal"),
     "abs": ("|a|", np.abs, "normal"),
-    "log": ("natural logarithm", np.log, "positive"),
-    "exp": ("e ** a", np.exp, "normal"),
-    "tanh": ("hyperbolic tangent", np.tanh, "normal"),
-    "sqrt": ("square root", np.sqrt, "positive"),
+    "log": ("natural logarithm (NaN for a < 0, -inf for +-0)", np.log, "positive"),
+    "exp": ("e ** a (inf past the dtype's range, 0 below it)", np.exp, "normal"),
+    "tanh": ("hyperbolic tangent (+-1 for large |a|, never NaN for finite a)", np.tanh, "normal"),
+    "sqrt": ("square root (NaN for a < 0)", np.sqrt, "positive"),
     "sin": ("sine", np.sin, "normal"),
     "cos": ("cosine", np.cos, "normal"),
 }
@@ -577,28 +661,46 @@ _EWISE_ERRORS: dict[str, tuple[ErrorCase, ...]] = {
 }
 
 
+def _scalar_form(ref: Callable[..., Any]) -> Callable[..., Any]:
+    """The scalar reference: ``ref(a, b)`` with ``b`` an array of ``value`` like ``a``.
+
+    NumPy takes shortcuts for some scalar exponents (``x ** 0.5`` is ``sqrt``, which gives
+    NaN for ``-inf`` where C's ``pow`` gives ``inf``); the array form has none.
+    """
+
+    def scalar_ref(a: Any, value: float) -> Any:
+        a = np.asarray(a)
+        return ref(a, np.full(a.shape, value, dtype=a.dtype))
+
+    scalar_ref.__name__ = getattr(ref, "__name__", "reference")
+    scalar_ref.__doc__ = ref.__doc__
+    return scalar_ref
+
+
 def _elementwise() -> list[KernelSpec]:
     specs = []
     for name, (words, fn, comparison, kinds, values) in _BINARY.items():
-        ref = _comparison(fn) if comparison else _quiet(fn)
+        ewise_ref = _comparison(fn) if comparison else _quiet(fn)
         for prefix, family, params, text, inputs in (
             ("ewise", "ewise_binary", ("a", "b", "out"), words, kinds),
             (
                 "scalar",
                 "scalar_binary",
                 ("a", "value", "out"),
-                words.replace("b", "value"),
+                re.sub(r"\bb\b", "value", words),
                 kinds[:1],
             ),
         ):
             kname = f"{prefix}_{name}"
+            ref = ewise_ref if prefix == "ewise" else _scalar_form(ewise_ref)
+            more = " value is first rounded to a's dtype." if prefix == "scalar" else ""
             specs.append(
                 KernelSpec(
                     kname,
                     family,
                     params,
                     None,
-                    f"out = {text}, element-wise.",
+                    f"out = {text}, element-wise.{more}",
                     True,
                     reference=ref,
                     errors=_EWISE_ERRORS.get(kname, ()),
@@ -633,7 +735,8 @@ _OPTIONAL = (
         "optional",
         ("a", "b", "out", "batch", "m", "n", "p"),
         None,
-        "Compact (batch, m, n) @ (batch, n, p) -> compact (batch, m, p).",
+        "Compact (batch, m, n) @ (batch, n, p) -> compact (batch, m, p), for any sizes "
+        "(one-row and one-column operands included).",
         False,
         reference=lambda a, b: np.matmul(a, b),
     ),
@@ -643,7 +746,8 @@ _OPTIONAL = (
         ("a", "out", "reduce_size"),
         None,
         "Numerically stable log(sum(exp(row))) over compact rows of reduce_size elements "
-        "(max-shifted; rows whose max is -inf give -inf).",
+        "(max-shifted). reduce_size 0 and rows of all -inf give -inf; a +inf in a row "
+        "gives inf; a NaN gives NaN.",
         False,
         reference=_logsumexp_last,
     ),
@@ -652,7 +756,9 @@ _OPTIONAL = (
         "optional",
         ("a", "out", "reduce_size"),
         None,
-        "Stable softmax over compact rows of reduce_size elements; out has a's size.",
+        "Stable softmax (max-shifted) over compact rows of reduce_size >= 1 elements; "
+        "out has a's size and may be a. Large finite inputs never overflow; a row holding "
+        "+inf or NaN gives NaN, as the reference does.",
         False,
         reference=_softmax_last,
     ),
@@ -662,7 +768,8 @@ _OPTIONAL = (
         ("x", "w", "out", "n", "h", "w_", "c_in", "k", "c_out", "stride"),
         None,
         "Valid (unpadded) convolution of compact NHWC x with compact KKIO weights w into "
-        "compact (n, (h-k)//stride+1, (w_-k)//stride+1, c_out).",
+        "compact (n, (h-k)//stride+1, (w_-k)//stride+1, c_out). h and w_ may differ; any "
+        "c_in and c_out.",
         False,
         reference=_conv2d_nhwc,
     ),
@@ -671,7 +778,8 @@ _OPTIONAL = (
         "optional",
         ("cond", "a", "b", "out"),
         None,
-        "out = a where cond != 0 else b.",
+        "out = a where cond != 0 else b (a NaN cond selects a). cond is a handle of the "
+        "same dtype and size as a and b (1.0/0.0 as the comparisons write them).",
         False,
         reference=_where,
     ),
@@ -680,7 +788,8 @@ _OPTIONAL = (
         "optional",
         ("a", "out", "reduce_size"),
         None,
-        "Index (as a float) of the first maximum of each compact row.",
+        "Index (as a float in a's dtype) of the first maximum of each compact row; a NaN "
+        "counts as the maximum (the first NaN's index). reduce_size >= 1.",
         False,
         reference=_reduce_argmax,
     ),
