@@ -1,5 +1,6 @@
 // Python bindings: the Array handle, every kernel of the contract and a few controls.
 #include <omp.h>
+#include <pybind11/eval.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -12,6 +13,10 @@
 
 namespace py = pybind11;
 using namespace needle_cpp;
+
+namespace needle_cpp {
+void bind_perf(py::module_& m);  // perf_module.cpp: matmul_t, reduce_*_mid, programs, cache
+}  // namespace needle_cpp
 
 namespace {
 
@@ -91,12 +96,21 @@ PYBIND11_MODULE(_core, m) {
     }
   });
 
+  // The address as an int that can also be called: ``h.ptr`` (an int) and the course's
+  // ``h.ptr()`` both work. Leaked on purpose: it must outlive the module at shutdown.
+  auto* handle_ptr = new py::object(py::eval(
+      "type('HandlePtr', (int,), {'__call__': lambda self: int(self), '__slots__': (), "
+      "'__module__': 'needle_cpp._core', "
+      "'__doc__': 'A buffer address: an int, also callable as ptr() (the course API).'})"));
+  m.attr("HandlePtr") = *handle_ptr;
+
   py::class_<Array>(m, "Array", "A flat, 64-byte aligned buffer of float32 or float64 elements.")
       .def_property_readonly("size", &Array::size, "Number of elements.")
       .def_property_readonly("dtype", [](const Array& a) { return dtype_name(a.dtype()); },
                              "'float32' or 'float64'.")
-      .def_property_readonly("ptr", [](const Array& a) { return (uintptr_t)a.raw(); },
-                             "Address of the first element (for debugging).")
+      .def_property_readonly(
+          "ptr", [handle_ptr](const Array& a) { return (*handle_ptr)((uintptr_t)a.raw()); },
+          "Address of the first element: an int, also callable as ptr() (the course API).")
       .def("__repr__", [](const Array& a) {
         return "Array(size=" + std::to_string(a.size()) + ", dtype=" + dtype_name(a.dtype()) + ")";
       });
@@ -156,4 +170,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("best_simd_level", &best_simd_level, "The best instruction set this CPU supports.");
   m.def("set_simd_level", &set_simd_level, py::arg("level"),
         "Use a lower instruction set (for tests and comparisons).");
+  bind_perf(m);
 }

@@ -48,6 +48,20 @@ class CudaBuffer:
     def __repr__(self) -> str:
         return f"CudaBuffer(size={self.size}, dtype={self.dtype}, device=cuda:{self.device})"
 
+    @property
+    def ptr(self) -> HandlePtr:
+        """Device address of the first element: an int, also callable as ``ptr()``."""
+        return HandlePtr(self.array.data.ptr)
+
+
+class HandlePtr(int):
+    """A buffer address: an int that can also be called, as the course's ``ptr()``."""
+
+    __slots__ = ()
+
+    def __call__(self) -> int:
+        return int(self)
+
 
 class CudaKernels:
     """Every kernel of the needle contract for one CUDA device."""

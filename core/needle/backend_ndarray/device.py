@@ -24,9 +24,13 @@ class Device:
     ``enabled() == False``.
     """
 
-    def __init__(self, name: str, index: int = 0) -> None:
+    def __init__(self, name: str, index: int = 0, label: str | None = None) -> None:
         self.name = name
         self.index = index
+        # the course's name ("cpu()", "cuda()") for the devices cpu() and cuda() return;
+        # arrays are made on the plain device, so errors name the backend
+        self._label = label
+        self._plain = self
 
     # --- identity ----------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
@@ -43,6 +47,8 @@ class Device:
         )
 
     def __str__(self) -> str:
+        if self._label is not None:
+            return self._label
         return self.name if self.index == 0 else f"{self.name}:{self.index}"
 
     # --- the backend behind it ---------------------------------------------------
@@ -114,6 +120,8 @@ def forget_devices(name: str) -> None:
     """Drop cached devices of backend ``name`` (after it is unregistered)."""
     for key in [k for k in _DEVICES if k[0] == name]:
         del _DEVICES[key]
+    for akey in [k for k in _ALIASES if k[0] == name]:
+        del _ALIASES[akey]
 
 
 on_unregister(forget_devices)
@@ -126,7 +134,7 @@ def device(spec: str | Device | None = None) -> Device:
     :class:`BackendError` naming the installed backends when the name is unknown.
     """
     if isinstance(spec, Device):
-        return spec
+        return spec._plain
     if spec is None:
         return default_device()
     if not isinstance(spec, str):
@@ -161,26 +169,47 @@ def default_device() -> Device:
     name = os.environ.get("NEEDLE_BACKEND", "").strip()
     if name:
         return _usable_or_raise(name)
-    backends = REGISTRY.backends()
-    for candidate in ("cpp", "numpy"):
-        b = backends.get(candidate)
+    for candidate in ("cpp", "numpy"):  # by name: imports no other plugin
+        b = REGISTRY.find(candidate)
         if b is not None and b.status().usable:
             return device(candidate)
-    for b in backends.values():
+    for b in REGISTRY.backends().values():
         if b.status().usable:
             return device(b.name)
     raise BackendError("needle found no usable backend. " + REGISTRY.summary())
 
 
+def _course_device(dev: Device, label: str) -> Device:
+    """``dev`` under the course's name: equal to ``dev``, but ``str()`` is ``label``."""
+    key = (dev.name, dev.index, label)
+    alias = _ALIASES.get(key)
+    if alias is None:
+        alias = Device(dev.name, dev.index, label)
+        alias._plain = dev
+        alias = _ALIASES.setdefault(key, alias)
+    return alias
+
+
+_ALIASES: dict[tuple[str, int, str], Device] = {}
+
+
 def cpu() -> Device:
-    """The C++ backend when installed and usable, else the NumPy backend (course API)."""
-    b = REGISTRY.backends().get("cpp")
-    return device("cpp") if b is not None and b.status().usable else cpu_numpy()
+    """The CPU device of the course's API; ``str(cpu()) == "cpu()"``.
+
+    ``NEEDLE_BACKEND``'s backend when it names one other than ``cuda``; else the C++
+    backend when usable, else the NumPy backend. It equals ``device(name)``.
+    """
+    name = os.environ.get("NEEDLE_BACKEND", "").strip()
+    if name and name.partition(":")[0] != "cuda":
+        return _course_device(_usable_or_raise(name), "cpu()")
+    b = REGISTRY.find("cpp")
+    dev = device("cpp") if b is not None and b.status().usable else device("numpy")
+    return _course_device(dev, "cpu()")
 
 
 def cpu_numpy() -> Device:
-    """The NumPy reference backend."""
-    return device("numpy")
+    """The NumPy reference backend; ``str(cpu_numpy()) == "cpu_numpy()"``."""
+    return _course_device(device("numpy"), "cpu_numpy()")
 
 
 def cuda(index: int = 0) -> Device:
@@ -193,9 +222,9 @@ def cuda(index: int = 0) -> Device:
     dev = _DEVICES.get(key)
     if dev is None:
         dev = Device("cuda", index)
-        if "cuda" in REGISTRY.backends():
-            _DEVICES[key] = dev
-    return dev
+        if REGISTRY.find("cuda") is not None:
+            dev = _DEVICES.setdefault(key, dev)
+    return _course_device(dev, "cuda()" if index == 0 else f"cuda({index})")
 
 
 def all_devices() -> list[Device]:

@@ -43,7 +43,9 @@ def normalize_dtype(dtype: Any) -> str:
     """``"float32"`` for ``None``, ``np.float32``, ``"float32"``...; ``TypeError`` otherwise."""
     if dtype is None:
         return "float32"
-    if dtype in DTYPES:  # the common case; np.dtype(...).name is slow
+    # the common case; np.dtype(...).name is slow. Only for str: np.dtype("float64") also
+    # compares equal to "float64" but must become the name
+    if dtype.__class__ is str and dtype in DTYPES:
         return dtype
     try:
         name = np.dtype(dtype).name
@@ -110,7 +112,7 @@ class NDArray:
     def __init__(self, other: Any, device: Device | str | None = None, dtype: Any = None) -> None:
         if isinstance(other, NDArray):
             dev = other.device if device is None else _device(device)
-            src = other if dtype is None else other.astype(normalize_dtype(dtype))
+            src = other if dtype is None else other._cast(normalize_dtype(dtype))
             if dev == src.device:
                 self._init(src.compact() if src is not other else src.copy())
             else:
@@ -153,7 +155,7 @@ class NDArray:
         arr._shape = shape = tuple(shape)
         arr._strides = compact_strides(shape) if strides is None else tuple(strides)
         arr._offset = offset
-        dev = default_device() if device is None else device
+        dev = default_device() if device is None else device._plain
         arr._device = dev
         if handle is None:
             arr._dtype = dtype
@@ -204,6 +206,29 @@ class NDArray:
         """A NumPy copy of this array."""
         return self._device.to_numpy(self._handle, self._shape, self._strides, self._offset)
 
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """``np.asarray(x)``: a NumPy copy, so every NumPy function takes an NDArray."""
+        out = self.numpy()
+        return out if dtype is None else out.astype(dtype)
+
+    @property
+    def flat(self) -> Any:
+        """A writable flat (row-major) view: ``x.flat[j] += eps`` changes ``x`` in place.
+
+        As in the course, a compact array gives ``reshape((size,))`` (an NDArray over the
+        same buffer); any other gives an indexer that reads and writes through the view.
+        """
+        if self.is_compact():
+            return self.reshape((self.size,))
+        return _FlatIndexer(self)
+
+    def process_slice(self, sl: slice, dim: int) -> slice:
+        """``sl`` with ``None`` and negative bounds resolved against axis ``dim``."""
+        start, stop, step = sl.indices(self._shape[dim])
+        if step <= 0:
+            raise ValueError(f"process_slice: slice steps must be positive, got {step}")
+        return slice(start, max(start, stop), step)
+
     def fill(self, value: float) -> None:
         """Set every element to ``value`` (in place, through the view)."""
         if self.is_compact() and self.size == self._handle.size:
@@ -252,9 +277,20 @@ class NDArray:
         self._device.compact(self._handle, out._handle, self._shape, self._strides, self._offset)
         return out
 
-    def astype(self, dtype: Any) -> NDArray:
-        """A copy converted to ``dtype`` (this array itself when the dtype matches)."""
-        dtype = self._device.check_dtype(normalize_dtype(dtype))
+    def astype(self, dtype: Any) -> Any:
+        """A copy converted to ``dtype`` (this array itself when the dtype matches).
+
+        A NumPy dtype this backend does not store (``"int64"``, ``bool``...) gives a
+        NumPy array of that dtype instead, as ``ndarray.astype`` would.
+        """
+        dtype = normalize_dtype(dtype)
+        if dtype not in self._device.dtypes:
+            return self.numpy().astype(dtype)
+        return self._cast(dtype)
+
+    def _cast(self, dtype: str) -> NDArray:
+        """``astype`` within this backend's dtypes (``TypeError`` naming it otherwise)."""
+        dtype = self._device.check_dtype(dtype)
         if dtype == self._dtype:
             return self
         out = NDArray.make(self._shape, device=self._device, dtype=dtype)
@@ -413,11 +449,16 @@ class NDArray:
             self._same_device(other, "setitem")
             if other.shape != view.shape:
                 other = other.broadcast_to(view.shape)
-            src = other.astype(self._dtype)._compact_handle()
+            src = other._cast(self._dtype)._compact_handle()
             self._device.ewise_setitem(src, self._handle, view._shape, view._strides, view._offset)
         else:
             self._device.scalar_setitem(
-                view.size, float(other), self._handle, view._shape, view._strides, view._offset
+                view.size,
+                _scalar(other, "setitem"),
+                self._handle,
+                view._shape,
+                view._strides,
+                view._offset,
             )
 
     # --- arithmetic ----------------------------------------------------------------
@@ -431,9 +472,7 @@ class NDArray:
         dev = self._device
         if isinstance(other, NDArray):
             self._same_device(other, op)
-            a, b = self, other
-            if a._dtype != b._dtype:
-                raise TypeError(f"{op}: dtypes differ, {a._dtype} and {b._dtype}")
+            a, b = _promote(self, other, op)
             if a._shape != b._shape:
                 shape = broadcast_shapes(a._shape, b._shape)
                 a, b = a.broadcast_to(shape), b.broadcast_to(shape)
@@ -441,7 +480,8 @@ class NDArray:
             getattr(dev, "ewise_" + kernel)(a._compact_handle(), b._compact_handle(), out._handle)
         else:
             out = NDArray.make(self._shape, device=dev, dtype=self._dtype)
-            getattr(dev, "scalar_" + kernel)(self._compact_handle(), float(other), out._handle)
+            scalar = _scalar(other, op)
+            getattr(dev, "scalar_" + kernel)(self._compact_handle(), scalar, out._handle)
         return out
 
     def _unary(self, kernel: str) -> NDArray:
@@ -507,6 +547,8 @@ class NDArray:
     def abs(self) -> NDArray:
         return self._unary("abs")
 
+    __abs__ = abs
+
     def log(self) -> NDArray:
         return self._unary("log")
 
@@ -532,7 +574,8 @@ class NDArray:
             raise TypeError(f"matmul: expected an NDArray, got {type(other).__name__}")
         self._same_device(other, "matmul")
         if self._dtype != other._dtype:
-            raise TypeError(f"matmul: dtypes differ, {self._dtype} and {other._dtype}")
+            promoted = _promote(self, other, "matmul")
+            return promoted[0] @ promoted[1]
         if self.ndim < 2 or other.ndim < 2:
             raise ValueError(
                 f"matmul: need at least 2-D operands, got {self._shape} and {other._shape}"
@@ -711,6 +754,65 @@ class NDArray:
             (n, h_out, w_out, kh, kw, c_in), (sn, sh * stride, sw * stride, sh, sw, sc)
         ).compact()
         return cols.reshape((n * h_out * w_out, kh * kw * c_in))
+
+
+class _FlatIndexer:
+    """``x.flat`` of a non-compact NDArray: element ``j`` in row-major order, read and
+    written through the view (so the next computation on ``x`` sees the write)."""
+
+    def __init__(self, arr: NDArray) -> None:
+        self._arr = arr
+
+    def __len__(self) -> int:
+        return self._arr.size
+
+    def _index(self, j: Any) -> tuple[int, ...]:
+        if not isinstance(j, numbers.Integral):
+            raise TypeError(f"NDArray.flat: index must be an int, got {type(j).__name__}")
+        n = self._arr.size
+        if not -n <= j < n:
+            raise IndexError(f"NDArray.flat: index {j} out of range for size {n}")
+        return tuple(int(i) for i in np.unravel_index(int(j) % n, self._arr.shape))
+
+    def __getitem__(self, j: Any) -> float:
+        return float(self._arr[self._index(j)].numpy())
+
+    def __setitem__(self, j: Any, value: Any) -> None:
+        self._arr[self._index(j)] = _scalar(value, "flat")
+
+    def __iter__(self) -> Any:
+        return iter(self._arr.numpy().reshape(-1).tolist())
+
+
+def _scalar(x: Any, op: str) -> float:
+    """A Python float from a number, a NumPy scalar, or a one-element array."""
+    if x.__class__ is float:
+        return x  # type: ignore[no-any-return]
+    if isinstance(x, NDArray):
+        if x.size != 1:
+            raise ValueError(f"{op}: expected a scalar, got an NDArray of shape {x.shape}")
+        return float(x.numpy().reshape(-1)[0])
+    if isinstance(x, np.ndarray):
+        if x.size != 1:
+            raise ValueError(f"{op}: expected a scalar, got an array of shape {x.shape}")
+        return float(x.reshape(-1)[0])
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: expected a number or an NDArray, got {type(x).__name__}") from None
+
+
+_PROMOTE = {frozenset(("float32", "float64")): "float64"}
+
+
+def _promote(a: NDArray, b: NDArray, op: str) -> tuple[NDArray, NDArray]:
+    """``a`` and ``b`` in one dtype: float32 with float64 gives float64 (as NumPy)."""
+    if a._dtype == b._dtype:
+        return a, b
+    to = _PROMOTE.get(frozenset((a._dtype, b._dtype)))
+    if to is None:
+        raise TypeError(f"{op}: dtypes differ, {a._dtype} and {b._dtype}")
+    return a._cast(to), b._cast(to)
 
 
 # --- module-level functions (the course's array API) -------------------------------------

@@ -67,5 +67,5 @@ def tuple_get_item(value: TensorTuple, index: int) -> Tensor:
 
 def astype(a: Tensor, dtype: Any) -> Tensor:
     """``a`` converted to ``dtype`` (the gradient converts back)."""
-    dtype = normalize_dtype(dtype)
+    dtype = a.device.check_dtype(normalize_dtype(dtype))
     return a if dtype == a.dtype else AsType(dtype)(a)
