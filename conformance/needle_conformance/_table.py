@@ -7,13 +7,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 AREAS = ("kernels", "ndarray", "ops_forward", "ops_gradient", "higher_order", "errors", "modules")
-"""The suite's areas; each is one module ``needle_conformance/test_<area>.py``."""
+"""The suite's areas; each is the module ``needle_conformance/test_<area>.py`` and any
+``test_<area>_<part>.py`` beside it."""
 
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
 
 # Node ids carry the package folder in an editable install, but are bare
 # ("test_kernels.py::...") when the suite runs from site-packages via --pyargs.
-_MODULE = re.compile(r"(?:^|needle_conformance/)test_(" + "|".join(AREAS) + r")\.py::(.*)$")
+# An area may span several modules: test_kernels.py, test_kernels_semantics.py...
+_MODULE = re.compile(
+    r"(?:^|needle_conformance/)test_(" + "|".join(AREAS) + r")(?:_[a-z]+)?\.py::(.*)$"
+)
 
 
 def _split(nodeid: str) -> tuple[str, str] | None:
