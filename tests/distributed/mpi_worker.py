@@ -104,6 +104,34 @@ def different_models(args) -> None:
     raise SystemExit("no error for different models")
 
 
+def capture(args) -> None:
+    """A DDP step inside needle.compile: refused on every rank (a replay would skip the
+    all-reduce)."""
+    r = dist.rank()
+    model = nn.Sequential(nn.Linear(4, 3))
+    ddp = dist.DistributedDataParallel(model)
+    opt = optim.SGD(ddp.parameters(), lr=0.1)
+
+    @ndl.compile(state=(model, opt))
+    def step(x, y):
+        opt.reset_grad()
+        loss = nn.SoftmaxLoss()(ddp(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    x, y = ndl.Tensor(np.ones((2, 4), np.float32)), ndl.Tensor(np.array([0, 1]))
+    try:
+        for _ in range(3):
+            step(x, y)
+    except RuntimeError as exc:
+        result = {"error": type(exc).__name__, "message": str(exc)}
+    else:
+        result = {"error": None}
+    with open(f"{args.out}.rank{r}.json", "w") as f:
+        json.dump(result, f)
+
+
 def failure(args) -> None:
     """Train with a sampler; rank 1 dies (kill/raise/skip a collective) at step 3."""
     r = dist.rank()
@@ -146,6 +174,7 @@ def main() -> None:
         "collectives": collectives,
         "different_models": different_models,
         "failure": failure,
+        "capture": capture,
     }[args.mode](args)
     sys.stdout.flush()
 

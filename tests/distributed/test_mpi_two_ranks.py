@@ -64,6 +64,16 @@ def test_different_models_detected_on_every_rank(mpirun, tmp_path):
         assert "rank 0 has float32(8, 2)" in msg and "rank 1 has float32(9, 2)" in msg
 
 
+def test_compiled_ddp_step_is_refused(mpirun, tmp_path):
+    if not hasattr(__import__("needle"), "compile"):
+        pytest.skip("needs needle.compile")
+    mpirun("capture", str(tmp_path / "k"))
+    for r in (0, 1):
+        got = json.loads((tmp_path / f"k.rank{r}.json").read_text())
+        assert got["error"] == "CaptureError"
+        assert "cannot be captured by needle.compile" in got["message"]
+
+
 @pytest.mark.parametrize("how", ["kill", "raise", "hang"])
 def test_a_failing_rank_ends_the_job(mpirun, tmp_path, how):
     """Rank 1 is SIGKILLed / raises / hangs at step 3 of an epoch: all ranks end, with an

@@ -192,6 +192,23 @@ def abort(code: int = 1) -> None:
     _group().host.abort(code)
 
 
+def refuse_capture(what: str) -> bool:
+    """Inside ``needle.compile``'s capture with several ranks, raise (a replay would skip
+    the collective); return whether a capture (of a single process) is going on."""
+    try:
+        from ..backend_ndarray.capture import CaptureError, is_capturing
+    except ImportError:  # pragma: no cover - a needle without capture
+        return False
+    if not is_capturing():
+        return False
+    if world_size() > 1:
+        raise CaptureError(
+            f"needle.distributed: {what} cannot be captured by needle.compile yet (a "
+            "replay would not repeat the collective); run distributed steps eagerly"
+        )
+    return True
+
+
 def _check_tensor(x: Any, what: str) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"{what}: expected a needle Tensor, got {type(x).__name__}")
@@ -212,6 +229,7 @@ class AllReduce(TensorOp):
         coll = _group().for_device(a.device)
         if coll.size == 1:
             return a.copy()
+        refuse_capture("all_reduce")
         out, finish = coll.output(a.shape, a.dtype, a.device)
         send = coll.as_buffer(a)  # a view of a's memory where possible: no copy
         coll.allreduce(out, self.op, f"all_reduce({self.op}) of {a.dtype}{a.shape}", send)

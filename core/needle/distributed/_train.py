@@ -4,6 +4,8 @@
   examples per step from its :class:`~needle.data.DistributedSampler` shard, and DDP
   averages the gradients, so a step is the single-process step of the same batch (up to
   float reduction order) and the learning rate needs no change.
+* Training steps run eagerly (``compile=False``): ``needle.compile`` cannot capture the
+  gradient all-reduce yet.
 * Only rank 0 prints, shows the progress bar and writes checkpoints and metrics; every
   rank reads ``--resume``.
 * Evaluation splits are sharded without padding (rank r takes examples r, r + N, ...)
@@ -53,10 +55,13 @@ class DistributedTask:
                 f"--distributed: option 'batch_size' ({config.batch_size}) is the global "
                 f"batch and must divide by the number of ranks ({self.world})"
             )
+        # needle.compile cannot capture the gradient all-reduce (yet): steps run eagerly
+        eager = {"compile": False} if hasattr(config, "compile") else {}
         return dataclasses.replace(
             config,
             batch_size=config.batch_size // self.world,
             progress=config.progress and self.is_primary,
+            **eager,
         )
 
     def load_data(self, config: Any, device: Any) -> Any:
@@ -74,6 +79,7 @@ class DistributedTask:
         for split, loader in data.items():
             if not isinstance(loader, DataLoader):
                 continue
+            sampler: Any
             if split == "train":
                 sampler = DistributedSampler(loader.dataset, self.world, self.rank)
                 self.samplers.append(sampler)

@@ -23,6 +23,9 @@ How it works (the design of PyTorch's DDP, on needle's autograd):
   a synchronised parameter's ``.grad`` (by the optimizer) flushes the remaining buckets.
 * One backward per forward: to accumulate over several micro-batches, run all but the
   last inside ``with ddp.no_sync():``.
+* ``needle.compile`` cannot capture the gradient all-reduce yet: with more than one
+  rank, a DDP step inside a capture raises ``CaptureError`` (rather than replay a step
+  that skips the all-reduce).
 """
 
 from __future__ import annotations
@@ -301,7 +304,11 @@ class DistributedDataParallel(Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self._sync and self.module.training and is_grad_enabled():
-            self._reducer.prepare()
+            from . import refuse_capture
+
+            # one process under capture: nothing to average, so leave the step alone
+            if not refuse_capture("DistributedDataParallel's gradient all-reduce"):
+                self._reducer.prepare()
         return self.module(*args, **kwargs)
 
     def train(self, mode: bool = True) -> Module:
