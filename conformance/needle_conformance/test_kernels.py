@@ -681,6 +681,47 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
     if name == "synchronize":
         result = k.synchronize()
         return np.asarray(result is None), np.asarray(True), "returns None"
+    if name in ("matmul_t", "batched_matmul_t"):
+        batched = name == "batched_matmul_t"
+        lead = (2,) if batched else ()
+        m, n, p = 3, 5, 4
+        a, b = (
+            rounded(rng.standard_normal((*lead, n, m))),
+            rounded(rng.standard_normal((*lead, n, p))),
+        )
+        args = (2, m, n, p, 1, 0) if batched else (m, n, p, 1, 0)  # a stored transposed
+        out = k.alloc((2 if batched else 1) * m * p, dtype)
+        getattr(k, name)(upload(k, a, dtype), upload(k, b, dtype), out, *args)
+        want = expected(spec, a, b, 1, 0).reshape(-1)
+        if not batched:  # also trans_b: b stored (p, n)
+            bt = np.ascontiguousarray(b.T)
+            out2 = k.alloc(m * p, dtype)
+            k.matmul_t(upload(k, a, dtype), upload(k, bt, dtype), out2, m, n, p, 1, 1)
+            return (
+                np.concatenate([download(k, out), download(k, out2)]),
+                np.concatenate([want, expected(spec, a, bt, 1, 1).reshape(-1)]),
+                "a stored (5, 3) read transposed, then b stored (4, 5) transposed too",
+            )
+        return download(k, out), want, "2 products, a stored (2, 5, 3) read transposed"
+    if name in ("reduce_sum_mid", "reduce_max_mid"):
+        x = rounded(rng.standard_normal((3, 4, 5)))
+        out = k.alloc(15, dtype)
+        getattr(k, name)(upload(k, x, dtype), out, 3, 4, 5)
+        return download(k, out), expected(spec, x).reshape(-1), "axis 1 of (3, 4, 5)"
+    if name == "program_compile":
+        x = rounded(rng.standard_normal(6))
+        a, b, out = upload(k, x, dtype), k.alloc(6, dtype), k.alloc(6, dtype)
+        prog = k.program_compile([("scalar_mul", (a, 2.0, b)), ("ewise_add", (a, b, out))])
+        k.program_run(prog)
+        return download(k, out), x + x * np.asarray(2.0, dtype), "a*2 then a + that"
+    if name == "program_run":  # bad instructions are refused, naming index and kernel
+        a = k.alloc(4, dtype)
+        try:
+            k.program_compile([("fill", (a, 1.0)), ("matmul", (a, a, a, 5, 5, 5))])
+        except ValueError as exc:
+            ok = "1" in str(exc) and "matmul" in str(exc)
+            return np.asarray(ok), np.asarray(True), "ValueError naming instruction 1 (matmul)"
+        return np.asarray(False), np.asarray(True), "a bad instruction must raise ValueError"
     raise AssertionError(f"the suite has no check for optional kernel {name!r}")
 
 

@@ -16,6 +16,13 @@ OPTIONAL_KERNELS = (
     "ewise_where",
     "conv2d_nhwc",
     "synchronize",
+    # issue 12: copy-free backward passes and replay
+    "matmul_t",
+    "batched_matmul_t",
+    "reduce_sum_mid",
+    "reduce_max_mid",
+    "program_compile",
+    "program_run",
 )
 """The optional kernels of the contract that ``needle_cpp._core`` provides."""
 
@@ -26,7 +33,7 @@ def needle_backend_info() -> BackendInfo:
     return BackendInfo(
         name="cpp",
         version=__version__,
-        contract_version=(1, 0),
+        contract_version=(1, 1),
         dtypes=("float32", "float64"),
         optional_kernels=OPTIONAL_KERNELS,
         description="C++ backend (CPU; OpenMP, AVX2/AVX-512 chosen at run time)",

@@ -42,20 +42,6 @@ class HandlePtr(int):
     def __call__(self) -> int:
         return int(self)
 
-    @property
-    def ptr(self) -> HandlePtr:
-        """Address of the first element: an int, also callable as ``ptr()`` (course API)."""
-        return HandlePtr(self.array.ctypes.data)
-
-
-class HandlePtr(int):
-    """A buffer address: an int that can also be called, as the course's ``ptr()``."""
-
-    __slots__ = ()
-
-    def __call__(self) -> int:
-        return int(self)
-
 
 def _check(kernel: str, *handles: Buffer) -> None:
     for h in handles:
@@ -333,3 +319,125 @@ def _name_errors() -> None:
 
 
 _name_errors()
+
+
+# --- issue 12: transposed matmul operands, middle-axis reductions, programs ----------------
+def _trans_flags(kernel: str, trans_a: int, trans_b: int) -> None:
+    for what, v in (("trans_a", trans_a), ("trans_b", trans_b)):
+        if isinstance(v, bool) or v not in (0, 1):
+            raise ValueError(f"{kernel}: {what} must be 0 or 1, got {v!r}")
+
+
+def matmul_t(
+    a: Buffer, b: Buffer, out: Buffer, m: int, n: int, p: int, trans_a: int, trans_b: int
+) -> None:
+    """out (m, p) = op(a) @ op(b): a is stored (n, m) when trans_a, b (p, n) when trans_b."""
+    _dims("matmul_t", m=m, n=n, p=p)
+    _trans_flags("matmul_t", trans_a, trans_b)
+    (x,) = _flat("matmul_t", m * n, a)
+    (y,) = _flat("matmul_t", n * p, b)
+    (o,) = _flat("matmul_t", m * p, out)
+    if not (a.dtype == b.dtype == out.dtype):
+        raise TypeError(f"matmul_t: dtype mismatch {a.dtype}, {b.dtype}, {out.dtype}")
+    x = x.reshape(n, m).T if trans_a else x.reshape(m, n)
+    y = y.reshape(p, n).T if trans_b else y.reshape(n, p)
+    np.matmul(x, y, out=o.reshape(m, p))
+
+
+def batched_matmul_t(
+    a: Buffer,
+    b: Buffer,
+    out: Buffer,
+    batch: int,
+    m: int,
+    n: int,
+    p: int,
+    trans_a: int,
+    trans_b: int,
+) -> None:
+    """matmul_t over ``batch`` compact products (each stored as matmul_t says)."""
+    _dims("batched_matmul_t", batch=batch, m=m, n=n, p=p)
+    _trans_flags("batched_matmul_t", trans_a, trans_b)
+    (x,) = _flat("batched_matmul_t", batch * m * n, a)
+    (y,) = _flat("batched_matmul_t", batch * n * p, b)
+    (o,) = _flat("batched_matmul_t", batch * m * p, out)
+    if not (a.dtype == b.dtype == out.dtype):
+        raise TypeError(f"batched_matmul_t: dtype mismatch {a.dtype}, {b.dtype}, {out.dtype}")
+    x = x.reshape(batch, n, m).transpose(0, 2, 1) if trans_a else x.reshape(batch, m, n)
+    y = y.reshape(batch, p, n).transpose(0, 2, 1) if trans_b else y.reshape(batch, n, p)
+    np.matmul(x, y, out=o.reshape(batch, m, p))
+
+
+def _mid(kernel: str, a: Buffer, out: Buffer, outer: int, reduce: int, inner: int):
+    _dims(kernel, outer=outer, reduce=reduce, inner=inner)
+    (src,) = _flat(kernel, outer * reduce * inner, a)
+    (dst,) = _flat(kernel, outer * inner, out)
+    if a.dtype != out.dtype:
+        raise TypeError(f"{kernel}: dtype mismatch {a.dtype} vs {out.dtype}")
+    return src.reshape(outer, reduce, inner), dst.reshape(outer, inner)
+
+
+def reduce_sum_mid(a: Buffer, out: Buffer, outer: int, reduce: int, inner: int) -> None:
+    """out (outer, inner) = sum over axis 1 of compact a (outer, reduce, inner)."""
+    src, dst = _mid("reduce_sum_mid", a, out, outer, reduce, inner)
+    dst[...] = src.sum(axis=1)
+
+
+def reduce_max_mid(a: Buffer, out: Buffer, outer: int, reduce: int, inner: int) -> None:
+    """out (outer, inner) = max over axis 1 of compact a (outer, reduce, inner); reduce >= 1."""
+    if reduce < 1:
+        raise ValueError(f"reduce_max_mid: reduce must be >= 1, got {reduce}")
+    src, dst = _mid("reduce_max_mid", a, out, outer, reduce, inner)
+    dst[...] = src.max(axis=1)
+
+
+_NOT_IN_PROGRAMS = frozenset(("alloc", "from_numpy", "to_numpy", "program_compile", "program_run"))
+
+
+def program_compile(instructions) -> list:
+    """Check a list of ``(kernel_name, args)`` calls once; returns ``[(kernel, args), ...]``.
+
+    Each instruction is checked by running its kernel on scratch copies of the buffers it
+    names (so exactly the kernel's own checks apply, in program order, and no buffer
+    changes); a bad one raises ``ValueError`` naming its index and kernel.
+    """
+    module = sys.modules[__name__]
+    program, scratch = [], {}
+    for i, ins in enumerate(instructions):
+        name = ins[0] if isinstance(ins, (tuple, list)) and ins else "?"
+        where = f"program_compile: instruction {i} ({name})"
+        if (
+            not isinstance(ins, (tuple, list))
+            or len(ins) != 2
+            or not isinstance(ins[0], str)
+            or not isinstance(ins[1], tuple)
+        ):
+            raise ValueError(f"{where}: expected a (kernel_name: str, args: tuple) pair")
+        name, args = ins
+        fn = getattr(module, name, None) if not name.startswith("_") else None
+        if name in _NOT_IN_PROGRAMS or not callable(fn) or isinstance(fn, type):
+            raise ValueError(f"{where}: not a kernel of the numpy backend")
+        dry = tuple(
+            scratch.setdefault(id(x), Buffer(np.zeros_like(x.array)))
+            if isinstance(x, Buffer)
+            else x
+            for x in args
+        )
+        try:
+            with np.errstate(all="ignore"):
+                fn(*dry)
+        except Exception as exc:  # the kernel's own check: reported with the index
+            raise ValueError(f"{where}: {exc}") from exc
+        program.append((fn, args))
+    return program
+
+
+def program_run(program) -> None:
+    """Run every instruction of a program from :func:`program_compile`, in order."""
+    for fn, args in program:
+        fn(*args)
+
+
+for _fn in (matmul_t, batched_matmul_t, reduce_sum_mid, reduce_max_mid):
+    setattr(sys.modules[__name__], _fn.__name__, _named(_fn))
+del _fn

@@ -8,7 +8,20 @@ from needle.backends import BackendInfo, BackendStatus, hookimpl
 
 from . import __version__
 
-_OPTIONAL = ("batched_matmul", "logsumexp_last", "softmax_last", "ewise_where", "reduce_argmax")
+_OPTIONAL = (
+    "batched_matmul",
+    "logsumexp_last",
+    "softmax_last",
+    "ewise_where",
+    "reduce_argmax",
+    # issue 12: copy-free backward passes and replay
+    "matmul_t",
+    "batched_matmul_t",
+    "reduce_sum_mid",
+    "reduce_max_mid",
+    "program_compile",
+    "program_run",
+)
 
 
 @hookimpl
@@ -17,7 +30,7 @@ def needle_backend_info() -> BackendInfo:
     return BackendInfo(
         name="numpy",
         version=__version__,
-        contract_version=(1, 0),
+        contract_version=(1, 1),
         dtypes=("float32", "float64"),
         optional_kernels=_OPTIONAL,
         description="NumPy reference backend (CPU)",

@@ -78,7 +78,12 @@ compare with ``out``). Scalar parameters that only describe shapes (``m``, ``n``
 * ``optional``: ``batched_matmul`` ``f(a, b)`` on ``(batch, m, n)``, ``(batch, n, p)``;
   ``logsumexp_last``, ``reduce_argmax`` ``f(rows) -> 1-D``; ``softmax_last``
   ``f(rows) -> rows' shape``; ``conv2d_nhwc`` ``f(x, w, stride)`` with ``x`` NHWC and
-  ``w`` KKIO; ``ewise_where`` ``f(cond, a, b)``; ``synchronize`` has none.
+  ``w`` KKIO; ``ewise_where`` ``f(cond, a, b)``; ``synchronize`` has none;
+  ``matmul_t`` ``f(a, b, trans_a, trans_b)`` and ``batched_matmul_t`` the same on stacks,
+  with ``a`` and ``b`` shaped as stored (``(n, m)`` when ``trans_a``); ``reduce_sum_mid``
+  and ``reduce_max_mid`` ``f(a)`` with ``a`` of shape ``(outer, reduce, inner)`` ->
+  ``(outer, inner)``; ``program_compile`` ``f(instructions)`` -> the list of calls and
+  ``program_run`` ``f(kernels, program)`` (makes the calls through a kernel table).
 
 Bump :data:`CONTRACT_VERSION` (major) whenever a required kernel is added, removed or
 changes meaning; ``tests/test_contract_snapshot.py`` guards against silent changes.
@@ -93,7 +98,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-CONTRACT_VERSION: tuple[int, int] = (1, 0)
+CONTRACT_VERSION: tuple[int, int] = (1, 1)
 """(major, minor). A plugin whose major version differs is refused."""
 
 FAMILIES: tuple[str, ...] = (
@@ -198,6 +203,9 @@ _PARAM_TYPES: dict[str, str] = {
     "value": "float",
     "dtype": "str",
     "src": "numpy.ndarray",
+    **dict.fromkeys(("trans_a", "trans_b", "outer", "reduce", "inner"), "int"),
+    "instructions": "list[tuple[str, tuple]]",
+    "program": "program",
 }
 
 
@@ -289,6 +297,24 @@ def _conv2d_nhwc(x: Any, w: Any, stride: int) -> Any:
             ]
             out += patch @ w[i, j]
     return out
+
+
+def _matmul_t(a: Any, b: Any, trans_a: int, trans_b: int) -> Any:
+    """op(a) @ op(b) on (stacks of) matrices shaped as stored; op swaps the last two axes."""
+    return np.matmul(
+        np.swapaxes(a, -1, -2) if trans_a else a, np.swapaxes(b, -1, -2) if trans_b else b
+    )
+
+
+def _program_compile(instructions: Any) -> Any:
+    """The calls as a list of ``(kernel_name, args)``: what a program holds."""
+    return [(str(name), tuple(args)) for name, args in instructions]
+
+
+def _program_run(kernels: Any, program: Any) -> None:
+    """Make the calls one by one through a kernel table: what a program run must equal."""
+    for name, args in program:
+        getattr(kernels, name)(*args)
 
 
 def _reduce_argmax(rows: Any) -> Any:
@@ -800,6 +826,72 @@ _OPTIONAL = (
         None,
         "Wait for queued device work (for timing).",
         False,
+    ),
+    # --- issue 12: copy-free backward passes and replay ---
+    KernelSpec(
+        "matmul_t",
+        "optional",
+        ("a", "b", "out", "m", "n", "p", "trans_a", "trans_b"),
+        None,
+        "out (m, p) = op(a) @ op(b) with compact operands: a is stored (m, n), or (n, m) "
+        "and read transposed when trans_a is 1; b is stored (n, p), or (p, n) when trans_b "
+        "is 1. Flags other than 0/1 -> ValueError. So `a.T @ g` and `g @ b.T` need no copy.",
+        False,
+        reference=_matmul_t,
+    ),
+    KernelSpec(
+        "batched_matmul_t",
+        "optional",
+        ("a", "b", "out", "batch", "m", "n", "p", "trans_a", "trans_b"),
+        None,
+        "matmul_t over batch compact products: a holds batch blocks of m*n elements, b of "
+        "n*p, out of m*p, each stored as matmul_t says.",
+        False,
+        reference=_matmul_t,
+    ),
+    KernelSpec(
+        "reduce_sum_mid",
+        "optional",
+        ("a", "out", "outer", "reduce", "inner"),
+        None,
+        "out (outer, inner) = sum over axis 1 of compact a (outer, reduce, inner): sums "
+        "over leading or middle axes without a permuting copy. reduce 0 gives 0.",
+        False,
+        reference=lambda a: np.asarray(a).sum(axis=1),
+    ),
+    KernelSpec(
+        "reduce_max_mid",
+        "optional",
+        ("a", "out", "outer", "reduce", "inner"),
+        None,
+        "Like reduce_sum_mid with max (NaN propagates). reduce >= 1.",
+        False,
+        reference=lambda a: np.asarray(a).max(axis=1),
+        exact=True,
+    ),
+    KernelSpec(
+        "program_compile",
+        "optional",
+        ("instructions",),
+        "program",
+        "Check a recorded kernel sequence once and return an opaque program for "
+        "program_run. instructions is a list of (kernel_name, args) pairs, args a tuple of "
+        "this backend's handles, ints, floats and tuples of ints: exactly the calls "
+        "`getattr(kernels, kernel_name)(*args)` would make. A bad instruction (unknown "
+        "kernel, wrong arity or argument type, sizes the kernel would refuse) raises "
+        "ValueError naming its index and kernel. The program keeps its handles alive.",
+        False,
+        reference=_program_compile,
+    ),
+    KernelSpec(
+        "program_run",
+        "optional",
+        ("program",),
+        None,
+        "Run every instruction of a program from program_compile, in order; the results "
+        "are bit-identical to making the calls one by one.",
+        False,
+        reference=_program_run,
     ),
 )
 
