@@ -199,3 +199,28 @@ def test_bad_arguments():
         ndl.compile(lambda: None, cache_size=0)
     with pytest.raises(TypeError, match="state must hold"):
         ndl.compile(lambda x: x, state=(3,), warmup=0)(ndl.Tensor([1.0]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["mnist-mlp", "mnist-cnn"])
+def test_needle_train_compile_matches_eager(tmp_path, dev, task):
+    """``needle train --compile`` (the default) and ``--no-compile`` give the same run."""
+    import json
+
+    from needle import training
+
+    runs = {}
+    for flag in ("--compile", "--no-compile"):
+        out, ckpt = tmp_path / f"m{flag}.json", tmp_path / f"c{flag}.st"
+        argv = [task, "--epochs", "2", "--limit-batches", "4", "--batch-size", "16"]
+        argv += ["--backend", dev.name, "--no-progress", flag]
+        argv += ["--metrics-json", str(out), "--checkpoint", str(ckpt)]
+        assert training.main(argv) == 0
+        metrics = json.loads(out.read_text())
+        metrics.pop("seconds")
+        runs[flag] = (metrics, {k: v.numpy() for k, v in ndl.load(ckpt)["model"].items()})
+    (m_c, p_c), (m_e, p_e) = runs["--compile"], runs["--no-compile"]
+    assert m_c == m_e
+    assert p_c.keys() == p_e.keys()
+    for k in p_c:
+        np.testing.assert_array_equal(p_c[k], p_e[k], err_msg=k)

@@ -47,6 +47,10 @@ from .device import Device
 _PACKAGE = Path(__file__).resolve().parent.parent  # core/needle
 
 
+# Kernels that take host data: never inside a backend-run program segment.
+_HOST_KERNELS = frozenset({"from_numpy", "to_numpy", "alloc"})
+
+
 class CaptureError(RuntimeError):
     """A step cannot be captured: it reads device data on the host, or draws random
     numbers in a way a replay could not repeat."""
@@ -356,15 +360,24 @@ class Program:
         def flush() -> None:
             if not run:
                 return
+            prog = None
             if native and len(run) > 1:
-                prog = dev.program_compile([(ins.name, ins.args) for ins in run])
+                try:
+                    prog = dev.program_compile([(ins.name, ins.args) for ins in run])
+                except (ValueError, TypeError):  # a kernel it cannot run: replay from Python
+                    prog = None
+            if prog is not None:
                 segments.append(("native", prog))
             else:
                 segments.append(("python", [(ins.fn, ins.args) for ins in run]))
             run.clear()
 
         for ins in self.instrs:
-            if ins.kind == "kernel" and not any(isinstance(a, _Slot) for a in ins.args):
+            if (
+                ins.kind == "kernel"
+                and ins.name not in _HOST_KERNELS
+                and not any(isinstance(a, _Slot) for a in ins.args)
+            ):
                 run.append(ins)
             else:
                 flush()

@@ -60,6 +60,13 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
     )
     parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="replay each training step with needle.compile (the default where the task "
+        "allows it: classification without --clip, one process); --no-compile runs eagerly",
+    )
+    parser.add_argument(
         "--distributed",
         action="store_true",
         help="data-parallel over the ranks of an MPI launcher (mpiexec -n 2 needle train "

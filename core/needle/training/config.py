@@ -78,6 +78,8 @@ class TrainConfig:
         metrics_json: write the final metrics as JSON here.
         limit_batches: at most this many batches per pass (quick runs, tests).
         progress: show a progress bar.
+        compile: replay training steps with ``needle.compile`` where the task allows it
+            (classification without gradient clipping, one process); else eager.
         embedding_size, hidden_size, num_layers, bptt, clip: language models.
         dropout: the Transformer's dropout (training only).
     """
@@ -97,6 +99,7 @@ class TrainConfig:
     metrics_json: str | os.PathLike[str] | None = None
     limit_batches: int | None = None
     progress: bool = True
+    compile: bool = True
     embedding_size: int | None = None
     hidden_size: int | None = None
     num_layers: int | None = None
@@ -148,10 +151,12 @@ class TrainConfig:
                 raise TypeError(
                     f"TrainConfig option {name!r} must be a path, got {type(value).__name__}"
                 )
-        if not isinstance(self.progress, bool):
-            raise TypeError(
-                f"TrainConfig option 'progress' must be a bool, got {type(self.progress).__name__}"
-            )
+        for name in ("progress", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(
+                    f"TrainConfig option {name!r} must be a bool, "
+                    f"got {type(getattr(self, name)).__name__}"
+                )
 
     @classmethod
     def from_namespace(cls, ns: Any) -> TrainConfig:

@@ -48,11 +48,16 @@ class TrainHooks:
     log: Callable[[str], None] = lambda msg: print(msg, flush=True)
 
 
-def _correct(logits: Tensor, y: Any) -> int:
-    """How many rows of ``logits`` have their arg-max at the label ``y`` (argmax on device)."""
-    pred = logits.realize_cached_data().argmax(1).numpy()
-    labels = y.numpy() if isinstance(y, Tensor) else np.asarray(y)
-    return int((pred.astype(np.int64) == labels.reshape(-1).astype(np.int64)).sum())
+def _hits(logits: Tensor, y: Any) -> Tensor:
+    """How many rows of ``logits`` have their arg-max at the label ``y``, as a 0-d tensor
+    computed on the device (so a compiled step can return it)."""
+    if not isinstance(y, Tensor):
+        y = Tensor(np.asarray(y, dtype=np.float64).reshape(-1), device=logits.device)
+    pred = logits.detach().argmax(1)
+    labels = y.detach().reshape((pred.shape[0],))
+    if labels.dtype != pred.dtype:
+        labels = labels.astype(pred.dtype)
+    return (pred == labels).sum()
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
@@ -75,6 +80,7 @@ def run_batches(
     desc: str = "",
     progress: bool = True,
     postfix: Callable[[float, float, float], dict[str, str]] | None = None,
+    compile_cache: dict[str, Any] | None = None,
 ) -> EpochResult:
     """Train ``model`` on ``batches`` (with ``opt``) or evaluate it (``opt=None``).
 
@@ -84,10 +90,44 @@ def run_batches(
         clip: when training, scale gradients to this global norm first (0/None: no clip).
         hooks: ``average_gradients`` runs after ``backward``, before clipping and the step.
         postfix: ``(mean loss, accuracy, examples per second) -> progress-bar fields``.
+        compile_cache: when given (a dict kept across epochs), training steps run through
+            ``needle.compile``: captured once per batch shape, then replayed. Only for
+            steps without clipping or gradient hooks (they read gradients on the host).
     """
     loss_fn = nn.SoftmaxLoss()
     model.train(opt is not None)
     average = hooks.average_gradients if hooks is not None else None
+
+    def train_step(batch: Any) -> tuple[Tensor, Tensor, Tensor]:
+        """One update; the loss and the count of arg-max hits stay on the device."""
+        assert opt is not None
+        logits, labels = forward(batch)
+        loss = loss_fn(logits, labels)
+        opt.reset_grad()
+        loss.backward()
+        if average is not None:
+            average(opt.params)
+        if clip:
+            optim.clip_grad_norm(opt.params, clip)
+        opt.step()
+        return loss, _hits(logits, labels), labels
+
+    step: Callable[[Any], tuple[Tensor, Tensor, Any]] = train_step
+    if opt is not None and compile_cache is not None and not clip and average is None:
+        from ..compiled import compile as needle_compile
+
+        if compile_cache.get("opt") is not opt:  # a new optimizer: a new step
+            compile_cache.clear()
+            compile_cache["opt"] = opt
+            compile_cache["step"] = needle_compile(
+                lambda x, y: train_step((x, y))[:2], state=(model, opt)
+            )
+        compiled = compile_cache["step"]
+
+        def step(batch: Any) -> tuple[Tensor, Tensor, Any]:  # (x, y) batches only
+            loss, hits = compiled(*batch)
+            return loss, hits, batch[1]
+
     loss_sum, correct, seen = 0.0, 0, 0
     start = time.perf_counter()
     bar = _progress(total, desc, progress)
@@ -97,19 +137,12 @@ def run_batches(
                 with no_grad():
                     logits, y = forward(batch)
                     loss = loss_fn(logits, y)
+                    hits = _hits(logits, y)
             else:
-                logits, y = forward(batch)
-                loss = loss_fn(logits, y)
-                opt.reset_grad()
-                loss.backward()
-                if average is not None:
-                    average(opt.params)
-                if clip:
-                    optim.clip_grad_norm(opt.params, clip)
-                opt.step()
+                loss, hits, y = step(batch)
             n = y.shape[0]
             loss_sum += loss.item() * n
-            correct += _correct(logits, y)
+            correct += int(hits.item())
             seen += n
             bar.update(1)
             if postfix is not None:

@@ -208,6 +208,10 @@ class ClassificationTask(Task):
             desc=desc or split,
             progress=config.progress,
             postfix=self.progress_postfix,
+            # kept on the model, so the captured step lives as long as the model does
+            compile_cache=model.__dict__.setdefault("_train_step_cache", {})
+            if config.compile
+            else None,
         )
 
     def metrics(self, result: EpochResult) -> dict[str, float]:
