@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import needle as ndl
 import numpy as np
 import pytest
-
-import needle as ndl
 from needle import nn
 
 BACKENDS = ["numpy", "cpp"]
