@@ -102,7 +102,7 @@ def test_dropout_replay_matches_eager_and_masks_change(dev):
     replay = _train(_DropNet, xs, ys, dev, True)
     _assert_identical(eager, replay)
     # masks differ between replays: the same input twice gives two different losses
-    fn, model = replay[2], replay[3]
+    fn = replay[2]
     x = ndl.Tensor(xs[0], device=dev, requires_grad=False)
     y = ndl.Tensor(ys[0], device=dev, requires_grad=False)
     before = fn.replays
@@ -186,7 +186,7 @@ def test_replaced_state_captures_again(dev):
 def test_outputs_are_fresh_tensors(dev):
     xs, ys = _batches(6, (8, 20), 5)
     make = lambda d: ndl.models.MLP(20, (16,), 5, device=d)  # noqa: E731
-    _, losses, fn, _, _ = _train(make, xs, ys, dev, True)
+    _, _, fn, _, _ = _train(make, xs, ys, dev, True)
     a = fn(ndl.Tensor(xs[0], device=dev), ndl.Tensor(ys[0], device=dev))
     kept = a.numpy().copy()
     fn(ndl.Tensor(xs[1], device=dev), ndl.Tensor(ys[1], device=dev))
