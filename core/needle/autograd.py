@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -20,34 +21,42 @@ from . import backend_ndarray as nd
 from .backend_ndarray import Device, NDArray, default_device
 from .backend_ndarray import device as _device
 
-_GRAD_ENABLED = [True]
+
+class _GradMode(threading.local):
+    """Grad mode, one flag per thread (as in PyTorch): a ``no_grad`` block or a
+    ``backward`` in one thread never changes what another thread records."""
+
+    enabled = True
+
+
+_GRAD_MODE = _GradMode()
 
 
 @contextlib.contextmanager
 def no_grad() -> Iterator[None]:
-    """Within this block, ops record no graph and results need no gradient."""
-    prev = _GRAD_ENABLED[0]
-    _GRAD_ENABLED[0] = False
+    """Within this block, ops record no graph and results need no gradient (this thread)."""
+    prev = _GRAD_MODE.enabled
+    _GRAD_MODE.enabled = False
     try:
         yield
     finally:
-        _GRAD_ENABLED[0] = prev
+        _GRAD_MODE.enabled = prev
 
 
 @contextlib.contextmanager
 def enable_grad() -> Iterator[None]:
-    """Turn graph recording back on inside a :func:`no_grad` block."""
-    prev = _GRAD_ENABLED[0]
-    _GRAD_ENABLED[0] = True
+    """Turn graph recording back on inside a :func:`no_grad` block (this thread)."""
+    prev = _GRAD_MODE.enabled
+    _GRAD_MODE.enabled = True
     try:
         yield
     finally:
-        _GRAD_ENABLED[0] = prev
+        _GRAD_MODE.enabled = prev
 
 
 def is_grad_enabled() -> bool:
-    """Whether ops currently record the graph."""
-    return _GRAD_ENABLED[0]
+    """Whether ops record the graph in the calling thread."""
+    return _GRAD_MODE.enabled
 
 
 class Op:
@@ -117,7 +126,7 @@ class Value:
     def make_from_op(cls, op: Op, inputs: Sequence[Value]) -> Value:
         value = cls.__new__(cls)
         data = op.compute(*[x.realize_cached_data() for x in inputs])
-        if _GRAD_ENABLED[0] and any(x.requires_grad for x in inputs):
+        if _GRAD_MODE.enabled and any(x.requires_grad for x in inputs):
             value._init(op, inputs, cached_data=data, requires_grad=True)
         else:  # nothing to differentiate: keep no graph
             value._init(None, (), cached_data=data, requires_grad=False)
@@ -170,7 +179,13 @@ class TensorTuple(Value):
         return self.realize_cached_data()[0].device
 
 
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Number) and not isinstance(x, bool)
+
+
 def _as_ndarray(array: Any, device: Device | None, dtype: Any) -> NDArray:
+    if array is None:
+        raise TypeError("Tensor: cannot make a tensor from None (give a number, list or array)")
     if isinstance(array, Tensor):
         array = array.realize_cached_data()
     if isinstance(array, NDArray):
@@ -293,6 +308,12 @@ class Tensor(Value):
     def __str__(self) -> str:
         return str(self.numpy())
 
+    # NumPy must not take over ``ndarray + t`` or ``np.float32(2) * t`` (it would return
+    # an ndarray and lose the graph): its operators defer, so the Tensor's reflected
+    # operator runs (a NumPy scalar is a number; an array is refused with a TypeError).
+    __array_ufunc__ = None
+    __array_priority__ = 1000
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self.numpy()
         return out if dtype is None else out.astype(dtype)
@@ -335,6 +356,14 @@ class Tensor(Value):
             raise ValueError(
                 f"backward: out_grad shape {out_grad.shape} != tensor shape {self.shape}"
             )
+        elif out_grad.device != self.device:
+            raise ValueError(
+                f"backward: out_grad is on {out_grad.device}, the tensor on {self.device}"
+            )
+        elif out_grad.dtype != self.dtype:
+            raise TypeError(
+                f"backward: out_grad dtype {out_grad.dtype} != tensor dtype {self.dtype}"
+            )
         with contextlib.ExitStack() as stack:
             if not create_graph:
                 stack.enter_context(no_grad())
@@ -352,6 +381,8 @@ class Tensor(Value):
         return ops.subtract(self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
+        if not _is_number(other):
+            return ops.subtract(other, self)
         return ops.add_scalar(ops.negate(self), other)
 
     def __mul__(self, other: Any) -> Tensor:
@@ -363,6 +394,8 @@ class Tensor(Value):
         return ops.divide(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
+        if not _is_number(other):
+            return ops.divide(other, self)
         return ops.mul_scalar(ops.power_scalar(self, -1.0), other)
 
     def __pow__(self, other: Any) -> Tensor:

@@ -146,7 +146,8 @@ def device(spec: str | Device | None = None) -> Device:
     dev = _DEVICES.get(key)
     if dev is None:
         REGISTRY.get(name)  # raises, listing what is installed
-        dev = _DEVICES[key] = Device(*key)
+        # setdefault: two threads asking at once get the same Device object
+        dev = _DEVICES.setdefault(key, Device(*key))
     return dev
 
 

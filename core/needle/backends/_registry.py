@@ -3,7 +3,11 @@
 Discovery is lazy: nothing here runs at ``import needle``. The first call that needs a
 backend lists the ``needle.backends`` entry points, imports each plugin module (plugin
 modules are light by contract), checks its hooks and contract version, and records
-either a :class:`Backend` or a failure with its reason. Kernels are loaded and checked
+either a :class:`Backend` or a failure with its reason. Asking for one backend by name
+imports only the plugin whose entry point has that name; listing every backend imports
+them all. Every call into a plugin is isolated: whatever it raises (``SystemExit``
+included; only ``KeyboardInterrupt`` passes) becomes a recorded failure, and every hook
+result is checked by type before needle uses it. Kernels are loaded and checked
 against the contract's :data:`~needle.backends.contract.KERNELS` (presence and arity)
 only when a device of the backend is first used.
 """
@@ -43,9 +47,83 @@ hookimpl = _LazyHookimplMarker()
 _HOOKS = ("needle_backend_info", "needle_backend_status", "needle_backend_load")
 
 
+_STRICT_ON = ("1", "true", "yes")
+_STRICT_OFF = ("", "0", "false", "no")
+
+# The in-tree distributions and the backend name each one owns: a stray distribution
+# that claims one of these names is refused, and the in-tree one keeps it.
+_IN_TREE = {
+    "needle-core": "numpy",
+    "needle-numpy": "numpy",
+    "needle-cpp": "cpp",
+    "needle-cuda": "cuda",
+}
+
+
 def strict_plugins() -> bool:
-    """Whether ``NEEDLE_STRICT_PLUGINS`` asks for plugin failures to raise."""
-    return os.environ.get("NEEDLE_STRICT_PLUGINS", "") not in ("", "0")
+    """Whether ``NEEDLE_STRICT_PLUGINS`` asks for plugin failures to raise.
+
+    Raises:
+        ValueError: the variable is set to something other than ``1``/``true``/``yes``
+            (on) or ``0``/``false``/``no`` (off).
+    """
+    raw = os.environ.get("NEEDLE_STRICT_PLUGINS", "").strip().lower()
+    if raw in _STRICT_ON:
+        return True
+    if raw in _STRICT_OFF:
+        return False
+    raise ValueError(
+        f"NEEDLE_STRICT_PLUGINS={os.environ['NEEDLE_STRICT_PLUGINS']!r} is not understood: "
+        "use 1, true or yes to turn strict plugin checks on (0, false, no or unset: off)"
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """How a plugin's exception is reported (``SystemExit`` says what the plugin did)."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    return repr(exc)
+
+
+def _is_str_seq(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def info_problem(info: Any) -> str | None:
+    """Why ``info`` is not a valid :class:`BackendInfo` (field by field), or ``None``."""
+    if not isinstance(info, BackendInfo):
+        return f"needle_backend_info returned {type(info).__name__}, not BackendInfo"
+    if not isinstance(info.name, str) or not info.name or ":" in info.name:
+        return f"invalid backend name {info.name!r} (a non-empty str without ':')"
+    if not isinstance(info.version, str):
+        return f"version must be a str, got {info.version!r}"
+    cv = info.contract_version
+    if not isinstance(cv, (tuple, list)) or len(cv) != 2 or not all(_is_int(v) for v in cv):
+        return f"contract_version must be a (major, minor) pair of ints, got {cv!r}"
+    if not _is_str_seq(info.dtypes):
+        return f"dtypes must be a tuple of str, got {info.dtypes!r}"
+    if not _is_str_seq(info.optional_kernels):
+        return f"optional_kernels must be a tuple of str, got {info.optional_kernels!r}"
+    if not isinstance(info.description, str):
+        return f"description must be a str, got {info.description!r}"
+    return None
+
+
+def status_problem(status: Any) -> str | None:
+    """Why ``status`` is not a valid :class:`BackendStatus`, or ``None``."""
+    if not isinstance(status, BackendStatus):
+        return f"returned {type(status).__name__}, not BackendStatus"
+    if not isinstance(status.usable, bool):
+        return f"usable must be a bool, got {status.usable!r}"
+    if not isinstance(status.reason, str):
+        return f"reason must be a str, got {status.reason!r}"
+    if not _is_int(status.device_count) or status.device_count < 0:
+        return f"device_count must be an int >= 0, got {status.device_count!r}"
+    return None
 
 
 def fallback_enabled() -> bool:
@@ -75,6 +153,10 @@ class Backend:
     kernel_error: str = ""
     fallback_kernels: tuple[str, ...] = ()
     _loading: set[int] = field(default_factory=set)
+    # One lock per backend: a second thread asking for kernels while the first loads
+    # them waits for that load instead of failing (re-entry from the same thread, a
+    # plugin asking for its own kernels while loading them, is still caught).
+    _lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -85,22 +167,36 @@ class Backend:
 
     def status(self) -> BackendStatus:
         """Ask the plugin (once) whether it can run here; a raising probe is unusable."""
-        if self._status is None:
-            try:
-                status = self._hook("needle_backend_status")
-                if not isinstance(status, BackendStatus):
-                    raise TypeError(f"returned {type(status).__name__}, not BackendStatus")
-            except Exception as exc:  # a broken probe must not break needle
-                status = BackendStatus(False, f"status probe failed: {exc!r}", 0)
-            if status.usable and self.kernel_error:
-                status = BackendStatus(False, self.kernel_error, status.device_count)
-            self._status = status
-        return self._status
+        status = self._status
+        if status is not None:
+            return status
+        with self._lock:
+            if self._status is None:
+                try:
+                    status = self._hook("needle_backend_status")
+                    problem = status_problem(status)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # a broken probe must not break needle
+                    status, problem = None, _describe(exc)
+                if problem is not None:
+                    status = BackendStatus(False, f"status probe failed: {problem}", 0)
+                if status.usable and self.kernel_error:
+                    status = BackendStatus(False, self.kernel_error, status.device_count)
+                self._status = status
+            return self._status
 
     def kernels(self, index: int = 0) -> Any:
         """The validated kernel table of device ``index``, loaded on first use."""
         table = self._kernels.get(index)
         if table is not None:
+            return table
+        with self._lock:
+            return self._load_kernels(index)
+
+    def _load_kernels(self, index: int) -> Any:
+        table = self._kernels.get(index)
+        if table is not None:  # loaded by another thread while this one waited
             return table
         status = self.status()
         if not status.usable:
@@ -115,13 +211,18 @@ class Backend:
         self._loading.add(index)
         try:
             table = self._hook("needle_backend_load", index=index)
-        except PluginError:
+        except (PluginError, KeyboardInterrupt):
             raise
-        except Exception as exc:
-            self._fail(f"loading kernels failed: {exc!r}")
+        except BaseException as exc:
+            self._fail(f"loading kernels failed: {_describe(exc)}")
         finally:
             self._loading.discard(index)
-        table = self._validate(table)
+        try:
+            table = self._validate(table)
+        except (PluginError, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # a table whose attributes raise
+            self._fail(f"the kernel table could not be inspected: {_describe(exc)}")
         self._kernels[index] = table
         return table
 
@@ -156,6 +257,18 @@ class Backend:
         return name in self.info.optional_kernels
 
 
+def _dist_name(ep: Any) -> str:
+    dist = getattr(ep, "dist", None)
+    try:
+        return str(dist.metadata["Name"]) if dist is not None else ""
+    except Exception:  # a distribution with broken metadata
+        return ""
+
+
+def _normal(dist_name: str) -> str:
+    return dist_name.lower().replace("_", "-").replace(".", "-")
+
+
 class Registry:
     """All backends known to this process (entry points plus in-process plugins)."""
 
@@ -163,34 +276,106 @@ class Registry:
         self._pm: Any = None
         self._backends: dict[str, Backend] = {}
         self._failures: list[Failure] = []
+        # entry points listed but not imported yet, by name (= the backend's name)
+        self._pending: dict[str, tuple[Any, str, str]] = {}
         self._discovered = False
+        self._quiet = False  # strict discovery collects failures before raising
         self._lock = threading.RLock()
 
     # --- discovery ---------------------------------------------------------------
     def discover(self) -> None:
-        """Load entry points once (idempotent)."""
+        """List the entry points once; import none of them (idempotent).
+
+        Nothing is recorded until the listing has succeeded, so a discovery that fails
+        (an interrupted import of pluggy, a bad ``NEEDLE_STRICT_PLUGINS``) is simply
+        retried by the next call. With strict plugins every plugin is imported at once,
+        so any failure raises here.
+        """
         with self._lock:
             if self._discovered:
                 return
-            self._discovered = True
+            strict = strict_plugins()  # a bad value raises before any state changes
             from importlib import metadata
 
             import pluggy
 
             from . import hookspecs
 
-            self._pm = pluggy.PluginManager("needle")
-            self._pm.add_hookspecs(hookspecs)
+            pm = self._pm
+            if pm is None:
+                pm = pluggy.PluginManager("needle")
+                pm.add_hookspecs(hookspecs)
+            by_name: dict[str, list[Any]] = {}
             for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-                dist = getattr(ep, "dist", None)
-                dist_name = dist.metadata["Name"] if dist is not None else ""
-                source = f"entry point {ep.name} = {ep.value}"
-                try:
-                    plugin = ep.load()
-                except Exception as exc:
-                    self._report(Failure(ep.name, source, f"import failed: {exc!r}"))
+                by_name.setdefault(ep.name, []).append(ep)
+            pending: dict[str, tuple[Any, str, str]] = {}
+            failures: list[Failure] = []
+            for name, eps in by_name.items():
+                entries = [
+                    (ep, f"entry point {ep.name} = {ep.value}", _dist_name(ep)) for ep in eps
+                ]
+                if len(entries) == 1:
+                    pending[name] = entries[0]
                     continue
-                self._add(plugin, source, dist_name, expected_name=ep.name)
+                owners = [e for e in entries if _IN_TREE.get(_normal(e[2])) == name]
+                if len(owners) == 1:
+                    pending[name] = owners[0]
+                    failures.extend(
+                        Failure(
+                            name,
+                            source,
+                            f"name {name!r} is already taken by the in-tree distribution "
+                            f"{owners[0][2]} (this plugin comes from {dist or 'no distribution'})",
+                        )
+                        for ep, source, dist in entries
+                        if ep is not owners[0][0]
+                    )
+                    continue
+                dists = ", ".join(dist or source for _, source, dist in entries)
+                failures.extend(
+                    Failure(
+                        name,
+                        source,
+                        f"name {name!r} is claimed by several distributions ({dists}); "
+                        "none of them is used: uninstall all but one",
+                    )
+                    for _, source, _ in entries
+                )
+            self._pm = pm
+            self._pending = pending
+            self._failures.extend(failures)
+            self._discovered = True
+            if strict:  # import everything, then raise once, naming every failure
+                self._quiet = True
+                try:
+                    self._load_all()
+                finally:
+                    self._quiet = False
+                if self._failures:
+                    raise PluginError(
+                        "needle plugins failed (NEEDLE_STRICT_PLUGINS is on): "
+                        + "; ".join(f"{f.name!r} ({f.source}): {f.reason}" for f in self._failures)
+                    )
+
+    def _load(self, name: str) -> None:
+        """Import the plugin of entry point ``name`` if it is still pending (under the lock)."""
+        entry = self._pending.pop(name, None)
+        if entry is None:
+            return
+        ep, source, dist_name = entry
+        try:
+            plugin = ep.load()
+        except KeyboardInterrupt:
+            self._pending[name] = entry  # not imported: the next call tries again
+            raise
+        except BaseException as exc:  # SystemExit included: a plugin never ends needle
+            self._report(Failure(name, source, f"import failed: {_describe(exc)}"))
+            return
+        self._add(plugin, source, dist_name, expected_name=name)
+
+    def _load_all(self) -> None:
+        for name in list(self._pending):
+            self._load(name)
 
     def register(self, plugin: Any, *, source: str = "in-process") -> Backend | None:
         """Register a plugin object or module directly (tests, notebooks)."""
@@ -201,6 +386,7 @@ class Registry:
     def unregister(self, name: str) -> None:
         """Forget backend ``name`` (and any recorded failure under that name)."""
         with self._lock:
+            self._pending.pop(name, None)
             backend = self._backends.pop(name, None)
             if backend is not None and self._pm.is_registered(backend.plugin):
                 self._pm.unregister(backend.plugin)
@@ -208,41 +394,60 @@ class Registry:
 
     def _report(self, failure: Failure) -> None:
         self._failures.append(failure)
-        if strict_plugins():
+        if not self._quiet and strict_plugins():
             raise PluginError(
                 f"needle plugin {failure.name!r} ({failure.source}): {failure.reason}"
             )
 
+    def _unregister_quietly(self, plugin: Any) -> None:
+        try:
+            if self._pm.is_registered(plugin):
+                self._pm.unregister(plugin)
+        except Exception:  # an object pluggy cannot even look up: nothing to undo
+            pass
+
     def _add(
         self, plugin: Any, source: str, dist_name: str, expected_name: str | None = None
     ) -> Backend | None:
-        label = str(expected_name or getattr(plugin, "__name__", type(plugin).__name__))
-        missing = [h for h in _HOOKS if not callable(getattr(plugin, h, None))]
+        try:
+            label = str(expected_name or getattr(plugin, "__name__", type(plugin).__name__))
+            missing = [h for h in _HOOKS if not callable(getattr(plugin, h, None))]
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a plugin object whose attributes raise
+            self._report(Failure(str(expected_name), source, f"unreadable: {_describe(exc)}"))
+            return None
         if missing:
             self._report(Failure(label, source, f"does not implement hooks: {', '.join(missing)}"))
             return None
         try:
             self._pm.register(plugin, name=f"{label}@{id(plugin)}")
-        except Exception as exc:  # pluggy's signature validation
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # pluggy's signature validation
             self._report(Failure(label, source, f"invalid hook implementation: {exc}"))
             return None
         try:
             info = plugin.needle_backend_info()
-            if not isinstance(info, BackendInfo):
-                raise TypeError(f"needle_backend_info returned {type(info).__name__}")
-        except Exception as exc:
-            self._pm.unregister(plugin)
-            self._report(Failure(label, source, f"needle_backend_info failed: {exc!r}"))
-            return None
-        reason = self._check_info(info)
+            reason = info_problem(info)
+        except KeyboardInterrupt:
+            self._unregister_quietly(plugin)
+            raise
+        except BaseException as exc:
+            info, reason = None, f"needle_backend_info failed: {_describe(exc)}"
+        if reason is None:
+            reason = self._check_info(info)
         if reason is None and expected_name is not None and info.name != expected_name:
             reason = f"entry point name {expected_name!r} differs from backend name {info.name!r}"
+        if reason is None and expected_name is None:
+            self._load(info.name)  # an entry point of that name is resolved first
         if reason is None and info.name in self._backends:
             other = self._backends[info.name]
             reason = f"name {info.name!r} is already taken by {other.distribution or other.source}"
         if reason is not None:
-            self._pm.unregister(plugin)
-            self._report(Failure(expected_name or info.name or label, source, reason))
+            self._unregister_quietly(plugin)
+            name = expected_name or (info.name if reason and info_problem(info) is None else label)
+            self._report(Failure(name, source, reason))
             return None
         backend = Backend(info=info, plugin=plugin, source=source, distribution=dist_name)
         self._backends[info.name] = backend
@@ -250,13 +455,11 @@ class Registry:
 
     @staticmethod
     def _check_info(info: BackendInfo) -> str | None:
-        major = next(iter(info.contract_version))
+        major = info.contract_version[0]
         if major != CONTRACT_VERSION[0]:
             have = ".".join(map(str, info.contract_version))
             want = ".".join(map(str, CONTRACT_VERSION))
             return f"built for backend contract {have}, but this needle implements {want}"
-        if not info.name or ":" in info.name:
-            return f"invalid backend name {info.name!r}"
         unknown = [k for k in info.optional_kernels if k not in OPTIONAL_KERNELS]
         if unknown:
             return f"declares unknown optional kernels: {', '.join(unknown)}"
@@ -266,32 +469,46 @@ class Registry:
 
     # --- queries -----------------------------------------------------------------
     def backends(self) -> dict[str, Backend]:
+        """Every backend (imports every plugin not imported yet)."""
         self.discover()
-        return dict(self._backends)
+        with self._lock:
+            self._load_all()
+            return dict(self._backends)
 
     def failures(self) -> list[Failure]:
+        """Every refused plugin (imports every plugin not imported yet)."""
         self.discover()
-        return list(self._failures)
+        with self._lock:
+            self._load_all()
+            return list(self._failures)
+
+    def find(self, name: str) -> Backend | None:
+        """The backend called ``name``, or ``None``; imports no other plugin."""
+        self.discover()
+        with self._lock:
+            self._load(name)
+            return self._backends.get(name)
 
     def get(self, name: str) -> Backend:
         """The backend called ``name``, or a :class:`BackendError` listing what exists."""
-        self.discover()
-        backend = self._backends.get(name)
+        backend = self.find(name)
         if backend is None:
             raise BackendError(f"needle backend {name!r} is not installed. {self.summary()}")
         return backend
 
     def summary(self) -> str:
         """One paragraph naming every installed backend and every failed plugin."""
+        backends = self.backends()
         parts = []
-        for b in self._backends.values():
+        for b in backends.values():
             st = b.status()
             parts.append(b.name + (" (usable)" if st.usable else f" (unusable: {st.reason})"))
         text = "Installed backends: " + (", ".join(parts) if parts else "none") + "."
-        if self._failures:
+        failures = self.failures()
+        if failures:
             text += (
                 " Plugins that failed: "
-                + "; ".join(f"{f.name} ({f.reason})" for f in self._failures)
+                + "; ".join(f"{f.name} ({f.reason})" for f in failures)
                 + "."
             )
         return text
