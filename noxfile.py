@@ -35,7 +35,9 @@ LINT_PATHS = [
 ]
 TORCH = "torch==2.13.0"  # a CPU build on the project machines' disk; any other downloads GBs
 # The README's quick-start line, used by `demo` when the README cannot be read.
-DEMO_FALLBACK = 'pip install -e ".[dev]" ./backends/cpp_backend && needle train mnist-mlp'
+DEMO_FALLBACK = (
+    'pip install -e ".[dev]" && pip install ./backends/cpp_backend && needle train mnist-mlp'
+)
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -187,9 +189,10 @@ def _demo_command() -> str:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The README's first command in a fresh venv: install, then needle train mnist-mlp."""
-    install, _, run = _demo_command().partition("&&")
-    session.install(*shlex.split(install)[2:])  # drop "pip install"
+    """The README's first command in a fresh venv: its pip installs, then its needle command."""
+    *installs, run = (part.strip() for part in _demo_command().split("&&"))
+    for install in installs:
+        session.install(*shlex.split(install)[2:])  # drop "pip install"
     session.run(*shlex.split(run), env=_data_env())
 
 
