@@ -196,7 +196,11 @@ CASES = [
 
 
 # --- one training step ----------------------------------------------------------------
-def _needle_step(impl: Impl, case: ModelCase, x_np: np.ndarray, y_np: np.ndarray) -> Callable:
+def _needle_step(
+    impl: Impl, case: ModelCase, x_np: np.ndarray, y_np: np.ndarray, replay: bool = False
+) -> Callable:
+    """One training step; ``replay`` runs it through ``needle.compile`` (captured once,
+    then replayed), warmed up here so the timed calls are replays."""
     import needle
 
     try:
@@ -225,7 +229,7 @@ def _needle_step(impl: Impl, case: ModelCase, x_np: np.ndarray, y_np: np.ndarray
     y = needle.Tensor(y_np, device=impl.device, requires_grad=False)
     sync = impl.sync()
 
-    def step() -> float:
+    def update(x: Any, y: Any) -> Any:
         opt.reset_grad()
         out = model(x)
         if isinstance(out, tuple):  # language models return (logits, hidden state)
@@ -233,6 +237,19 @@ def _needle_step(impl: Impl, case: ModelCase, x_np: np.ndarray, y_np: np.ndarray
         loss = loss_fn(out, y)
         loss.backward()
         opt.step()
+        return loss
+
+    run = update
+    if replay:
+        run = needle.compile(update, state=(model, opt))
+        try:
+            for _ in range(3):  # warm-up, capture, one replay
+                run(x, y)
+        except needle.CaptureError as exc:
+            pytest.skip(f"{case.attr} cannot be captured yet: {exc}")
+
+    def step() -> float:
+        loss = run(x, y)
         sync()
         return loss.numpy().item()
 
@@ -276,6 +293,24 @@ def bench_train_step(
     n = rounds(case.rounds)
     loss = benchmark.pedantic(step, rounds=n, warmup_rounds=0 if n == 1 else 1)
     assert np.isfinite(loss) and loss > 0, f"{case.name} on {impl.name}: loss {loss}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name.split(" ")[0])
+def bench_train_step_replayed(
+    benchmark: Any, impl: Impl, case: ModelCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same step through ``needle.compile``: reported as ``<impl> replayed`` beside the
+    eager rows of :func:`bench_train_step` (PyTorch, the peer, runs eagerly there)."""
+    if impl.kind == "torch":
+        pytest.skip("PyTorch runs eagerly: its time is in bench_train_step")
+    x_np, y_np = case.batch()
+    monkeypatch.setitem(os.environ, "NEEDLE_BACKEND", impl.backend)
+    step = _needle_step(impl, case, x_np, y_np, replay=True)
+    record(benchmark, impl, "models", f"{case.name} train step", flops=case.flops)
+    benchmark.extra_info["impl"] = f"{impl.name} replayed"
+    n = rounds(case.rounds)
+    loss = benchmark.pedantic(step, rounds=n, warmup_rounds=0 if n == 1 else 1)
+    assert np.isfinite(loss) and loss > 0, f"{case.name} on {impl.name} replayed: loss {loss}"
 
 
 # --- one MNIST epoch: data loading included --------------------------------------------

@@ -127,21 +127,26 @@ def host_step(fn: Callable[[], tuple[float, ...]]) -> tuple[float, ...]:
 
 
 def _site() -> str:
-    """``op Name at file:line: code`` for the innermost op and the user's line."""
-    op = user = ""
+    """``op Name at file:line: code``: the innermost op (or needle function above the
+    array layer) that asked, and the user's line that led there."""
+    op = caller = user = ""
     frame = sys._getframe(2)
+    array_layer = _PACKAGE / "backend_ndarray"
     while frame is not None:
         path = Path(frame.f_code.co_filename).resolve()
         inside = path.is_relative_to(_PACKAGE)
-        if inside and not op and frame.f_code.co_name in ("compute", "gradient"):
+        if inside and not path.is_relative_to(array_layer) and path.name != "autograd.py":
             owner = frame.f_locals.get("self")
-            if owner is not None:
-                op = f"{type(owner).__name__}.{frame.f_code.co_name}"
+            name = frame.f_code.co_name
+            where = f"{type(owner).__name__}.{name}" if owner is not None else name
+            if not op and name in ("compute", "gradient"):
+                op = where
+            caller = caller or where
         if not inside and not user:
             code = linecache.getline(str(path), frame.f_lineno).strip()
             user = f"{path.name}:{frame.f_lineno}: {code}"
         frame = frame.f_back  # type: ignore[assignment]
-    return f"op {op or '(outside an op)'} at {user or '(unknown line)'}"
+    return f"op {op or caller or '(unknown)'} at {user or '(unknown line)'}"
 
 
 class Recorder:
