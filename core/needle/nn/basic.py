@@ -113,43 +113,32 @@ class Dropout(Module):
 
 
 class SoftmaxLoss(Module):
-    """Mean cross-entropy of logits ``(N, k)`` against integer labels ``(N,)``."""
+    """Mean cross-entropy of logits ``(N, k)`` against integer labels ``(N,)``.
+
+    One fused op (:func:`needle.ops.softmax_cross_entropy`): log-softmax, the picked
+    log-probabilities and, in the backward pass, ``softmax - one_hot`` in one kernel
+    each where the backend has them. Labels given as a Tensor stay on the device (no
+    host read, so a compiled step can replay it); anything else is copied there.
+    """
 
     def forward(self, logits: Tensor, y: Any) -> Tensor:
         n, k = logits.shape
-        if isinstance(y, Tensor):  # built on the device: no host read (needle.compile)
-            y_one_hot = ops.one_hot(k, ops.reshape(y.detach(), (y.size,)))
-            if y_one_hot.dtype != logits.dtype:
-                y_one_hot = y_one_hot.astype(logits.dtype)
+        if isinstance(y, Tensor):
+            labels = ops.reshape(y.detach(), (y.size,))
+            if labels.dtype != logits.dtype:
+                labels = labels.astype(logits.dtype)
         else:
-            labels = np.asarray(y).reshape(-1)
-            y_one_hot = init.one_hot(k, labels, device=logits.device, dtype=logits.dtype)
-        if y_one_hot.shape[0] != n:
-            raise ValueError(f"SoftmaxLoss: {n} rows of logits but {y_one_hot.shape[0]} labels")
-        return _SoftmaxCrossEntropy(y_one_hot)(logits)
-
-
-class _SoftmaxCrossEntropy(TensorOp):
-    """``mean(logsumexp(logits, 1) - sum(logits * y_one_hot, 1))`` as one op.
-
-    The gradient, ``(softmax(logits) - y_one_hot) * out_grad / n``, takes three passes over
-    the ``(n, k)`` logits where the composed ops take about eight (it matters when ``k``
-    is a vocabulary). It is written with ops, so it can be differentiated again.
-    """
-
-    def __init__(self, y_one_hot: Tensor) -> None:
-        self.y_one_hot = y_one_hot
-
-    def compute(self, logits: NDArray) -> NDArray:
-        n = logits.shape[0]
-        lse = ops.LogSumExp((1,)).compute(logits)
-        correct = (logits * self.y_one_hot.realize_cached_data()).sum((1,))
-        return (lse - correct).sum() / float(max(n, 1))
-
-    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
-        logits = node.inputs[0]
-        scale = (out_grad / float(max(logits.shape[0], 1))).reshape((1, 1))
-        return (ops.softmax(logits) - self.y_one_hot) * scale.broadcast_to(logits.shape)
+            flat = np.asarray(y).reshape(-1)
+            if flat.size and not np.all(np.mod(flat, 1) == 0):
+                raise ValueError("SoftmaxLoss: labels must be whole numbers")
+            if flat.size and (flat.min() < 0 or flat.max() >= k):
+                raise IndexError(
+                    f"SoftmaxLoss: labels must lie in [0, {k}), got {flat.min()}..{flat.max()}"
+                )
+            labels = Tensor(flat, device=logits.device, dtype=logits.dtype, requires_grad=False)
+        if labels.shape[0] != n:
+            raise ValueError(f"SoftmaxLoss: {n} rows of logits but {labels.shape[0]} labels")
+        return ops.softmax_cross_entropy(logits, labels)
 
 
 class Embedding(Module):

@@ -39,35 +39,69 @@ class BatchNorm1d(Module):
         return f"{self.dim}, eps={self.eps}, momentum={self.momentum}"
 
     def forward(self, x: Tensor) -> Tensor:
-        n, d = x.shape
-        if d != self.dim:
+        if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(
                 f"{type(self).__name__}: expected {self.dim} features, got shape {x.shape}"
             )
-        if self.training:
-            mean = ops.summation(x, (0,)) / float(n)
-            centred = x - mean.reshape((1, d)).broadcast_to(x.shape)
-            var = ops.summation(centred * centred, (0,)) / float(n)
-            with no_grad():
-                m = self.momentum
-                self.running_mean = (self.running_mean * (1 - m) + mean.detach() * m).detach()
-                self.running_var = (self.running_var * (1 - m) + var.detach() * m).detach()
-        else:
-            mean, var = self.running_mean, self.running_var
-            centred = x - mean.reshape((1, d)).broadcast_to(x.shape)
-        std = ops.sqrt(var + self.eps).reshape((1, d)).broadcast_to(x.shape)
-        w = self.weight.reshape((1, d)).broadcast_to(x.shape)
-        b = self.bias.reshape((1, d)).broadcast_to(x.shape)
-        return w * (centred / std) + b
+        return self._normalise(x)
+
+    def _normalise(self, x: Tensor) -> Tensor:
+        """Batch norm of the rows of ``x`` (m, dim) per column: one fused op."""
+        if not self.training:
+            return ops.batch_norm_eval(
+                x, self.weight, self.bias, self.running_mean, self.running_var, self.eps
+            )
+        op = ops.BatchNorm(self.eps)
+        y = op(x, self.weight, self.bias)
+        mean, var = ops.split(Tensor.make_const(op.stats), 0)
+        with no_grad():
+            m = self.momentum
+            self.running_mean = (self.running_mean * (1 - m) + mean * m).detach()
+            self.running_var = (self.running_var * (1 - m) + var * m).detach()
+        return y
 
 
 class BatchNorm2d(BatchNorm1d):
-    """Batch normalisation of ``(N, C, H, W)`` inputs over N, H and W, per channel."""
+    """Batch normalisation of ``(N, C, H, W)`` inputs over N, H and W, per channel.
+
+    ``layout="NHWC"`` takes and returns ``(N, H, W, C)`` activations instead, with no
+    transposes (the model zoo keeps activations NHWC between layers). The parameters,
+    buffers and ``state_dict`` keys are the same in both layouts.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        device: Any = None,
+        dtype: str = "float32",
+        layout: str = "NCHW",
+    ) -> None:
+        super().__init__(dim, eps, momentum, device=device, dtype=dtype)
+        if layout not in ("NCHW", "NHWC"):
+            raise ValueError(f"BatchNorm2d: layout must be 'NCHW' or 'NHWC', got {layout!r}")
+        self.layout = layout
+
+    def extra_repr(self) -> str:
+        extra = "" if self.layout == "NCHW" else f", layout={self.layout!r}"
+        return super().extra_repr() + extra
 
     def forward(self, x: Tensor) -> Tensor:
-        n, c, h, w = x.shape
+        if x.ndim != 4:
+            raise ValueError(f"BatchNorm2d: expected a 4-D input, got shape {x.shape}")
+        if self.layout == "NHWC":
+            n, h, w, c = x.shape
+        else:
+            n, c, h, w = x.shape
+        if c != self.dim:
+            raise ValueError(
+                f"BatchNorm2d: expected {self.dim} channels, got shape {x.shape} ({self.layout})"
+            )
+        if self.layout == "NHWC":
+            return self._normalise(x.reshape((n * h * w, c))).reshape((n, h, w, c))
         flat = x.permute((0, 2, 3, 1)).reshape((n * h * w, c))
-        return super().forward(flat).reshape((n, h, w, c)).permute((0, 3, 1, 2))
+        return self._normalise(flat).reshape((n, h, w, c)).permute((0, 3, 1, 2))
 
 
 class LayerNorm1d(Module):
@@ -85,15 +119,8 @@ class LayerNorm1d(Module):
         return f"{self.dim}, eps={self.eps}"
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.shape[-1] != self.dim:
+        if x.ndim == 0 or x.shape[-1] != self.dim:
             raise ValueError(f"LayerNorm1d: expected last axis {self.dim}, got shape {x.shape}")
-        kept = (*x.shape[:-1], 1)
-        axis = x.ndim - 1
-        mean = (ops.summation(x, (axis,)) / float(self.dim)).reshape(kept).broadcast_to(x.shape)
-        centred = x - mean
-        var = (ops.summation(centred * centred, (axis,)) / float(self.dim)).reshape(kept)
-        std = ops.sqrt(var + self.eps).broadcast_to(x.shape)
-        one = (1,) * (x.ndim - 1) + (self.dim,)
-        w = self.weight.reshape(one).broadcast_to(x.shape)
-        b = self.bias.reshape(one).broadcast_to(x.shape)
-        return w * (centred / std) + b
+        rows = x.size // self.dim
+        y = ops.layer_norm(x.reshape((rows, self.dim)), self.weight, self.bias, self.eps)
+        return y.reshape(x.shape)
