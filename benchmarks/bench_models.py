@@ -334,6 +334,21 @@ def bench_mnist_epoch(
     benchmark: Any, impl: Impl, mnist_train: tuple[np.ndarray, np.ndarray]
 ) -> None:
     """One epoch of the 784-100-10 MLP, batch 128, SGD: needle's DataLoader vs a torch loop."""
+    _mnist_epoch(benchmark, impl, mnist_train, replay=False)
+
+
+def bench_mnist_epoch_replayed(
+    benchmark: Any, impl: Impl, mnist_train: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """The same epoch with the step through ``needle.compile`` (``<impl> replayed``)."""
+    if impl.kind == "torch":
+        pytest.skip("PyTorch runs eagerly: its time is in bench_mnist_epoch")
+    _mnist_epoch(benchmark, impl, mnist_train, replay=True)
+
+
+def _mnist_epoch(
+    benchmark: Any, impl: Impl, mnist_train: tuple[np.ndarray, np.ndarray], replay: bool
+) -> None:
     x_np, y_np = mnist_train
     batch, lr = 128, 0.1
     if impl.kind == "torch":
@@ -364,23 +379,29 @@ def bench_mnist_epoch(
         model = needle.models.MLP(784, hidden=(100,), num_classes=10, device=impl.device)
         opt = needle.optim.SGD(model.parameters(), lr=lr)
         loss_fn = needle.nn.SoftmaxLoss()
-        loader = DataLoader(NDArrayDataset(x_np, y_np), batch_size=batch)
+        loader = DataLoader(NDArrayDataset(x_np, y_np), batch_size=batch, device=impl.device)
         sync = impl.sync()
+
+        def update(x: Any, y: Any) -> Any:
+            opt.reset_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        run = needle.compile(update, state=(model, opt)) if replay else update
 
         def epoch() -> float:
             total = 0.0
             for xb, yb in loader:
-                opt.reset_grad()
-                x = needle.Tensor(xb, device=impl.device, requires_grad=False)
-                loss = loss_fn(model(x), yb)
-                loss.backward()
-                opt.step()
-                total += loss.numpy().item()
+                total += run(xb, yb).numpy().item()
             sync()
             return total
 
     steps = -(-EPOCH_IMAGES // batch)
     flops = steps * 3 * 2.0 * batch * _linear(784, 100, 10)
     record(benchmark, impl, "models", f"MNIST epoch MLP 784-100-10 batch {batch}", flops=flops)
+    if replay:
+        benchmark.extra_info["impl"] = f"{impl.name} replayed"
     total = benchmark.pedantic(epoch, rounds=rounds(3), warmup_rounds=0)
     assert np.isfinite(total) and total > 0, f"MNIST epoch on {impl.name}: loss sum {total}"
