@@ -186,6 +186,13 @@ def _is_number(x: Any) -> bool:
 def _as_ndarray(array: Any, device: Device | None, dtype: Any) -> NDArray:
     if array is None:
         raise TypeError("Tensor: cannot make a tensor from None (give a number, list or array)")
+    if isinstance(array, (complex, np.complexfloating)) or (
+        isinstance(array, np.ndarray) and array.dtype.kind == "c"
+    ):
+        raise TypeError(
+            "Tensor: complex values are not supported (needle tensors are real); "
+            "pass .real, .imag or abs() of them"
+        )
     if isinstance(array, Tensor):
         array = array.realize_cached_data()
     if isinstance(array, NDArray):

@@ -8,6 +8,7 @@ list), which is what ``state_dict`` saves.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -67,25 +68,52 @@ class Optimizer:
             KeyError: a key that this optimizer does not have (named in the message).
             ValueError: a slot whose shape differs from its parameter's.
         """
-        for key in self._scalars():
+        # all or nothing: everything is checked and converted before anything is assigned
+        name = type(self).__name__
+        scalars: dict[str, Any] = {}
+        for key, current in self._scalars().items():
             if key in state:
-                setattr(self, key, type(getattr(self, key))(state[key]))
+                value = state[key]
+                if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                    raise TypeError(
+                        f"{name}.load_state_dict: key {key!r} must be a number, "
+                        f"got {type(value).__name__}"
+                    )
+                scalars[key] = type(current)(value)
+        slots: list[tuple[str, int, Tensor]] = []
         for key, value in state.items():
-            if key in self._scalars():
+            if key in scalars:
                 continue
             slot, _, index = key.rpartition(".")
             if slot not in self._slots or not index.isdigit() or int(index) >= len(self.params):
-                raise KeyError(f"{type(self).__name__}.load_state_dict: unexpected key {key!r}")
+                raise KeyError(f"{name}.load_state_dict: unexpected key {key!r}")
             p = self.params[int(index)]
             array = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
             if tuple(array.shape) != p.shape:
                 raise ValueError(
-                    f"{type(self).__name__}.load_state_dict: shape mismatch for key "
+                    f"{name}.load_state_dict: shape mismatch for key "
                     f"{key!r}: {tuple(array.shape)} vs parameter {p.shape}"
                 )
-            self._slots[slot][int(index)] = Tensor(
-                array, device=p.device, dtype=p.dtype, requires_grad=False
+            slots.append(
+                (
+                    slot,
+                    int(index),
+                    Tensor(array, device=p.device, dtype=p.dtype, requires_grad=False),
+                )
             )
+        for key, value in scalars.items():
+            setattr(self, key, value)
+        for slot, index, tensor in slots:
+            self._slots[slot][index] = tensor
+
+
+def _check_hyper(opt: str, name: str, value: Any, low: float, high: float | None = None) -> None:
+    """``value`` must be a finite real in ``[low, high)`` (``high=None``: no upper bound)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{opt}: {name} must be a finite number, got {value!r}")
+    if value < low or (high is not None and value >= high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high})"
+        raise ValueError(f"{opt}: {name} must be {bound}, got {value!r}")
 
 
 def _grad_with_decay(p: Tensor, weight_decay: float) -> Tensor:
@@ -107,6 +135,9 @@ class SGD(Optimizer):
         momentum: float = 0.0,
         weight_decay: float = 0.0,
     ) -> None:
+        _check_hyper("SGD", "lr", lr, 0.0)
+        _check_hyper("SGD", "momentum", momentum, 0.0, 1.0)
+        _check_hyper("SGD", "weight_decay", weight_decay, 0.0)
         super().__init__(params)
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self._slots = {"u": {}}
@@ -147,6 +178,11 @@ class Adam(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ) -> None:
+        _check_hyper("Adam", "lr", lr, 0.0)
+        _check_hyper("Adam", "beta1", beta1, 0.0, 1.0)
+        _check_hyper("Adam", "beta2", beta2, 0.0, 1.0)
+        _check_hyper("Adam", "eps", eps, 0.0)
+        _check_hyper("Adam", "weight_decay", weight_decay, 0.0)
         super().__init__(params)
         self.lr, self.beta1, self.beta2 = lr, beta1, beta2
         self.eps, self.weight_decay = eps, weight_decay
@@ -187,7 +223,17 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
 
     Returns:
         The norm before clipping.
+
+    Raises:
+        ValueError: ``max_norm`` is not a finite number > 0.
     """
+    if (
+        isinstance(max_norm, bool)
+        or not isinstance(max_norm, numbers.Real)
+        or not math.isfinite(max_norm)
+        or max_norm <= 0
+    ):
+        raise ValueError(f"clip_grad_norm: max_norm must be a finite number > 0, got {max_norm!r}")
     params = [p for p in params if p.grad is not None]
     total = math.sqrt(
         math.fsum(float((p.grad.numpy().astype(np.float64) ** 2).sum()) for p in params)  # type: ignore[union-attr]

@@ -141,6 +141,8 @@ class Module:
                 raise KeyError(f"load_state_dict: missing key(s) {missing} for {name}")
             if extra:
                 raise KeyError(f"load_state_dict: unexpected key(s) {extra} for {name}")
+        # all or nothing: every value is checked and converted before any is assigned
+        staged: list[tuple[Tensor, Any]] = []
         for key, (owner, attr) in targets.items():
             if key not in state:
                 continue
@@ -152,8 +154,15 @@ class Module:
                     f"load_state_dict: shape mismatch for key {key!r}: "
                     f"checkpoint has {tuple(array.shape)}, model has {current.shape}"
                 )
+            if array.dtype.kind not in "fiub":
+                raise TypeError(
+                    f"load_state_dict: key {key!r} holds {array.dtype} values, "
+                    f"expected numbers for a {current.dtype} tensor"
+                )
             new = Tensor(array, device=current.device, dtype=current.dtype, requires_grad=False)
-            current.cached_data = new.realize_cached_data()
+            staged.append((current, new.realize_cached_data()))
+        for current, data in staged:
+            current.cached_data = data
 
     def _owner(self, dotted: str) -> tuple[Module, str]:
         """The module and attribute name that hold the tensor called ``dotted``."""

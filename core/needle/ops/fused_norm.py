@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..autograd import Tensor, TensorOp, TensorTuple, TensorTupleOp
 from ..backend_ndarray import NDArray
 from ..backend_ndarray import fused as _fused
+from ..backend_ndarray.capture import host_check
 from ._helpers import check_same_device, check_tensor
 from .reduction import summation
 from .shape import broadcast_to, reshape
@@ -262,6 +265,18 @@ def softmax_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
         raise TypeError(
             f"softmax_cross_entropy: labels dtype {labels.dtype} differs from logits "
             f"dtype {logits.dtype}"
+        )
+    with host_check():  # an argument check (a replayed step skips it)
+        values = labels.numpy()
+    if values.size and not np.all(np.mod(values, 1) == 0):
+        raise ValueError(
+            "softmax_cross_entropy: labels must be whole numbers (class indices), "
+            f"got {values[np.mod(values, 1) != 0][0]}"
+        )
+    if values.size and (values.min() < 0 or values.max() >= logits.shape[1]):
+        raise IndexError(
+            f"softmax_cross_entropy: labels must lie in [0, {logits.shape[1]}), "
+            f"got {values.min()}..{values.max()}"
         )
     return SoftmaxCrossEntropy()(logits, labels.detach())
 

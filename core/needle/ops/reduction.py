@@ -46,16 +46,23 @@ class Max(TensorOp):
         return broadcast_to(reshape(out_grad, kept), a.shape) * mask
 
 
+def _reduce_axes(op: str, a: Tensor, axes: Any) -> tuple[int, ...]:
+    out = normalize_axes(axes, a.ndim, op)
+    if a.ndim == 0 and out:
+        raise ValueError(f"{op}: a 0-d tensor has no axis {axes!r} to reduce; use axes=None")
+    return out
+
+
 def summation(a: Tensor, axes: Any = None, keepdims: bool = False) -> Tensor:
     """Sum over ``axes`` (an int, a tuple, or ``None`` for all)."""
     check_tensor("summation", a)
-    return Summation(normalize_axes(axes, a.ndim, "summation"), keepdims)(a)
+    return Summation(_reduce_axes("summation", a, axes), keepdims)(a)
 
 
 def max(a: Tensor, axes: Any = None, keepdims: bool = False) -> Tensor:
     """Maximum over ``axes`` (an int, a tuple, or ``None`` for all)."""
     check_tensor("max", a)
-    axes = normalize_axes(axes, a.ndim, "max")
+    axes = _reduce_axes("max", a, axes)
     if prod([a.shape[i] for i in axes]) == 0:
         raise ValueError(f"max: zero-size reduction over axes {axes} of shape {a.shape}")
     return Max(axes, keepdims)(a)
@@ -64,7 +71,7 @@ def max(a: Tensor, axes: Any = None, keepdims: bool = False) -> Tensor:
 def mean(a: Tensor, axes: Any = None, keepdims: bool = False) -> Tensor:
     """Arithmetic mean over ``axes``."""
     check_tensor("mean", a)
-    axes = normalize_axes(axes, a.ndim, "mean")
+    axes = _reduce_axes("mean", a, axes)
     count = prod([a.shape[i] for i in axes])
     if count == 0:
         raise ValueError(f"mean: zero-size reduction over axes {axes} of shape {a.shape}")

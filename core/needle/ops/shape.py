@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
+from typing import Any
 
 from ..autograd import Tensor, TensorOp
 from ..backend_ndarray import NDArray
@@ -45,10 +47,25 @@ class Permute(TensorOp):
         return permute(out_grad, tuple(inverse))
 
 
+def _int_shape(op: str, shape: Any, allow_minus_one: bool) -> tuple[int, ...]:
+    """``shape`` as a tuple of ints; a float, a bool or a negative size is an error."""
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, Sequence) or isinstance(shape, str):
+        raise TypeError(f"{op}: shape must be a tuple of ints, got {shape!r}")
+    for s in shape:
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+            raise TypeError(f"{op}: shape entries must be ints, got {s!r} in {tuple(shape)}")
+        if s < 0 and not (allow_minus_one and s == -1):
+            valid = "sizes >= 0 (and one -1)" if allow_minus_one else "sizes >= 0"
+            raise ValueError(f"{op}: negative size {s} in {tuple(shape)}; expected {valid}")
+    return tuple(int(s) for s in shape)
+
+
 def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
     """A tensor with the same data in ``shape`` (one entry may be -1)."""
     check_tensor("reshape", a)
-    shape = tuple(int(s) for s in shape)
+    shape = _int_shape("reshape", shape, allow_minus_one=True)
     if shape == a.shape:
         return a
     return Reshape(shape)(a)
@@ -57,7 +74,7 @@ def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
 def broadcast_to(a: Tensor, shape: Sequence[int]) -> Tensor:
     """``a`` repeated to ``shape`` by NumPy's broadcasting rules."""
     check_tensor("broadcast_to", a)
-    shape = tuple(int(s) for s in shape)
+    shape = _int_shape("broadcast_to", shape, allow_minus_one=False)
     if shape == a.shape:
         return a
     a.realize_cached_data().broadcast_to(shape)  # raises naming both shapes

@@ -40,6 +40,8 @@ _ALLOWED = {
     ("numpy", "dtype"),
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),  # NumPy integer labels
+    ("numpy._core.multiarray", "scalar"),
     ("_codecs", "encode"),
 }
 
@@ -54,29 +56,85 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+_MAX_ROWS = 60_000  # the whole of CIFAR-10 in one file is the most a batch may hold
+
+
+def _labels_of(path: Any, labels: Any, rows: int) -> np.ndarray:
+    """``labels`` checked element by element (no nested lists, no huge shared structure)."""
+    expected = f"{rows} integer labels in 0..9"
+    if isinstance(labels, np.ndarray):
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
+            raise ValueError(
+                f"CIFAR-10: {path}: 'labels' is an array of {labels.dtype} {labels.shape}, "
+                f"expected {expected}"
+            )
+        out = labels.astype(np.int64)
+    elif isinstance(labels, list):
+        if len(labels) != rows:
+            raise ValueError(
+                f"CIFAR-10: {path}: 'labels' has {len(labels)} entries, expected {expected}"
+            )
+        for i, v in enumerate(labels):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise ValueError(
+                    f"CIFAR-10: {path}: label {i} is a {type(v).__name__}, expected {expected}"
+                )
+        out = np.fromiter((int(v) if -(2**62) < v < 2**62 else -1 for v in labels), np.int64, rows)
+    else:
+        raise ValueError(
+            f"CIFAR-10: {path}: 'labels' is a {type(labels).__name__}, expected {expected}"
+        )
+    if len(out) != rows:
+        raise ValueError(f"CIFAR-10: {path}: 'labels' has {len(out)} entries, expected {expected}")
+    if rows and (out.min() < 0 or out.max() > 9):
+        raise ValueError(f"CIFAR-10: {path}: a label lies outside 0..9, expected {expected}")
+    return out
+
+
 def load_cifar_batch(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     """One batch file: images uint8 ``(N, 3, 32, 32)`` and labels int64 ``(N,)``.
 
+    The unpickled object is checked before anything is converted: a dict whose
+    ``data`` is a uint8 array ``(N, 3072)`` and whose ``labels`` are ``N`` integers
+    (Python or NumPy) in 0..9, N at most 60,000.
+
     Raises:
         pickle.UnpicklingError: the file names a global other than the allowed ones.
-        ValueError: the file does not have the CIFAR-10 batch layout.
+        ValueError: the file is not a readable pickle or does not have the CIFAR-10
+            batch layout (the message names the file and what was expected).
     """
     with open(path, "rb") as f:
-        batch = _RestrictedUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
+        raw = f.read()
+    try:
+        batch = _RestrictedUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except pickle.UnpicklingError as exc:
+        if "refusing to load global" in str(exc):
+            raise
+        raise ValueError(f"CIFAR-10: {path} is not a readable pickle: {exc}") from exc
+    except (
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        MemoryError,
+        OverflowError,
+        RecursionError,
+    ) as exc:
+        raise ValueError(f"CIFAR-10: {path} is not a readable pickle: {exc!r}") from exc
+    layout = "a dict with 'data' (uint8 array (N, 3072)) and 'labels' (N integers)"
     if not isinstance(batch, dict):
-        raise ValueError(f"CIFAR-10: {path} does not hold a dict")
+        raise ValueError(f"CIFAR-10: {path} holds a {type(batch).__name__}, expected {layout}")
     data = batch.get(b"data", batch.get("data"))
     labels = batch.get(b"labels", batch.get("labels"))
     if not isinstance(data, np.ndarray) or labels is None:
-        raise ValueError(f"CIFAR-10: {path} lacks 'data' (array) or 'labels'")
-    data = np.asarray(data, dtype=np.uint8)
-    labels = np.asarray(labels, dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-        raise ValueError(
-            f"CIFAR-10: {path}: data {data.shape} and {len(labels)} labels do not "
-            "match the (N, 3072) layout"
-        )
-    return data.reshape(-1, 3, 32, 32), labels
+        raise ValueError(f"CIFAR-10: {path} lacks 'data' (array) or 'labels'; expected {layout}")
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise ValueError(f"CIFAR-10: {path}: data is {data.dtype} {data.shape}, expected {layout}")
+    if data.shape[0] > _MAX_ROWS:
+        raise ValueError(f"CIFAR-10: {path}: {data.shape[0]} images, expected at most {_MAX_ROWS}")
+    return data.reshape(-1, 3, 32, 32), _labels_of(path, labels, data.shape[0])
 
 
 def download_cifar10(dest: str | os.PathLike[str], url: str = URL, md5: str = MD5) -> Path:

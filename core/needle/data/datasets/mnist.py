@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,18 +20,51 @@ _FILES = {
 }
 
 
+# What each IDX file of MNIST may hold: its magic number, the sizes after the first
+# (image rows and columns) and the largest count (the 60,000-image training split).
+_IDX_LAYOUT = {0x00000803: ("images", (28, 28)), 0x00000801: ("labels", ())}
+_MAX_ITEMS = 60_000
+_CHUNK = 1 << 20
+
+
+def _read_exact(f: Any, size: int, path: Path, what: str) -> bytes:
+    """``size`` bytes of ``f`` read in bounded chunks (so a bomb never inflates past it)."""
+    out = bytearray()
+    while len(out) < size:
+        chunk = f.read(min(_CHUNK, size - len(out)))
+        if not chunk:
+            raise ValueError(
+                f"MNIST: {path} ends after {len(out)} bytes of {what}, expected {size}"
+            )
+        out += chunk
+    return bytes(out)
+
+
 def _read_idx(path: Path, magic: int) -> np.ndarray:
+    kind, tail = _IDX_LAYOUT[magic]
+    sizes = "(N" + "".join(f", {n}" for n in tail) + ")"
+    expected = (
+        f"an IDX file of MNIST {kind} (magic {magic:#010x}, sizes {sizes}, N <= {_MAX_ITEMS})"
+    )
     opener: Any = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if len(data) < 8 or int.from_bytes(data[:4], "big") != magic:
-        raise ValueError(f"MNIST: {path} is not an IDX file with magic number {magic:#x}")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise ValueError(f"MNIST: {path} holds {body.size} bytes of data, expected {dims}")
-    return body.reshape(dims)
+    try:
+        with opener(path, "rb") as f:
+            head = _read_exact(f, 4, path, "header")
+            if int.from_bytes(head, "big") != magic:
+                raise ValueError(f"MNIST: {path} is not {expected}: magic {head.hex()}")
+            ndim = head[3]
+            dims = [int.from_bytes(_read_exact(f, 4, path, "header"), "big") for _ in range(ndim)]
+            if ndim != 1 + len(tail) or tuple(dims[1:]) != tail or dims[0] > _MAX_ITEMS:
+                raise ValueError(f"MNIST: {path} is not {expected}: its header says sizes {dims}")
+            size = int(np.prod(dims))
+            body = _read_exact(f, size, path, "data")
+            if f.read(1):
+                raise ValueError(f"MNIST: {path} holds more than the {size} bytes its header gives")
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise  # these name the file already
+    except (OSError, EOFError, zlib.error) as exc:  # corrupt gzip, truncated stream...
+        raise ValueError(f"MNIST: {path} could not be read as {expected}: {exc}") from exc
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 def parse_mnist(
@@ -40,7 +74,12 @@ def parse_mnist(
     images = _read_idx(Path(image_filename), 0x00000803)
     labels = _read_idx(Path(label_filename), 0x00000801)
     if len(images) != len(labels):
-        raise ValueError(f"MNIST: {len(images)} images but {len(labels)} labels")
+        raise ValueError(
+            f"MNIST: {image_filename} holds {len(images)} images but {label_filename} "
+            f"{len(labels)} labels; expected the same number"
+        )
+    if labels.size and labels.max() > 9:
+        raise ValueError(f"MNIST: {label_filename} holds label {labels.max()}, expected 0..9")
     return images.reshape(len(images), -1).astype(np.float32) / 255.0, labels
 
 

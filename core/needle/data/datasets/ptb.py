@@ -59,11 +59,18 @@ class Corpus:
     def tokenize(self, path: str | os.PathLike[str], max_lines: int | None = None) -> list[int]:
         """The ids of the words of ``path`` (adding new words to the dictionary)."""
         ids: list[int] = []
-        with open(Path(path), encoding="utf-8") as f:
-            for n, line in enumerate(f):
-                if max_lines is not None and n >= max_lines:
-                    break
-                ids.extend(self.dictionary.add_word(w) for w in [*line.split(), "<eos>"])
+        n = 0
+        try:
+            with open(Path(path), encoding="utf-8") as f:
+                for n, line in enumerate(f):
+                    if max_lines is not None and n >= max_lines:
+                        break
+                    ids.extend(self.dictionary.add_word(w) for w in [*line.split(), "<eos>"])
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"PTB: {path} is not UTF-8 text (bad byte at offset {exc.start} of a block "
+                f"near line {n + 1}); expected the Penn Treebank's plain text files"
+            ) from exc
         return ids
 
 
