@@ -630,6 +630,13 @@ def test_kernel_error(
 OPTIONAL = kernels_in_family("optional")
 
 
+def _reference_parts(spec: KernelSpec, *args: Any) -> tuple[np.ndarray, ...]:
+    """A multi-output reference (a tuple of arrays) on float64 copies of the arrays."""
+    wide = [a.astype(np.float64) if isinstance(a, np.ndarray) else a for a in args]
+    with np.errstate(all="ignore"):
+        return tuple(np.asarray(p, dtype=np.float64) for p in spec.reference(*wide))
+
+
 def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarray, str]:
     """Run optional kernel ``name`` on fixed data; return (got, expected, description).
 
@@ -722,6 +729,67 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
             ok = "1" in str(exc) and "matmul" in str(exc)
             return np.asarray(ok), np.asarray(True), "ValueError naming instruction 1 (matmul)"
         return np.asarray(False), np.asarray(True), "a bad instruction must raise ValueError"
+    if name in ("batchnorm_forward", "layernorm_forward"):  # (out, stats) in one array
+        x = rounded(rng.standard_normal((7, 3)) * 2.0 + 1.0)
+        w, b = rounded(rng.standard_normal(3)), rounded(rng.standard_normal(3))
+        n_stats = 6 if name == "batchnorm_forward" else 14
+        out, stats = k.alloc(21, dtype), k.alloc(n_stats, dtype)
+        getattr(k, name)(
+            upload(k, x, dtype), upload(k, w, dtype), upload(k, b, dtype), out, stats, 7, 3, 1e-5
+        )
+        want = _reference_parts(spec, x, w, b, 1e-5)
+        return (
+            np.concatenate([download(k, out), download(k, stats)]),
+            np.concatenate([np.ravel(a) for a in want]),
+            "x (7, 3), eps 1e-5; out then stats",
+        )
+    if name in ("batchnorm_backward", "layernorm_backward"):
+        x, dy = rounded(rng.standard_normal((7, 3))), rounded(rng.standard_normal((7, 3)))
+        w = rounded(rng.standard_normal(3))
+        axis = 0 if name == "batchnorm_backward" else 1
+        stats = rounded(np.stack([x.mean(axis=axis), x.var(axis=axis)]))
+        dx, dwb = k.alloc(21, dtype), k.alloc(6, dtype)
+        getattr(k, name)(
+            upload(k, x, dtype), upload(k, dy, dtype), upload(k, w, dtype),
+            upload(k, stats, dtype), dx, dwb, 7, 3, 1e-5,
+        )  # fmt: skip
+        want = _reference_parts(spec, x, dy, w, stats, 1e-5)
+        return (
+            np.concatenate([download(k, dx), download(k, dwb)]),
+            np.concatenate([np.ravel(a) for a in want]),
+            "x, dy (7, 3), eps 1e-5; dx then dwb",
+        )
+    if name in ("softmax_xent", "softmax_xent_backward"):
+        z = rng.standard_normal((4, 6))
+        z[1] += 1000.0  # stability
+        z, labels, g = (
+            rounded(z),
+            rounded(np.array([5.0, 0.0, 2.0, 2.0])),
+            rounded(np.array([0.25])),
+        )
+        args = (upload(k, z, dtype), upload(k, labels, dtype))
+        if name == "softmax_xent":
+            out = k.alloc(4, dtype)
+            k.softmax_xent(*args, out, 4, 6)
+            want = expected(spec, z, labels)
+        else:
+            out = k.alloc(24, dtype)
+            k.softmax_xent_backward(*args, upload(k, g, dtype), out, 4, 6)
+            want = expected(spec, z, labels, g)
+        bad = k.alloc(4, dtype)
+        try:  # a label outside [0, k) is refused
+            getattr(k, name)(upload(k, z, dtype), upload(k, labels + 6.0, dtype),
+                             *((upload(k, g, dtype),) if name != "softmax_xent" else ()),
+                             k.alloc(24, dtype), 4, 6)  # fmt: skip
+            refused = 0.0
+        except IndexError:
+            refused = 1.0
+        k.fill(bad, refused)
+        return (
+            np.concatenate([download(k, out), download(k, bad)]),
+            np.concatenate([np.ravel(want), np.ones(4)]),
+            "4 rows of 6 (row 1 shifted by +1000), then labels + 6 refused with IndexError",
+        )
     raise AssertionError(f"the suite has no check for optional kernel {name!r}")
 
 

@@ -441,3 +441,123 @@ def program_run(program) -> None:
 for _fn in (matmul_t, batched_matmul_t, reduce_sum_mid, reduce_max_mid):
     setattr(sys.modules[__name__], _fn.__name__, _named(_fn))
 del _fn
+
+
+# --- issue 12: fused layers (batch norm, layer norm, softmax cross-entropy) -------------
+def _fused_args(kernel: str, eps: float | None, **dims: int) -> None:
+    _dims(kernel, **dims)
+    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float))):
+        raise TypeError(f"{kernel}: eps must be a float, got {type(eps).__name__}")
+
+
+def _norm_forward(kernel, x, w, b, out, stats, rows, cols, eps, axis):
+    _fused_args(kernel, eps, rows=rows, cols=cols)
+    if (rows if axis == 0 else cols) < 1:
+        raise ValueError(f"{kernel}: needs at least one {'row' if axis == 0 else 'column'}")
+    n_w, n_s = (cols, rows) if axis == 1 else (cols, cols)
+    (xa, o) = _flat(kernel, rows * cols, x, out)
+    wa, ba = _flat(kernel, n_w, w, b)
+    (st,) = _flat(kernel, 2 * n_s, stats)
+    _same_dtype(kernel, x, w)
+    _same_dtype(kernel, x, stats)
+    xa = xa.reshape(rows, cols).astype(np.float64)
+    mean = xa.mean(axis=axis, keepdims=True)
+    var = ((xa - mean) ** 2).mean(axis=axis, keepdims=True)
+    o[...] = ((xa - mean) / np.sqrt(var + eps) * wa + ba).reshape(-1)
+    st[...] = np.concatenate([mean.reshape(-1), var.reshape(-1)])
+
+
+def _norm_backward(kernel, x, dy, w, stats, dx, dwb, rows, cols, eps, axis):
+    _fused_args(kernel, eps, rows=rows, cols=cols)
+    n_s = cols if axis == 0 else rows
+    xa, ga, o = _flat(kernel, rows * cols, x, dy, dx)
+    (wa,) = _flat(kernel, cols, w)
+    (st,) = _flat(kernel, 2 * n_s, stats)
+    (dwb_a,) = _flat(kernel, 2 * cols, dwb)
+    for h in (w, stats, dwb):
+        _same_dtype(kernel, x, h)
+    xa, ga = xa.reshape(rows, cols).astype(np.float64), ga.reshape(rows, cols).astype(np.float64)
+    shape = (1, cols) if axis == 0 else (rows, 1)
+    mean = st[:n_s].astype(np.float64).reshape(shape)
+    r = 1.0 / np.sqrt(st[n_s:].astype(np.float64).reshape(shape) + eps)
+    xh = (xa - mean) * r
+    dw, db = (ga * xh).sum(axis=0), ga.sum(axis=0)
+    with np.errstate(all="ignore"):
+        if axis == 0:
+            res = wa * r * (ga - db / rows - xh * dw / rows)
+        else:
+            g = ga * wa
+            s1, s2 = g.sum(axis=1, keepdims=True), (g * xh).sum(axis=1, keepdims=True)
+            res = r / cols * (cols * g - s1 - xh * s2)
+    o[...] = res.reshape(-1)
+    dwb_a[...] = np.concatenate([dw, db])
+
+
+def batchnorm_forward(x, w, b, out, stats, m: int, c: int, eps: float) -> None:
+    """Training batch norm of compact x (m, c) per column; stats = [mean; biased var]."""
+    _norm_forward("batchnorm_forward", x, w, b, out, stats, m, c, eps, 0)
+
+
+def batchnorm_backward(x, dy, w, stats, dx, dwb, m: int, c: int, eps: float) -> None:
+    """dx and dwb = [sum(dy xh); sum(dy)] of batchnorm_forward."""
+    _norm_backward("batchnorm_backward", x, dy, w, stats, dx, dwb, m, c, eps, 0)
+
+
+def layernorm_forward(x, w, b, out, stats, rows: int, d: int, eps: float) -> None:
+    """Layer norm of each row of compact x (rows, d); stats = [means; biased variances]."""
+    _norm_forward("layernorm_forward", x, w, b, out, stats, rows, d, eps, 1)
+
+
+def layernorm_backward(x, dy, w, stats, dx, dwb, rows: int, d: int, eps: float) -> None:
+    """dx and dwb = [sum(dy xh); sum(dy)] (over rows) of layernorm_forward."""
+    _norm_backward("layernorm_backward", x, dy, w, stats, dx, dwb, rows, d, eps, 1)
+
+
+def _xent_rows(kernel: str, a: Buffer, labels: Buffer, n: int, k: int):
+    _fused_args(kernel, None, n=n, k=k)
+    if k < 1:
+        raise ValueError(f"{kernel}: k must be >= 1, got {k}")
+    (z,) = _flat(kernel, n * k, a)
+    (lab,) = _flat(kernel, n, labels)
+    _same_dtype(kernel, a, labels)
+    if n and not (np.all(lab >= 0) and np.all(lab < k) and np.all(np.mod(lab, 1) == 0)):
+        raise IndexError(f"{kernel}: labels must be whole numbers in [0, {k})")
+    return z.reshape(n, k), lab.astype(np.int64)
+
+
+def softmax_xent(a: Buffer, labels: Buffer, out: Buffer, n: int, k: int) -> None:
+    """out (n) = logsumexp(row) - row[label] for logits (n, k)."""
+    z, lab = _xent_rows("softmax_xent", a, labels, n, k)
+    (o,) = _flat("softmax_xent", n, out)
+    _same_dtype("softmax_xent", a, out)
+    with np.errstate(all="ignore"):
+        m = z.max(axis=1, keepdims=True) if n else np.zeros((0, 1), z.dtype)
+        shift = np.where(np.isfinite(m), m, 0)
+        lse = np.log(np.exp(z - shift).sum(axis=1, keepdims=True)) + shift
+        o[...] = lse[:, 0] - z[np.arange(n), lab]
+
+
+def softmax_xent_backward(a: Buffer, labels: Buffer, g: Buffer, out: Buffer, n: int, k: int):
+    """out (n, k) = (softmax(row) - one_hot(label)) * g[0]."""
+    z, lab = _xent_rows("softmax_xent_backward", a, labels, n, k)
+    (o,) = _flat("softmax_xent_backward", n * k, out)
+    (scale,) = _flat("softmax_xent_backward", 1, g)
+    _same_dtype("softmax_xent_backward", a, out)
+    _same_dtype("softmax_xent_backward", a, g)
+    with np.errstate(all="ignore"):
+        e = np.exp(z - z.max(axis=1, keepdims=True)) if n else z.copy()
+        p = e / e.sum(axis=1, keepdims=True) if n else e
+        p[np.arange(n), lab] -= 1.0
+        o[...] = (p * scale[0]).reshape(-1)
+
+
+for _fn in (
+    batchnorm_forward,
+    batchnorm_backward,
+    layernorm_forward,
+    layernorm_backward,
+    softmax_xent,
+    softmax_xent_backward,
+):
+    setattr(sys.modules[__name__], _fn.__name__, _named(_fn))
+del _fn

@@ -98,7 +98,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-CONTRACT_VERSION: tuple[int, int] = (1, 1)
+CONTRACT_VERSION: tuple[int, int] = (1, 2)
 """(major, minor). A plugin whose major version differs is refused."""
 
 FAMILIES: tuple[str, ...] = (
@@ -206,6 +206,10 @@ _PARAM_TYPES: dict[str, str] = {
     **dict.fromkeys(("trans_a", "trans_b", "outer", "reduce", "inner"), "int"),
     "instructions": "list[tuple[str, tuple]]",
     "program": "program",
+    # fused layers (issue 12, item 3)
+    **dict.fromkeys(("dy", "dx", "stats", "dwb", "labels", "g"), "handle"),
+    **dict.fromkeys(("c", "rows", "d"), "int"),
+    "eps": "float",
 }
 
 
@@ -324,6 +328,53 @@ def _reduce_argmax(rows: Any) -> Any:
 
 def _where(cond: Any, a: Any, b: Any) -> Any:
     return np.where(np.asarray(cond) != 0, a, b)
+
+
+def _batchnorm_forward(x: Any, w: Any, b: Any, eps: float) -> tuple[Any, Any]:
+    """(out (m, c), stats (2, c)): per-column batch norm and [mean; biased variance]."""
+    x = np.asarray(x)
+    mean, var = x.mean(axis=0), x.var(axis=0)
+    return (x - mean) / np.sqrt(var + eps) * w + b, np.stack([mean, var])
+
+
+def _batchnorm_backward(x: Any, dy: Any, w: Any, stats: Any, eps: float) -> tuple[Any, Any]:
+    """(dx (m, c), dwb (2, c)) of _batchnorm_forward given dy and its stats."""
+    x, dy = np.asarray(x), np.asarray(dy)
+    r = 1.0 / np.sqrt(stats[1] + eps)
+    xh = (x - stats[0]) * r
+    dw, db = (dy * xh).sum(axis=0), dy.sum(axis=0)
+    dx = w * r * (dy - db / len(x) - xh * dw / len(x))
+    return dx, np.stack([dw, db])
+
+
+def _layernorm_forward(x: Any, w: Any, b: Any, eps: float) -> tuple[Any, Any]:
+    """(out (rows, d), stats (2, rows)): per-row layer norm and [mean; biased variance]."""
+    x = np.asarray(x)
+    mean, var = x.mean(axis=1), x.var(axis=1)
+    return (x - mean[:, None]) / np.sqrt(var[:, None] + eps) * w + b, np.stack([mean, var])
+
+
+def _layernorm_backward(x: Any, dy: Any, w: Any, stats: Any, eps: float) -> tuple[Any, Any]:
+    """(dx (rows, d), dwb (2, d)) of _layernorm_forward given dy and its stats."""
+    x, dy = np.asarray(x), np.asarray(dy)
+    r = (1.0 / np.sqrt(stats[1] + eps))[:, None]
+    xh = (x - stats[0][:, None]) * r
+    g, d = dy * w, x.shape[1]
+    dx = r / d * (d * g - g.sum(axis=1, keepdims=True) - xh * (g * xh).sum(axis=1, keepdims=True))
+    return dx, np.stack([(dy * xh).sum(axis=0), dy.sum(axis=0)])
+
+
+def _softmax_xent(a: Any, labels: Any) -> Any:
+    """Per-row logsumexp(row) - row[label]."""
+    a = np.asarray(a)
+    return _logsumexp_last(a) - a[np.arange(len(a)), np.asarray(labels).astype(np.int64)]
+
+
+def _softmax_xent_backward(a: Any, labels: Any, g: Any) -> Any:
+    """(softmax(rows) - one_hot(labels)) * g[0]."""
+    p = _softmax_last(a)
+    p[np.arange(len(p)), np.asarray(labels).astype(np.int64)] -= 1.0
+    return p * np.asarray(g).reshape(-1)[0]
 
 
 # --- error cases -----------------------------------------------------------------------
@@ -892,6 +943,74 @@ _OPTIONAL = (
         "are bit-identical to making the calls one by one.",
         False,
         reference=_program_run,
+    ),
+    # --- issue 12: fused layers (batch norm, layer norm, softmax cross-entropy) ---
+    KernelSpec(
+        "batchnorm_forward",
+        "optional",
+        ("x", "w", "b", "out", "stats", "m", "c", "eps"),
+        None,
+        "Training batch norm of compact x (m, c) per column, m >= 1: stats (2, c) gets the "
+        "column means and biased variances, out (m, c) = (x - mean) / sqrt(var + eps) * w "
+        "+ b with w, b of c elements. Deterministic (the same bits for any thread count). "
+        "The reference returns (out, stats).",
+        False,
+        reference=_batchnorm_forward,
+    ),
+    KernelSpec(
+        "batchnorm_backward",
+        "optional",
+        ("x", "dy", "w", "stats", "dx", "dwb", "m", "c", "eps"),
+        None,
+        "Gradients of batchnorm_forward given dy (m, c) and its stats: dwb (2, c) = "
+        "[sum(dy * xh), sum(dy)] over the rows, dx (m, c) = w r (dy - db/m - xh dw/m) with "
+        "r = 1/sqrt(var + eps), xh = (x - mean) r. The reference returns (dx, dwb).",
+        False,
+        reference=_batchnorm_backward,
+    ),
+    KernelSpec(
+        "layernorm_forward",
+        "optional",
+        ("x", "w", "b", "out", "stats", "rows", "d", "eps"),
+        None,
+        "Layer norm of each row of compact x (rows, d), d >= 1: stats (2, rows) gets the row "
+        "means and biased variances, out = (x - mean) / sqrt(var + eps) * w + b with w, b "
+        "of d elements. The reference returns (out, stats).",
+        False,
+        reference=_layernorm_forward,
+    ),
+    KernelSpec(
+        "layernorm_backward",
+        "optional",
+        ("x", "dy", "w", "stats", "dx", "dwb", "rows", "d", "eps"),
+        None,
+        "Gradients of layernorm_forward given dy (rows, d) and its stats: with g = dy * w, "
+        "dx = r/d (d g - sum(g) - xh sum(g xh)) per row; dwb (2, d) = [sum(dy * xh), "
+        "sum(dy)] over the rows (summed in row order). The reference returns (dx, dwb).",
+        False,
+        reference=_layernorm_backward,
+    ),
+    KernelSpec(
+        "softmax_xent",
+        "optional",
+        ("a", "labels", "out", "n", "k"),
+        None,
+        "Cross-entropy per row: out (n) = logsumexp(row) - row[label] for compact logits a "
+        "(n, k), k >= 1, and labels (n) holding class indices as whole numbers in the "
+        "logits' dtype; a label outside [0, k) or not whole -> IndexError (before writing).",
+        False,
+        reference=_softmax_xent,
+    ),
+    KernelSpec(
+        "softmax_xent_backward",
+        "optional",
+        ("a", "labels", "g", "out", "n", "k"),
+        None,
+        "Gradient of softmax_xent rows: out (n, k) = (softmax(row) - one_hot(label)) * "
+        "g[0], g a one-element handle (the upstream scale, on the device). Labels are "
+        "checked as in softmax_xent.",
+        False,
+        reference=_softmax_xent_backward,
     ),
 )
 
