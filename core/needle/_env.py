@@ -108,6 +108,23 @@ VARIABLES: tuple[EnvVar, ...] = (
         "the C++ backend's dispatcher, when the compiled module loads",
     ),
     EnvVar(
+        "NEEDLE_CPP_CACHE_MB",
+        "`1024`",
+        "Megabytes of freed buffers the C++ backend keeps for reuse (size classes at most "
+        "1/8 apart; a fresh large buffer costs page faults a reused one does not). `0` "
+        "turns the cache off. `needle_cpp._core.set_cache_limit_mb`, `empty_cache` and "
+        "`cache_info` control and inspect it at run time.",
+        "the C++ backend, when the compiled module loads",
+    ),
+    EnvVar(
+        "NEEDLE_CPP_CONV_DIRECT_PIXELS",
+        "`64`",
+        "Output pixels per image (h_out * w_out) at or below which the C++ `conv2d_nhwc` "
+        "packs patches straight from the image instead of building an im2col buffer "
+        "(same result, bit for bit). `0` always uses im2col.",
+        "the C++ backend, when the compiled module loads",
+    ),
+    EnvVar(
         "NEEDLE_CPP_NATIVE",
         "`OFF`",
         "`ON`: compile every kernel with `-march=native` (fast here, not portable).",
