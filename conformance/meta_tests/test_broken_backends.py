@@ -8,7 +8,7 @@ must be in a test of the guilty kernel, and the failure text must name that kern
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+import sys
 from pathlib import Path
 
 import needle_conformance
@@ -20,40 +20,44 @@ PLUGIN = ["-p", "broken_backends"]
 
 pytestmark = pytest.mark.slow
 
-CASES = {
-    "broken_add": "ewise_add",
-    "broken_compact": "compact",
-    "broken_reduce_max": "reduce_max",
-    "broken_matmul": "matmul",
-}
+sys.path.insert(0, str(HERE))
+import mutation  # noqa: E402
+
+BUGS = mutation.bugs()
+
+
+def test_at_least_40_bugs_across_every_family() -> None:
+    """The mutants cover every kernel family and the optional kernels."""
+    from needle.backends import KERNELS
+
+    assert len(BUGS) >= 40
+    families = {KERNELS[kernel].family for kernel, _ in BUGS.values()}
+    assert families == {
+        "buffer",
+        "layout",
+        "ewise_binary",
+        "scalar_binary",
+        "ewise_unary",
+        "reduce",
+        "matmul",
+        "optional",
+    }
 
 
 @pytest.fixture(scope="module")
-def kernel_runs() -> dict[str, tuple[int, needle_conformance.Table]]:
-    """The kernels area against every broken backend, run side by side (subprocesses)."""
-
-    def one(backend: str) -> tuple[int, needle_conformance.Table]:
-        return needle_conformance.run(
-            backend, extra_args=[*PLUGIN, "-m", "kernels", "-q"], env=ENV, quiet=True
-        )
-
-    with ThreadPoolExecutor(max_workers=len(CASES)) as pool:
-        return dict(zip(CASES, pool.map(one, CASES)))
+def outcomes() -> dict[str, mutation.Outcome]:
+    """The kernels area (ci profile) against every broken backend, two runs at a time."""
+    return {o.backend: o for o in mutation.run_all(workers=2)}
 
 
-@pytest.mark.parametrize("backend", list(CASES))
+@pytest.mark.parametrize("backend", list(BUGS))
 def test_broken_kernel_is_caught_and_named(
-    kernel_runs: dict[str, tuple[int, needle_conformance.Table]], backend: str
+    outcomes: dict[str, mutation.Outcome], backend: str
 ) -> None:
-    kernel = CASES[backend]
-    code, table = kernel_runs[backend]
-    assert code == 1, f"suite exit code {code} for {backend}\n{table}"
-    assert table.failures, f"{backend}: no failures recorded\n{table}"
-    for failure in table.failures:
-        assert failure.area == "kernels"
-        assert kernel in failure.test, f"{backend}: unrelated test failed: {failure.test}"
-        assert f"kernel {kernel}" in failure.message, failure.message
-        assert "Reproduce with:" in failure.message or "see needle_conformance" in failure.message
+    outcome = outcomes[backend]
+    assert outcome.caught, f"{backend} ({outcome.description}):\n" + "\n".join(outcome.problems)
+    for failure in outcome.table.failures:
+        assert "Reproduce with:" in failure.message, failure.message
 
 
 def test_broken_add_fails_ops_too_with_reproducer() -> None:
@@ -70,11 +74,8 @@ def test_broken_add_fails_ops_too_with_reproducer() -> None:
 
 
 def test_numpy_backend_passes_the_same_tests() -> None:
-    """The control: the unbroken NumPy backend passes the tests the cases above rely on."""
-    select = " or ".join(CASES.values())
-    code, table = needle_conformance.run(
-        "numpy", extra_args=["-m", "kernels", "-k", select], quiet=True
-    )
+    """The control: the unbroken NumPy backend passes every kernel test the bugs fail."""
+    code, table = needle_conformance.run("numpy", extra_args=["-m", "kernels"], quiet=True)
     assert code == 0, "\n".join(f.message for f in table.failures)
     assert table.areas["kernels"]["passed"] >= 10
 
@@ -110,7 +111,7 @@ def test_xfail_toml(tmp_path: Path) -> None:
     code, table = needle_conformance.run(
         "broken_add",
         xfail=gaps,
-        extra_args=[*PLUGIN, "-m", "kernels", "-k", "ewise_add"],
+        extra_args=[*PLUGIN, "-m", "kernels", "-k", "test_ewise_binary and ewise_add"],
         env=ENV,
         quiet=True,
     )

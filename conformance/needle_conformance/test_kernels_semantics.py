@@ -192,6 +192,30 @@ def test_ieee_ewise_unary(
     )
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ieee_fill(needle_kernels: Any, needle_backend_name: str, dtype: str) -> None:
+    """fill rounds the value to the buffer's dtype (0.1, 1/3, 1e300, NaN...), every element."""
+    k = needle_kernels
+    n = 4097
+    for value in (0.1, 1 / 3, -1e-300, 1e300, float("nan"), -0.0):
+        out = _sentinel_out(k, n, dtype)
+        k.fill(out, value)
+        repro = [
+            *header(needle_backend_name),
+            *_sentinel_lines(n, dtype),
+            f"k.fill(out, {value!r})",
+            f"print(k.to_numpy(out, ({n},), (1,), 0))",
+        ]
+        assert_close(
+            download(k, out),
+            _in_dtype(np.full(n, value), dtype),
+            rtol=0,
+            atol=0,
+            what=f"kernel fill: {n} elements with {value!r}, {dtype}",
+            repro="\n".join(repro),
+        )
+
+
 ROW_KERNELS = (
     *kernels_in_family("reduce"),
     *(KERNELS[n] for n in ("logsumexp_last", "softmax_last", "reduce_argmax")),

@@ -105,7 +105,8 @@ def to_numpy(a: Buffer, shape, strides, offset) -> np.ndarray:
 
 def fill(out: Buffer, value: float) -> None:
     _check("fill", out)
-    out.array.fill(value)
+    with np.errstate(all="ignore"):  # 1e300 in float32 is inf, as a cast gives it
+        out.array.fill(value)
 
 
 def astype(a: Buffer, out: Buffer) -> None:
@@ -142,7 +143,8 @@ def scalar_setitem(size: int, value: float, out: Buffer, shape, strides, offset)
         raise ValueError(f"scalar_setitem: size {size} does not match view of {view.size}")
     # Stride-0 axes only repeat elements: write each element once (a broadcast view of
     # 2**40 elements takes one store, not minutes).
-    view[tuple(slice(0, 1) if st == 0 else slice(None) for st in view.strides)] = value
+    with np.errstate(all="ignore"):
+        view[tuple(slice(0, 1) if st == 0 else slice(None) for st in view.strides)] = value
 
 
 # --- element-wise ----------------------------------------------------------------------
@@ -154,10 +156,10 @@ def _binary(name: str, fn):
 
     def scalar(a: Buffer, value: float, out: Buffer) -> None:
         x, o = _flat(f"scalar_{name}", out.size, a, out)
-        v = o.dtype.type(value)
-        if fn is np.power:  # NumPy turns x ** 0.5 into sqrt (NaN for -inf); C's pow gives inf
-            v = np.full(o.shape, v)
         with np.errstate(all="ignore"):
+            v = o.dtype.type(value)
+            if fn is np.power:  # NumPy makes x ** 0.5 sqrt (NaN for -inf); C's pow gives inf
+                v = np.full(o.shape, v)
             fn(x, v, out=o, casting="unsafe")
 
     ewise.__name__, scalar.__name__ = f"ewise_{name}", f"scalar_{name}"
@@ -559,5 +561,116 @@ for _fn in (
     softmax_xent,
     softmax_xent_backward,
 ):
+    setattr(sys.modules[__name__], _fn.__name__, _named(_fn))
+del _fn
+
+
+# --- issue 12: sequence layers (embedding rows, LSTM cell, attention softmax) ------------
+def _row_ids(kernel: str, ids: Buffer, n_ids: int, n_rows: int) -> np.ndarray:
+    """The ids as int64 after checking each is a whole number in [0, n_rows)."""
+    (v,) = _flat(kernel, n_ids, ids)
+    with np.errstate(all="ignore"):
+        bad = ~((v >= 0) & (v < n_rows) & (np.mod(v, 1) == 0))
+    if bad.any():
+        k = int(bad.argmax())
+        raise IndexError(
+            f"{kernel}: id {float(v[k])!r} at position {k} is not a row index in [0, {n_rows})"
+        )
+    return v.astype(np.int64)
+
+
+def _rows_kernel(kernel: str, src: Buffer, ids: Buffer, out: Buffer, n_src: int, n_out: int,
+                 width: int):  # fmt: skip
+    (s,) = _flat(kernel, n_src * width, src)
+    (o,) = _flat(kernel, n_out * width, out)
+    _same_dtype(kernel, src, ids)
+    _same_dtype(kernel, src, out)
+    return s, o
+
+
+def take_rows(w: Buffer, ids: Buffer, out: Buffer, n_ids: int, n_rows: int, width: int) -> None:
+    """out (n_ids, width) = rows ids of w (n_rows, width); ids are checked first."""
+    _dims("take_rows", n_ids=n_ids, n_rows=n_rows, width=width)
+    s, o = _rows_kernel("take_rows", w, ids, out, n_rows, n_ids, width)
+    idx = _row_ids("take_rows", ids, n_ids, n_rows)
+    o[...] = s.reshape(n_rows, width)[idx].reshape(-1)
+
+
+def scatter_add_rows(
+    g: Buffer, ids: Buffer, out: Buffer, n_ids: int, n_rows: int, width: int
+) -> None:
+    """out (n_rows, width) = zeros, then row k of g added at row ids[k], k increasing."""
+    _dims("scatter_add_rows", n_ids=n_ids, n_rows=n_rows, width=width)
+    s, o = _rows_kernel("scatter_add_rows", g, ids, out, n_ids, n_rows, width)
+    idx = _row_ids("scatter_add_rows", ids, n_ids, n_rows)
+    acc = np.zeros((n_rows, width), dtype=o.dtype)
+    np.add.at(acc, idx, s.reshape(n_ids, width))  # unbuffered: in index order
+    o[...] = acc.reshape(-1)
+
+
+def _sig(x: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+def _lstm_gates(kernel: str, gates: Buffer, c: Buffer, n: int, h: int):
+    _dims(kernel, n=n, h=h)
+    (z,) = _flat(kernel, n * 4 * h, gates)
+    (cv,) = _flat(kernel, n * h, c)
+    _same_dtype(kernel, gates, c)
+    z = z.reshape(n, 4, h)
+    with np.errstate(all="ignore"):
+        return _sig(z[:, 0]), _sig(z[:, 1]), np.tanh(z[:, 2]), _sig(z[:, 3]), cv.reshape(n, h)
+
+
+def lstm_cell(gates: Buffer, c: Buffer, h_out: Buffer, c_out: Buffer, n: int, h: int) -> None:
+    """One LSTM step: c' = s(f) c + s(i) tanh(g), h' = s(o) tanh(c') from gates (n, 4h)."""
+    i, f, g, o, cv = _lstm_gates("lstm_cell", gates, c, n, h)
+    ho, co = _flat("lstm_cell", n * h, h_out, c_out)
+    _same_dtype("lstm_cell", gates, h_out)
+    with np.errstate(all="ignore"):
+        c_new = f * cv + i * g
+        ho[...] = (o * np.tanh(c_new)).reshape(-1)
+    co[...] = c_new.reshape(-1)
+
+
+def lstm_cell_backward(gates: Buffer, c: Buffer, dh: Buffer, dc: Buffer, d_gates: Buffer,
+                       d_c: Buffer, n: int, h: int) -> None:  # fmt: skip
+    """d_gates (n, 4h) and d_c (n, h) of lstm_cell given the adjoints dh, dc of h', c'."""
+    i, f, g, o, cv = _lstm_gates("lstm_cell_backward", gates, c, n, h)
+    dha, dca, dco = _flat("lstm_cell_backward", n * h, dh, dc, d_c)
+    (dg,) = _flat("lstm_cell_backward", n * 4 * h, d_gates)
+    for x in (dh, dc, d_gates, d_c):
+        _same_dtype("lstm_cell_backward", gates, x)
+    dha, dca = dha.reshape(n, h), dca.reshape(n, h)
+    with np.errstate(all="ignore"):
+        t = np.tanh(f * cv + i * g)
+        k = dca + dha * o * (1 - t * t)
+        res = np.stack(
+            [k * g * i * (1 - i), k * cv * f * (1 - f), k * i * (1 - g * g), dha * t * o * (1 - o)],
+            axis=1,
+        )
+        dg[...] = res.reshape(-1)
+        dco[...] = (k * f).reshape(-1)
+
+
+def attention_softmax(a: Buffer, out: Buffer, batch: int, t_q: int, t_k: int, scale: float,
+                      causal: int) -> None:  # fmt: skip
+    """Softmax over the keys of a * scale, plus -1e9 where key j > i + t_k - t_q if causal."""
+    _dims("attention_softmax", batch=batch, t_q=t_q, t_k=t_k)
+    if t_k < 1:
+        raise ValueError(f"attention_softmax: t_k must be >= 1, got {t_k}")
+    if isinstance(causal, bool) or causal not in (0, 1):
+        raise ValueError(f"attention_softmax: causal must be 0 or 1, got {causal!r}")
+    x, o = _flat("attention_softmax", batch * t_q * t_k, a, out)
+    with np.errstate(all="ignore"):
+        s = x.reshape(batch, t_q, t_k) * x.dtype.type(scale)
+        if causal:
+            s = s + np.triu(np.ones((t_q, t_k), x.dtype), k=1 + t_k - t_q) * x.dtype.type(-1e9)
+        e = np.exp(s - s.max(axis=-1, keepdims=True))
+        o[...] = (e / e.sum(axis=-1, keepdims=True)).reshape(-1)
+
+
+for _fn in (take_rows, scatter_add_rows, lstm_cell, lstm_cell_backward, attention_softmax):
     setattr(sys.modules[__name__], _fn.__name__, _named(_fn))
 del _fn
