@@ -45,9 +45,19 @@ VARIABLES: tuple[EnvVar, ...] = (
     EnvVar(
         "NEEDLE_STRICT_PLUGINS",
         "unset (`0`)",
-        "`1`: a plugin that fails to import, fails validation or claims a taken name "
-        "raises `needle.backends.PluginError` instead of being reported and skipped.",
+        "`1`, `true` or `yes`: every plugin is imported at discovery, and a plugin that "
+        "fails to import, fails validation or claims a taken name raises "
+        "`needle.backends.PluginError` instead of being reported and skipped. `0`, "
+        "`false`, `no` or unset: off; any other value is a `ValueError`.",
         "the plugin host (`needle.backends`), at discovery and registration",
+    ),
+    EnvVar(
+        "NEEDLE_DEBUG",
+        "unset (`0`)",
+        "`1`, `true` or `yes`: `needle train` prints the Python traceback of an expected "
+        "error (a bad option, path or input file) besides its one-line message; the same "
+        "as `--debug`.",
+        "`needle train`, when it reports an error",
     ),
     EnvVar(
         "NEEDLE_FALLBACK",

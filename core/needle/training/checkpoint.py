@@ -65,7 +65,25 @@ def load_checkpoint(
         raise ValueError(
             f"{os.fspath(path)!r} was written by task {ckpt.get('task')!r}, not {task!r}"
         )
-    model.load_state_dict(ckpt["model"])
-    opt.load_state_dict(ckpt["optimizer"])
-    set_state(ckpt["rng"])
+    for key in ("optimizer", "rng"):
+        if not isinstance(ckpt.get(key), dict):
+            raise ValueError(f"{os.fspath(path)!r}: key {key!r} is missing or not a dict")
+    # all or nothing: if the optimizer state or the RNG state does not fit, the model
+    # (and the optimizer) get back what they had
+    model_before = {k: v.realize_cached_data() for k, v in model.state_dict().items()}
+    opt_before = dict(vars(opt))
+    slots_before = {k: dict(v) for k, v in getattr(opt, "_slots", {}).items()}
+    rng_before = get_state()
+    try:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        set_state(ckpt["rng"])
+    except BaseException:
+        model.load_state_dict(model_before)
+        vars(opt).clear()
+        vars(opt).update(opt_before)
+        if slots_before:
+            opt._slots = slots_before
+        set_state(rng_before)
+        raise
     return ckpt

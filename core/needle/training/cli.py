@@ -3,13 +3,60 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import os
+import signal
 import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from .config import OPTIMIZERS, TrainConfig, TrainConfigError
+from .config import _FLOAT_MIN, _INT_MIN, OPTIMIZERS, TrainConfig, TrainConfigError
 from .tasks import TASKS
 
 __all__ = ["add_train_parser", "build_parser", "main", "run"]
+
+
+def _int_option(name: str) -> Callable[[str], int]:
+    """An argparse ``type`` for int option ``name`` with its range from ``TrainConfig``."""
+    low = _INT_MIN[name]
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def _float_option(name: str, below: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type`` for float option ``name``: finite, in ``TrainConfig``'s range."""
+    floor, inclusive = _FLOAT_MIN[name]
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if value < floor or (value == floor and not inclusive):
+            raise argparse.ArgumentTypeError(
+                f"must be {'>=' if inclusive else '>'} {floor}, got {value}"
+            )
+        if below is not None and value >= below:
+            raise argparse.ArgumentTypeError(f"must be < {below}, got {value}")
+        return value
+
+    parse.__name__ = "float"
+    return parse
 
 
 def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -22,15 +69,21 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         default=None,
         help="array backend (default: NEEDLE_BACKEND, else the best CPU one)",
     )
-    parser.add_argument("--epochs", type=int, help="passes over the training data")
-    parser.add_argument("--batch-size", type=int, dest="batch_size")
     parser.add_argument(
-        "--lr", type=float, help="initial learning rate (cosine decay to 5%% by the last epoch)"
+        "--epochs", type=_int_option("epochs"), help="passes over the training data"
+    )
+    parser.add_argument("--batch-size", type=_int_option("batch_size"), dest="batch_size")
+    parser.add_argument(
+        "--lr",
+        type=_float_option("lr"),
+        help="initial learning rate (cosine decay to 5%% by the last epoch)",
     )
     parser.add_argument("--optimizer", choices=list(OPTIMIZERS))
-    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    parser.add_argument("--weight-decay", type=float, dest="weight_decay")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--momentum", type=_float_option("momentum", below=1.0), default=0.9, help="SGD momentum"
+    )
+    parser.add_argument("--weight-decay", type=_float_option("weight_decay"), dest="weight_decay")
+    parser.add_argument("--seed", type=_int_option("seed"), default=0)
     parser.add_argument(
         "--data-dir",
         dest="data_dir",
@@ -52,7 +105,7 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--limit-batches",
         dest="limit_batches",
-        type=int,
+        type=_int_option("limit_batches"),
         default=None,
         help="at most this many batches per pass (for quick runs and tests)",
     )
@@ -76,14 +129,29 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,
-            type=int,
+            type=_int_option(name),
             help="language models: " + name.replace("_", " "),
         )
-    parser.add_argument("--clip", type=float, help="language models: gradient-norm clip")
     parser.add_argument(
-        "--dropout", type=float, help="Transformer: dropout in the layers (training only)"
+        "--clip", type=_float_option("clip"), help="language models: gradient-norm clip"
+    )
+    parser.add_argument(
+        "--dropout",
+        type=_float_option("dropout", below=1.0),
+        help="Transformer: dropout in the layers (training only)",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the Python traceback of an error (also NEEDLE_DEBUG=1)",
     )
     parser.set_defaults(func=run, handler=run)
+
+    def one_line_error(message: str) -> None:  # argparse's error, without the usage block
+        print(f"{parser.prog}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+    parser.error = one_line_error  # type: ignore[method-assign]
     return parser
 
 
@@ -101,26 +169,62 @@ def build_parser() -> argparse.ArgumentParser:
     return _configure(argparse.ArgumentParser(prog="needle train"))
 
 
+def _debug(args: argparse.Namespace) -> bool:
+    env = os.environ.get("NEEDLE_DEBUG", "").strip().lower()
+    return bool(getattr(args, "debug", False)) or env in ("1", "true", "yes")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A SIGTERM (``kill``, a scheduler's stop) ends the run like Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield  # someone else handles it
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def run(args: argparse.Namespace) -> int:
     """Train as the parsed options say; print and optionally save the final metrics.
 
     Returns:
-        0 on success; 2, with the reason on stderr, when an option has an invalid
-        value (other errors raise).
+        0 on success; 2, with one line on stderr, when an option, a path or an input
+        file is wrong (``--debug`` or ``NEEDLE_DEBUG=1`` adds the traceback); 130 on
+        Ctrl-C or SIGTERM, after one line saying what was saved. Other errors raise.
     """
-    from .trainer import train
+    from ..backends import BackendError
+    from .trainer import TrainProgress, train
 
+    progress = TrainProgress()
     try:
         config = TrainConfig.from_namespace(args)
-    except TrainConfigError as e:
+        with _sigterm_as_interrupt():
+            if getattr(args, "distributed", False):
+                from ..distributed._train import train_distributed
+
+                train_distributed(config)
+            else:
+                train(config, progress=progress)
+    except (TrainConfigError, BackendError, OSError) as e:
+        if _debug(args):
+            traceback.print_exc()
         print(f"needle train: error: {e}", file=sys.stderr)
         return 2
-    if getattr(args, "distributed", False):
-        from ..distributed._train import train_distributed
-
-        train_distributed(config)
-    else:
-        train(config)
+    except KeyboardInterrupt:
+        if _debug(args):
+            traceback.print_exc()
+        print(f"needle train: interrupted; {progress.saved_text()}", file=sys.stderr)
+        return 130
     return 0
 
 
