@@ -23,6 +23,13 @@ OPTIONAL_KERNELS = (
     "reduce_max_mid",
     "program_compile",
     "program_run",
+    # issue 12: fused layers
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "layernorm_forward",
+    "layernorm_backward",
+    "softmax_xent",
+    "softmax_xent_backward",
 )
 """The optional kernels of the contract that ``needle_cpp._core`` provides."""
 
@@ -33,7 +40,7 @@ def needle_backend_info() -> BackendInfo:
     return BackendInfo(
         name="cpp",
         version=__version__,
-        contract_version=(1, 1),
+        contract_version=(1, 2),
         dtypes=("float32", "float64"),
         optional_kernels=OPTIONAL_KERNELS,
         description="C++ backend (CPU; OpenMP, AVX2/AVX-512 chosen at run time)",

@@ -16,6 +16,7 @@ using namespace needle_cpp;
 
 namespace needle_cpp {
 void bind_perf(py::module_& m);  // perf_module.cpp: matmul_t, reduce_*_mid, programs, cache
+void bind_fused_norm(py::module_& m);  // fused_norm_module.cpp: batch/layer norm, xent
 }  // namespace needle_cpp
 
 namespace {
@@ -171,4 +172,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_simd_level", &set_simd_level, py::arg("level"),
         "Use a lower instruction set (for tests and comparisons).");
   bind_perf(m);
+  bind_fused_norm(m);
 }

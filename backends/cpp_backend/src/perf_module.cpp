@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "isa.h"
+#include "fused_norm.h"
 #include "perf_kernels.h"
 
 namespace py = pybind11;
@@ -25,7 +26,7 @@ using Release = py::call_guard<py::gil_scoped_release>;
 /// The arguments of one instruction, parsed once: kinds 'A' buffer, 'i' int, 'f' float,
 /// 'S' tuple of ints, in the order of the kernel's parameters.
 struct Args {
-  Array* A[4] = {nullptr, nullptr, nullptr, nullptr};
+  Array* A[6] = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
   int64_t I[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   double F[2] = {0, 0};
   Shape S[2];
@@ -207,6 +208,47 @@ std::vector<Entry> make_entries() {
         conv2d_nhwc(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2], g.I[3], g.I[4], g.I[5], g.I[6]);
       });
   add("synchronize", "", 0, no_check, [](const Entry&, const Args&) {});
+  // fused layers (fused_norm.cpp): the kernels' own checks, then the kernels
+  add("batchnorm_forward", "AAAAAiif", 0,
+      [](const Entry&, const Args& g) {
+        check_batchnorm_forward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], g.I[0], g.I[1]);
+      },
+      [](const Entry&, const Args& g) {
+        batchnorm_forward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], g.I[0], g.I[1], g.F[0]);
+      });
+  add("batchnorm_backward", "AAAAAAiif", 0,
+      [](const Entry&, const Args& g) {
+        check_batchnorm_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], g.I[0], g.I[1]);
+      },
+      [](const Entry&, const Args& g) {
+        batchnorm_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], g.I[0], g.I[1], g.F[0]);
+      });
+  add("layernorm_forward", "AAAAAiif", 0,
+      [](const Entry&, const Args& g) {
+        check_layernorm_forward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], g.I[0], g.I[1]);
+      },
+      [](const Entry&, const Args& g) {
+        layernorm_forward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], g.I[0], g.I[1], g.F[0]);
+      });
+  add("layernorm_backward", "AAAAAAiif", 0,
+      [](const Entry&, const Args& g) {
+        check_layernorm_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], g.I[0], g.I[1]);
+      },
+      [](const Entry&, const Args& g) {
+        layernorm_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], g.I[0], g.I[1], g.F[0]);
+      });
+  add("softmax_xent", "AAAii", 0,
+      [](const Entry&, const Args& g) {
+        check_softmax_xent("softmax_xent", *g.A[0], *g.A[1], nullptr, *g.A[2], g.I[0], g.I[1], false);
+      },
+      [](const Entry&, const Args& g) { softmax_xent(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1]); });
+  add("softmax_xent_backward", "AAAAii", 0,
+      [](const Entry&, const Args& g) {
+        check_softmax_xent("softmax_xent_backward", *g.A[0], *g.A[1], g.A[2], *g.A[3], g.I[0], g.I[1], false);
+      },
+      [](const Entry&, const Args& g) {
+        softmax_xent_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], g.I[0], g.I[1]);
+      });
   return e;
 }
 
