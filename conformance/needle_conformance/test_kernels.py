@@ -790,6 +790,66 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
             np.concatenate([np.ravel(want), np.ones(4)]),
             "4 rows of 6 (row 1 shifted by +1000), then labels + 6 refused with IndexError",
         )
+    if name in ("take_rows", "scatter_add_rows"):  # repeated ids, then a bad id refused
+        table = rounded(rng.standard_normal((5, 3)))
+        rows_in = rounded(rng.standard_normal((6, 3)))
+        ids = rounded(np.array([4.0, 0.0, 4.0, 2.0, 4.0, 1.0]))
+        src, n_src, n_out = (table, 5, 6) if name == "take_rows" else (rows_in, 6, 5)
+        out = k.alloc(n_out * 3, dtype)
+        getattr(k, name)(upload(k, src, dtype), upload(k, ids, dtype), out, 6, 5, 3)
+        want = (
+            expected(spec, table, ids) if name == "take_rows" else expected(spec, rows_in, ids, 5)
+        )
+        flags = []
+        for bad_id in (5.0, -1.0, 1.5, float("nan")):
+            try:
+                bad = upload(k, rounded(np.array([0.0, bad_id])), dtype)
+                getattr(k, name)(upload(k, src, dtype), bad, k.alloc(n_out * 3, dtype), 2, 5, 3)
+                flags.append(0.0)
+            except IndexError:
+                flags.append(1.0)
+        return (
+            np.concatenate([download(k, out), np.array(flags)]),
+            np.concatenate([np.ravel(want), np.ones(4)]),
+            f"{n_src} rows of 3, ids with repeats; ids 5, -1, 1.5, NaN refused with IndexError",
+        )
+    if name in ("lstm_cell", "lstm_cell_backward"):
+        n, h = 3, 4
+        gates = rounded(rng.standard_normal((n, 4 * h)) * 2.0)
+        cell, dh, dc = (rounded(rng.standard_normal((n, h))) for _ in range(3))
+        if name == "lstm_cell":
+            h_out, c_out = k.alloc(n * h, dtype), k.alloc(n * h, dtype)
+            k.lstm_cell(upload(k, gates, dtype), upload(k, cell, dtype), h_out, c_out, n, h)
+            got = [download(k, h_out), download(k, c_out)]
+            want = _reference_parts(spec, gates, cell)
+        else:
+            d_gates, d_cell = k.alloc(n * 4 * h, dtype), k.alloc(n * h, dtype)
+            k.lstm_cell_backward(
+                upload(k, gates, dtype), upload(k, cell, dtype), upload(k, dh, dtype),
+                upload(k, dc, dtype), d_gates, d_cell, n, h,
+            )  # fmt: skip
+            got = [download(k, d_gates), download(k, d_cell)]
+            want = _reference_parts(spec, gates, cell, dh, dc)
+        return (
+            np.concatenate(got),
+            np.concatenate([np.ravel(a) for a in want]),
+            "gates (3, 16), cell (3, 4); outputs in parameter order",
+        )
+    if name == "attention_softmax":
+        a = rng.standard_normal((2, 3, 5))
+        a[1, 0] += 1000.0  # stability
+        a = rounded(a)
+        outs, wants = [], []
+        for causal in (0, 1):
+            out = k.alloc(30, dtype)
+            k.attention_softmax(upload(k, a, dtype), out, 2, 3, 5, 0.5, causal)
+            outs.append(download(k, out))
+            wants.append(np.ravel(expected(spec, a, 0.5, causal)))
+        return (
+            np.concatenate(outs),
+            np.concatenate(wants),
+            "scores (2, 3, 5), scale 0.5, not causal then causal",
+        )
     raise AssertionError(f"the suite has no check for optional kernel {name!r}")
 
 

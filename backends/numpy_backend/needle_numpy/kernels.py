@@ -58,7 +58,12 @@ def _view(kernel: str, a: Buffer, shape, strides, offset) -> np.ndarray:
     if any(s < 0 for s in shape) or any(s < 0 for s in strides) or offset < 0:
         raise ValueError(f"{kernel}: negative shape, stride or offset {shape} {strides} {offset}")
     if 0 in shape:
-        return np.empty(shape, dtype=a.array.dtype)
+        # No element: nothing to check against the buffer. NumPy refuses shapes whose
+        # other dimensions overflow ((0, 2**62)); those views are empty all the same.
+        try:
+            return np.empty(shape, dtype=a.array.dtype)
+        except ValueError:
+            return np.empty((0,), dtype=a.array.dtype)
     last = offset + sum((n - 1) * s for n, s in zip(shape, strides))
     if last >= a.size:
         raise IndexError(
@@ -100,7 +105,10 @@ def from_numpy(src: np.ndarray, out: Buffer) -> None:
 
 
 def to_numpy(a: Buffer, shape, strides, offset) -> np.ndarray:
-    return _view("to_numpy", a, shape, strides, offset).copy()
+    view = _view("to_numpy", a, shape, strides, offset)
+    if view.shape != tuple(shape):
+        raise ValueError(f"to_numpy: NumPy cannot make an array of shape {tuple(shape)}")
+    return view.copy()
 
 
 def fill(out: Buffer, value: float) -> None:
@@ -207,6 +215,8 @@ def _rows(kernel: str, a: Buffer, out: Buffer, reduce_size: int) -> tuple[np.nda
     (dst,) = _flat(kernel, out.size, out)
     if a.dtype != out.dtype:
         raise TypeError(f"{kernel}: dtype mismatch {a.dtype} vs {out.dtype}")
+    if out.size == 0:  # no row: reduce_size may be any size (2**62 included)
+        return src[:0].reshape(0, min(reduce_size, 1)), dst
     return src.reshape(out.size, reduce_size), dst
 
 
@@ -246,6 +256,8 @@ def softmax_last(a: Buffer, out: Buffer, reduce_size: int) -> None:
         raise ValueError(f"softmax_last: reduce_size must be >= 1, got {reduce_size}")
     rows = a.size // reduce_size if reduce_size else 0
     x, o = _flat("softmax_last", rows * reduce_size, a, out)
+    if rows == 0:
+        return
     x, o = x.reshape(rows, reduce_size), o.reshape(rows, reduce_size)
     with np.errstate(all="ignore"):
         e = np.exp(x - np.max(x, axis=1, keepdims=True))
@@ -623,9 +635,9 @@ def _lstm_gates(kernel: str, gates: Buffer, c: Buffer, n: int, h: int):
         return _sig(z[:, 0]), _sig(z[:, 1]), np.tanh(z[:, 2]), _sig(z[:, 3]), cv.reshape(n, h)
 
 
-def lstm_cell(gates: Buffer, c: Buffer, h_out: Buffer, c_out: Buffer, n: int, h: int) -> None:
+def lstm_cell(gates: Buffer, cell: Buffer, h_out: Buffer, c_out: Buffer, n: int, h: int) -> None:
     """One LSTM step: c' = s(f) c + s(i) tanh(g), h' = s(o) tanh(c') from gates (n, 4h)."""
-    i, f, g, o, cv = _lstm_gates("lstm_cell", gates, c, n, h)
+    i, f, g, o, cv = _lstm_gates("lstm_cell", gates, cell, n, h)
     ho, co = _flat("lstm_cell", n * h, h_out, c_out)
     _same_dtype("lstm_cell", gates, h_out)
     with np.errstate(all="ignore"):
@@ -634,13 +646,13 @@ def lstm_cell(gates: Buffer, c: Buffer, h_out: Buffer, c_out: Buffer, n: int, h:
     co[...] = c_new.reshape(-1)
 
 
-def lstm_cell_backward(gates: Buffer, c: Buffer, dh: Buffer, dc: Buffer, d_gates: Buffer,
-                       d_c: Buffer, n: int, h: int) -> None:  # fmt: skip
-    """d_gates (n, 4h) and d_c (n, h) of lstm_cell given the adjoints dh, dc of h', c'."""
-    i, f, g, o, cv = _lstm_gates("lstm_cell_backward", gates, c, n, h)
-    dha, dca, dco = _flat("lstm_cell_backward", n * h, dh, dc, d_c)
+def lstm_cell_backward(gates: Buffer, cell: Buffer, dh: Buffer, dc: Buffer, d_gates: Buffer,
+                       d_cell: Buffer, n: int, h: int) -> None:  # fmt: skip
+    """d_gates (n, 4h) and d_cell (n, h) of lstm_cell given the adjoints dh, dc of h', c'."""
+    i, f, g, o, cv = _lstm_gates("lstm_cell_backward", gates, cell, n, h)
+    dha, dca, dco = _flat("lstm_cell_backward", n * h, dh, dc, d_cell)
     (dg,) = _flat("lstm_cell_backward", n * 4 * h, d_gates)
-    for x in (dh, dc, d_gates, d_c):
+    for x in (dh, dc, d_gates, d_cell):
         _same_dtype("lstm_cell_backward", gates, x)
     dha, dca = dha.reshape(n, h), dca.reshape(n, h)
     with np.errstate(all="ignore"):

@@ -28,6 +28,12 @@ _OPTIONAL = (
     "layernorm_backward",
     "softmax_xent",
     "softmax_xent_backward",
+    # issue 12: sequence layers
+    "take_rows",
+    "scatter_add_rows",
+    "lstm_cell",
+    "lstm_cell_backward",
+    "attention_softmax",
 )
 
 
@@ -37,7 +43,7 @@ def needle_backend_info() -> BackendInfo:
     return BackendInfo(
         name="numpy",
         version=__version__,
-        contract_version=(1, 2),
+        contract_version=(1, 3),
         dtypes=("float32", "float64"),
         optional_kernels=_OPTIONAL,
         description="NumPy reference backend (CPU)",

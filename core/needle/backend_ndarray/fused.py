@@ -8,6 +8,8 @@ call kernels themselves (this is the array layer, the one layer that does).
 
 from __future__ import annotations
 
+import numpy as np
+
 from .ndarray import NDArray, one_hot
 
 # --- normalisation and softmax cross-entropy (issue 12, item 3) ------------------------
@@ -202,3 +204,203 @@ def softmax_xent_backward(logits: NDArray, labels: NDArray, scale: NDArray) -> N
 
 
 # --- end of normalisation and softmax cross-entropy ------------------------------------
+
+
+# --- sequence layers: embedding rows, LSTM cell, attention (issue 12, item 3) ----------
+# Row ids are whole numbers stored in the table's dtype (needle's dtypes are floats): exact
+# up to 2**24 in float32. The optional kernels check every id on the device (IndexError
+# naming the kernel and the id, before writing); the composed fallback builds a one-hot
+# matrix on the device (range checked on the host inside ``host_check``, so a replayed
+# step skips it) and, past ``_ONE_HOT_LIMIT`` elements, gathers on the host instead (a
+# host read: ``needle.compile`` then refuses the step on that backend).
+
+_ONE_HOT_LIMIT = 1 << 24
+
+
+def _check_ids(fn: str, ids: NDArray, n_rows: int) -> None:
+    """Whole numbers in [0, n_rows), or IndexError naming ``fn`` and the first bad id."""
+    from .capture import host_check
+
+    with host_check():  # an argument check (a replayed step skips it)
+        values = ids.numpy().reshape(-1)
+    with np.errstate(all="ignore"):
+        bad = ~((values >= 0) & (values < n_rows) & (np.mod(values, 1) == 0))
+    if bad.any():
+        k = int(bad.argmax())
+        raise IndexError(
+            f"{fn}: id {float(values[k])!r} at position {k} is not a row index in [0, {n_rows})"
+        )
+
+
+def _rows_args(fn: str, table: NDArray, ids: NDArray) -> None:
+    if not isinstance(table, NDArray) or not isinstance(ids, NDArray):
+        raise TypeError(f"{fn}: expected NDArrays")
+    table._same_device(ids, fn)
+    if table.ndim != 2:
+        raise ValueError(f"{fn}: expected a 2-D table (rows, width), got shape {table.shape}")
+    if ids.dtype != table.dtype:
+        raise TypeError(f"{fn}: ids dtype {ids.dtype} differs from the table's {table.dtype}")
+
+
+def _host_ids(fn: str, ids: NDArray, n_rows: int) -> np.ndarray:
+    _check_ids(fn, ids, n_rows)
+    return ids.numpy().reshape(-1).astype(np.int64)
+
+
+def take_rows(w: NDArray, ids: NDArray) -> NDArray:
+    """Rows ``w[ids]`` of ``w`` (n_rows, width) for ``ids`` of any shape (whole numbers in
+    w's dtype): shape ``ids.shape + (width,)``. Optional kernel ``take_rows``; otherwise
+    ``one_hot(ids) @ w`` on the device, or a host gather for very large one-hots."""
+    _rows_args("take_rows", w, ids)
+    n_rows, width = w.shape
+    n_ids = ids.size
+    shape = (*ids.shape, width)
+    dev = w.device
+    if dev.has_kernel("take_rows"):
+        out = NDArray.make(shape, device=dev, dtype=w.dtype)
+        dev.take_rows(w._compact_handle(), ids._compact_handle(), out._handle, n_ids, n_rows, width)
+        return out
+    if n_ids * n_rows <= _ONE_HOT_LIMIT and n_ids and width:
+        _check_ids("take_rows", ids, n_rows)
+        return (one_hot(n_rows, ids.reshape((n_ids,))) @ w).reshape(shape)
+    idx = _host_ids("take_rows", ids, n_rows)
+    return NDArray(w.numpy()[idx].reshape(shape), device=dev, dtype=w.dtype)
+
+
+def scatter_add_rows(g: NDArray, ids: NDArray, n_rows: int) -> NDArray:
+    """The adjoint of :func:`take_rows`: zeros (n_rows, width) with row ``g[k]`` added at
+    row ``ids[k]``, for k in increasing order (so repeated ids sum in a fixed order).
+    ``g`` has shape ``ids.shape + (width,)``."""
+    if not isinstance(g, NDArray) or not isinstance(ids, NDArray):
+        raise TypeError("scatter_add_rows: expected NDArrays")
+    g._same_device(ids, "scatter_add_rows")
+    if g.ndim != ids.ndim + 1 or g.shape[:-1] != ids.shape:
+        raise ValueError(
+            f"scatter_add_rows: rows of shape {g.shape} do not match ids of shape {ids.shape}"
+        )
+    if ids.dtype != g.dtype:
+        raise TypeError(f"scatter_add_rows: ids dtype {ids.dtype} differs from {g.dtype}")
+    if n_rows < 0:
+        raise ValueError(f"scatter_add_rows: negative row count {n_rows}")
+    width, n_ids = g.shape[-1], ids.size
+    dev = g.device
+    if dev.has_kernel("scatter_add_rows"):
+        out = NDArray.make((n_rows, width), device=dev, dtype=g.dtype)
+        dev.scatter_add_rows(
+            g._compact_handle(), ids._compact_handle(), out._handle, n_ids, n_rows, width
+        )
+        return out
+    if n_ids * n_rows <= _ONE_HOT_LIMIT and n_ids and width:
+        _check_ids("scatter_add_rows", ids, n_rows)
+        hot = one_hot(n_rows, ids.reshape((n_ids,)))
+        return hot.permute((1, 0)) @ g.reshape((n_ids, width))
+    idx = _host_ids("scatter_add_rows", ids, n_rows) if n_ids else np.zeros(0, np.int64)
+    acc = np.zeros((n_rows, width), dtype=g.numpy().dtype)
+    if n_ids:
+        np.add.at(acc, idx, g.numpy().reshape(n_ids, width))
+    return NDArray(acc, device=dev, dtype=g.dtype)
+
+
+# LSTM cell: pre-activation gates (n, 4h) in the order input, forget, cell, output and the
+# previous cell c (n, h): c' = sigmoid(f) c + sigmoid(i) tanh(g), h' = sigmoid(o) tanh(c').
+def _lstm_args(fn: str, gates: NDArray, c: NDArray) -> tuple[int, int]:
+    gates._same_device(c, fn)
+    if gates.ndim != 2 or c.ndim != 2 or gates.shape != (c.shape[0], 4 * c.shape[1]):
+        raise ValueError(
+            f"{fn}: gates must be (n, 4h) for a cell state (n, h), got {gates.shape} and {c.shape}"
+        )
+    if gates.dtype != c.dtype:
+        raise TypeError(f"{fn}: dtypes differ, {gates.dtype} and {c.dtype}")
+    return c.shape
+
+
+def _sigmoid(x: NDArray) -> NDArray:
+    return ((-x).exp() + 1.0) ** -1.0
+
+
+def _lstm_acts(gates: NDArray, h: int) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+    i, f, g, o = (gates[:, k * h : (k + 1) * h] for k in range(4))
+    return _sigmoid(i), _sigmoid(f), g.tanh(), _sigmoid(o)
+
+
+def lstm_cell_forward(gates: NDArray, c: NDArray) -> tuple[NDArray, NDArray]:
+    """``(h', c')`` of one LSTM step from pre-activation ``gates`` and cell state ``c``
+    (optional kernel ``lstm_cell``, else element-wise NDArray operations)."""
+    n, h = _lstm_args("lstm_cell", gates, c)
+    dev = c.device
+    if dev.has_kernel("lstm_cell"):
+        h_out = NDArray.make((n, h), device=dev, dtype=c.dtype)
+        c_out = NDArray.make((n, h), device=dev, dtype=c.dtype)
+        dev.lstm_cell(gates._compact_handle(), c._compact_handle(), h_out._handle,
+                      c_out._handle, n, h)  # fmt: skip
+        return h_out, c_out
+    i, f, g, o = _lstm_acts(gates, h)
+    c_new = f * c + i * g
+    return o * c_new.tanh(), c_new
+
+
+def lstm_cell_backward(
+    gates: NDArray, c: NDArray, dh: NDArray, dc: NDArray
+) -> tuple[NDArray, NDArray]:
+    """``(d_gates, d_c)`` of :func:`lstm_cell_forward` given the adjoints ``dh`` and ``dc``
+    of ``h'`` and ``c'`` (the activations are recomputed from ``gates``)."""
+    n, h = _lstm_args("lstm_cell_backward", gates, c)
+    for name, t in (("dh", dh), ("dc", dc)):
+        c._same_device(t, "lstm_cell_backward")
+        if t.shape != (n, h) or t.dtype != c.dtype:
+            raise ValueError(
+                f"lstm_cell_backward: {name} must be ({n}, {h}) {c.dtype}, got {t.shape} {t.dtype}"
+            )
+    dev = c.device
+    if dev.has_kernel("lstm_cell_backward"):
+        d_gates = NDArray.make((n, 4 * h), device=dev, dtype=c.dtype)
+        d_c = NDArray.make((n, h), device=dev, dtype=c.dtype)
+        dev.lstm_cell_backward(
+            gates._compact_handle(), c._compact_handle(), dh._compact_handle(),
+            dc._compact_handle(), d_gates._handle, d_c._handle, n, h,
+        )  # fmt: skip
+        return d_gates, d_c
+    i, f, g, o = _lstm_acts(gates, h)
+    t = (f * c + i * g).tanh()
+    k = dc + dh * o * (1.0 - t * t)
+    d_gates = NDArray.make((n, 4 * h), device=dev, dtype=c.dtype)
+    d_gates[:, 0:h] = k * g * i * (1.0 - i)
+    d_gates[:, h : 2 * h] = k * c * f * (1.0 - f)
+    d_gates[:, 2 * h : 3 * h] = k * i * (1.0 - g * g)
+    d_gates[:, 3 * h : 4 * h] = dh * t * o * (1.0 - o)
+    return d_gates, k * f
+
+
+# Attention: scores (batch, t_q, t_k) -> softmax(scores * scale + mask) over the keys, the
+# mask adding -1e9 where key j > query i + (t_k - t_q) when ``causal`` (as the composed
+# layer's constant mask does), nothing otherwise.
+_MASKED = -1e9
+
+
+def attention_softmax(scores: NDArray, scale: float, causal: bool) -> NDArray:
+    """Scaled (and causally masked) softmax over the last axis of ``scores`` (..., t_q,
+    t_k); optional kernel ``attention_softmax``, else NDArray operations."""
+    if scores.ndim < 2:
+        raise ValueError(f"attention_softmax: need (..., t_q, t_k) scores, got {scores.shape}")
+    *lead, t_q, t_k = scores.shape
+    if t_k < 1:
+        raise ValueError(f"attention_softmax: need at least one key, got {scores.shape}")
+    batch = 1
+    for d in lead:
+        batch *= d
+    dev = scores.device
+    if dev.has_kernel("attention_softmax"):
+        out = NDArray.make(scores.shape, device=dev, dtype=scores.dtype)
+        dev.attention_softmax(
+            scores._compact_handle(), out._handle, batch, t_q, t_k, float(scale), int(causal)
+        )
+        return out
+    x = scores * float(scale)
+    if causal:
+        mask = np.triu(np.ones((t_q, t_k)), k=1 + t_k - t_q) * _MASKED
+        m = NDArray(mask, device=dev, dtype=scores.dtype)
+        x = x + m.reshape((1,) * len(lead) + (t_q, t_k)).broadcast_to(scores.shape)
+    return x.softmax()
+
+
+# --- end of sequence layers --------------------------------------------------------------

@@ -84,6 +84,8 @@ compare with ``out``). Scalar parameters that only describe shapes (``m``, ``n``
   and ``reduce_max_mid`` ``f(a)`` with ``a`` of shape ``(outer, reduce, inner)`` ->
   ``(outer, inner)``; ``program_compile`` ``f(instructions)`` -> the list of calls and
   ``program_run`` ``f(kernels, program)`` (makes the calls through a kernel table).
+  ``take_rows``, ``scatter_add_rows``, ``lstm_cell``, ``lstm_cell_backward`` and
+  ``attention_softmax`` take the arguments their semantics name (see each record).
 
 Bump :data:`CONTRACT_VERSION` (major) whenever a required kernel is added, removed or
 changes meaning; ``tests/test_contract_snapshot.py`` guards against silent changes.
@@ -98,7 +100,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-CONTRACT_VERSION: tuple[int, int] = (1, 2)
+CONTRACT_VERSION: tuple[int, int] = (1, 3)
 """(major, minor). A plugin whose major version differs is refused."""
 
 FAMILIES: tuple[str, ...] = (
@@ -210,6 +212,12 @@ _PARAM_TYPES: dict[str, str] = {
     **dict.fromkeys(("dy", "dx", "stats", "dwb", "labels", "g"), "handle"),
     **dict.fromkeys(("c", "rows", "d"), "int"),
     "eps": "float",
+    # sequence layers (issue 12, item 3)
+    **dict.fromkeys(
+        ("ids", "gates", "cell", "h_out", "c_out", "dh", "dc", "d_gates", "d_cell"), "handle"
+    ),
+    **dict.fromkeys(("n_ids", "n_rows", "width", "t_q", "t_k", "causal"), "int"),
+    "scale": "float",
 }
 
 
@@ -375,6 +383,51 @@ def _softmax_xent_backward(a: Any, labels: Any, g: Any) -> Any:
     p = _softmax_last(a)
     p[np.arange(len(p)), np.asarray(labels).astype(np.int64)] -= 1.0
     return p * np.asarray(g).reshape(-1)[0]
+
+
+def _take_rows(w: Any, ids: Any) -> Any:
+    """w[ids]: rows of w (n_rows, width) for ids (n_ids,) -> (n_ids, width)."""
+    return np.asarray(w)[np.asarray(ids).astype(np.int64)]
+
+
+def _scatter_add_rows(g: Any, ids: Any, n_rows: int) -> Any:
+    """zeros (n_rows, width) with row k of g (n_ids, width) added at row ids[k]."""
+    g = np.asarray(g)
+    out = np.zeros((n_rows, g.shape[1]), dtype=g.dtype)
+    np.add.at(out, np.asarray(ids).astype(np.int64), g)
+    return out
+
+
+def _lstm_parts(gates: Any, cell: Any) -> tuple[Any, ...]:
+    z = np.asarray(gates)
+    h = z.shape[1] // 4
+    sig = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    i, f, o = sig(z[:, :h]), sig(z[:, h : 2 * h]), sig(z[:, 3 * h :])
+    return i, f, np.tanh(z[:, 2 * h : 3 * h]), o, np.asarray(cell)
+
+
+def _lstm_cell(gates: Any, cell: Any) -> tuple[Any, Any]:
+    """(h' (n, h), c' (n, h)) of one LSTM step from gates (n, 4h) in the order i, f, g, o."""
+    i, f, g, o, c = _lstm_parts(gates, cell)
+    c_new = f * c + i * g
+    return o * np.tanh(c_new), c_new
+
+
+def _lstm_cell_backward(gates: Any, cell: Any, dh: Any, dc: Any) -> tuple[Any, Any]:
+    """(d_gates (n, 4h), d_cell (n, h)) of _lstm_cell given the adjoints dh, dc."""
+    i, f, g, o, c = _lstm_parts(gates, cell)
+    t = np.tanh(f * c + i * g)
+    k = dc + dh * o * (1 - t * t)
+    parts = [k * g * i * (1 - i), k * c * f * (1 - f), k * i * (1 - g * g), dh * t * o * (1 - o)]
+    return np.concatenate(parts, axis=1), k * f
+
+
+def _attention_softmax(a: Any, scale: float, causal: int) -> Any:
+    """softmax over the last axis of a (batch, t_q, t_k) * scale (+ the causal mask)."""
+    a = np.asarray(a)
+    t_q, t_k = a.shape[1:]
+    s = a * scale + (np.triu(np.ones((t_q, t_k)), k=1 + t_k - t_q) * -1e9 if causal else 0)
+    return _softmax_last(s.reshape(-1, t_k)).reshape(a.shape)
 
 
 # --- error cases -----------------------------------------------------------------------
@@ -1011,6 +1064,67 @@ _OPTIONAL = (
         "checked as in softmax_xent.",
         False,
         reference=_softmax_xent_backward,
+    ),
+    # --- issue 12: sequence layers (embedding rows, LSTM cell, attention) ---
+    KernelSpec(
+        "take_rows",
+        "optional",
+        ("w", "ids", "out", "n_ids", "n_rows", "width"),
+        None,
+        "Row gather: out (n_ids, width) = rows ids of compact w (n_rows, width); ids holds "
+        "n_ids row indices as whole numbers in w's dtype. An id that is not a whole number "
+        "in [0, n_rows) (NaN included) -> IndexError naming the kernel and the id, before "
+        "writing. The reference is f(w, ids).",
+        False,
+        reference=_take_rows,
+    ),
+    KernelSpec(
+        "scatter_add_rows",
+        "optional",
+        ("g", "ids", "out", "n_ids", "n_rows", "width"),
+        None,
+        "Adjoint of take_rows: out (n_rows, width) = zeros, then row k of compact g (n_ids, "
+        "width) added at row ids[k] for k = 0, 1, ... in that order (repeated ids sum in "
+        "increasing position order, so the result is deterministic). Ids checked as in "
+        "take_rows. The reference is f(g, ids, n_rows).",
+        False,
+        reference=_scatter_add_rows,
+    ),
+    KernelSpec(
+        "lstm_cell",
+        "optional",
+        ("gates", "cell", "h_out", "c_out", "n", "h"),
+        None,
+        "One LSTM step: compact pre-activation gates (n, 4h) hold the input, forget, cell "
+        "and output gates in that order per row; with cell the previous state (n, h), "
+        "c_out = sigmoid(f) cell + sigmoid(i) tanh(g) and h_out = sigmoid(o) tanh(c_out). "
+        "The reference returns (h_out, c_out).",
+        False,
+        reference=_lstm_cell,
+    ),
+    KernelSpec(
+        "lstm_cell_backward",
+        "optional",
+        ("gates", "cell", "dh", "dc", "d_gates", "d_cell", "n", "h"),
+        None,
+        "Gradients of lstm_cell given the adjoints dh, dc (n, h) of h_out and c_out: with "
+        "t = tanh(c_out) and k = dc + dh o (1 - t^2), d_gates (n, 4h) = [k g i(1-i), "
+        "k cell f(1-f), k i (1-g^2), dh t o(1-o)] (activated gates i, f, g, o) and d_cell = "
+        "k f. The reference returns (d_gates, d_cell).",
+        False,
+        reference=_lstm_cell_backward,
+    ),
+    KernelSpec(
+        "attention_softmax",
+        "optional",
+        ("a", "out", "batch", "t_q", "t_k", "scale", "causal"),
+        None,
+        "Attention probabilities: for compact scores a (batch, t_q, t_k), t_k >= 1, out = "
+        "softmax over the last axis of a * scale, plus -1e9 where key j > i + t_k - t_q "
+        "when causal is 1 (the causal mask of query i; causal is 0 or 1, else ValueError). "
+        "out may be a. The reference is f(a, scale, causal).",
+        False,
+        reference=_attention_softmax,
     ),
 )
 

@@ -7,8 +7,7 @@ from typing import Any
 import numpy as np
 
 from .. import init, ops
-from ..autograd import Tensor, TensorOp
-from ..backend_ndarray import NDArray
+from ..autograd import Tensor
 from .module import Module, Parameter
 
 
@@ -163,47 +162,6 @@ class Embedding(Module):
         return f"{self.num_embeddings}, {self.embedding_dim}"
 
     def forward(self, x: Tensor) -> Tensor:
-        shape = x.shape
-        ids = np.asarray(x.numpy() if isinstance(x, Tensor) else x).reshape(-1).astype(np.int64)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
-            raise IndexError(
-                f"Embedding: ids must lie in [0, {self.num_embeddings}), "
-                f"got {ids.min()}..{ids.max()}"
-            )
-        rows = _GatherRows(ids)(self.weight)
-        return rows.reshape((*shape, self.embedding_dim))
-
-
-class _GatherRows(TensorOp):
-    """``w[ids]`` for a 2-D ``w`` and integer ``ids``: the rows, gathered in one pass.
-
-    Equal to ``one_hot(ids) @ w`` but costs ``len(ids) * D`` instead of ``len(ids) * V * D``
-    (and no ``len(ids) x V`` one-hot matrix). The gather runs on the host; the gradient
-    scatter-adds ``out_grad``'s rows into zeros of ``w``'s shape (:class:`_ScatterAddRows`).
-    """
-
-    def __init__(self, ids: np.ndarray) -> None:
-        self.ids = ids
-
-    def compute(self, w: NDArray) -> NDArray:
-        return NDArray(w.numpy()[self.ids], device=w.device, dtype=w.dtype)
-
-    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
-        return _ScatterAddRows(self.ids, node.inputs[0].shape[0])(out_grad)
-
-
-class _ScatterAddRows(TensorOp):
-    """``zeros((n, D))`` with row ``g[k]`` added at row ``ids[k]``: the adjoint of a gather."""
-
-    def __init__(self, ids: np.ndarray, n: int) -> None:
-        self.ids = ids
-        self.n = n
-
-    def compute(self, g: NDArray) -> NDArray:
-        rows = g.numpy()
-        out = np.zeros((self.n, rows.shape[1]), dtype=rows.dtype)
-        np.add.at(out, self.ids, rows)
-        return NDArray(out, device=g.device, dtype=g.dtype)
-
-    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
-        return _GatherRows(self.ids)(out_grad)
+        """Rows of ``weight`` for ids ``x`` (a tensor on the weight's device, or anything
+        ``Tensor`` accepts): one ``take_rows`` op, read on the device only."""
+        return ops.take_rows(self.weight, x)

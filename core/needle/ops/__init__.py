@@ -63,6 +63,7 @@ from .joining import Concatenate, Split, Stack, concatenate, split, stack
 from .linalg import MatMul, matmul
 from .logarithmic import LogSoftmax, LogSumExp, Softmax, logsoftmax, logsumexp, softmax
 from .reduction import Max, Summation, max, mean, summation
+from .rows import ScatterAddRows, TakeRows, scatter_add_rows, take_rows
 from .selection import Maximum, MaximumScalar, Where, maximum, where
 from .shape import BroadcastTo, Permute, Reshape, broadcast_to, permute, reshape, transpose
 from .tuples import AsType, MakeTensorTuple, TupleGetItem, astype, make_tuple, tuple_get_item
@@ -131,6 +132,7 @@ __all__ = [
     "RPowerScalar",
     "ReLU",
     "Reshape",
+    "ScatterAddRows",
     "ScatterZeros",
     "SetItem",
     "SetItemScalar",
@@ -143,6 +145,7 @@ __all__ = [
     "Sqrt",
     "Stack",
     "Summation",
+    "TakeRows",
     "Tanh",
     "TupleGetItem",
     "Undilate",
@@ -194,6 +197,7 @@ __all__ = [
     "relu",
     "reshape",
     "rpower_scalar",
+    "scatter_add_rows",
     "setitem",
     "sigmoid",
     "sin",
@@ -204,6 +208,7 @@ __all__ = [
     "stack",
     "subtract",
     "summation",
+    "take_rows",
     "tanh",
     "transpose",
     "tuple_get_item",
