@@ -110,7 +110,8 @@ def test_conv_empty_batch(rng, device):
 def test_conv_float32_matches_float64(rng, device):
     x = rng.standard_normal((2, 6, 6, 3))
     w = rng.standard_normal((3, 3, 3, 4))
-    out = ndl.conv(ndl.Tensor(x, device=device), ndl.Tensor(w, device=device), padding=1)
+    f32 = {"device": device, "dtype": "float32"}
+    out = ndl.conv(ndl.Tensor(x, **f32), ndl.Tensor(w, **f32), padding=1)
     assert out.dtype == "float32"
     np.testing.assert_allclose(out.numpy(), conv_reference(x, w, 1, 1), rtol=1e-4, atol=1e-4)
 
@@ -132,4 +133,4 @@ def test_conv_bad_input(xs, ws, kwargs, exc, match):
 
 def test_conv_rejects_mixed_dtypes():
     with pytest.raises(TypeError, match="conv: dtypes differ"):
-        ndl.conv(ndl.Tensor(np.zeros((1, 3, 3, 1))), t64(np.zeros((1, 1, 1, 1))))
+        ndl.conv(ndl.Tensor(np.zeros((1, 3, 3, 1)), dtype="float32"), t64(np.zeros((1, 1, 1, 1))))

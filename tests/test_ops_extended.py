@@ -222,7 +222,7 @@ def test_joining_bad_input(device, T):
     with pytest.raises(ValueError, match="split: axis 2"):
         ndl.split(T(np.ones((2, 3))), 2)
     with pytest.raises(TypeError, match="stack: dtypes differ"):
-        ndl.stack([T(np.ones(2)), ndl.Tensor(np.ones(2), device=device)])
+        ndl.stack([T(np.ones(2)), ndl.Tensor(np.ones(2), device=device, dtype="float32")])
 
 
 # --- getitem, setitem ------------------------------------------------------------------
@@ -389,7 +389,9 @@ def test_where_bad_input(device, T):
     with pytest.raises(ValueError, match="where: shapes"):
         ndl.where(T(np.ones(3)), T(np.ones(3)), T(np.ones(4)))
     with pytest.raises(TypeError, match="where"):
-        ndl.where(T(np.ones(3)), T(np.ones(3)), ndl.Tensor(np.ones(3), device=device))
+        ndl.where(
+            T(np.ones(3)), T(np.ones(3)), ndl.Tensor(np.ones(3), device=device, dtype="float32")
+        )
 
 
 # --- comparisons, argmax, one_hot ------------------------------------------------------

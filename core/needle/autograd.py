@@ -10,6 +10,7 @@ differentiated again) and accumulates the result into each leaf's ``.grad``.
 from __future__ import annotations
 
 import contextlib
+import gc
 import numbers
 import threading
 from collections.abc import Iterator, Sequence
@@ -201,7 +202,8 @@ def _as_ndarray(array: Any, device: Device | None, dtype: Any) -> NDArray:
         return array if dtype is None else array.astype(nd.normalize_dtype(dtype))
     if isinstance(array, (list, tuple)) and array and isinstance(array[0], Tensor):
         array = [t.numpy() for t in array]
-    return NDArray(array, device=device, dtype=dtype or "float32")
+    # dtype None: a NumPy array keeps its float dtype; lists and numbers are float32
+    return NDArray(array, device=device, dtype=dtype)
 
 
 class Tensor(Value):
@@ -210,7 +212,8 @@ class Tensor(Value):
     Args:
         array: a NumPy array, a nested list, a scalar, an NDArray or a Tensor.
         device: where the data lives (default: ``NEEDLE_BACKEND`` or the best CPU backend).
-        dtype: ``"float32"`` (default) or another dtype the backend supports.
+        dtype: a dtype the backend supports. By default a NumPy float array (or an
+            NDArray/Tensor) keeps its dtype and anything else is ``"float32"``.
         requires_grad: whether gradients flow to this tensor (default True, as in the course).
     """
 
@@ -253,11 +256,13 @@ class Tensor(Value):
 
     @data.setter
     def data(self, value: Tensor) -> None:
+        """Replace the value (the shape may change, as in the course; the dtype may not)."""
         if not isinstance(value, Tensor):
             raise TypeError(f"Tensor.data must be set to a Tensor, got {type(value).__name__}")
-        if value.shape != self.shape or value.dtype != self.dtype:
-            raise ValueError(
+        if value.dtype != self.dtype:
+            raise TypeError(
                 f"Tensor.data: cannot assign {value.dtype}{value.shape} to {self.dtype}{self.shape}"
+                f"; convert it first with .astype({self.dtype!r})"
             )
         self.cached_data = value.realize_cached_data()
 
@@ -522,6 +527,14 @@ class Tensor(Value):
 def init_ones_like(t: Tensor) -> Tensor:
     """A constant tensor of ones with ``t``'s shape, dtype and device."""
     return Tensor.make_const(nd.full(t.shape, 1.0, dtype=t.dtype, device=t.device))
+
+
+def __getattr__(name: str) -> Any:
+    # ``TENSOR_COUNTER`` (the course's count of live tensors), computed when read so that
+    # creating a tensor costs nothing extra: the tensors the garbage collector tracks
+    if name == "TENSOR_COUNTER":
+        return sum(1 for o in gc.get_objects() if isinstance(o, Tensor))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def find_topo_sort(node_list: Sequence[Value]) -> list[Value]:

@@ -119,9 +119,10 @@ class NDArray:
                 self._init(NDArray(src.numpy(), device=dev))
             return
         dev = default_device() if device is None else _device(device)
-        if dtype is None:
+        if dtype is None:  # a float array keeps its dtype where the backend has it
             dtype = getattr(other, "dtype", None)
-            dtype = dtype if dtype is not None and np.dtype(dtype).name in DTYPES else "float32"
+            name = "" if dtype is None else np.dtype(dtype).name
+            dtype = name if name in DTYPES and name in dev.dtypes else "float32"
         dtype = dev.check_dtype(normalize_dtype(dtype))
         try:
             data = np.asarray(other, dtype=_NP_DTYPES.get(dtype, dtype), order="C")
@@ -472,7 +473,9 @@ class NDArray:
         dev = self._device
         if isinstance(other, NDArray):
             self._same_device(other, op)
-            a, b = _promote(self, other, op)
+            a, b = self, other
+            if a._dtype != b._dtype:
+                a, b = _promote(a, b, op)
             if a._shape != b._shape:
                 shape = broadcast_shapes(a._shape, b._shape)
                 a, b = a.broadcast_to(shape), b.broadcast_to(shape)
@@ -763,9 +766,6 @@ class _FlatIndexer:
     def __init__(self, arr: NDArray) -> None:
         self._arr = arr
 
-    def __len__(self) -> int:
-        return self._arr.size
-
     def _index(self, j: Any) -> tuple[int, ...]:
         if not isinstance(j, numbers.Integral):
             raise TypeError(f"NDArray.flat: index must be an int, got {type(j).__name__}")
@@ -779,9 +779,6 @@ class _FlatIndexer:
 
     def __setitem__(self, j: Any, value: Any) -> None:
         self._arr[self._index(j)] = _scalar(value, "flat")
-
-    def __iter__(self) -> Any:
-        return iter(self._arr.numpy().reshape(-1).tolist())
 
 
 def _scalar(x: Any, op: str) -> float:
@@ -802,17 +799,11 @@ def _scalar(x: Any, op: str) -> float:
         raise TypeError(f"{op}: expected a number or an NDArray, got {type(x).__name__}") from None
 
 
-_PROMOTE = {frozenset(("float32", "float64")): "float64"}
-
-
 def _promote(a: NDArray, b: NDArray, op: str) -> tuple[NDArray, NDArray]:
     """``a`` and ``b`` in one dtype: float32 with float64 gives float64 (as NumPy)."""
-    if a._dtype == b._dtype:
-        return a, b
-    to = _PROMOTE.get(frozenset((a._dtype, b._dtype)))
-    if to is None:
+    if {a._dtype, b._dtype} != {"float32", "float64"}:
         raise TypeError(f"{op}: dtypes differ, {a._dtype} and {b._dtype}")
-    return a._cast(to), b._cast(to)
+    return a._cast("float64"), b._cast("float64")
 
 
 # --- module-level functions (the course's array API) -------------------------------------

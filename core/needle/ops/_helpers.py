@@ -5,8 +5,11 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+import numpy as np
+
 from ..autograd import Tensor, TensorOp
 from ..backend_ndarray import broadcast_shapes
+from .tuples import astype
 
 
 def unbroadcast(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -39,7 +42,25 @@ def check_tensor(op: str, x: Any) -> Tensor:
 
 
 def is_scalar(x: Any) -> bool:
-    return isinstance(x, numbers.Number) and not isinstance(x, bool)
+    """A number, a NumPy scalar, or a one-element NumPy array (the course's scalars)."""
+    if isinstance(x, numbers.Number):
+        return not isinstance(x, bool)
+    return isinstance(x, np.ndarray) and x.size == 1 and x.dtype.kind in "fiu"
+
+
+def scalar_value(x: Any) -> float:
+    """``x`` (see :func:`is_scalar`) as a Python float."""
+    return float(x.reshape(-1)[0]) if isinstance(x, np.ndarray) else float(x)
+
+
+def promote(op: str, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """float32 with float64 as float64 (as NumPy and PyTorch); ``TypeError`` otherwise.
+
+    The cast is an ``astype`` node, so the float32 input's gradient comes back float32.
+    """
+    if {a.dtype, b.dtype} != {"float32", "float64"}:
+        raise TypeError(f"{op}: dtypes differ, {a.dtype} and {b.dtype}")
+    return astype(a, "float64"), astype(b, "float64")
 
 
 class BinaryOp(TensorOp):
@@ -56,7 +77,7 @@ class BinaryOp(TensorOp):
                 f"{self.name}: tensors are on different devices, {x.device} and {y.device}"
             )
         if x.dtype != y.dtype:
-            raise TypeError(f"{self.name}: dtypes differ, {x.dtype} and {y.dtype}")
+            return self(*promote(self.name, a, b))
         if x.shape != y.shape:
             try:
                 broadcast_shapes(a.shape, b.shape)

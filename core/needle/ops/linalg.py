@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..autograd import Tensor, TensorOp
 from ..backend_ndarray import NDArray
-from ._helpers import check_same_device, check_tensor, unbroadcast
+from ._helpers import check_same_device, check_tensor, promote, unbroadcast
 
 
 class MatMul(TensorOp):
@@ -35,5 +35,5 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
             f"({a.shape[-1]} != {b.shape[-2]})"
         )
     if a.dtype != b.dtype:
-        raise TypeError(f"matmul: dtypes differ, {a.dtype} and {b.dtype}")
+        a, b = promote("matmul", a, b)
     return MatMul()(a, b)
