@@ -33,17 +33,30 @@ def best(fn: Callable[[], object], repeat: int = 7, number: int = 1) -> float:
     return min(times)
 
 
+def compare(fn, off, on, repeat: int = 9) -> tuple[float, float]:
+    """Best time of fn with the new path off and on, alternating (load drifts cancel)."""
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for i in range(2 * repeat + 2):
+        mode = bool(i % 2)
+        (on if mode else off)()
+        t0 = time.perf_counter()
+        fn()
+        if i >= 2:  # the first of each mode warms up
+            times[mode].append(time.perf_counter() - t0)
+    return min(times[False]), min(times[True])
+
+
 def row(name: str, before: float, after: float) -> None:
     print(f"| {name} | {before * 1e3:.3f} ms | {after * 1e3:.3f} ms | {before / after:.2f}x |")
 
 
-def without_new(dev, fn):
-    has = dev.has_kernel
-    dev.has_kernel = lambda name: name not in NEW and has(name)
-    try:
-        return fn()
-    finally:
-        del dev.has_kernel
+def new_off(dev) -> None:
+    has = type(dev).has_kernel
+    dev.has_kernel = lambda name: name not in NEW and has(dev, name)
+
+
+def new_on(dev) -> None:
+    dev.__dict__.pop("has_kernel", None)
 
 
 def main() -> None:
@@ -60,10 +73,9 @@ def main() -> None:
             del h
 
     limit = _core.cache_info()["limit_bytes"] >> 20
-    _core.set_cache_limit_mb(0)
-    before = best(alloc_fill, 5)
-    _core.set_cache_limit_mb(limit)
-    after = best(alloc_fill, 5)
+    before, after = compare(
+        alloc_fill, lambda: _core.set_cache_limit_mb(0), lambda: _core.set_cache_limit_mb(limit)
+    )
     row("10 x alloc+fill 64 MB", before, after)
 
     # 2. matmul backward products: a.T @ g and g @ b.T, 512^2
@@ -73,16 +85,17 @@ def main() -> None:
         ("512^2 a.T @ g", lambda: a.permute((1, 0)) @ g),
         ("512^2 g @ b.T", lambda: g @ a.permute((1, 0))),
     ):
-        before = without_new(dev, lambda fn=fn: best(fn, 9))
-        row(name, before, best(fn, 9))
+        row(name, *compare(fn, lambda: new_off(dev), lambda: new_on(dev), 11))
     x = ndl.Tensor(rng.standard_normal((512, 512)), device=dev, requires_grad=True)
     w = ndl.Tensor(rng.standard_normal((512, 512)), device=dev, requires_grad=True)
 
     def backward() -> None:
         (x @ w).sum().backward()
 
-    before = without_new(dev, lambda: best(backward, 7))
-    row("matmul 512^2 forward+backward (Tensor)", before, best(backward, 7))
+    row(
+        "matmul 512^2 forward+backward (Tensor)",
+        *compare(backward, lambda: new_off(dev), lambda: new_on(dev), 9),
+    )
 
     # 3. reductions over leading axes
     for name, shape, axes in (
@@ -92,8 +105,7 @@ def main() -> None:
     ):
         arr = NDArray(rng.standard_normal(shape), device=dev)
         fn = lambda arr=arr, axes=axes: arr.sum(axis=axes)  # noqa: E731
-        before = without_new(dev, lambda fn=fn: best(fn, 7))
-        row(name, before, best(fn, 7))
+        row(name, *compare(fn, lambda: new_off(dev), lambda: new_on(dev), 9))
 
     # 4. conv2d_nhwc: ResNet9-like small spatial sizes (valid conv on a padded input)
     old = _core.conv_direct_max_pixels()
@@ -115,10 +127,12 @@ def main() -> None:
         def conv(xs=xs, ws=ws, out=out, n=n, hw=hw, c_in=c_in, c_out=c_out, stride=stride, k=k):
             _core.conv2d_nhwc(xs, ws, out, n, hw, hw, c_in, k, c_out, stride)
 
-        _core.set_conv_direct_max_pixels(0)
-        before = best(conv, 5)
-        _core.set_conv_direct_max_pixels(1 << 40)
-        after = best(conv, 5)
+        before, after = compare(
+            conv,
+            lambda: _core.set_conv_direct_max_pixels(0),
+            lambda: _core.set_conv_direct_max_pixels(1 << 40),
+            7,
+        )
         row(f"conv {n}x{hw}x{hw}x{c_in} -> {c_out}, k3 s{stride} (out {ho}x{ho})", before, after)
     _core.set_conv_direct_max_pixels(old)
 
@@ -142,10 +156,19 @@ def main() -> None:
             fn(*args)
 
     prog = _core.program_compile(instrs)
+
+    def replay() -> None:
+        _core.program_run(prog)
+
+    run = [loop]
     row(
         "400 small kernels: Python loop vs program_run",
-        best(loop, 9),
-        best(lambda: _core.program_run(prog), 9),
+        *compare(
+            lambda: run[0](),
+            lambda: run.__setitem__(0, loop),
+            lambda: run.__setitem__(0, replay),
+            15,
+        ),
     )
 
 

@@ -128,10 +128,10 @@ VARIABLES: tuple[EnvVar, ...] = (
     ),
     EnvVar(
         "NEEDLE_CPP_CONV_DIRECT_PIXELS",
-        "`64`",
+        "unset: no limit (always direct)",
         "Output pixels per image (h_out * w_out) at or below which the C++ `conv2d_nhwc` "
         "packs patches straight from the image instead of building an im2col buffer "
-        "(same result, bit for bit). `0` always uses im2col.",
+        "(same result, bit for bit; faster at every size measured). `0` always uses im2col.",
         "the C++ backend, when the compiled module loads",
     ),
     EnvVar(

@@ -3,6 +3,7 @@
 // im2col buffer is written and read back. The result is bit-identical to the im2col path:
 // the packed panels hold the same values and the micro-kernel runs the same operations.
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -20,9 +21,10 @@ int64_t initial_max_pixels() {
     const long long v = std::strtoll(env, &end, 10);
     if (end != env && *end == '\0' && v >= 0) return v;
   }
-  // Measured (bench_issue12.py, 1 thread): 1.07-1.19x at 8x8 and 4x4 outputs, even at
-  // 16x16, so the direct path starts at 8x8 = 64 output pixels.
-  return 64;
+  // Measured (bench_issue12.py and 1-2 threads, loaded machine): the direct path was as
+  // fast or faster at every size tried, 4x4 to 64x64 outputs (1.04-2.9x; most where c_in
+  // is small), so it is the default everywhere; the knob is for comparisons.
+  return INT64_MAX;
 }
 
 std::atomic<int64_t> g_max_pixels{initial_max_pixels()};

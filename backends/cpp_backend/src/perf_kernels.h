@@ -23,7 +23,8 @@ void reduce_max_mid(const Array& a, Array& out, int64_t outer, int64_t reduce, i
 
 // conv_direct.cpp
 /// Output pixels per image (h_out * w_out) at or below which conv2d_nhwc packs its patches
-/// straight from the image (no im2col buffer). Checked arguments only.
+/// straight from the image (no im2col buffer); unlimited unless NEEDLE_CPP_CONV_DIRECT_PIXELS
+/// or set_conv_direct_max_pixels says otherwise.
 int64_t conv_direct_max_pixels();
 void set_conv_direct_max_pixels(int64_t pixels);
 /// conv2d_nhwc's direct path; the caller has checked every argument and out aliases nothing.
