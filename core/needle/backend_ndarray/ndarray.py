@@ -589,8 +589,25 @@ class NDArray:
                 f"matmul: shapes {self._shape} and {other._shape} are not aligned ({n} != {n2})"
             )
         dev = self._device
+        # A transposed view of a compact array (``a.T @ g``, ``g @ b.T``) goes to matmul_t
+        # with a flag, uncopied: swapping its last two axes gives a compact array at 0.
+        t_kernel = dev.has_kernel("matmul_t")
+
+        def is_t(x: NDArray) -> bool:
+            (*lead, r, c), (*st, sr, sc) = x._shape, x._strides
+            return (
+                x._offset == 0 and r > 1 and c > 1
+                and (*st, sc, sr) == compact_strides((*lead, c, r))
+            )  # fmt: skip
+
         if self.ndim == other.ndim == 2:
             out = NDArray.make((m, p), device=dev, dtype=self._dtype)
+            ta, tb = t_kernel and is_t(self), t_kernel and is_t(other)
+            if ta or tb:
+                ha = self._handle if ta else self._compact_handle()
+                hb = other._handle if tb else other._compact_handle()
+                dev.matmul_t(ha, hb, out._handle, m, n, p, int(ta), int(tb))
+                return out
             dev.matmul(self._compact_handle(), other._compact_handle(), out._handle, m, n, p)
             return out
         batch_shape = broadcast_shapes(self._shape[:-2], other._shape[:-2])
@@ -598,6 +615,13 @@ class NDArray:
         b = other.broadcast_to(batch_shape + (n, p))
         batch = prod(batch_shape)
         out = NDArray.make(batch_shape + (m, p), device=dev, dtype=self._dtype)
+        ta = t_kernel and dev.has_kernel("batched_matmul_t") and is_t(a)
+        tb = t_kernel and dev.has_kernel("batched_matmul_t") and is_t(b)
+        if ta or tb:
+            ha = a._handle if ta else a._compact_handle()
+            hb = b._handle if tb else b._compact_handle()
+            dev.batched_matmul_t(ha, hb, out._handle, batch, m, n, p, int(ta), int(tb))
+            return out
         if dev.has_kernel("batched_matmul"):
             dev.batched_matmul(
                 a._compact_handle(), b._compact_handle(), out._handle, batch, m, n, p
@@ -619,7 +643,21 @@ class NDArray:
         if kernel == "max" and reduce_size == 0:
             raise ValueError(f"max: zero-size reduction over axes {axes} of shape {self._shape}")
         out = NDArray.make(out_shape, device=self._device, dtype=self._dtype)
-        getattr(self._device, "reduce_" + kernel)(view._compact_handle(), out._handle, reduce_size)
+        mid = f"reduce_{kernel}_mid"
+        if (  # one block of axes before the last: reduce in place, no permuting copy
+            axes
+            and axes[-1] < self.ndim - 1
+            and axes[-1] - axes[0] == len(axes) - 1
+            and self._device.has_kernel(mid)
+        ):
+            outer, inner = prod(self._shape[: axes[0]]), prod(self._shape[axes[-1] + 1 :])
+            getattr(self._device, mid)(
+                self._compact_handle(), out._handle, outer, reduce_size, inner
+            )
+        else:
+            getattr(self._device, "reduce_" + kernel)(
+                view._compact_handle(), out._handle, reduce_size
+            )
         return out if keepdims else out.reshape(tuple(self._shape[i] for i in kept))
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> NDArray:
