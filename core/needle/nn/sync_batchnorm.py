@@ -23,6 +23,9 @@ class SyncBatchNorm(BatchNorm1d):
     """
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.ndim == 4 and getattr(self, "layout", "NCHW") == "NHWC":  # BatchNorm2d(NHWC)
+            n, h, w, c = x.shape
+            return self._normalize(x.reshape((n * h * w, c))).reshape((n, h, w, c))
         if x.ndim == 4:
             n, c, h, w = x.shape
             flat = x.permute((0, 2, 3, 1)).reshape((n * h * w, c))
