@@ -115,6 +115,10 @@ def test_shared_subexpression_gradient_summed() -> None:
 
 
 def test_default_dtype_is_float32_and_float64_kept() -> None:
-    assert ndl.Tensor(np.zeros(2)).dtype == "float32"
+    # lists and numbers are float32; a NumPy float array keeps its dtype (issue 13)
+    assert ndl.Tensor([0.0, 1.0]).dtype == "float32" and ndl.Tensor(2.0).dtype == "float32"
+    assert ndl.Tensor(np.zeros(2)).dtype == "float64"
+    assert ndl.Tensor(np.zeros(2, dtype=np.float32)).dtype == "float32"
+    assert ndl.Tensor(np.zeros(2), dtype="float32").dtype == "float32"
     t = ndl.Tensor(np.zeros(2), dtype="float64")
     assert (t * 2.0).dtype == "float64"
