@@ -177,6 +177,7 @@ def _train(model, x, y, steps: int, out: list) -> None:
     out.append((losses, [p.numpy() for p in model.parameters()]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", ["numpy", "cpp"])
 def test_two_threads_train_two_models_bit_identical_to_one_thread(device: str) -> None:
     if device not in list_backends() or not ndl.device(device).enabled():
