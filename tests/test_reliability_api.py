@@ -138,3 +138,24 @@ def test_clip_grad_norm_still_clips() -> None:
     p.grad = T([3.0, 4.0])
     assert optim.clip_grad_norm([p], 1.0) == 5.0
     np.testing.assert_allclose(p.grad.numpy(), [0.6, 0.8], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda x: x.transpose((True, 0)), "transpose: axis must be an int, got True"),
+        (lambda x: x.permute((True, 0, 2)), "permute: axis must be an int, got True"),
+        (lambda x: x.permute((0.0, 1, 2)), "permute: axis must be an int, got 0.0"),
+    ],
+)
+def test_bool_and_float_axes_in_transpose_and_permute_are_refused(call, match: str) -> None:
+    with pytest.raises(TypeError, match=match):
+        call(T(np.ones((2, 3, 4))))
+
+
+def test_transpose_and_permute_still_take_ints() -> None:
+    x = T(np.arange(24.0).reshape(2, 3, 4))
+    np.testing.assert_array_equal(
+        x.permute((np.int64(2), 0, 1)).numpy(), np.arange(24.0).reshape(2, 3, 4).transpose(2, 0, 1)
+    )
+    assert x.transpose((0, 2)).shape == (4, 3, 2)

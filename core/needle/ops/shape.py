@@ -81,9 +81,19 @@ def broadcast_to(a: Tensor, shape: Sequence[int]) -> Tensor:
     return BroadcastTo(shape)(a)
 
 
+def _int_axes(op: str, axes: Any) -> None:
+    """Every entry of ``axes`` is an int (a bool or a float is not an axis)."""
+    if isinstance(axes, str) or not hasattr(axes, "__iter__"):
+        raise TypeError(f"{op}: axes must be a tuple of ints, got {axes!r}")
+    for x in axes:
+        if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+            raise TypeError(f"{op}: axis must be an int, got {x!r}")
+
+
 def permute(a: Tensor, axes: Sequence[int]) -> Tensor:
     """Reorder all axes: output axis i is input axis ``axes[i]``."""
     check_tensor("permute", a)
+    _int_axes("permute", axes)
     nd_axes = tuple(int(x) % max(a.ndim, 1) if -a.ndim <= int(x) < a.ndim else int(x) for x in axes)
     if sorted(nd_axes) != list(range(a.ndim)):
         raise ValueError(
@@ -97,6 +107,10 @@ def transpose(a: Tensor, axes: tuple[int, int] | None = None) -> Tensor:
     check_tensor("transpose", a)
     if a.ndim < 2 and axes is None:
         raise ValueError(f"transpose: need at least 2 dims, got shape {a.shape}")
+    if axes is not None:
+        _int_axes("transpose", axes)
+        if len(axes) != 2:
+            raise ValueError(f"transpose: axes must be two axes, got {tuple(axes)}")
     i, j = (-2, -1) if axes is None else tuple(axes)
     for ax in (i, j):
         if not -a.ndim <= ax < a.ndim:
