@@ -30,6 +30,12 @@ OPTIONAL_KERNELS = (
     "layernorm_backward",
     "softmax_xent",
     "softmax_xent_backward",
+    # issue 12: sequence layers
+    "take_rows",
+    "scatter_add_rows",
+    "lstm_cell",
+    "lstm_cell_backward",
+    "attention_softmax",
 )
 """The optional kernels of the contract that ``needle_cpp._core`` provides."""
 
@@ -40,7 +46,7 @@ def needle_backend_info() -> BackendInfo:
     return BackendInfo(
         name="cpp",
         version=__version__,
-        contract_version=(1, 2),
+        contract_version=(1, 3),
         dtypes=("float32", "float64"),
         optional_kernels=OPTIONAL_KERNELS,
         description="C++ backend (CPU; OpenMP, AVX2/AVX-512 chosen at run time)",

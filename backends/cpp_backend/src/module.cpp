@@ -17,6 +17,7 @@ using namespace needle_cpp;
 namespace needle_cpp {
 void bind_perf(py::module_& m);  // perf_module.cpp: matmul_t, reduce_*_mid, programs, cache
 void bind_fused_norm(py::module_& m);  // fused_norm_module.cpp: batch/layer norm, xent
+void bind_fused_seq(py::module_& m);  // fused_seq.cpp: embedding rows, LSTM cell, attention
 }  // namespace needle_cpp
 
 namespace {
@@ -173,4 +174,5 @@ PYBIND11_MODULE(_core, m) {
         "Use a lower instruction set (for tests and comparisons).");
   bind_perf(m);
   bind_fused_norm(m);
+  bind_fused_seq(m);
 }

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -13,6 +14,7 @@
 
 #include "isa.h"
 #include "fused_norm.h"
+#include "fused_seq.h"
 #include "perf_kernels.h"
 
 namespace py = pybind11;
@@ -84,6 +86,11 @@ void no_check(const Entry&, const Args&) {}
 std::vector<Entry> make_entries() {
   std::vector<Entry> e;
   auto add = [&](const char* name, const char* kinds, int op, CheckFn c, RunFn r) {
+    // Args has room for 6 buffers, 8 ints, 2 floats and 2 shapes: a longer entry is a bug.
+    const std::string k(kinds);
+    auto n = [&](char ch) { return std::count(k.begin(), k.end(), ch); };
+    if (n('A') > 6 || n('i') > 8 || n('f') > 2 || n('S') > 2 || n('A') + n('i') + n('f') + n('S') != (long)k.size())
+      throw std::logic_error(std::string("program table: entry ") + name + " does not fit Args");
     e.push_back(Entry{name, kinds, op, c, r});
   };
   static const char* kBin[] = {"add", "sub", "mul", "div", "power", "maximum",
@@ -249,6 +256,33 @@ std::vector<Entry> make_entries() {
       [](const Entry&, const Args& g) {
         softmax_xent_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], g.I[0], g.I[1]);
       });
+  // sequence layers (fused_seq.cpp): sizes checked here, ids by the kernels on every run
+  for (int gather = 0; gather < 2; ++gather)
+    add(gather ? "take_rows" : "scatter_add_rows", "AAAiii", gather,
+        [](const Entry& en, const Args& g) {
+          check_rows(en.name.c_str(), *g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2], en.op);
+        },
+        [](const Entry& en, const Args& g) {
+          if (en.op) take_rows(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2]);
+          else scatter_add_rows(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2]);
+        });
+  add("lstm_cell", "AAAAii", 0,
+      [](const Entry&, const Args& g) { check_lstm_cell(*g.A[0], *g.A[1], *g.A[2], *g.A[3], g.I[0], g.I[1]); },
+      [](const Entry&, const Args& g) { lstm_cell(*g.A[0], *g.A[1], *g.A[2], *g.A[3], g.I[0], g.I[1]); });
+  add("lstm_cell_backward", "AAAAAAii", 0,
+      [](const Entry&, const Args& g) {
+        check_lstm_cell_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], g.I[0], g.I[1]);
+      },
+      [](const Entry&, const Args& g) {
+        lstm_cell_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], g.I[0], g.I[1]);
+      });
+  add("attention_softmax", "AAiiifi", 0,
+      [](const Entry&, const Args& g) {
+        check_attention_softmax(*g.A[0], *g.A[1], g.I[0], g.I[1], g.I[2], g.I[3]);
+      },
+      [](const Entry&, const Args& g) {
+        attention_softmax(*g.A[0], *g.A[1], g.I[0], g.I[1], g.I[2], g.F[0], g.I[3]);
+      });
   return e;
 }
 
@@ -286,6 +320,9 @@ struct Program {
   py::list keep;  // the instructions as given: buffers stay alive with the program
   int64_t python_calls = 0;
 };
+
+/// A Python int or an object with __index__ (NumPy integers), not a bool.
+bool is_int(py::handle v) { return PyIndex_Check(v.ptr()) && !PyBool_Check(v.ptr()); }
 
 [[noreturn]] void bad(size_t i, const std::string& kernel, const std::string& why) {
   throw std::invalid_argument("program_compile: instruction " + std::to_string(i) + " (" +
@@ -332,8 +369,7 @@ std::unique_ptr<Program> program_compile(const py::module_& mod, const py::itera
             ins.args.A[na++] = &v.cast<Array&>();
             break;
           case 'i':
-            if (!py::isinstance<py::int_>(v) || py::isinstance<py::bool_>(v))
-              bad(i, name, where + "must be an int");
+            if (!is_int(v)) bad(i, name, where + "must be an int");
             try {
               ins.args.I[ni++] = v.cast<int64_t>();
             } catch (const py::cast_error&) {
@@ -341,17 +377,21 @@ std::unique_ptr<Program> program_compile(const py::module_& mod, const py::itera
             }
             break;
           case 'f':
-            if (!(py::isinstance<py::float_>(v) || py::isinstance<py::int_>(v)) || py::isinstance<py::bool_>(v))
+            if (PyBool_Check(v.ptr()) || !(PyFloat_Check(v.ptr()) || is_int(v) ||
+                                           PyObject_HasAttrString(v.ptr(), "__float__")))
               bad(i, name, where + "must be a float");
-            ins.args.F[nf++] = v.cast<double>();
+            try {
+              ins.args.F[nf++] = v.cast<double>();
+            } catch (const py::cast_error&) {
+              bad(i, name, where + "must be a float");
+            }
             break;
           case 'S': {
             if (!py::isinstance<py::tuple>(v) && !py::isinstance<py::list>(v))
               bad(i, name, where + "must be a tuple of ints");
             Shape s;
             for (py::handle x : v) {
-              if (!py::isinstance<py::int_>(x) || py::isinstance<py::bool_>(x))
-                bad(i, name, where + "must be a tuple of ints");
+              if (!is_int(x)) bad(i, name, where + "must be a tuple of ints");
               try {
                 s.push_back(x.cast<int64_t>());
               } catch (const py::cast_error&) {
