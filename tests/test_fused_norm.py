@@ -284,3 +284,119 @@ def test_softmax_loss_module(device):
         loss(T(z, device), np.array([0, 1, 2, 3, 0]))
     with pytest.raises(ValueError, match="rows of logits"):
         loss(T(z, device), np.array([0, 1]))
+
+
+# --- NHWC layers in the model zoo ----------------------------------------------------------
+def test_nhwc_conv_and_pool_match_nchw(device):
+    (x,) = _data(18, (2, 3, 6, 6))
+    kw = {"device": device, "dtype": "float64"}
+    a = nn.Conv(3, 4, 3, **kw)
+    b = nn.Conv(3, 4, 3, layout="NHWC", **kw)
+    b.load_state_dict(a.state_dict())
+    xn = T(x.transpose(0, 2, 3, 1).copy(), device, False)
+    ya, yb = a(T(x, device, False)), b(xn)
+    np.testing.assert_array_equal(yb.numpy().transpose(0, 3, 1, 2), ya.numpy())
+    for pool in (nn.MaxPool2d, nn.AvgPool2d):
+        got = pool(2, layout="NHWC")(yb).numpy().transpose(0, 3, 1, 2)
+        np.testing.assert_array_equal(got, pool(2)(ya).numpy())
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
+        b(T(x, device, False))
+
+
+def test_resnet9_keeps_nchw_interface_and_checkpoints(device):
+    from needle.models import ResNet9
+    from needle.models.cnn import ConvBN
+
+    kw = {"device": device, "dtype": "float64"}
+    np.random.seed(0)
+    model = ResNet9(**kw)
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv, nn.BatchNorm2d))]
+    assert layers and all(m.layout == "NHWC" for m in layers)
+
+    ref = nn.Sequential(  # the same layers, NCHW throughout
+        ConvBN(3, 16, 7, 4, **kw),
+        ConvBN(16, 32, 3, 2, **kw),
+        nn.Residual(nn.Sequential(ConvBN(32, 32, 3, 1, **kw), ConvBN(32, 32, 3, 1, **kw))),
+        ConvBN(32, 64, 3, 2, **kw),
+        ConvBN(64, 128, 3, 2, **kw),
+        nn.Residual(nn.Sequential(ConvBN(128, 128, 3, 1, **kw), ConvBN(128, 128, 3, 1, **kw))),
+        nn.Flatten(),
+        nn.Linear(128, 128, **kw),
+        nn.ReLU(),
+        nn.Linear(128, 10, **kw),
+    )
+    assert list(ref.state_dict()) == list(model.state_dict())
+    ref.load_state_dict(model.state_dict())
+    (x,) = _data(19, (2, 3, 32, 32))
+    xs = [T(x, device) for _ in range(2)]
+    ya, yb = model(xs[0]), ref(xs[1])
+    np.testing.assert_allclose(ya.numpy(), yb.numpy(), rtol=1e-12, atol=1e-12)
+    ya.sum().backward()
+    yb.sum().backward()
+    np.testing.assert_allclose(xs[0].grad.numpy(), xs[1].grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+# --- replay and threads --------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["numpy", "cpp"] if _CPP else ["numpy"])
+def test_compiled_steps_are_bit_identical(name):
+    dev = ndl.device(name)
+    rng = np.random.RandomState(3)
+    xs = [rng.randn(8, 6).astype("float32") for _ in range(7)]
+    ys = [rng.randint(0, 4, 8).astype("float32") for _ in range(7)]
+
+    def train(compiled):
+        np.random.seed(0)
+        model = nn.Sequential(
+            nn.Linear(6, 12, device=dev),
+            nn.BatchNorm1d(12, device=dev),
+            nn.ReLU(),
+            nn.LayerNorm1d(12, device=dev),
+            nn.Linear(12, 4, device=dev),
+        )
+        opt = ndl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        loss_fn = nn.SoftmaxLoss()
+
+        def step(x, y):
+            opt.reset_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        fn = ndl.compile(step, state=(model, opt)) if compiled else step
+        losses = [
+            fn(ndl.Tensor(x, device=dev), ndl.Tensor(y, device=dev)).numpy() for x, y in zip(xs, ys)
+        ]
+        return [p.numpy() for p in model.parameters()] + [
+            model.modules_list[1].running_mean.numpy(),
+            model.modules_list[1].running_var.numpy(),
+            np.array(losses),
+        ]
+
+    for a, b in zip(train(False), train(True)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(not _CPP, reason="cpp backend not installed")
+def test_cpp_kernels_do_not_depend_on_thread_count():
+    import needle_cpp._core as core
+
+    dev = ndl.device("cpp")
+    (x,) = _data(20, (60000, 5))  # past the parallel threshold: 2 threads really split
+    w, b = (T(a, dev, False, "float32") for a in _data(21, (5,), (5,)))
+    xt, g = T(x, dev, True, "float32"), T(x[::-1].copy(), dev, False, "float32")
+    before = core.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            core.set_num_threads(threads)
+            for fn in (ops.batch_norm, ops.layer_norm):
+                xt.grad = None
+                y = fn(xt, w, b)
+                (y * g).sum().backward()
+                results.append((y.numpy(), xt.grad.numpy()))
+    finally:
+        core.set_num_threads(before)
+    for a, b in zip(results[:2], results[2:]):
+        for p, q in zip(a, b):
+            np.testing.assert_array_equal(p, q)
