@@ -48,9 +48,16 @@ def is_scalar(x: Any) -> bool:
     return isinstance(x, np.ndarray) and x.size == 1 and x.dtype.kind in "fiu"
 
 
-def scalar_value(x: Any) -> float:
-    """``x`` (see :func:`is_scalar`) as a Python float."""
-    return float(x.reshape(-1)[0]) if isinstance(x, np.ndarray) else float(x)
+def scalar_value(x: Any, op: str = "scalar op") -> float:
+    """``x`` (see :func:`is_scalar`) as a Python float; ``TypeError`` for anything else."""
+    if isinstance(x, np.ndarray):
+        if x.size != 1:
+            raise TypeError(f"{op}: expected a scalar, got an array of shape {x.shape}")
+        return float(x.reshape(-1)[0])
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: expected a number, got {type(x).__name__}") from None
 
 
 def promote(op: str, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
@@ -69,9 +76,13 @@ class BinaryOp(TensorOp):
     name = "binary"
 
     def __call__(self, a: Tensor, b: Tensor) -> Tensor:  # type: ignore[override]
-        check_tensor(self.name, a)
-        check_tensor(self.name, b)
-        x, y = a.realize_cached_data(), b.realize_cached_data()  # one lookup each: hot path
+        # The hot path of every element-wise op: checks read each NDArray once, and
+        # the node is built directly (no generic argument packing).
+        if not isinstance(a, Tensor):
+            check_tensor(self.name, a)
+        if not isinstance(b, Tensor):
+            check_tensor(self.name, b)
+        x, y = a.realize_cached_data(), b.realize_cached_data()
         if x.device != y.device:
             raise ValueError(
                 f"{self.name}: tensors are on different devices, {x.device} and {y.device}"
@@ -80,9 +91,9 @@ class BinaryOp(TensorOp):
             return self(*promote(self.name, a, b))
         if x.shape != y.shape:
             try:
-                broadcast_shapes(a.shape, b.shape)
+                broadcast_shapes(x.shape, y.shape)
             except ValueError:
                 raise ValueError(
                     f"{self.name}: shapes {a.shape}, {b.shape} do not broadcast"
                 ) from None
-        return super().__call__(a, b)
+        return Tensor._node(self, (a, b), self.compute(x, y))  # type: ignore[return-value]

@@ -150,7 +150,7 @@ def _dispatch(op: str, a: Tensor, b: Any, ewise: type, scalar: type) -> Tensor:
     if isinstance(b, Tensor):
         return ewise()(a, b)
     if is_scalar(b):
-        return scalar(scalar_value(b))(a)
+        return scalar(scalar_value(b, op))(a)
     raise TypeError(f"{op}: expected a Tensor or a number, got {type(b).__name__}")
 
 
@@ -160,13 +160,13 @@ def add(a: Tensor, b: Tensor | float) -> Tensor:
 
 
 def add_scalar(a: Tensor, scalar: float) -> Tensor:
-    return AddScalar(scalar_value(scalar))(a)
+    return AddScalar(scalar_value(scalar, "add_scalar"))(a)
 
 
 def subtract(a: Tensor, b: Tensor | float) -> Tensor:
     """a - b, broadcasting; b may be a number."""
     if is_scalar(b):
-        return AddScalar(-scalar_value(b))(a)
+        return AddScalar(-scalar_value(b, "subtract"))(a)
     return _dispatch("subtract", a, b, EWiseSub, AddScalar)
 
 
@@ -176,7 +176,7 @@ def multiply(a: Tensor, b: Tensor | float) -> Tensor:
 
 
 def mul_scalar(a: Tensor, scalar: float) -> Tensor:
-    return MulScalar(scalar_value(scalar))(a)
+    return MulScalar(scalar_value(scalar, "mul_scalar"))(a)
 
 
 def divide(a: Tensor, b: Tensor | float) -> Tensor:
@@ -185,7 +185,7 @@ def divide(a: Tensor, b: Tensor | float) -> Tensor:
 
 
 def divide_scalar(a: Tensor, scalar: float) -> Tensor:
-    return DivScalar(scalar_value(scalar))(a)
+    return DivScalar(scalar_value(scalar, "divide_scalar"))(a)
 
 
 def power(a: Tensor, b: Tensor | float) -> Tensor:
@@ -194,14 +194,14 @@ def power(a: Tensor, b: Tensor | float) -> Tensor:
 
 
 def power_scalar(a: Tensor, scalar: float) -> Tensor:
-    return PowerScalar(scalar_value(scalar))(a)
+    return PowerScalar(scalar_value(scalar, "power_scalar"))(a)
 
 
 def rpower_scalar(a: Tensor, scalar: float) -> Tensor:
     """scalar ** a."""
     if not is_scalar(scalar) or scalar <= 0:
         raise ValueError(f"rpower: base must be a positive number, got {scalar!r}")
-    return RPowerScalar(scalar_value(scalar))(a)
+    return RPowerScalar(scalar_value(scalar, "rpower_scalar"))(a)
 
 
 def negate(a: Tensor) -> Tensor:
