@@ -8,7 +8,7 @@ its own tests with "needle.ops has no NAME" (a visible gap) and leaves the rest 
 
 from __future__ import annotations
 
-from . import elementwise, linalg, reductions, shape
+from . import elementwise, fused, linalg, reductions, shape
 from ._core import KINDS, LAYOUTS, Built, ErrorInput, OpInfo, SampleInput, T, build, ids
 
 OP_DB: list[OpInfo] = [
@@ -16,6 +16,7 @@ OP_DB: list[OpInfo] = [
     *reductions.RECORDS,
     *shape.RECORDS,
     *linalg.RECORDS,
+    *fused.RECORDS,
 ]
 """Every record, in a stable order."""
 
