@@ -160,3 +160,23 @@ def test_flip_and_pad() -> None:
     np.testing.assert_array_equal(A.flip((0, 2)).numpy(), np.flip(a, (0, 2)))
     padded = A.pad(((0, 0), (1, 1), (2, 0)))
     np.testing.assert_array_equal(padded.numpy(), np.pad(a, ((0, 0), (1, 1), (2, 0))))
+
+
+def test_course_helpers_of_the_ndarray_module() -> None:
+    np.random.seed(6)
+    a = np.random.randn(3, 4).astype(np.float32)
+    A = nd.array(a)
+    dev = A.device
+    np.testing.assert_allclose(
+        A.ewise_or_scalar(A, dev.ewise_mul, dev.scalar_mul).numpy(), a * a, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        A.ewise_or_scalar(2.0, dev.ewise_mul, dev.scalar_mul).numpy(), a * 2, rtol=1e-6
+    )
+    view, out = A.reduce_view_out(0)
+    assert view.shape == (4, 3) and out.shape == (4,)
+    np.testing.assert_array_equal(view.numpy(), a.T)
+    view, out = A.reduce_view_out(1, keepdims=True)
+    assert view.shape == (3, 4) and out.shape == (3, 1)
+    np.testing.assert_allclose(nd.sum(A, axis=1).numpy(), a.sum(1), rtol=1e-5)
+    assert dev.Array(7).size == 7

@@ -111,6 +111,10 @@ class Device:
         """Standard normal samples from needle's generator (see ``needle.random``)."""
         return _nd.NDArray(_random.randn(*shape), device=self, dtype=dtype)
 
+    def Array(self, size: int, dtype: str = "float32") -> Any:  # the course's name
+        """A new flat buffer of ``size`` elements (the course's ``device.Array``)."""
+        return self.alloc(size, dtype)
+
     def one_hot(self, n: int, i: Any, dtype: str = "float32") -> Any:
         """Rows of the ``n``-by-``n`` identity selected by integer indices ``i``."""
         return _nd.one_hot(n, i, dtype=dtype, device=self)

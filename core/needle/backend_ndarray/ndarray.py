@@ -487,6 +487,35 @@ class NDArray:
             getattr(dev, "scalar_" + kernel)(self._compact_handle(), scalar, out._handle)
         return out
 
+    def ewise_or_scalar(self, other: Any, ewise_func: Any, scalar_func: Any) -> NDArray:
+        """The course's helper: ``ewise_func`` (a kernel) with an NDArray, else ``scalar_func``."""
+        out = NDArray.make(self._shape, device=self._device, dtype=self._dtype)
+        if not isinstance(other, NDArray):
+            scalar_func(self._compact_handle(), _scalar(other, "ewise_or_scalar"), out._handle)
+        elif other.shape != self._shape or other.dtype != self._dtype:
+            raise ValueError(f"ewise_or_scalar: {other.dtype}{other.shape} is not {self._shape}")
+        else:
+            ewise_func(self._compact_handle(), other._compact_handle(), out._handle)
+        return out
+
+    def reduce_view_out(self, axis: Any, keepdims: bool = False) -> tuple[NDArray, NDArray]:
+        """The course's helper: a view with ``axis`` (one, or None for all) moved last,
+        and an uninitialised output array for reducing it."""
+        if axis is None:
+            view = self.compact().reshape((1,) * (self.ndim - 1) + (self.size,))
+            out_shape: tuple[int, ...] = (1,) * (self.ndim if keepdims else 1)
+        else:
+            if isinstance(axis, (tuple, list)):
+                if len(axis) != 1:
+                    raise ValueError(f"reduce_view_out: one axis at a time, got {axis}")
+                axis = axis[0]
+            axis = normalize_axis(axis, self.ndim, "reduce_view_out")
+            view = self.permute([a for a in range(self.ndim) if a != axis] + [axis])
+            out_shape = tuple(
+                1 if i == axis else n for i, n in enumerate(self._shape) if keepdims or i != axis
+            )
+        return view, NDArray.make(out_shape, device=self._device, dtype=self._dtype)
+
     def _unary(self, kernel: str) -> NDArray:
         out = NDArray.make(self._shape, device=self._device, dtype=self._dtype)
         getattr(self._device, "ewise_" + kernel)(self._compact_handle(), out._handle)
