@@ -334,3 +334,30 @@ def test_program_run_reports_the_failing_instruction():
     prog = _core.program_compile([("fill", (a, 2.0))])
     _core.program_run(prog)
     assert np.array_equal(get(a), np.full(4, 2.0, np.float32))
+
+
+def test_program_accepts_numpy_scalars_like_the_kernels_do():
+    a = put(np.arange(6, dtype=np.float32))
+    out = _core.alloc(2, "float32")
+    prog = _core.program_compile(
+        [("scalar_mul", (a, np.float32(2.0), a)), ("reduce_sum", (a, out, np.int64(3)))]
+    )
+    _core.program_run(prog)
+    assert np.array_equal(get(out), np.array([6.0, 24.0], np.float32))
+    with pytest.raises(ValueError, match="argument 2 must be an int"):
+        _core.program_compile([("reduce_sum", (a, out, True))])
+
+
+def test_program_runs_kernels_outside_its_table_through_python(monkeypatch):
+    seen = []
+
+    def extra_kernel(h, value):  # stands in for a kernel bound later without a table entry
+        seen.append(value)
+        _core.fill(h, value)
+
+    monkeypatch.setattr(_core, "extra_kernel", extra_kernel, raising=False)
+    a = _core.alloc(3, "float64")
+    prog = _core.program_compile([("extra_kernel", (a, 4.0)), ("scalar_add", (a, 1.0, a))])
+    assert prog.python_calls == 1
+    _core.program_run(prog)
+    assert seen == [4.0] and np.array_equal(get(a), np.full(3, 5.0))
