@@ -124,3 +124,16 @@ def test_main_prints_table(capfd: pytest.CaptureFixture[str]) -> None:
     out = capfd.readouterr().out
     assert code == 0
     assert "higher_order" in out and "total" in out
+
+
+def test_op_failure_after_a_kernel_failure_names_the_kernel() -> None:
+    """The kernels area runs first; an op test that calls the failed kernel says so."""
+    select = "test_ewise_binary and ewise_add or test_forward and add-same_shape and float32"
+    code, table = needle_conformance.run(
+        "broken_add", extra_args=[*PLUGIN, "-k", select], env=ENV, quiet=True
+    )
+    assert code == 1, str(table)
+    areas = [f.area for f in table.failures]
+    assert areas[0] == "kernels" and "ops_forward" in areas, areas
+    (op_failure,) = [f for f in table.failures if f.area == "ops_forward"]
+    assert op_failure.message.startswith("kernel ewise_add already failed (kernels::")

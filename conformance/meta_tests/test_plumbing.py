@@ -94,3 +94,14 @@ def test_assert_close_message_has_what_and_repro() -> None:
     msg = str(info.value)
     assert "kernel foo: 2 elements" in msg and "index (1,)" in msg
     assert "Reproduce with:\n    k.foo(a, out)" in msg
+
+
+def test_summary_marks_tests_passed_through_fallback() -> None:
+    table = Table()
+    table.add("ops_forward", "passed")
+    table.add("ops_forward", "passed")
+    table.fallback["ops_forward"] = 1
+    lines = summary(table).splitlines()
+    assert lines[0].split()[-2:] == ["via", "fallback"]
+    assert lines[2].split()[-1] == "1"
+    assert Table.from_json(table.to_json()).fallback == {"ops_forward": 1}

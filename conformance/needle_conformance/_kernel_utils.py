@@ -54,6 +54,31 @@ def expected(spec: Any, *args: Any) -> np.ndarray:
         return np.asarray(spec.reference(*wide), dtype=np.float64)
 
 
+def _arg_code(i: int, arg: Any, k: Any) -> tuple[str, list[str]]:
+    """How the reproducer builds argument ``i`` of an error case."""
+    if isinstance(arg, np.ndarray):
+        return f"np.{arg!r}", []
+    if hasattr(arg, "size") and hasattr(arg, "dtype"):
+        var = f"h{i}"
+        values = download(k, arg) if arg.size else np.zeros(0)
+        return var, [
+            f"{var} = k.alloc({arg.size}, {arg.dtype!r})",
+            f"k.from_numpy(np.array({values.tolist()!r}), {var})",
+        ]
+    return repr(arg), []
+
+
+def error_repro(k: Any, backend: str, name: str, args: tuple[Any, ...]) -> str:
+    """A runnable reproducer of the call ``name(*args)`` (handles rebuilt from their
+    contents), as printed by the error-case tests."""
+    lines, codes = [], []
+    for i, arg in enumerate(args):
+        code, setup = _arg_code(i, arg, k)
+        lines += setup
+        codes.append(code)
+    return "\n".join([*header(backend), *lines, f"k.{name}({', '.join(codes)})"])
+
+
 def header(backend: str) -> list[str]:
     return ["import numpy as np", "import needle", f"k = needle.device({backend!r}).kernels"]
 

@@ -63,6 +63,8 @@ class Table:
 
     areas: dict[str, dict[str, int]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    fallback: dict[str, int] = field(default_factory=dict)
+    """Per area: passed tests that ran a kernel through ``NEEDLE_FALLBACK`` (NumPy)."""
 
     def add(self, area: str, outcome: str) -> None:
         counts = self.areas.setdefault(area, dict.fromkeys(OUTCOMES, 0))
@@ -92,6 +94,10 @@ class Table:
         if outcome is None:
             return
         self.add(area, outcome)
+        if outcome == "passed" and any(
+            key == "needle_fallback" for key, _ in getattr(report, "user_properties", ())
+        ):
+            self.fallback[area] = self.fallback.get(area, 0) + 1
         if outcome in ("failed", "error"):
             self.failures.append(
                 Failure(stable_id(report.nodeid), area, report.longreprtext[-4000:])
@@ -101,13 +107,18 @@ class Table:
         return sum(c[outcome] for c in self.areas.values())
 
     def to_json(self) -> dict[str, Any]:
-        return {"areas": self.areas, "failures": [f.__dict__ for f in self.failures]}
+        return {
+            "areas": self.areas,
+            "failures": [f.__dict__ for f in self.failures],
+            "fallback": self.fallback,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Table:
         return cls(
             {a: dict(c) for a, c in data.get("areas", {}).items()},
             [Failure(**f) for f in data.get("failures", [])],
+            dict(data.get("fallback", {})),
         )
 
     def __str__(self) -> str:
@@ -124,6 +135,11 @@ def summary(table: Table) -> str:
         rows.append([area, *(str(counts[o]) for o in OUTCOMES), str(sum(counts.values()))])
     totals = [table.total(o) for o in OUTCOMES]
     rows.append(["total", *(str(t) for t in totals), str(sum(totals))])
+    if table.fallback:  # passed, but only through NEEDLE_FALLBACK's NumPy kernels
+        head.append("via fallback")
+        for row in rows:
+            n = sum(table.fallback.values()) if row[0] == "total" else table.fallback.get(row[0])
+            row.append(str(n or 0))
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
     def line(cells: list[str]) -> str:

@@ -126,8 +126,14 @@ def _xfail_reason(item: pytest.Item, entries: list[tuple[str, str]]) -> str | No
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     entries = config.stash.get(_XFAIL, [])
-    if any(is_conformance_item(item) for item in items):
+    slots = [i for i, item in enumerate(items) if is_conformance_item(item)]
+    if slots:
         _state.check_backend()
+        # The kernels area runs first, then the areas in AREAS order (a stable sort): a
+        # kernel defect is diagnosed at kernel level before any op test trips over it.
+        ordered = sorted((items[i] for i in slots), key=lambda it: AREAS.index(area_of(it)))
+        for i, item in zip(slots, ordered):
+            items[i] = item
     for item in items:
         if not is_conformance_item(item):
             continue
@@ -135,6 +141,90 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         reason = _xfail_reason(item, entries) if entries else None
         if reason:
             item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+# --- attribution: "kernel X already failed", and tests that ran through NEEDLE_FALLBACK --
+_FAILED_KERNELS: dict[str, str] = {}
+"""Kernel name -> the stable id of the first kernels-area test that failed on it."""
+_USED = pytest.StashKey["set[str]"]()
+_KERNEL_IN_MESSAGE = re.compile(r"\bkernel (\w+)")
+
+
+def _kernel_of(item: pytest.Item, text: str) -> str | None:
+    """The kernel a failed kernels-area test is about: named in its message, else its id."""
+    from needle.backends import KERNELS
+
+    m = _KERNEL_IN_MESSAGE.search(text)
+    if m and m.group(1) in KERNELS:
+        return m.group(1)
+    found = [k for k in KERNELS if re.search(rf"(?<![a-z_]){k}(?![a-z])", item.name)]
+    return max(found, key=len) if found else None
+
+
+def _watched_kernels() -> tuple[Any, set[str], set[str]]:
+    """(device, kernels that failed, kernels running through NEEDLE_FALLBACK)."""
+    try:
+        dev = _state.device()
+        fallback = set(getattr(dev.backend, "fallback_kernels", ()) or ())
+    except Exception:
+        return None, set(), set()
+    return dev, set(_FAILED_KERNELS), fallback
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Outside the kernels area, note which failed or fallback kernels a test calls."""
+    if not is_conformance_item(item) or area_of(item) == "kernels":
+        return (yield)
+    dev, failed, fallback = _watched_kernels()
+    watch = failed | fallback
+    if dev is None or not watch:
+        return (yield)
+    used: set[str] = set()
+    item.stash[_USED] = used
+    installed = {}
+    for name in watch:
+        try:
+            real = getattr(dev, name)
+        except Exception:
+            continue
+
+        def recorder(*args: Any, _name: str = name, _real: Any = real, **kw: Any) -> Any:
+            used.add(_name)
+            return _real(*args, **kw)
+
+        dev.__dict__[name] = installed[name] = recorder
+    try:
+        return (yield)
+    finally:
+        for name, fn in installed.items():
+            if dev.__dict__.get(name) is fn:
+                del dev.__dict__[name]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    report = yield
+    if call.when != "call" or not is_conformance_item(item):
+        return report
+    if area_of(item) == "kernels":
+        if report.failed:
+            kernel = _kernel_of(item, report.longreprtext)
+            if kernel:
+                _FAILED_KERNELS.setdefault(kernel, stable_id(item))
+        return report
+    used = item.stash.get(_USED, set())
+    broken = sorted(used & set(_FAILED_KERNELS))
+    if report.failed and broken:
+        first = "; ".join(f"kernel {k} already failed ({_FAILED_KERNELS[k]})" for k in broken)
+        report.longrepr = (
+            f"{first}. This test calls it, so this failure is most likely that kernel's "
+            f"defect, not a second one; fix the kernel first.\n\n{report.longreprtext}"
+        )
+    fallback = sorted(used & _watched_kernels()[2])
+    if report.passed and fallback:
+        report.user_properties.append(("needle_fallback", ",".join(fallback)))
+    return report
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -18,6 +18,7 @@ from needle.backends import KERNELS, REQUIRED_KERNELS, ErrorCase, KernelSpec, ke
 from . import _state
 from ._kernel_utils import (
     download,
+    error_repro,
     expected,
     gen,
     header,
@@ -616,13 +617,14 @@ def test_kernel_error(
     if case.needs_other_dtype and not others:
         pytest.skip(f"{spec.name}: {case.description} needs a second dtype")
     k, other = needle_kernels, (others[0] if others else None)
+    args = case.make_args(k, dtype, other)
     assert_raises(
-        lambda: getattr(k, spec.name)(*case.make_args(k, dtype, other)),
+        lambda: getattr(k, spec.name)(*args),
         case.exceptions,
         rf"\b{spec.name}\b",
         what=f"kernel {spec.name}: error input {spec.name}_{case.tag}, {case.description} "
         f"({dtype})",
-        repro=f"see needle.backends.KERNELS[{spec.name!r}].errors, case {case.tag!r}",
+        repro=error_repro(k, needle_backend_name, spec.name, args),
     )
 
 

@@ -312,11 +312,7 @@ def layout_calls(draw: Any) -> Call:
             valid, _ = False, notes.append("a smaller than the view")
         out_index = 1
         if valid and _injective(shape, strides):
-            expect = (
-                lambda v: KERNELS["ewise_setitem"].reference(  # noqa: E731
-                    v[1], v[0][:n], shape, strides, offset
-                )
-            )
+            expect = _ref_call("ewise_setitem", 1, 0, n, shape, strides, offset)
     else:
         count = draw(st.sampled_from([n, n, n + 1, -1, 2**62]))
         value = draw(st.sampled_from([0.5, -2.0, float("inf"), float("nan"), 1e300]))
@@ -327,6 +323,17 @@ def layout_calls(draw: Any) -> Call:
         if valid:
             expect = lambda v: _scalar_setitem_ref(v[0], value, shape, strides, offset, d1)  # noqa: E731
     return Call(kernel, args, valid, expect, out_index, notes)
+
+
+def _ref_call(
+    name: str, out_i: int, a_i: int, n: int, shape: Any, strides: Any, offset: int
+) -> Callable[[list[np.ndarray]], np.ndarray]:
+    """The layout reference of ``name`` on (out values, first n values of a)."""
+
+    def expect(v: list[np.ndarray]) -> np.ndarray:
+        return KERNELS[name].reference(v[out_i], v[a_i][:n], shape, strides, offset)
+
+    return expect
 
 
 def _injective(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:

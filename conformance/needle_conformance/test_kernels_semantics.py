@@ -22,7 +22,7 @@ import pytest
 from needle.backends import KERNELS, ErrorCase, KernelSpec, kernels_in_family
 
 from . import _state
-from ._kernel_utils import download, expected, header, upload
+from ._kernel_utils import download, error_repro, expected, header, upload
 from .assertions import assert_close, fail
 
 pytestmark = pytest.mark.kernels
@@ -754,31 +754,6 @@ _ERROR_CASES = [
     if spec.required and "out" in spec.params
     for case in spec.errors
 ]
-
-
-def _arg_code(i: int, arg: Any, k: Any) -> tuple[str, list[str]]:
-    """How the reproducer builds argument ``i`` of an error case."""
-    if isinstance(arg, np.ndarray):
-        return f"np.{arg!r}", []
-    if hasattr(arg, "size") and hasattr(arg, "dtype"):
-        var = f"h{i}"
-        values = download(k, arg) if arg.size else np.zeros(0)
-        return var, [
-            f"{var} = k.alloc({arg.size}, {arg.dtype!r})",
-            f"k.from_numpy(np.array({values.tolist()!r}), {var})",
-        ]
-    return repr(arg), []
-
-
-def error_repro(k: Any, backend: str, name: str, args: tuple[Any, ...]) -> str:
-    """A runnable reproducer of the call ``name(*args)`` (handles rebuilt from their
-    contents), as printed by the error-case tests."""
-    lines, codes = [], []
-    for i, arg in enumerate(args):
-        code, setup = _arg_code(i, arg, k)
-        lines += setup
-        codes.append(code)
-    return "\n".join([*header(backend), *lines, f"k.{name}({', '.join(codes)})"])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
