@@ -49,13 +49,17 @@ class MultiHeadAttention(Module):
         return f"causal={self.causal}"
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        *_, t_q, d = q.shape
-        t_k = k.shape[-2]
-        scores = (q @ ops.transpose(k)) / math.sqrt(d)
-        if self.causal:
-            scores = scores + causal_mask(t_q, t_k, scores).broadcast_to(scores.shape)
-        probs = ops.softmax(scores)
-        return self.dropout(probs) @ v, probs
+        """One fused op (:func:`needle.ops.attention`): the scaled, masked softmax in one
+        kernel, the dropout mask (drawn as :class:`Dropout` draws it) applied inside."""
+        *lead, t_q, d = q.shape
+        mask = None
+        drop = self.dropout
+        if drop.training:  # the mask is drawn even for p == 0, as Dropout does
+            keep = init.randb(*lead, t_q, k.shape[-2], p=1.0 - drop.p, device=q.device,
+                              dtype=q.dtype)  # fmt: skip
+            if drop.p > 0.0:
+                mask = keep / (1.0 - drop.p)
+        return ops.attention(q, k, v, causal=self.causal, scale=1.0 / math.sqrt(d), mask=mask)
 
 
 class AttentionLayer(Module):

@@ -1,4 +1,11 @@
-"""Recurrent layers: RNNCell, RNN, LSTMCell, LSTM (sequence-first, as in the course)."""
+"""Recurrent layers: RNNCell, RNN, LSTMCell, LSTM (sequence-first, as in the course).
+
+Each step is one fused op (:func:`needle.ops.rnn_cell`, :func:`needle.ops.lstm_cell`):
+``act(gx + h @ W_hh)`` or the LSTM gate math in one kernel, where ``gx`` is the input
+projection with both biases. ``RNN`` and ``LSTM`` compute ``gx`` for every time step in
+one matmul over the whole sequence before the recurrence, so each step does one matmul
+(``h @ W_hh``) and one fused kernel.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +28,13 @@ def _zeros_or(h: Tensor | None, batch: int, hidden: int, like: Tensor) -> Tensor
     return init.zeros(batch, hidden, device=like.device, dtype=like.dtype)
 
 
-def _add_bias(x: Tensor, b: Tensor) -> Tensor:
-    return x + b.reshape((1, b.shape[0])).broadcast_to(x.shape)
+def _input_projection(x: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor:
+    """``x @ W_ih + b_ih + b_hh`` for ``x`` of shape (..., input_size)."""
+    out = x @ w_ih
+    if b_ih is not None:
+        b = (b_ih + b_hh).reshape((1,) * (x.ndim - 1) + (w_ih.shape[1],))
+        out = out + b.broadcast_to(out.shape)
+    return out
 
 
 class RNNCell(Module):
@@ -62,12 +74,17 @@ class RNNCell(Module):
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
         """``x``: (bs, input_size); ``h``: (bs, hidden_size) or None for zeros."""
-        out = x @ self.W_ih
+        return self.step(self.input_gates(x), h)
+
+    def input_gates(self, x: Tensor) -> Tensor:
+        """``x @ W_ih + b_ih + b_hh`` for ``x`` of shape (..., input_size)."""
+        return _input_projection(x, self.W_ih, self.bias_ih, self.bias_hh)
+
+    def step(self, gx: Tensor, h: Tensor | None) -> Tensor:
+        """``act(gx + h @ W_hh)`` in one fused op, for the input projection ``gx``."""
         # h = None is zeros, as in the course: W_hh still takes part (its gradient is zeros)
-        out = out + _zeros_or(h, x.shape[0], self.hidden_size, x) @ self.W_hh
-        if self.bias_ih is not None:
-            out = _add_bias(_add_bias(out, self.bias_ih), self.bias_hh)  # type: ignore[arg-type]
-        return ops.tanh(out) if self.nonlinearity == "tanh" else ops.relu(out)
+        h = _zeros_or(h, gx.shape[0], self.hidden_size, gx)
+        return ops.rnn_cell(gx, h, self.W_hh, self.nonlinearity)
 
 
 class RNN(Module):
@@ -99,19 +116,19 @@ class RNN(Module):
 
     def forward(self, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Returns ``output`` (T, bs, hidden) of the last layer and ``h_n`` (layers, bs, hidden)."""
-        inputs = list(ops.split(x, 0))
         hs: list[Tensor | None] = (
             list(ops.split(h0, 0)) if h0 is not None else [None] * self.num_layers
         )
         finals: list[Tensor] = []
+        seq = x
         for cell, h in zip(self.rnn_cells, hs):
             outputs = []
-            for x_t in inputs:
-                h = cell(x_t, h)
+            for gx in ops.split(cell.input_gates(seq), 0):  # every step's projection at once
+                h = cell.step(gx, h)
                 outputs.append(h)
             finals.append(h)  # type: ignore[arg-type]
-            inputs = outputs
-        return ops.stack(inputs, 0), ops.stack(finals, 0)
+            seq = ops.stack(outputs, 0)
+        return seq, ops.stack(finals, 0)
 
 
 class LSTMCell(Module):
@@ -143,21 +160,24 @@ class LSTMCell(Module):
 
     def forward(self, x: Tensor, h: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         """``x``: (bs, input_size); ``h``: (h0, c0), each (bs, hidden), or None for zeros."""
-        gates = self.input_gates(x)
-        h0 = _zeros_or(None if h is None else h[0], x.shape[0], self.hidden_size, x)
-        gates = gates + h0 @ self.W_hh
-        return self.step(gates, None if h is None else h[1])
+        return self.recur(self.input_gates(x), h)
 
     def input_gates(self, x: Tensor) -> Tensor:
         """``x @ W_ih + b_ih + b_hh`` for ``x`` of shape (..., input_size)."""
-        gates = x @ self.W_ih
-        if self.bias_ih is not None:
-            b = (self.bias_ih + self.bias_hh).reshape((1,) * (x.ndim - 1) + (4 * self.hidden_size,))
-            gates = gates + b.broadcast_to(gates.shape)
-        return gates
+        return _input_projection(x, self.W_ih, self.bias_ih, self.bias_hh)
+
+    def recur(self, gx: Tensor, h: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor]:
+        """The new ``(h, c)`` from the input projection ``gx`` (bs, 4 * hidden) and the
+        state ``h`` = (h0, c0) (None for zeros): one fused op, gates ``gx + h0 @ W_hh``."""
+        n = gx.shape[0]
+        # h = None is zeros, as in the course: W_hh still takes part (its gradient is zeros)
+        h0 = _zeros_or(None if h is None else h[0], n, self.hidden_size, gx)
+        c0 = _zeros_or(None if h is None else h[1], n, self.hidden_size, gx)
+        return ops.lstm_cell(gx, h0, c0, self.W_hh)
 
     def step(self, gates: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor]:
-        """The new ``(h, c)`` from pre-activation ``gates`` (bs, 4 * hidden) and cell ``c``."""
+        """The new ``(h, c)`` from pre-activation ``gates`` (bs, 4 * hidden) and cell ``c``,
+        composed from basic ops (the reference for the fused :meth:`recur`)."""
         i, f, g, o = ops.split(gates.reshape((gates.shape[0], 4, self.hidden_size)), 1)
         i, f, g, o = ops.sigmoid(i), ops.sigmoid(f), ops.tanh(g), ops.sigmoid(o)
         c = i * g if c is None else f * c + i * g
@@ -197,12 +217,8 @@ class LSTM(Module):
         for cell, state in zip(self.lstm_cells, states):
             # the input projection of every time step in one matmul
             outputs = []
-            for gates in ops.split(cell.input_gates(seq), 0):
-                h_prev = _zeros_or(
-                    None if state is None else state[0], gates.shape[0], cell.hidden_size, gates
-                )
-                gates = gates + h_prev @ cell.W_hh
-                state = cell.step(gates, None if state is None else state[1])
+            for gx in ops.split(cell.input_gates(seq), 0):
+                state = cell.recur(gx, state)
                 outputs.append(state[0])
             hs.append(state[0])
             cs.append(state[1])

@@ -1,0 +1,275 @@
+"""Fused recurrent cells and attention, each as one op.
+
+* :class:`LSTMCell`: ``gates = gx + h @ w_hh`` (``gx`` is the input projection with the
+  biases, computed for every time step in one matmul by ``nn.LSTM``), then the element-wise
+  gate math in one kernel (``lstm_cell``); its backward pass is the fused op
+  :class:`LSTMCellBackward` (kernel ``lstm_cell_backward``), whose own gradient is written
+  with Tensor ops, so gradients can be differentiated again.
+* :class:`RNNCell`: ``act(gx + h @ w_hh)`` with its gradient in three Tensor ops.
+* :class:`Attention`: ``softmax(q k^T * scale + causal mask) (* dropout mask) @ v`` with
+  the scaled, masked softmax in one kernel (``attention_softmax``) and both products
+  through the batched (transposed) matmul; :class:`AttentionProbs` hands out the
+  probabilities it computed as a differentiable tensor without recomputing them.
+
+Every kernel is optional: :mod:`needle.backend_ndarray.fused` composes NDArray operations
+where a backend lacks it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..autograd import Tensor, TensorOp, TensorTuple, TensorTupleOp
+from ..backend_ndarray import NDArray
+from ..backend_ndarray import fused as _fused
+from ._helpers import check_same_device, check_tensor
+from .joining import split, stack
+from .reduction import summation
+from .shape import broadcast_to, reshape, transpose
+from .unary import sigmoid, tanh
+
+
+# --- LSTM cell ----------------------------------------------------------------------------
+def _gate_parts(x: Tensor, h: int) -> tuple[Tensor, ...]:
+    """The four (n, h) blocks of an (n, 4h) tensor, in gate order i, f, g, o."""
+    parts = split(reshape(x, (x.shape[0], 4, h)), 1)
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+class LSTMCell(TensorTupleOp):
+    """``(h', c')`` of one LSTM step from ``gx`` (n, 4h), ``h``, ``c`` (n, h) and ``w_hh``
+    (h, 4h), with ``gates = gx + h @ w_hh`` in the order input, forget, cell, output:
+    ``c' = sigmoid(f) c + sigmoid(i) tanh(g)``, ``h' = sigmoid(o) tanh(c')``."""
+
+    def __init__(self) -> None:
+        self.gates: NDArray | None = None
+
+    def compute(self, gx: NDArray, h: NDArray, c: NDArray, w_hh: NDArray) -> tuple[NDArray, ...]:  # type: ignore[override]
+        self.gates = gx + h @ w_hh
+        return _fused.lstm_cell_forward(self.gates, c)
+
+    def gradient(self, out_grad: TensorTuple, node: TensorTuple) -> tuple[Tensor, ...]:  # type: ignore[override]
+        gx, h, c, w = node.inputs
+        t = LSTMCellBackward(self.gates)(gx, h, c, w, out_grad[0], out_grad[1])
+        d_gates = t[0]
+        return d_gates, d_gates @ transpose(w), t[1], transpose(h) @ d_gates
+
+
+class LSTMCellBackward(TensorTupleOp):
+    """``(d_gates, d_c)`` of :class:`LSTMCell` from its inputs ``(gx, h, c, w_hh)`` and the
+    adjoints ``(dh, dc)`` of ``(h', c')``; ``gates`` are the forward pass's (an NDArray, or
+    None to recompute them). ``d_gates`` is also the adjoint of ``gx``."""
+
+    def __init__(self, gates: NDArray | None = None) -> None:
+        self.gates = gates
+
+    def compute(  # type: ignore[override]
+        self, gx: NDArray, h: NDArray, c: NDArray, w: NDArray, dh: NDArray, dc: NDArray
+    ) -> tuple[NDArray, ...]:
+        gates = self.gates if self.gates is not None else gx + h @ w
+        return _fused.lstm_cell_backward(gates, c, dh, dc)
+
+    def gradient(self, out_grad: TensorTuple, node: TensorTuple) -> tuple[Tensor, ...]:  # type: ignore[override]
+        # S = <A, d_gates> + <Cp, d_c> is <dh, H> + <dc, C> with (H, C) the forward-mode
+        # derivative of (h', c') along (A, Cp); below, its derivatives in closed form.
+        gx, h, c, w, dh, dc = node.inputs
+        a_g, a_c = out_grad[0], out_grad[1]
+        hs = c.shape[1]
+        zi, zf, zg, zo = _gate_parts(gx + h @ w, hs)
+        ai, af, ag, ao = _gate_parts(a_g, hs)
+        i, f, g, o = sigmoid(zi), sigmoid(zf), tanh(zg), sigmoid(zo)
+        si, sf, sg, so = i * (1.0 - i), f * (1.0 - f), 1.0 - g * g, o * (1.0 - o)
+        t = tanh(f * c + i * g)
+        st = 1.0 - t * t
+        k = dh * o * st + dc
+        cj = sf * af * c + f * a_c + si * ai * g + i * sg * ag  # forward-mode dc'
+        hj = so * ao * t + o * st * cj  # forward-mode dh'
+        e = st * (dh * ao * so - 2.0 * t * dh * o * cj)  # dS/dc' through t
+        d_i = k * (si * (1.0 - 2.0 * i) * ai * g + si * sg * ag) + e * si * g
+        d_f = k * (sf * (1.0 - 2.0 * f) * af * c + sf * a_c) + e * sf * c
+        d_g = k * (si * ai * sg - 2.0 * i * g * sg * ag) + e * i * sg
+        d_o = dh * ao * so * (1.0 - 2.0 * o) * t + cj * dh * so * st
+        d_c = k * sf * af + e * f
+        d_a = reshape(stack([d_i, d_f, d_g, d_o], 1), (c.shape[0], 4 * hs))
+        return d_a, d_a @ transpose(w), d_c, transpose(h) @ d_a, hj, cj
+
+
+# --- RNN cell -----------------------------------------------------------------------------
+class RNNCell(TensorOp):
+    """``act(gx + h @ w_hh)`` with ``act`` tanh or relu: inputs ``gx`` (n, h) (the input
+    projection with the biases), ``h`` (n, h), ``w_hh`` (h, h)."""
+
+    def __init__(self, nonlinearity: str = "tanh") -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(
+                f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"
+            )
+        self.nonlinearity = nonlinearity
+
+    def compute(self, gx: NDArray, h: NDArray, w_hh: NDArray) -> NDArray:  # type: ignore[override]
+        pre = gx + h @ w_hh
+        return pre.tanh() if self.nonlinearity == "tanh" else pre.maximum(0.0)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        _, h, w = node.inputs
+        if self.nonlinearity == "tanh":
+            d_pre = out_grad * (1.0 - node * node)
+        else:  # 1 where the output is positive: a constant
+            d_pre = out_grad * Tensor.make_const(node.realize_cached_data() > 0.0)
+        return d_pre, d_pre @ transpose(w), transpose(h) @ d_pre
+
+
+# --- attention ----------------------------------------------------------------------------
+def _swap_last(x: Any) -> Any:
+    axes = list(range(x.ndim))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return x.permute(tuple(axes)) if isinstance(x, NDArray) else transpose(x)
+
+
+class Attention(TensorOp):
+    """``softmax(q k^T * scale + causal mask) @ v`` over ``(..., t, d)`` inputs; with a
+    fourth input ``mask`` (a constant of the probabilities' shape, e.g. a dropout mask
+    scaled by 1/(1-p)) the probabilities are multiplied by it before ``@ v``. After the
+    forward pass :attr:`probs` holds the probabilities (before the mask)."""
+
+    def __init__(self, scale: float, causal: bool) -> None:
+        self.scale, self.causal = float(scale), bool(causal)
+        self.probs: NDArray | None = None
+
+    def compute(self, q: NDArray, k: NDArray, v: NDArray, *mask: NDArray) -> NDArray:  # type: ignore[override]
+        self.probs = _fused.attention_softmax(q @ _swap_last(k), self.scale, self.causal)
+        weights = self.probs * mask[0] if mask else self.probs
+        return weights @ v
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
+        q, k, v, *mask = node.inputs
+        p = AttentionProbs(self)(q, k)
+        weights = p * mask[0] if mask else p
+        d_v = _swap_last(weights) @ out_grad
+        d_p = out_grad @ _swap_last(v)
+        if mask:
+            d_p = d_p * mask[0]
+        d_q, d_k = _scores_grad(p, d_p, q, k, self.scale)
+        return (d_q, d_k, d_v, *([None] if mask else []))
+
+
+def _scores_grad(
+    p: Tensor, d_p: Tensor, q: Tensor, k: Tensor, scale: float
+) -> tuple[Tensor, Tensor]:
+    """Adjoints of q and k given the adjoint ``d_p`` of ``p = softmax(q k^T * scale + m)``."""
+    row = summation(d_p * p, (p.ndim - 1,), keepdims=True)
+    d_s = p * (d_p - broadcast_to(row, p.shape)) * scale
+    return d_s @ k, _swap_last(d_s) @ q
+
+
+class AttentionProbs(TensorOp):
+    """The probabilities an :class:`Attention` op computed, as a tensor of ``(q, k)``
+    (read from the op, not recomputed; recomputed if the op has none)."""
+
+    def __init__(self, attention: Attention) -> None:
+        self.attention = attention
+
+    def compute(self, q: NDArray, k: NDArray) -> NDArray:  # type: ignore[override]
+        att = self.attention
+        if att.probs is not None:
+            return att.probs
+        return _fused.attention_softmax(q @ _swap_last(k), att.scale, att.causal)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
+        q, k = node.inputs
+        return _scores_grad(node, out_grad, q, k, self.attention.scale)
+
+
+# --- functional wrappers ------------------------------------------------------------------
+def lstm_cell(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> tuple[Tensor, Tensor]:
+    """One LSTM step: ``(h', c')`` from the input projection ``gx`` (n, 4h) (biases
+    included), the state ``h``, ``c`` (n, h) and the recurrent weight ``w_hh`` (h, 4h)."""
+    for x in (gx, h, c, w_hh):
+        check_tensor("lstm_cell", x)
+    check_same_device("lstm_cell", gx, h, c, w_hh)
+    n, hs = c.shape if c.ndim == 2 else (0, -1)
+    if c.ndim != 2 or gx.shape != (n, 4 * hs) or h.shape != (n, hs) or w_hh.shape != (hs, 4 * hs):
+        raise ValueError(
+            "lstm_cell: expected gx (n, 4h), h and c (n, h), w_hh (h, 4h), got "
+            f"{gx.shape}, {h.shape}, {c.shape}, {w_hh.shape}"
+        )
+    if len({x.dtype for x in (gx, h, c, w_hh)}) != 1:
+        raise TypeError(f"lstm_cell: dtypes differ, {[x.dtype for x in (gx, h, c, w_hh)]}")
+    out = LSTMCell()(gx, h, c, w_hh)
+    return out[0], out[1]
+
+
+def rnn_cell(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh") -> Tensor:
+    """One Elman step ``act(gx + h @ w_hh)`` (``gx`` the input projection with biases)."""
+    for x in (gx, h, w_hh):
+        check_tensor("rnn_cell", x)
+    check_same_device("rnn_cell", gx, h, w_hh)
+    if h.ndim != 2 or gx.shape != h.shape or w_hh.shape != (h.shape[1], h.shape[1]):
+        raise ValueError(
+            f"rnn_cell: expected gx and h (n, h), w_hh (h, h), got {gx.shape}, {h.shape}, "
+            f"{w_hh.shape}"
+        )
+    if len({x.dtype for x in (gx, h, w_hh)}) != 1:
+        raise TypeError(f"rnn_cell: dtypes differ, {gx.dtype}, {h.dtype}, {w_hh.dtype}")
+    return RNNCell(nonlinearity)(gx, h, w_hh)
+
+
+def attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    causal: bool = False,
+    scale: float | None = None,
+    mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Scaled dot-product attention over ``(..., t_q, d)``, ``(..., t_k, d)``, ``(..., t_k,
+    d_v)`` inputs: returns ``(softmax(q k^T * scale + causal mask) [* mask] @ v, probs)``.
+
+    ``scale`` defaults to ``1 / sqrt(d)``; ``causal`` masks key j > i + t_k - t_q (adds
+    -1e9, as a constant mask would); ``mask`` (no gradient) multiplies the probabilities
+    before ``@ v`` (a dropout mask scaled by 1/(1-p)). ``probs`` are the probabilities
+    before ``mask``, differentiable.
+    """
+    for x in (q, k, v):
+        check_tensor("attention", x)
+    check_same_device("attention", q, k, v)
+    if q.ndim < 2 or q.ndim != k.ndim or k.ndim != v.ndim:
+        raise ValueError(f"attention: q, k, v must have the same rank >= 2, got {q.shape}, "
+                         f"{k.shape}, {v.shape}")  # fmt: skip
+    if q.shape[:-2] != k.shape[:-2] or k.shape[:-1] != v.shape[:-1] or q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"attention: shapes do not fit (..., t_q, d), (..., t_k, d), (..., t_k, d_v): "
+            f"{q.shape}, {k.shape}, {v.shape}"
+        )
+    if k.shape[-2] < 1:
+        raise ValueError(f"attention: need at least one key, got k of shape {k.shape}")
+    if len({q.dtype, k.dtype, v.dtype}) != 1:
+        raise TypeError(f"attention: dtypes differ, {q.dtype}, {k.dtype}, {v.dtype}")
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    op = Attention(scale, causal)
+    if mask is None:
+        out = op(q, k, v)
+    else:
+        check_tensor("attention", mask)
+        check_same_device("attention", q, mask)
+        want = (*q.shape[:-1], k.shape[-2])
+        if mask.shape != want or mask.dtype != q.dtype:
+            raise ValueError(
+                f"attention: mask must be {want} {q.dtype}, got {mask.shape} {mask.dtype}"
+            )
+        out = op(q, k, v, mask.detach())
+    return out, AttentionProbs(op)(q, k)
+
+
+__all__ = [
+    "Attention",
+    "AttentionProbs",
+    "LSTMCell",
+    "LSTMCellBackward",
+    "RNNCell",
+    "attention",
+    "lstm_cell",
+    "rnn_cell",
+]
