@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "generator",
     "get_state",
     "manual_seed",
     "permutation",
@@ -103,36 +102,3 @@ def randint(low: int, high: int | None = None, size: Any = None) -> Any:
     """Integers in [low, high): ``np.random.randint(low=low, high=high, size=size)``."""
     out = np.random.randint(low=low, high=high, size=size)
     return _seen("randint", (low, high, size), {}, out)
-
-
-class _GlobalGenerator:
-    """NumPy's global ``RandomState`` with the old ``generator()`` interface.
-
-    ``generator().bit_generator.state`` reads and writes the full state (including the
-    cached normal sample, so a restored stream continues bit for bit); every other
-    attribute is the ``RandomState``'s (``random``, ``standard_normal``, ``permutation``...).
-    New code should call the helpers of this module instead.
-    """
-
-    @property
-    def bit_generator(self) -> _GlobalGenerator:
-        return self
-
-    @property
-    def state(self) -> dict[str, Any]:
-        return get_state()
-
-    @state.setter
-    def state(self, value: Any) -> None:
-        set_state(value)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(np.random.mtrand._rand, name)
-
-
-_GLOBAL = _GlobalGenerator()
-
-
-def generator() -> Any:
-    """NumPy's global generator, as needle draws from it (kept for older callers)."""
-    return _GLOBAL
