@@ -125,13 +125,26 @@ class Value:
 
     @classmethod
     def make_from_op(cls, op: Op, inputs: Sequence[Value]) -> Value:
-        value = cls.__new__(cls)
         data = op.compute(*[x.realize_cached_data() for x in inputs])
+        return cls._node(op, tuple(inputs), data)
+
+    @classmethod
+    def _node(cls, op: Op, inputs: tuple[Value, ...], data: Any) -> Value:
+        """The node for ``op(inputs) = data``; graph kept only when a gradient can flow.
+
+        The fields are set directly: this runs once per op and is on every op's path.
+        """
+        value = cls.__new__(cls)
         if _GRAD_MODE.enabled and any(x.requires_grad for x in inputs):
-            value._init(op, inputs, cached_data=data, requires_grad=True)
+            value.op, value.inputs, value.requires_grad = op, inputs, True
         else:  # nothing to differentiate: keep no graph
-            value._init(None, (), cached_data=data, requires_grad=False)
+            value.op, value.inputs, value.requires_grad = None, (), False
+        value.cached_data = data
+        value._fresh()
         return value
+
+    def _fresh(self) -> None:
+        """Per-class fields of a new node (Tensor: ``grad``)."""
 
 
 class TensorOp(Op):
@@ -238,6 +251,9 @@ class Tensor(Value):
 
     def _init(self, op: Op | None, inputs: Sequence[Value], **kwargs: Any) -> None:
         super()._init(op, inputs, **kwargs)
+        self.grad = None
+
+    def _fresh(self) -> None:
         self.grad = None
 
     @staticmethod

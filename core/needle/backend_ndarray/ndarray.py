@@ -472,7 +472,8 @@ class NDArray:
     def _binary(self, other: Any, kernel: str, op: str) -> NDArray:
         dev = self._device
         if isinstance(other, NDArray):
-            self._same_device(other, op)
+            if other._device is not dev:
+                self._same_device(other, op)
             a, b = self, other
             if a._dtype != b._dtype:
                 a, b = _promote(a, b, op)
@@ -480,7 +481,10 @@ class NDArray:
                 shape = broadcast_shapes(a._shape, b._shape)
                 a, b = a.broadcast_to(shape), b.broadcast_to(shape)
             out = NDArray.make(a._shape, device=dev, dtype=a._dtype)
-            getattr(dev, "ewise_" + kernel)(a._compact_handle(), b._compact_handle(), out._handle)
+            compact = compact_strides(a._shape)  # both share the shape now
+            ha = a._handle if a._offset == 0 and a._strides == compact else a._compact_handle()
+            hb = b._handle if b._offset == 0 and b._strides == compact else b._compact_handle()
+            getattr(dev, "ewise_" + kernel)(ha, hb, out._handle)
         else:
             out = NDArray.make(self._shape, device=dev, dtype=self._dtype)
             scalar = _scalar(other, op)

@@ -82,8 +82,10 @@ class BinaryOp(TensorOp):
             check_tensor(self.name, a)
         if not isinstance(b, Tensor):
             check_tensor(self.name, b)
-        x, y = a.realize_cached_data(), b.realize_cached_data()
-        if x.device != y.device:
+        x, y = a.cached_data, b.cached_data
+        if x is None or y is None:
+            x, y = a.realize_cached_data(), b.realize_cached_data()  # raises, saying why
+        if x.device is not y.device and x.device != y.device:
             raise ValueError(
                 f"{self.name}: tensors are on different devices, {x.device} and {y.device}"
             )

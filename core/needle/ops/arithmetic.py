@@ -154,8 +154,14 @@ def _dispatch(op: str, a: Tensor, b: Any, ewise: type, scalar: type) -> Tensor:
     raise TypeError(f"{op}: expected a Tensor or a number, got {type(b).__name__}")
 
 
+# Element-wise ops hold no state, so one instance serves every node (hot path).
+_EWISE_ADD, _EWISE_MUL = EWiseAdd(), EWiseMul()
+
+
 def add(a: Tensor, b: Tensor | float) -> Tensor:
     """a + b, broadcasting; b may be a number."""
+    if isinstance(b, Tensor):
+        return _EWISE_ADD(a, b)
     return _dispatch("add", a, b, EWiseAdd, AddScalar)
 
 
@@ -172,6 +178,8 @@ def subtract(a: Tensor, b: Tensor | float) -> Tensor:
 
 def multiply(a: Tensor, b: Tensor | float) -> Tensor:
     """a * b, broadcasting; b may be a number."""
+    if isinstance(b, Tensor):
+        return _EWISE_MUL(a, b)
     return _dispatch("multiply", a, b, EWiseMul, MulScalar)
 
 
