@@ -330,10 +330,21 @@ def test_program_compile_rejects_bad_instructions(instr, text):
 
 
 def test_program_run_reports_the_failing_instruction():
+    # ids are data: valid when compiled, out of range when run; the kernel's own run-time
+    # check fires, named with the instruction's index, and the instructions before it ran
+    w, ids, out = put(np.ones((3, 2), np.float32)), put(np.zeros(2, np.float32)), f32_buf(4)
     a = put(np.ones(4, np.float32))
-    prog = _core.program_compile([("fill", (a, 2.0))])
-    _core.program_run(prog)
+    prog = _core.program_compile(
+        [("fill", (a, 2.0)), ("take_rows", (w, ids, out, 2, 3, 2)), ("fill", (a, 5.0))]
+    )
+    _core.from_numpy(np.array([0.0, 7.0], np.float32), ids)
+    with pytest.raises(IndexError, match=r"program_run: instruction 1 \(take_rows\)"):
+        _core.program_run(prog)
     assert np.array_equal(get(a), np.full(4, 2.0, np.float32))
+
+
+def f32_buf(n):
+    return _core.alloc(n, "float32")
 
 
 def test_program_accepts_numpy_scalars_like_the_kernels_do():
