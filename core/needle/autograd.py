@@ -135,10 +135,12 @@ class Value:
         The fields are set directly: this runs once per op and is on every op's path.
         """
         value = cls.__new__(cls)
-        if _GRAD_MODE.enabled and any(x.requires_grad for x in inputs):
-            value.op, value.inputs, value.requires_grad = op, inputs, True
-        else:  # nothing to differentiate: keep no graph
-            value.op, value.inputs, value.requires_grad = None, (), False
+        value.op, value.inputs, value.requires_grad = None, (), False  # no graph to keep...
+        if _GRAD_MODE.enabled:
+            for x in inputs:
+                if x.requires_grad:  # ...unless a gradient can flow
+                    value.op, value.inputs, value.requires_grad = op, inputs, True
+                    break
         value.cached_data = data
         value._fresh()
         return value
