@@ -96,3 +96,132 @@ RECORDS: list[OpInfo] = [
     OpInfo("batch_norm_eval", _batch_norm_eval_ref, _batch_norm_eval_samples),
     OpInfo("softmax_cross_entropy", _xent_ref, _xent_samples, _xent_errors),
 ]
+
+
+# --- sequence layers: embedding rows, LSTM and RNN cells, attention -----------------------
+def _take_rows_ref(w, ids):
+    return w[ids.astype(np.int64)]
+
+
+def _scatter_add_rows_ref(g, ids, n_rows):
+    out = np.zeros((n_rows, g.shape[-1]))
+    np.add.at(out, ids.reshape(-1).astype(np.int64), g.reshape(-1, g.shape[-1]))
+    return out
+
+
+def _rows_samples():
+    ids = {"kind": "labels", "grad": False}
+    return [
+        S((T((6, 3)), T((4,), **ids)), desc="1d_ids"),
+        S((T((5, 4), layout="transposed"), T((2, 3), layout="stepped", **ids)), desc="transposed"),
+        S((T((7, 2), layout="leading"), T((3, 2), layout="split", **ids)), desc="leading"),
+    ]
+
+
+def _scatter_samples():
+    ids = {"kind": "labels", "grad": False}
+    return [
+        S((T((4, 3)), T((4,), **ids), 6), desc="1d_ids"),
+        S(
+            (T((2, 3, 4), layout="transposed"), T((2, 3), layout="stepped", **ids), 5),
+            desc="2d_ids",
+        ),
+    ]
+
+
+def _rows_errors(name):
+    ids = {"grad": False}
+    if name == "take_rows":
+        bad = S((T((1, 2)), T((6,), "ints", **ids)), desc="bad_ids")  # ids in -2..2
+    else:
+        bad = S((T((6, 2)), T((6,), "ints", **ids), 1), desc="bad_ids")
+    return [E(bad, IndexError, rf"{name}")]
+
+
+def _sig(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _lstm_cell_ref(gx, h, c, w):
+    z = gx + h @ w
+    n = c.shape[1]
+    i, f, o = _sig(z[:, :n]), _sig(z[:, n : 2 * n]), _sig(z[:, 3 * n :])
+    c_new = f * c + i * np.tanh(z[:, 2 * n : 3 * n])
+    return [o * np.tanh(c_new), c_new]
+
+
+def _lstm_samples():
+    return [
+        S((T((3, 8)), T((3, 2)), T((3, 2)), T((2, 8))), desc="2d"),
+        S(
+            (
+                T((2, 12), layout="leading"),
+                T((2, 3), layout="stepped"),
+                T((2, 3), layout="split"),
+                T((3, 12), layout="transposed"),
+            ),
+            desc="views",
+        ),
+    ]
+
+
+def _rnn_cell_ref(gx, h, w, nonlinearity="tanh"):
+    pre = gx + h @ w
+    return np.tanh(pre) if nonlinearity == "tanh" else np.maximum(pre, 0.0)
+
+
+def _rnn_samples():
+    return [
+        S((T((3, 4)), T((3, 4)), T((4, 4))), desc="tanh"),
+        S(
+            (T((2, 3), layout="stepped"), T((2, 3)), T((3, 3), layout="transposed")),
+            {"nonlinearity": "relu"},
+            desc="relu_views",
+        ),
+    ]
+
+
+def _attention_ref(q, k, v, causal=False):
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    if causal:
+        t_q, t_k = s.shape[-2:]
+        s = s + np.triu(np.ones((t_q, t_k)), k=1 + t_k - t_q) * -1e9
+    e = np.exp(s - s.max(-1, keepdims=True))
+    p = e / e.sum(-1, keepdims=True)
+    return [p @ v, p]
+
+
+def _attention_samples():
+    return [
+        S((T((2, 3, 4)), T((2, 5, 4)), T((2, 5, 3))), desc="cross"),
+        S((T((2, 4, 3)), T((2, 4, 3)), T((2, 4, 2))), {"causal": True}, desc="causal"),
+        S(
+            (
+                T((1, 2, 3, 2), layout="transposed"),
+                T((1, 2, 3, 2), layout="stepped"),
+                T((1, 2, 3, 2), layout="leading"),
+            ),
+            {"causal": True},
+            desc="causal_views",
+        ),
+    ]
+
+
+def _attention_errors():
+    return [
+        E(S((T((2, 3, 4)), T((2, 3, 5)), T((2, 3, 4))), desc="width"), ValueError, r"attention"),
+    ]
+
+
+RECORDS += [
+    OpInfo("take_rows", _take_rows_ref, _rows_samples, lambda: _rows_errors("take_rows")),
+    OpInfo(
+        "scatter_add_rows",
+        _scatter_add_rows_ref,
+        _scatter_samples,
+        lambda: _rows_errors("scatter_add_rows"),
+    ),
+    OpInfo("lstm_cell", _lstm_cell_ref, _lstm_samples),
+    OpInfo("rnn_cell", _rnn_cell_ref, _rnn_samples),
+    OpInfo("attention", _attention_ref, _attention_samples, _attention_errors),
+]

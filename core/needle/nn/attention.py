@@ -59,7 +59,8 @@ class MultiHeadAttention(Module):
                               dtype=q.dtype)  # fmt: skip
             if drop.p > 0.0:
                 mask = keep / (1.0 - drop.p)
-        return ops.attention(q, k, v, causal=self.causal, scale=1.0 / math.sqrt(d), mask=mask)
+        out = ops.attention(q, k, v, causal=self.causal, scale=1.0 / math.sqrt(d), mask=mask)
+        return out[0], out[1]
 
 
 class AttentionLayer(Module):

@@ -173,7 +173,8 @@ class LSTMCell(Module):
         # h = None is zeros, as in the course: W_hh still takes part (its gradient is zeros)
         h0 = _zeros_or(None if h is None else h[0], n, self.hidden_size, gx)
         c0 = _zeros_or(None if h is None else h[1], n, self.hidden_size, gx)
-        return ops.lstm_cell(gx, h0, c0, self.W_hh)
+        out = ops.lstm_cell(gx, h0, c0, self.W_hh)
+        return out[0], out[1]
 
     def step(self, gates: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor]:
         """The new ``(h, c)`` from pre-activation ``gates`` (bs, 4 * hidden) and cell ``c``,

@@ -27,6 +27,7 @@ from ._helpers import check_same_device, check_tensor
 from .joining import split, stack
 from .reduction import summation
 from .shape import broadcast_to, reshape, transpose
+from .tuples import make_tuple
 from .unary import sigmoid, tanh
 
 
@@ -182,9 +183,9 @@ class AttentionProbs(TensorOp):
 
 
 # --- functional wrappers ------------------------------------------------------------------
-def lstm_cell(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> tuple[Tensor, Tensor]:
-    """One LSTM step: ``(h', c')`` from the input projection ``gx`` (n, 4h) (biases
-    included), the state ``h``, ``c`` (n, h) and the recurrent weight ``w_hh`` (h, 4h)."""
+def lstm_cell(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> TensorTuple:
+    """One LSTM step: ``(h', c')`` (a TensorTuple) from the input projection ``gx`` (n, 4h)
+    (biases included), the state ``h``, ``c`` (n, h) and the recurrent weight ``w_hh``."""
     for x in (gx, h, c, w_hh):
         check_tensor("lstm_cell", x)
     check_same_device("lstm_cell", gx, h, c, w_hh)
@@ -196,8 +197,7 @@ def lstm_cell(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> tuple[Tensor, T
         )
     if len({x.dtype for x in (gx, h, c, w_hh)}) != 1:
         raise TypeError(f"lstm_cell: dtypes differ, {[x.dtype for x in (gx, h, c, w_hh)]}")
-    out = LSTMCell()(gx, h, c, w_hh)
-    return out[0], out[1]
+    return LSTMCell()(gx, h, c, w_hh)
 
 
 def rnn_cell(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh") -> Tensor:
@@ -223,9 +223,10 @@ def attention(
     causal: bool = False,
     scale: float | None = None,
     mask: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
+) -> TensorTuple:
     """Scaled dot-product attention over ``(..., t_q, d)``, ``(..., t_k, d)``, ``(..., t_k,
-    d_v)`` inputs: returns ``(softmax(q k^T * scale + causal mask) [* mask] @ v, probs)``.
+    d_v)`` inputs: ``(softmax(q k^T * scale + causal mask) [* mask] @ v, probs)`` as a
+    TensorTuple.
 
     ``scale`` defaults to ``1 / sqrt(d)``; ``causal`` masks key j > i + t_k - t_q (adds
     -1e9, as a constant mask would); ``mask`` (no gradient) multiplies the probabilities
@@ -260,7 +261,7 @@ def attention(
                 f"attention: mask must be {want} {q.dtype}, got {mask.shape} {mask.dtype}"
             )
         out = op(q, k, v, mask.detach())
-    return out, AttentionProbs(op)(q, k)
+    return make_tuple(out, AttentionProbs(op)(q, k))
 
 
 __all__ = [
