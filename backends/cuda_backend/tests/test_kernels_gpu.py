@@ -57,6 +57,8 @@ _ERROR_CASES = [(s, c) for s in KERNELS.values() for c in s.errors]
 def test_contract_error_cases(cuda_kernels, dtype, spec, case):
     """The bad inputs the contract lists for each kernel (KernelSpec.errors)."""
     k = cuda_kernels
+    if not callable(getattr(k, spec.name, None)):
+        pytest.skip(f"optional kernel {spec.name} is not in the CUDA table")
     other = "float64" if dtype == "float32" else "float32"
     with pytest.raises(case.exceptions, match=spec.name):
         getattr(k, spec.name)(*case.make_args(k, dtype, other))
