@@ -130,6 +130,7 @@ def test_generates_an_installable_layout(tmp_path: Path) -> None:
     root = create_backend("mydev", tmp_path / "out")
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
     assert files == [
+        ".gitignore",
         "README.md",
         "needle_mydev/__init__.py",
         "needle_mydev/kernels.py",
