@@ -147,7 +147,7 @@ def test_generates_an_installable_layout(tmp_path: Path) -> None:
     assert '"needle-conformance>=0.1,<0.2"' in pyproject
     assert "needle-core" in (root / "README.md").read_text()
     test = (root / "tests" / "test_conformance.py").read_text()
-    assert '"--pyargs", "needle_conformance", "--needle-backend=mydev"' in test
+    assert 'BACKEND = "mydev"' in test
     for file in root.rglob("*.py"):
         compile(file.read_text(), str(file), "exec")
 
