@@ -9,6 +9,7 @@ device and module with ``cupy.RawModule`` (CuPy keeps the cubin in its on-disk c
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -217,6 +218,11 @@ class CudaKernels:
             raise ValueError(f"scalar_setitem: size {size} does not match view of {n}")
         dtype = checks.check_dtype("scalar_setitem", out.dtype)
         if n:
+            # Stride-0 axes only repeat elements: write each element once (a broadcast
+            # view of 2**40 elements is one thread's work, not 2**40 stores).
+            kept = [(d, s) for d, s in zip(shape, strides) if s != 0]
+            shape, strides = tuple(d for d, _ in kept), tuple(s for _, s in kept)
+            n = math.prod(shape)
             lay = checks.layout_args("scalar_setitem", shape, strides)
             v = self._scalar(dtype, value)
             args = (v, out.array, np.int64(n), np.int32(lay[0]), np.int64(offset))
