@@ -20,7 +20,15 @@ Array::Array(int64_t size, Dtype dtype) : size_(size), dtype_(dtype) {
   }
 }
 
-Array::~Array() { cache_release(ptr_, held_); }
+Array::Array(void* external, int64_t size, Dtype dtype, std::function<void()> release)
+    : ptr_(external), size_(size), dtype_(dtype), release_(std::move(release)) {}
+
+Array::~Array() {
+  if (release_)
+    release_();
+  else
+    cache_release(ptr_, held_);
+}
 
 Dtype parse_dtype(const std::string& kernel, const std::string& name) {
   if (name == "float32") return Dtype::Float32;

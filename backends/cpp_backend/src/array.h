@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -14,11 +15,14 @@ enum class Dtype { Float32, Float64 };
 inline const char* dtype_name(Dtype d) { return d == Dtype::Float32 ? "float32" : "float64"; }
 inline size_t dtype_bytes(Dtype d) { return d == Dtype::Float32 ? 4 : 8; }
 
-/// A 64-byte aligned flat buffer of `size` elements of one dtype. Owns its memory.
+/// A 64-byte aligned flat buffer of `size` elements of one dtype. Owns its memory, except
+/// an external one (DLPack import, dlpack.cpp): memory owned elsewhere, element-aligned,
+/// with `release` run when the Array dies.
 class Array {
  public:
   Array(int64_t size, Dtype dtype);
-  ~Array();  // hands the memory to the buffer cache (alloc_cache.cpp)
+  Array(void* external, int64_t size, Dtype dtype, std::function<void()> release);
+  ~Array();  // hands the memory to the buffer cache (alloc_cache.cpp), or releases it
   Array(const Array&) = delete;
   Array& operator=(const Array&) = delete;
 
@@ -31,6 +35,7 @@ class Array {
  private:
   void* ptr_ = nullptr;
   size_t held_ = 0;  // bytes held (the size class of the request)
+  std::function<void()> release_;  // set for external memory
   int64_t size_;
   Dtype dtype_;
 };
