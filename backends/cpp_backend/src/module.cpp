@@ -52,8 +52,18 @@ void from_numpy(const py::object& src, Array& out) {
 py::array to_numpy(const Array& a, const Shape& shape, const Shape& strides, int64_t offset) {
   const View v = make_view("to_numpy", a, shape, strides, offset);
   std::vector<py::ssize_t> dims(shape.begin(), shape.end());
-  py::array result = a.dtype() == Dtype::Float32 ? py::array(py::dtype::of<float>(), dims)
-                                                 : py::array(py::dtype::of<double>(), dims);
+  py::array result;
+  try {  // NumPy refuses 4 TiB or (0, 2**62): say which kernel asked
+    result = a.dtype() == Dtype::Float32 ? py::array(py::dtype::of<float>(), dims)
+                                         : py::array(py::dtype::of<double>(), dims);
+  } catch (py::error_already_set& e) {
+    const std::string what = "to_numpy: " + std::string(py::str(e.value()));
+    if (e.matches(PyExc_MemoryError)) {
+      PyErr_SetString(PyExc_MemoryError, what.c_str());
+      throw py::error_already_set();
+    }
+    throw std::invalid_argument(what);
+  }
   void* dst = result.mutable_data();
   {
     py::gil_scoped_release release;

@@ -143,3 +143,11 @@ def test_compact_sweep(view, dtype):
         expect = flat.copy()
         np_view(expect, shape, strides, offset)[...] = src
         np.testing.assert_array_equal(get(buf), expect)
+
+
+def test_to_numpy_of_an_impossible_array_names_the_kernel(core):
+    h = put(np.zeros(5))
+    with pytest.raises(MemoryError, match=r"^to_numpy: "):
+        core.to_numpy(h, (2**40,), (0,), 0)  # 8 TiB of repeats of one element
+    with pytest.raises(ValueError, match=r"^to_numpy: "):
+        core.to_numpy(h, (0, 2**62), (1, 1), 0)  # NumPy cannot make that shape
