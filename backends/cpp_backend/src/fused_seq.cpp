@@ -7,6 +7,8 @@
 
 #include <pybind11/pybind11.h>
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "isa.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -60,8 +63,29 @@ std::vector<int64_t> row_ids(const char* k, const T* ids, int64_t n_ids, int64_t
   return idx;
 }
 
+/// Per-thread workspace of `per_thread` elements, allocated before a parallel region.
 template <typename T>
-inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
+struct Workspace {
+  std::vector<T> buf;
+  int64_t per_thread;
+  explicit Workspace(int64_t n) : buf(static_cast<size_t>(n * omp_get_max_threads())), per_thread(n) {}
+  T* mine() { return buf.data() + per_thread * omp_get_thread_num(); }
+};
+
+/// act (4h) = [sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)] of one row of gates z (4h), and
+/// t (h) = tanh(f c + i g), through the vectorised exp/tanh loops of the active ISA table.
+template <typename T>
+void lstm_row(const TypedTable<T>& tbl, const T* z, const T* c, int64_t h, T* act, T* t) {
+  const int64_t h4 = 4 * h;
+  for (int64_t j = 0; j < h4; ++j) act[j] = -z[j];
+  tbl.unary[kExp](act, act, 2 * h, false);
+  tbl.unary[kExp](act + 3 * h, act + 3 * h, h, false);
+  tbl.unary[kTanh](z + 2 * h, act + 2 * h, h, false);
+  for (int64_t j = 0; j < 2 * h; ++j) act[j] = T(1) / (T(1) + act[j]);
+  for (int64_t j = 3 * h; j < h4; ++j) act[j] = T(1) / (T(1) + act[j]);
+  for (int64_t j = 0; j < h; ++j) t[j] = act[h + j] * c[j] + act[j] * act[2 * h + j];
+  tbl.unary[kTanh](t, t, h, false);
+}
 
 }  // namespace
 
@@ -147,21 +171,25 @@ void check_lstm_cell(const Array& gates, const Array& cell, const Array& h_out,
 void lstm_cell(const Array& gates, const Array& cell, Array& h_out, Array& c_out, int64_t n,
                int64_t h) {
   check_lstm_cell(gates, cell, h_out, c_out, n, h);
+  if (n == 0 || h == 0) return;
   with_dtype(gates.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    const TypedTable<T>& tbl = active_typed<T>();
     const T* z = gates.data<T>();
     const T* c = cell.data<T>();
     T* ho = h_out.data<T>();
     T* co = c_out.data<T>();
+    Workspace<T> ws(4 * h);
     for_rows(n, 4 * h, [&](int64_t r0, int64_t r1) {
+      T* act = ws.mine();
       for (int64_t r = r0; r < r1; ++r) {
-        const T* zr = z + r * 4 * h;
+        const T* cr = c + r * h;
+        T* cnew = co + r * h;
+        T* hr = ho + r * h;
+        lstm_row(tbl, z + r * 4 * h, cr, h, act, hr);  // hr = tanh(c')
         for (int64_t j = 0; j < h; ++j) {
-          const T i = sigmoid(zr[j]), f = sigmoid(zr[h + j]), g = std::tanh(zr[2 * h + j]),
-                  o = sigmoid(zr[3 * h + j]);
-          const T cn = f * c[r * h + j] + i * g;
-          co[r * h + j] = cn;
-          ho[r * h + j] = o * std::tanh(cn);
+          cnew[j] = act[h + j] * cr[j] + act[j] * act[2 * h + j];
+          hr[j] = act[3 * h + j] * hr[j];
         }
       }
     });
@@ -181,29 +209,35 @@ void check_lstm_cell_backward(const Array& gates, const Array& cell, const Array
 void lstm_cell_backward(const Array& gates, const Array& cell, const Array& dh, const Array& dc,
                         Array& d_gates, Array& d_cell, int64_t n, int64_t h) {
   check_lstm_cell_backward(gates, cell, dh, dc, d_gates, d_cell, n, h);
+  if (n == 0 || h == 0) return;
   with_dtype(gates.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    const TypedTable<T>& tbl = active_typed<T>();
     const T* z = gates.data<T>();
     const T* c = cell.data<T>();
     const T* gh = dh.data<T>();
     const T* gc = dc.data<T>();
     T* dz = d_gates.data<T>();
     T* dcp = d_cell.data<T>();
+    Workspace<T> ws(5 * h);
     for_rows(n, 4 * h, [&](int64_t r0, int64_t r1) {
+      T* act = ws.mine();
+      T* t = act + 4 * h;
       for (int64_t r = r0; r < r1; ++r) {
-        const T* zr = z + r * 4 * h;
+        const T* cr = c + r * h;
+        const T* dhr = gh + r * h;
+        const T* dcr = gc + r * h;
         T* dr = dz + r * 4 * h;
+        T* dcpr = dcp + r * h;
+        lstm_row(tbl, z + r * 4 * h, cr, h, act, t);
         for (int64_t j = 0; j < h; ++j) {
-          const int64_t e = r * h + j;
-          const T i = sigmoid(zr[j]), f = sigmoid(zr[h + j]), g = std::tanh(zr[2 * h + j]),
-                  o = sigmoid(zr[3 * h + j]);
-          const T t = std::tanh(f * c[e] + i * g);
-          const T kk = gc[e] + gh[e] * o * (T(1) - t * t);
+          const T i = act[j], f = act[h + j], g = act[2 * h + j], o = act[3 * h + j];
+          const T kk = dcr[j] + dhr[j] * o * (T(1) - t[j] * t[j]);
           dr[j] = kk * g * i * (T(1) - i);
-          dr[h + j] = kk * c[e] * f * (T(1) - f);
+          dr[h + j] = kk * cr[j] * f * (T(1) - f);
           dr[2 * h + j] = kk * i * (T(1) - g * g);
-          dr[3 * h + j] = gh[e] * t * o * (T(1) - o);
-          dcp[e] = kk * f;
+          dr[3 * h + j] = dhr[j] * t[j] * o * (T(1) - o);
+          dcpr[j] = kk * f;
         }
       }
     });
@@ -228,8 +262,10 @@ void check_attention_softmax(const Array& a, const Array& out, int64_t batch, in
 void attention_softmax(const Array& a, Array& out, int64_t batch, int64_t t_q, int64_t t_k,
                        double scale, int64_t causal) {
   check_attention_softmax(a, out, batch, t_q, t_k, causal);
+  if (batch == 0 || t_q == 0) return;
   with_dtype(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
+    const TypedTable<T>& tbl = active_typed<T>();
     const T* x = a.data<T>();
     T* y = out.data<T>();
     const T s = static_cast<T>(scale), masked = static_cast<T>(-1e9);
@@ -237,21 +273,13 @@ void attention_softmax(const Array& a, Array& out, int64_t batch, int64_t t_q, i
       for (int64_t r = r0; r < r1; ++r) {
         const T* xr = x + r * t_k;
         T* yr = y + r * t_k;
-        const int64_t i = r % std::max<int64_t>(t_q, 1);
+        const int64_t i = r % t_q;
         const int64_t last = causal ? i + t_k - t_q : t_k - 1;  // keys j > last are masked
-        T m = -INFINITY;
-        for (int64_t j = 0; j < t_k; ++j) {
-          const T v = xr[j] * s + (j > last ? masked : T(0));
-          yr[j] = v;
-          if (v > m || v != v) m = v;
-        }
-        T sum = 0;
-        for (int64_t j = 0; j < t_k; ++j) {
-          const T e = std::exp(yr[j] - m);
-          yr[j] = e;
-          sum += e;
-        }
-        const T inv = T(1) / sum;
+        for (int64_t j = 0; j < t_k; ++j) yr[j] = xr[j] * s + (j > last ? masked : T(0));
+        const T m = tbl.max(yr, t_k);  // NaN propagates
+        for (int64_t j = 0; j < t_k; ++j) yr[j] -= m;
+        tbl.unary[kExp](yr, yr, t_k, false);
+        const T inv = static_cast<T>(1.0 / tbl.sum(yr, t_k));
         for (int64_t j = 0; j < t_k; ++j) yr[j] *= inv;
       }
     });
