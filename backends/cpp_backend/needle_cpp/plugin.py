@@ -36,6 +36,9 @@ OPTIONAL_KERNELS = (
     "lstm_cell",
     "lstm_cell_backward",
     "attention_softmax",
+    # issue 17: DLPack interop
+    "dlpack_export",
+    "dlpack_import",
 )
 """The optional kernels of the contract that ``needle_cpp._core`` provides."""
 
@@ -46,7 +49,7 @@ def needle_backend_info() -> BackendInfo:
     return BackendInfo(
         name="cpp",
         version=__version__,
-        contract_version=(1, 3),
+        contract_version=(1, 4),
         dtypes=("float32", "float64"),
         optional_kernels=OPTIONAL_KERNELS,
         description="C++ backend (CPU; OpenMP, AVX2/AVX-512 chosen at run time)",
@@ -70,6 +73,6 @@ def needle_backend_load(index: int) -> ModuleType:
     """Return the kernel module for the one CPU device (index 0)."""
     if index != 0:
         raise IndexError(f"cpp backend: device index {index} out of range; it has one device (0)")
-    from . import _core
+    from . import _core, dlpack
 
-    return _core
+    return dlpack.install(_core)

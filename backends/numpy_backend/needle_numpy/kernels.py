@@ -686,3 +686,55 @@ def attention_softmax(a: Buffer, out: Buffer, batch: int, t_q: int, t_k: int, sc
 for _fn in (take_rows, scatter_add_rows, lstm_cell, lstm_cell_backward, attention_softmax):
     setattr(sys.modules[__name__], _fn.__name__, _named(_fn))
 del _fn
+
+
+# --- DLPack (optional) ------------------------------------------------------------------
+def dlpack_export(a: Buffer, shape, strides, offset) -> np.ndarray:
+    """A NumPy view of the strided region of ``a``: NumPy arrays are DLPack producers, and
+    the view's base chain keeps ``a``'s memory alive for as long as any capsule lives."""
+    return _view("dlpack_export", a, shape, strides, offset)
+
+
+def dlpack_import(obj, copy=None):
+    """``(Buffer, shape, strides, offset)`` over the producer's memory (see the contract).
+
+    NumPy consumes the capsule (``np.from_dlpack``) and keeps the producer alive; the
+    Buffer is a flat view spanning the data, so it keeps that array, and the producer's
+    memory, alive in turn.
+    """
+    arr = dlpack_array("dlpack_import", obj, copy)
+    flat, strides = dlpack_span(arr)
+    return Buffer(flat), tuple(arr.shape), strides, 0
+
+
+def dlpack_array(kernel: str, obj, copy) -> np.ndarray:
+    """The producer's data as a NumPy array of float32/float64 with non-negative strides
+    that are whole elements: shared when possible, copied when allowed."""
+    try:
+        arr = np.from_dlpack(obj, copy=copy)
+    except (BufferError, RuntimeError, TypeError, ValueError) as exc:
+        raise BufferError(f"{kernel}: the producer cannot be read on the CPU: {exc}") from None
+    if arr.dtype.name not in _DTYPES:
+        if copy is False:
+            raise BufferError(
+                f"{kernel}: {arr.dtype} data cannot be shared (the backend holds "
+                "float32/float64); pass copy=True"
+            )
+        arr = arr.astype(np.float64 if arr.dtype.itemsize > 4 else np.float32)
+    item = arr.itemsize
+    if arr.size and any(s < 0 or s % item for s in arr.strides):
+        if copy is False:
+            raise BufferError(f"{kernel}: strides {arr.strides} (bytes) cannot be shared")
+        arr = np.ascontiguousarray(arr)
+    return arr
+
+
+def dlpack_span(arr: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """A 1-D view from ``arr``'s first element to its last, and ``arr``'s element strides."""
+    item = arr.itemsize
+    strides = tuple(s // item for s in arr.strides)
+    span = 0 if arr.size == 0 else 1 + sum((n - 1) * s for n, s in zip(arr.shape, strides))
+    flat = np.lib.stride_tricks.as_strided(
+        arr, shape=(span,), strides=(item,), writeable=arr.flags.writeable
+    )
+    return flat, strides

@@ -34,6 +34,9 @@ _OPTIONAL = (
     "lstm_cell",
     "lstm_cell_backward",
     "attention_softmax",
+    # issue 17: DLPack interop
+    "dlpack_export",
+    "dlpack_import",
 )
 
 
@@ -43,7 +46,7 @@ def needle_backend_info() -> BackendInfo:
     return BackendInfo(
         name="numpy",
         version=__version__,
-        contract_version=(1, 3),
+        contract_version=(1, 4),
         dtypes=("float32", "float64"),
         optional_kernels=_OPTIONAL,
         description="NumPy reference backend (CPU)",

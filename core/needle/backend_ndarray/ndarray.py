@@ -208,9 +208,60 @@ class NDArray:
         return self._device.to_numpy(self._handle, self._shape, self._strides, self._offset)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        """``np.asarray(x)``: a NumPy copy, so every NumPy function takes an NDArray."""
+        """``np.asarray(x)``: a NumPy copy, so every NumPy function takes an NDArray.
+
+        ``copy=False`` (NumPy 2) shares the memory through DLPack where the backend can
+        (``dlpack_export`` on a CPU device) and raises ``ValueError`` where it cannot.
+        """
+        if copy is False:
+            try:
+                out = np.from_dlpack(self._dlpack_producer(copy=False))
+            except BufferError as exc:
+                raise ValueError(f"np.asarray(copy=False): {exc}") from None
+            if dtype is not None and np.dtype(dtype) != out.dtype:
+                raise ValueError(f"np.asarray(copy=False): {out.dtype} data, {dtype} asked")
+            return out
         out = self.numpy()
         return out if dtype is None else out.astype(dtype)
+
+    # --- DLPack (the Python array API standard's interchange protocol) -----------------
+    def _dlpack_producer(self, copy: bool | None) -> Any:
+        """A DLPack producer of this view: the backend's ``dlpack_export`` (shared memory)
+        or, without it, a NumPy copy (refused when ``copy`` is False)."""
+        if copy is not True and self._device.has_kernel("dlpack_export"):
+            return self._device.dlpack_export(
+                self._handle, self._shape, self._strides, self._offset
+            )
+        if copy is False:
+            raise BufferError(
+                f"needle backend {self._device.name!r} cannot share memory through DLPack "
+                "(it has no dlpack_export kernel); pass copy=True or copy=None"
+            )
+        return self.numpy()
+
+    def __dlpack__(
+        self,
+        *,
+        stream: Any = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: Any = None,
+        copy: bool | None = None,
+    ) -> Any:
+        """A DLPack capsule of this array: shared memory where the backend can export it,
+        else a copy (``copy=False`` then raises ``BufferError``). Strides and offset of a
+        view travel in the capsule."""
+        kwargs: dict[str, Any] = {"stream": stream}
+        if max_version is not None:
+            kwargs["max_version"] = max_version
+        if dl_device is not None:
+            kwargs["dl_device"] = dl_device
+        if copy is not None:
+            kwargs["copy"] = copy
+        return self._dlpack_producer(copy).__dlpack__(**kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """``(device_type, device_id)`` as DLPack counts them (CPU is 1, CUDA 2)."""
+        return tuple(self._dlpack_producer(None).__dlpack_device__())  # type: ignore[return-value]
 
     @property
     def flat(self) -> Any:
@@ -1035,3 +1086,37 @@ def one_hot(n: int, indices: Any, dtype: Any = None, device: Device | str | None
     out_np = np.zeros((idx.size, n), dtype=_NP_DTYPES.get(dtype, np.float32))
     out_np[np.arange(idx.size), idx.reshape(-1)] = 1.0
     return NDArray(out_np.reshape((*idx.shape, n)), device=device, dtype=dtype)
+
+
+def from_dlpack(obj: Any, device: Device | str | None = None, copy: bool | None = None) -> NDArray:
+    """An NDArray of the DLPack producer ``obj`` (a PyTorch, NumPy, CuPy or JAX array...).
+
+    The memory is shared where ``device``'s backend has the ``dlpack_import`` kernel and
+    the producer's device, dtype and layout allow; otherwise (or with ``copy=True``) the
+    data is copied, and ``copy=False`` raises ``BufferError`` instead. Without
+    ``device``: a CPU producer lands on the default device when that is a CPU backend
+    (else ``cpu()``), a CUDA producer on ``cuda:<its index>``.
+    """
+    if not hasattr(obj, "__dlpack__"):
+        raise TypeError(f"from_dlpack: {type(obj).__name__} does not implement __dlpack__")
+    if device is None:
+        kind, index = obj.__dlpack_device__()
+        if int(kind) == 2:  # kDLCUDA
+            dev = _device(f"cuda:{int(index)}")
+        else:
+            dev = default_device()
+            if dev.name == "cuda":
+                dev = _device("cpp") if _device("cpp").enabled() else _device("numpy")
+    else:
+        dev = _device(device)
+    if copy is not True and dev.has_kernel("dlpack_import"):
+        handle, shape, strides, offset = dev.dlpack_import(obj, copy)
+        return NDArray.make(tuple(shape), tuple(strides), dev, handle, int(offset))
+    if copy is False:
+        raise BufferError(
+            f"from_dlpack: needle backend {dev.name!r} cannot share memory through DLPack "
+            "(no dlpack_import kernel); pass copy=True or copy=None"
+        )
+    data = np.from_dlpack(obj, copy=True)
+    dtype = data.dtype.name if data.dtype.name in DTYPES else "float32"
+    return NDArray(data, device=dev, dtype=dtype)

@@ -100,7 +100,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-CONTRACT_VERSION: tuple[int, int] = (1, 3)
+CONTRACT_VERSION: tuple[int, int] = (1, 4)
 """(major, minor). A plugin whose major version differs is refused."""
 
 FAMILIES: tuple[str, ...] = (
@@ -153,7 +153,9 @@ class KernelSpec:
     params: tuple[str, ...]
     """Parameter names in call order."""
     returns: str | None
-    """``None`` (fills ``out``), ``"handle"`` (``alloc``) or ``"ndarray"`` (``to_numpy``)."""
+    """``None`` (fills ``out``), ``"handle"`` (``alloc``), ``"ndarray"`` (``to_numpy``),
+    ``"program"``, ``"producer"`` (``dlpack_export``) or ``"import"`` (``dlpack_import``:
+    ``(handle, shape, strides, offset)``)."""
     semantics: str
     required: bool
     reference: Callable[..., Any] | None = None
@@ -184,7 +186,8 @@ class KernelSpec:
     def typed_signature(self) -> str:
         """The signature with parameter and return types, as the guide shows it."""
         params = ", ".join(f"{p}: {_PARAM_TYPES[p]}" for p in self.params)
-        ret = f" -> {'numpy.ndarray' if self.returns == 'ndarray' else self.returns}"
+        names = {"ndarray": "numpy.ndarray", "import": "tuple[handle, shape, strides, offset]"}
+        ret = f" -> {names.get(self.returns or '', self.returns)}"
         return f"{self.name}({params})" + (ret if self.returns else "")
 
     @property
@@ -218,6 +221,9 @@ _PARAM_TYPES: dict[str, str] = {
     ),
     **dict.fromkeys(("n_ids", "n_rows", "width", "t_q", "t_k", "causal"), "int"),
     "scale": "float",
+    # DLPack interop (issue 17)
+    "obj": "a DLPack producer",
+    "copy": "bool | None",
 }
 
 
@@ -327,6 +333,16 @@ def _program_run(kernels: Any, program: Any) -> None:
     """Make the calls one by one through a kernel table: what a program run must equal."""
     for name, args in program:
         getattr(kernels, name)(*args)
+
+
+def _dlpack_export(view: Any) -> Any:
+    """The strided view as a DLPack producer: a NumPy view is one."""
+    return view
+
+
+def _dlpack_import(obj: Any, copy: bool | None) -> Any:
+    """The producer's data as an array sharing its memory (unless copy=True)."""
+    return np.from_dlpack(obj, copy=copy)
 
 
 def _reduce_argmax(rows: Any) -> Any:
@@ -1125,6 +1141,34 @@ _OPTIONAL = (
         "out may be a. The reference is f(a, scale, causal).",
         False,
         reference=_attention_softmax,
+    ),
+    KernelSpec(
+        "dlpack_export",
+        "optional",
+        ("a", "shape", "strides", "offset"),
+        "producer",
+        "A DLPack producer for the strided view (shape, strides, offset, in elements) of a, "
+        "sharing a's memory: an object with __dlpack__(stream=None, max_version=None, "
+        "dl_device=None, copy=None) and __dlpack_device__() as the Python array API "
+        "standard defines them (versioned capsules when the consumer's max_version allows). "
+        "Ownership: the producer and every capsule taken from it keep a's memory alive; the "
+        "capsule's deleter releases that reference. The reference is f(view): the NumPy view.",
+        False,
+        reference=_dlpack_export,
+    ),
+    KernelSpec(
+        "dlpack_import",
+        "optional",
+        ("obj", "copy"),
+        "import",
+        "Consume the DLPack producer obj (calls its __dlpack__) and return (handle, shape, "
+        "strides, offset), strides and offset in elements and non-negative. copy=None: share "
+        "the producer's memory when its device, dtype and layout allow, else copy; copy=False: "
+        "share or raise BufferError saying why; copy=True: always copy. Ownership: a shared "
+        "handle keeps the producer's memory alive and releases it (the capsule's deleter) when "
+        "the handle dies. The reference is f(obj, copy) -> the NumPy array np.from_dlpack gives.",
+        False,
+        reference=_dlpack_import,
     ),
 )
 
