@@ -15,7 +15,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from needle.backends import KERNELS, REQUIRED_KERNELS, ErrorCase, KernelSpec, kernels_in_family
 
-from . import _state
+from . import _dlpack_utils, _state
 from ._kernel_utils import (
     download,
     error_repro,
@@ -852,6 +852,11 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
             np.concatenate(wants),
             "scores (2, 3, 5), scale 0.5, not causal then causal",
         )
+    if name in ("dlpack_export", "dlpack_import"):  # values, sharing both ways, lifetime
+        check = (
+            _dlpack_utils.check_export if name == "dlpack_export" else _dlpack_utils.check_import
+        )
+        return check(k, dtype, rounded(rng.standard_normal(24)))
     raise AssertionError(f"the suite has no check for optional kernel {name!r}")
 
 
