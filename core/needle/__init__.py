@@ -8,7 +8,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import backend_ndarray, init, ops  # noqa: F401
-from .autograd import Tensor, TensorTuple, enable_grad, no_grad  # noqa: F401
+from .autograd import Tensor, TensorTuple, enable_grad, from_dlpack, no_grad  # noqa: F401
 from .backend_ndarray import Device, all_devices, cpu, cpu_numpy, cuda, default_device, device  # noqa: F401
 from .ops import *  # noqa: F403 (the course exposes every op at top level)
 from .random import manual_seed  # noqa: F401

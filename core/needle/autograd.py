@@ -149,6 +149,15 @@ class Value:
         """Per-class fields of a new node (Tensor: ``grad``)."""
 
 
+def from_dlpack(obj: Any, device: Device | str | None = None, copy: bool | None = None) -> Tensor:
+    """A leaf tensor (``requires_grad=False``) over the data of DLPack producer ``obj`` (a
+    PyTorch, NumPy, CuPy or JAX array, or a needle tensor), sharing its memory where the
+    device's backend has ``dlpack_import`` and the device, dtype and layout allow; else a
+    copy (``copy=True`` always copies, ``copy=False`` raises ``BufferError`` instead).
+    No gradient flows back to ``obj``. See ``docs/interop.md``."""
+    return Tensor.make_const(nd.from_dlpack(obj, device=device, copy=copy))
+
+
 class TensorOp(Op):
     """An op whose output is one Tensor."""
 
@@ -345,8 +354,30 @@ class Tensor(Value):
     __array_priority__ = 1000
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self.numpy()
-        return out if dtype is None else out.astype(dtype)
+        """``np.asarray(t)``: a NumPy copy of the data (``copy=None`` or ``True``), even when
+        ``t`` requires grad (the graph is not followed, as with ``t.detach().numpy()``).
+        ``copy=False`` shares the data through DLPack (``dlpack_export``) or raises
+        ``ValueError``; a write through it changes ``t`` without autograd knowing."""
+        return self.realize_cached_data().__array__(dtype=dtype, copy=copy)
+
+    # DLPack: the data is exported, detached from the graph (as PyTorch's detach()).
+    def __dlpack__(
+        self,
+        *,
+        stream: Any = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: Any = None,
+        copy: bool | None = None,
+    ) -> Any:
+        """A DLPack capsule of the detached data (shared memory where the backend has
+        ``dlpack_export``, else a copy; ``copy=False`` then raises ``BufferError``)."""
+        return self.realize_cached_data().__dlpack__(
+            stream=stream, max_version=max_version, dl_device=dl_device, copy=copy
+        )
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """``(device_type, device_id)`` as DLPack counts them (CPU is 1, CUDA 2)."""
+        return self.realize_cached_data().__dlpack_device__()
 
     def __bool__(self) -> bool:
         if self.size != 1:
