@@ -22,6 +22,8 @@ OPTIONAL = (
     "ewise_where",
     "reduce_argmax",
     "synchronize",
+    "dlpack_export",
+    "dlpack_import",
 )
 """Optional kernels of the contract that the CUDA backend provides."""
 
@@ -34,7 +36,7 @@ def needle_backend_info() -> BackendInfo:
     return BackendInfo(
         name="cuda",
         version=__version__,
-        contract_version=(1, 0),
+        contract_version=(1, 4),
         dtypes=("float32", "float64"),
         optional_kernels=OPTIONAL,
         description="CUDA backend (CuPy + NVRTC kernels, cuBLAS matmul)",

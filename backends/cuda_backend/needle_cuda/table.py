@@ -22,6 +22,7 @@ from .sources import COMPILE_OPTIONS, DTYPE_SUFFIX, KERNEL_MODULE, module_source
 _NP_DTYPES = {"float32": np.float32, "float64": np.float64}
 _THREADS = 256
 _MAX_BLOCKS = 65535
+_KDL_CUDA, _KDL_CUDA_MANAGED = 2, 13  # DLPack device types CuPy can consume
 _WARP_ROW_LIMIT = 1024  # rows up to this length get one warp each, longer ones a block
 
 
@@ -373,6 +374,80 @@ class CudaKernels:
             cols = cupy.ascontiguousarray(cols).reshape(n * ho * wo, k * k * c_in)
             wm = w.array[: k * k * c_in * c_out].reshape(k * k * c_in, c_out)
             cupy.matmul(cols, wm, out=o)
+
+    # --- DLPack (optional; issue 17) --------------------------------------------------
+    def dlpack_export(self, a: CudaBuffer, shape: Any, strides: Any, offset: Any) -> Any:
+        """A CuPy view (a DLPack producer) of the strided region of ``a``, sharing memory.
+
+        The view holds ``a``'s device memory, so the memory outlives the buffer for as
+        long as the view or a capsule taken from it lives. CuPy's ``__dlpack__(stream=)``
+        orders the consumer's stream after this device's current stream, where every
+        kernel of this table runs.
+        """
+        self._check("dlpack_export", a)
+        shape, strides, offset, n = checks.check_view(
+            "dlpack_export", a.size, shape, strides, offset
+        )
+        dtype = _NP_DTYPES[checks.check_dtype("dlpack_export", a.dtype)]
+        with self._device():
+            if n == 0:
+                return cupy.empty(shape, dtype=dtype)
+            item = a.array.itemsize
+            return cupy.lib.stride_tricks.as_strided(
+                a.array[offset:], shape=shape, strides=tuple(s * item for s in strides)
+            )
+
+    def dlpack_import(self, obj: Any, copy: Any = None) -> tuple[CudaBuffer, tuple, tuple, int]:
+        """``(buffer, shape, strides, offset)`` over the producer's memory (the contract's
+        ownership rule: the buffer holds the CuPy array ``cupy.from_dlpack`` gives, which
+        holds the capsule, whose deleter frees the producer's reference). A producer on
+        the host or on another GPU, of another dtype or with negative or fractional
+        strides is copied (``copy=False``: ``BufferError``); ``copy=True`` always copies.
+        """
+        kernel = "dlpack_import"
+        if copy not in (None, True, False):
+            raise TypeError(f"{kernel}: copy must be None, True or False, got {copy!r}")
+        if not hasattr(obj, "__dlpack__") or not hasattr(obj, "__dlpack_device__"):
+            raise TypeError(f"{kernel}: {type(obj).__name__} is not a DLPack producer")
+        kind, dev_id = (int(v) for v in obj.__dlpack_device__())
+        with self._device():
+            if kind in (_KDL_CUDA, _KDL_CUDA_MANAGED) and dev_id == self.index:
+                arr = cupy.from_dlpack(obj)
+                if copy is True:
+                    arr = arr.copy()
+            elif copy is False:
+                where = f"cuda:{dev_id}" if kind == _KDL_CUDA else f"DLPack device type {kind}"
+                raise BufferError(
+                    f"{kernel}: the producer lives on {where}, not cuda:{self.index}; "
+                    "its memory cannot be shared (pass copy=True or copy=None)"
+                )
+            elif kind in (_KDL_CUDA, _KDL_CUDA_MANAGED):  # another GPU: a device copy
+                arr = cupy.array(cupy.from_dlpack(obj), copy=True)
+            else:  # host memory: through NumPy
+                try:
+                    host = np.from_dlpack(obj, copy=True)
+                except (BufferError, RuntimeError, TypeError, ValueError) as exc:
+                    raise BufferError(f"{kernel}: the producer cannot be read: {exc}") from None
+                arr = cupy.asarray(host)
+            if arr.dtype.name not in _NP_DTYPES:
+                if copy is False:
+                    raise BufferError(
+                        f"{kernel}: {arr.dtype} data cannot be shared (the backend holds "
+                        "float32/float64); pass copy=True"
+                    )
+                arr = arr.astype(np.float64 if arr.dtype.itemsize > 4 else np.float32)
+            item = arr.itemsize
+            if arr.size and any(s < 0 or s % item for s in arr.strides):
+                if copy is False:
+                    raise BufferError(f"{kernel}: strides {arr.strides} (bytes) cannot be shared")
+                arr = cupy.ascontiguousarray(arr)
+            strides = tuple(s // item for s in arr.strides) if arr.size else (0,) * arr.ndim
+            span = 0 if arr.size == 0 else 1 + sum((d - 1) * s for d, s in zip(arr.shape, strides))
+            if span == 0:
+                flat = cupy.empty(0, dtype=arr.dtype)
+            else:
+                flat = cupy.lib.stride_tricks.as_strided(arr, shape=(span,), strides=(item,))
+        return CudaBuffer(flat, self.index), tuple(int(d) for d in arr.shape), strides, 0
 
     # --- misc ------------------------------------------------------------------------
     def synchronize(self) -> None:

@@ -2,8 +2,10 @@
 
 ``make_fake_cupy(signatures)`` returns a module object that provides what
 ``needle_cuda.table`` uses (``cuda.Device``, ``empty``, ``RawModule``, ``asnumpy``,
-``matmul``, ``ascontiguousarray``, ``lib.stride_tricks.as_strided``). Arrays are NumPy
-arrays. ``RawModule.get_function(name)`` returns a launcher that
+``matmul``, ``ascontiguousarray``, ``lib.stride_tricks.as_strided``, ``from_dlpack``,
+``asarray``, ``array``). Arrays are NumPy arrays that report DLPack device ``(2, 0)``
+(CUDA), so the DLPack glue takes its GPU paths. ``RawModule.get_function(name)``
+returns a launcher that
 
 * checks the launch arguments against the kernel's parameter list taken from the PTX that
   nvcc produced for the real ``.cu`` source (count and PTX type of every argument), and
@@ -30,6 +32,30 @@ class FakeArray(np.ndarray):
         if host.dtype != self.dtype or host.shape != self.shape:
             raise TypeError("fake cupy: set() with a different dtype or shape")
         self[...] = host
+
+    def __dlpack_device__(self):
+        return (2, 0)  # a "CUDA" array of device 0 (its capsule is NumPy's, CPU memory)
+
+
+class _HostSide:
+    """A fake CUDA producer seen as the CPU producer it really is, for np.from_dlpack."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __dlpack__(self, **kwargs):
+        return np.ndarray.__dlpack__(self.obj, **kwargs)
+
+    def __dlpack_device__(self):
+        return (1, 0)
+
+
+def from_dlpack(obj):
+    """Shares a fake CUDA producer's memory, as cupy.from_dlpack does a real one's."""
+    kind, _ = obj.__dlpack_device__()
+    if kind != 2:
+        raise RuntimeError("fake cupy: from_dlpack of a producer that is not on a CUDA device")
+    return np.from_dlpack(_HostSide(obj)).view(FakeArray)
 
 
 def ptx_signatures(ptx: str) -> dict[str, list[str]]:
@@ -163,6 +189,13 @@ def make_fake_cupy(signatures: dict[str, list[str]] | None, launches: list):
     cp.matmul = lambda x, y, out=None: np.matmul(x, y, out=out)
     cp.ascontiguousarray = np.ascontiguousarray
     cp.lib = types.SimpleNamespace(
-        stride_tricks=types.SimpleNamespace(as_strided=np.lib.stride_tricks.as_strided)
+        stride_tricks=types.SimpleNamespace(
+            as_strided=lambda x, shape=None, strides=None: np.lib.stride_tricks.as_strided(
+                x, shape=shape, strides=strides
+            ).view(FakeArray)
+        )
     )
+    cp.from_dlpack = from_dlpack
+    cp.asarray = lambda x, dtype=None: np.array(x, dtype=dtype).view(FakeArray)
+    cp.array = lambda x, dtype=None, copy=True: np.array(x, dtype=dtype, copy=copy).view(FakeArray)
     return cp
