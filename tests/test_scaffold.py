@@ -159,11 +159,12 @@ def test_kernels_file_has_one_working_function_per_required_kernel() -> None:
 
     source = render_kernels("mydev")
     defined = re.findall(r"^def (\w+)\(", source, flags=re.M)
-    assert [k for k in defined if not k.startswith("_")] == list(REQUIRED_KERNELS)
+    optional = ["dlpack_export", "dlpack_import"]  # the optional kernels it also writes
+    assert [k for k in defined if not k.startswith("_")] == [*REQUIRED_KERNELS, *optional]
     assert "NotImplementedError" not in source  # every kernel of this contract is written
     namespace: dict[str, object] = {}
     exec(compile(source, "kernels.py", "exec"), namespace)
-    for name in REQUIRED_KERNELS:  # generated from the record: signature and semantics
+    for name in [*REQUIRED_KERNELS, *optional]:  # from the record: signature and semantics
         spec = KERNELS[name]
         fn = namespace[name]
         assert tuple(inspect.signature(fn).parameters) == spec.params, name
@@ -211,6 +212,25 @@ def test_generated_kernels_compute_like_numpy() -> None:
         k.to_numpy(out, (5,), (1,), 0)
     with pytest.raises(TypeError, match="ewise_add"):
         k.ewise_add(a, k.alloc(4, "float64"), out)
+
+
+def test_generated_dlpack_kernels_share_memory() -> None:
+    import numpy as np
+
+    checks = pytest.importorskip("needle_conformance._dlpack_utils")
+    namespace: dict[str, object] = {}
+    exec(compile(render_kernels("mydev"), "kernels.py", "exec"), namespace)
+    k = argparse.Namespace(**namespace)
+    x = np.random.default_rng(3).standard_normal(24)
+    for dtype in ("float32", "float64"):  # the conformance checks: values, both ways, lifetime
+        for check in (checks.check_export, checks.check_import):
+            got, want, what = check(k, dtype, x)
+            np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=what)
+    with pytest.raises(BufferError, match="int64"):
+        k.dlpack_import(np.arange(3), False)
+    handle, shape, strides, offset = k.dlpack_import(np.arange(3), None)  # ints: a copy
+    values = k.to_numpy(handle, shape, strides, offset)
+    assert handle.dtype == "float64" and values.tolist() == [0.0, 1.0, 2.0]
 
 
 @pytest.mark.parametrize(
