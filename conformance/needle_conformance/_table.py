@@ -6,7 +6,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-AREAS = ("kernels", "ndarray", "ops_forward", "ops_gradient", "higher_order", "errors", "modules")
+AREAS = (
+    "kernels",
+    "ndarray",
+    "dlpack",
+    "ops_forward",
+    "ops_gradient",
+    "higher_order",
+    "errors",
+    "modules",
+)
 """The suite's areas; each is the module ``needle_conformance/test_<area>.py`` and any
 ``test_<area>_<part>.py`` beside it."""
 
