@@ -140,7 +140,7 @@ class _Entry:
     """One captured signature."""
 
     program: Program
-    inputs: list[NDArray | None]  # the captured input arrays (None for non-Tensors)
+    inputs: list[NDArray]  # the captured input arrays, one per Tensor argument (nested too)
     outputs: list[NDArray]  # views over the pooled buffers holding the outputs
     structure: Any  # how the outputs nest (tuples, lists)
     slots: list[_Where]
@@ -174,18 +174,23 @@ class CompiledStep:
     # --- signature ---------------------------------------------------------------------
     def _key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         parts: list[Any] = []
-        for a in (*args, *kwargs.values()):
+
+        def describe(a: Any) -> Any:
             if isinstance(a, Tensor):
-                parts.append(("T", a.shape, a.dtype, a.device, a.requires_grad))
-            else:
-                try:
-                    hash(a)
-                except TypeError:
-                    raise TypeError(
-                        f"needle.compile: argument {a!r} is neither a Tensor nor hashable, so "
-                        "a replay could not tell whether it changed"
-                    ) from None
-                parts.append(("V", type(a), a))
+                return ("T", a.shape, a.dtype, a.device, a.requires_grad)
+            if isinstance(a, (tuple, list)):  # nested Tensors (an LSTM's (h, c))
+                return (type(a).__name__, tuple(describe(x) for x in a))
+            try:
+                hash(a)
+            except TypeError:
+                raise TypeError(
+                    f"needle.compile: argument {a!r} is neither a Tensor nor hashable, so "
+                    "a replay could not tell whether it changed"
+                ) from None
+            return ("V", type(a), a)
+
+        for a in (*args, *kwargs.values()):
+            parts.append(describe(a))
         for obj in self.state:
             if isinstance(obj, Module):
                 parts.append(tuple(m.training for m in obj.modules()))
@@ -209,9 +214,8 @@ class CompiledStep:
         return self._capture(key, args, kwargs)
 
     def _device(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        for a in (*args, *kwargs.values()):
-            if isinstance(a, Tensor):
-                return a.device
+        for a in _leaves((*args, *kwargs.values())):
+            return a.device
         for obj in self.state:
             params = obj.parameters() if isinstance(obj, Module) else getattr(obj, "params", [])
             for p in params:
@@ -276,9 +280,7 @@ class CompiledStep:
                 _write(slots[i], Tensor.make_const(view))
         entry = _Entry(
             program=program,
-            inputs=[
-                a.cached_data if isinstance(a, Tensor) else None for a in (*args, *kwargs.values())
-            ],
+            inputs=[a.cached_data for a in _leaves((*args, *kwargs.values()))],
             outputs=[_view(program, a) for a in out_arrays],
             structure=_structure(result),
             slots=slots,
@@ -291,13 +293,24 @@ class CompiledStep:
         return result
 
     def _replay(self, entry: _Entry, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        for captured, a in zip(entry.inputs, (*args, *kwargs.values())):
-            if captured is not None and a.cached_data is not captured:
+        for captured, a in zip(entry.inputs, _leaves((*args, *kwargs.values()))):
+            if a.cached_data is not captured:
                 captured[...] = a.cached_data
         entry.program.run()
         self.replays += 1
         fresh = [Tensor.make_const(view.copy()) for view in entry.outputs]
         return _unflatten(entry.structure, fresh)
+
+
+def _leaves(values: Any) -> list[Tensor]:
+    """The Tensors among ``values``, nested tuples and lists included, in order."""
+    out: list[Tensor] = []
+    for v in values:
+        if isinstance(v, Tensor):
+            out.append(v)
+        elif isinstance(v, (tuple, list)):
+            out.extend(_leaves(v))
+    return out
 
 
 def _describe(where: _Where) -> str:

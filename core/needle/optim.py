@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import ops
 from .autograd import Tensor, no_grad
 from .backend_ndarray.capture import host_step
 
@@ -218,11 +219,16 @@ class Adam(Optimizer):
                 p.data = (p.detach() - update * lr).astype(p.dtype).detach()
 
 
-def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
-    """Scale gradients in place so their global L2 norm is at most ``max_norm``.
+def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> Tensor:
+    """Scale gradients so their global L2 norm is at most ``max_norm``.
+
+    Computed on the device, with no read on the host, so a compiled step
+    (``needle.compile``) can clip: the factor ``max_norm / max(norm + 1e-6, max_norm)``
+    is exactly 1 when the norm is within bounds, so those gradients are unchanged.
 
     Returns:
-        The norm before clipping.
+        The norm before clipping, as a 0-d tensor on the gradients' device
+        (``float(norm)`` gives the number; that reads it on the host).
 
     Raises:
         ValueError: ``max_norm`` is not a finite number > 0.
@@ -235,15 +241,21 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
     ):
         raise ValueError(f"clip_grad_norm: max_norm must be a finite number > 0, got {max_norm!r}")
     params = [p for p in params if p.grad is not None]
-    total = math.sqrt(
-        math.fsum(float((p.grad.numpy().astype(np.float64) ** 2).sum()) for p in params)  # type: ignore[union-attr]
-    )
-    if total > max_norm:
-        scale = max_norm / (total + 1e-6)
-        with no_grad():
-            for p in params:
-                p.grad = (p.grad * scale).detach()  # type: ignore[operator,union-attr]
-    return total
+    if not params:
+        return Tensor(0.0, requires_grad=False)
+    with no_grad():
+        total: Tensor | None = None
+        for p in params:
+            g = p.grad.detach()  # type: ignore[union-attr]
+            sq = (g * g).sum()
+            total = sq if total is None else total + sq
+        norm = total**0.5  # type: ignore[operator]
+        bound = norm * 0.0 + float(max_norm)  # a 0-d tensor: m / m is exactly 1
+        factor = ops.divide(bound, ops.maximum(norm + 1e-6, float(max_norm)))
+        for p in params:
+            g = p.grad.detach()  # type: ignore[union-attr]
+            p.grad = (g * factor.broadcast_to(g.shape)).detach()
+    return norm.detach()
 
 
 class LRScheduler:

@@ -60,6 +60,15 @@ def _hits(logits: Tensor, y: Any) -> Tensor:
     return (pred == labels).sum()
 
 
+def _detach(state: Any) -> Any:
+    """A recurrent state cut from the graph: truncated backpropagation through time."""
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return tuple(_detach(x) for x in state)
+    return state.detach()
+
+
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm import tqdm
 
@@ -70,9 +79,9 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
 
 def run_batches(
     model: nn.Module,
-    batches: Iterable[B],
+    batches: Iterable[tuple[Tensor, Tensor]],
     total: int,
-    forward: Callable[[B], tuple[Tensor, Any]],
+    forward: Callable[[Tensor, Any], tuple[Tensor, Any]],
     opt: optim.Optimizer | None = None,
     *,
     clip: float | None = None,
@@ -85,24 +94,28 @@ def run_batches(
     """Train ``model`` on ``batches`` (with ``opt``) or evaluate it (``opt=None``).
 
     Args:
-        forward: ``batch -> (logits, labels)``; the loss is softmax cross-entropy.
+        batches: ``(x, labels)`` pairs of tensors.
+        forward: ``(x, state) -> (logits, new state)``; the state is what a recurrent model
+            carries from one batch to the next (``None`` at first and for other models),
+            detached here; the loss is softmax cross-entropy.
         total: how many batches there are (for the progress bar).
         clip: when training, scale gradients to this global norm first (0/None: no clip).
         hooks: ``average_gradients`` runs after ``backward``, before clipping and the step.
         postfix: ``(mean loss, accuracy, examples per second) -> progress-bar fields``.
         compile_cache: when given (a dict kept across epochs), training steps run through
-            ``needle.compile``: captured once per batch shape, then replayed. Only for
-            steps without clipping or gradient hooks (they read gradients on the host).
+            ``needle.compile``: captured once per signature (batch shape, state present or
+            not), then replayed. Not with gradient hooks (a data-parallel all-reduce is not
+            a kernel of the device).
     """
     loss_fn = nn.SoftmaxLoss()
     model.train(opt is not None)
     average = hooks.average_gradients if hooks is not None else None
 
-    def train_step(batch: Any) -> tuple[Tensor, Tensor, Tensor]:
+    def train_step(x: Tensor, y: Tensor, state: Any) -> tuple[Tensor, Tensor, Any]:
         """One update; the loss and the count of arg-max hits stay on the device."""
         assert opt is not None
-        logits, labels = forward(batch)
-        loss = loss_fn(logits, labels)
+        logits, state = forward(x, state)
+        loss = loss_fn(logits, y)
         opt.reset_grad()
         loss.backward()
         if average is not None:
@@ -110,36 +123,31 @@ def run_batches(
         if clip:
             optim.clip_grad_norm(opt.params, clip)
         opt.step()
-        return loss, _hits(logits, labels), labels
+        return loss, _hits(logits, y), _detach(state)
 
-    step: Callable[[Any], tuple[Tensor, Tensor, Any]] = train_step
-    if opt is not None and compile_cache is not None and not clip and average is None:
+    step: Callable[[Tensor, Tensor, Any], tuple[Tensor, Tensor, Any]] = train_step
+    if opt is not None and compile_cache is not None and average is None:
         from ..compiled import compile as needle_compile
 
         if compile_cache.get("opt") is not opt:  # a new optimizer: a new step
             compile_cache.clear()
             compile_cache["opt"] = opt
-            compile_cache["step"] = needle_compile(
-                lambda x, y: train_step((x, y))[:2], state=(model, opt)
-            )
-        compiled = compile_cache["step"]
-
-        def step(batch: Any) -> tuple[Tensor, Tensor, Any]:  # (x, y) batches only
-            loss, hits = compiled(*batch)
-            return loss, hits, batch[1]
-
+            compile_cache["step"] = needle_compile(train_step, state=(model, opt))
+        step = compile_cache["step"]
     loss_sum, correct, seen = 0.0, 0, 0
+    state: Any = None
     start = time.perf_counter()
     bar = _progress(total, desc, progress)
     try:
-        for batch in batches:
+        for x, y in batches:
             if opt is None:
                 with no_grad():
-                    logits, y = forward(batch)
+                    logits, state = forward(x, state)
+                    state = _detach(state)
                     loss = loss_fn(logits, y)
                     hits = _hits(logits, y)
             else:
-                loss, hits, y = step(batch)
+                loss, hits, state = step(x, y, state)
             n = y.shape[0]
             loss_sum += loss.item() * n
             correct += int(hits.item())

@@ -192,11 +192,10 @@ class ClassificationTask(Task):
             total = min(config.limit_batches, total)
         shape = self.input_shape
 
-        def forward(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-            x, y = batch
+        def forward(x: Tensor, state: Any) -> tuple[Tensor, Any]:
             if shape:
                 x = x.reshape((x.shape[0], *shape))
-            return model(x), y
+            return model(x), None
 
         return run_batches(
             model,
@@ -249,14 +248,6 @@ class CIFAR10Task(ClassificationTask):
         )
 
 
-def _detach_state(h: Any) -> Any:
-    if h is None:
-        return None
-    if isinstance(h, tuple):
-        return tuple(_detach_state(x) for x in h)
-    return h.detach()
-
-
 class LanguageModelTask(Task):
     """Next-word prediction on the PTB sample with truncated BPTT; reports perplexity.
 
@@ -306,18 +297,14 @@ class LanguageModelTask(Task):
         starts = list(range(0, len(rows) - 1, bptt))
         if config.limit_batches is not None:
             starts = starts[: config.limit_batches]
-        state: Any = None
+        batches = (get_batch(rows, i, bptt, device=device, dtype="float32") for i in starts)
 
-        def forward(i: int) -> tuple[Tensor, Tensor]:
-            nonlocal state
-            x, y = get_batch(rows, i, bptt, device=device, dtype="float32")
-            logits, h = model(x, state)
-            state = _detach_state(h)
-            return logits, y
+        def forward(x: Tensor, state: Any) -> tuple[Tensor, Any]:
+            return model(x, state)  # type: ignore[no-any-return]
 
         return run_batches(
             model,
-            starts,
+            batches,
             len(starts),
             forward,
             opt,
@@ -326,6 +313,9 @@ class LanguageModelTask(Task):
             desc=desc or split,
             progress=config.progress,
             postfix=self.progress_postfix,
+            compile_cache=model.__dict__.setdefault("_train_step_cache", {})
+            if config.compile
+            else None,
         )
 
     def metrics(self, result: EpochResult) -> dict[str, float]:
