@@ -277,3 +277,15 @@ def test_device_name_resolves_once(spec, monkeypatch):
     t = ndl.Tensor([1.0, 2.0], device=spec)
     assert t.device == real(spec)
     assert calls == [spec], f"the name was resolved {len(calls)} times: {calls}"
+
+
+def test_layer_diagram_in_the_docs_is_current():
+    """docs/architecture.md shows the layers as the imports really are."""
+    tool = CORE.parent.parent / "tools" / "gen_layers.py"
+    if not tool.exists():
+        pytest.skip("tools/gen_layers.py is not in this installation (needs the repository)")
+    import runpy
+
+    gen = runpy.run_path(str(tool))
+    doc = gen["DOC"].read_text()
+    assert gen["render"](doc) == doc, "docs/architecture.md is stale: run tools/gen_layers.py"
