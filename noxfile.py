@@ -118,6 +118,14 @@ def conformance(session: nox.Session, backend: str) -> None:
 
 
 @nox.session(reuse_venv=True)
+def mutation(session: nox.Session) -> None:
+    """Mutation score of the conformance suite: its kernels area against each single-bug
+    backend of conformance/meta_tests/broken_backends.py (see docs/conformance.md)."""
+    session.install(".", "./conformance")
+    session.run("python", "conformance/meta_tests/mutation.py", *session.posargs)
+
+
+@nox.session(reuse_venv=True)
 def bench(session: nox.Session) -> None:
     """Benchmark every backend with NumPy/PyTorch peers; write docs/benchmarks.md."""
     session.install(".[test]", "backends/cpp_backend", "threadpoolctl")
@@ -154,6 +162,16 @@ def bench(session: nox.Session) -> None:
         *pytest_cmd, env={"OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None, **_data_env()}
     )
     session.run(*report_cmd, "--command", command)
+
+
+@nox.session(reuse_venv=True)
+def distributed(session: nox.Session) -> None:
+    """needle.distributed: the 2-process tests (mpiexec -n 2) on numpy and cpp."""
+    session.install(".[test]", "backends/cpp_backend")
+    session.run(
+        "pytest", "tests/distributed", *session.posargs,
+        env={"OMP_NUM_THREADS": "1", **_data_env()},
+    )  # fmt: skip
 
 
 @nox.session(reuse_venv=True)
