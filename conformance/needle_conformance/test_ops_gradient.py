@@ -66,8 +66,10 @@ def test_gradient(needle_device: Any, rec: OpInfo, sample: SampleInput) -> None:
         f"v{i} = np.random.default_rng(2024).standard_normal({o.shape})" for i, o in enumerate(outs)
     ]
     if len(outs) == 1:
-        outs[0].backward(needle.Tensor(vs[0], device=needle_device, dtype=dtype))
-        code.append("out.backward(ndl.Tensor(v0, device=dev, dtype='float64'))")
+        # the cotangent has the output's dtype (astype's output differs from its input's)
+        out_dtype = outs[0].dtype
+        outs[0].backward(needle.Tensor(vs[0], device=needle_device, dtype=out_dtype))
+        code.append(f"out.backward(ndl.Tensor(v0, device=dev, dtype={out_dtype!r}))")
     else:  # a tuple op: backpropagate sum_i sum(out_i * v_i)
         loss = None
         for o, v in zip(outs, vs):

@@ -446,7 +446,7 @@ class Registry:
             reason = f"name {info.name!r} is already taken by {other.distribution or other.source}"
         if reason is not None:
             self._unregister_quietly(plugin)
-            name = expected_name or (info.name if reason and info_problem(info) is None else label)
+            name = expected_name or (info.name if info_problem(info) is None else label)
             self._report(Failure(name, source, reason))
             return None
         backend = Backend(info=info, plugin=plugin, source=source, distribution=dist_name)
