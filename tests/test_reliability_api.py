@@ -59,6 +59,10 @@ def test_tensor_of_none_and_complex_are_refused() -> None:
         T(1 + 2j)
     with pytest.raises(TypeError, match="complex"):
         T([1 + 2j])
+    for holey in ([None, 1.0], [[1.0], [None]], np.array([None, 1.0])):
+        with pytest.raises(TypeError, match="holds None"):
+            T(holey)
+    assert T([1, 2.5]).numpy().tolist() == [1.0, 2.5]
 
 
 @pytest.mark.parametrize("shape", [(2.0, 3), (6.0,), (2, 3.5), (True, 6)])
