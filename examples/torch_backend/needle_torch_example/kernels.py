@@ -62,8 +62,11 @@ def _view(kernel: str, h: TorchBuffer, shape, strides, offset) -> torch.Tensor:
         raise ValueError(f"{kernel}: shape {shape} and strides {strides} differ in length")
     if min(shape, default=0) < 0 or min(strides, default=0) < 0 or offset < 0:
         raise ValueError(f"{kernel}: negative shape, stride or offset {shape} {strides} {offset}")
-    if 0 in shape:
-        return torch.empty(shape, dtype=h.tensor.dtype)
+    if 0 in shape:  # no element; torch refuses (0, 2**62), empty all the same
+        try:
+            return torch.empty(shape, dtype=h.tensor.dtype)
+        except RuntimeError:
+            return torch.empty(0, dtype=h.tensor.dtype)
     last = offset + sum((n - 1) * s for n, s in zip(shape, strides))
     if last >= h.size:
         raise IndexError(
@@ -79,7 +82,16 @@ def alloc(size: int, dtype: str) -> TorchBuffer:
         raise TypeError(f"alloc: torch backend does not support dtype {dtype!r}")
     if size < 0:
         raise ValueError(f"alloc: negative size {size}")
-    return TorchBuffer(torch.empty(int(size), dtype=_DTYPES[dtype]))
+    try:
+        return TorchBuffer(torch.empty(int(size), dtype=_DTYPES[dtype]))
+    except RuntimeError as exc:  # 2**62 elements: torch says "Storage size ... overflowed"
+        raise MemoryError(f"alloc: cannot allocate {size} elements of {dtype}: {exc}") from None
+
+
+def _rounded(value: float, dtype: str) -> float:
+    """``value`` rounded to ``dtype`` (1e300 in float32 is inf, as a NumPy cast gives)."""
+    with np.errstate(all="ignore"):
+        return float(np.asarray(value, dtype=dtype))
 
 
 def from_numpy(src: np.ndarray, out: TorchBuffer) -> None:
@@ -96,7 +108,7 @@ def to_numpy(a: TorchBuffer, shape, strides, offset) -> np.ndarray:
 
 def fill(out: TorchBuffer, value: float) -> None:
     _check("fill", out)
-    out.tensor.fill_(value)
+    out.tensor.fill_(_rounded(value, out.dtype))
 
 
 def astype(a: TorchBuffer, out: TorchBuffer) -> None:
@@ -107,13 +119,21 @@ def astype(a: TorchBuffer, out: TorchBuffer) -> None:
 
 
 # --- layout ----------------------------------------------------------------------------
+def _same_dtype(kernel: str, a: TorchBuffer, out: TorchBuffer) -> None:
+    _check(kernel, a, out)
+    if a.dtype != out.dtype:
+        raise TypeError(f"{kernel}: dtype mismatch {a.dtype} vs {out.dtype}")
+
+
 def compact(a: TorchBuffer, out: TorchBuffer, shape, strides, offset) -> None:
+    _same_dtype("compact", a, out)
     view = _view("compact", a, shape, strides, offset)
     (dst,) = _flat("compact", view.numel(), out)
     dst.view(view.shape).copy_(view)
 
 
 def ewise_setitem(a: TorchBuffer, out: TorchBuffer, shape, strides, offset) -> None:
+    _same_dtype("ewise_setitem", a, out)
     view = _view("ewise_setitem", out, shape, strides, offset)
     (src,) = _flat("ewise_setitem", view.numel(), a)
     if a is out:
@@ -125,7 +145,9 @@ def scalar_setitem(size: int, value: float, out: TorchBuffer, shape, strides, of
     view = _view("scalar_setitem", out, shape, strides, offset)
     if view.numel() != size:
         raise ValueError(f"scalar_setitem: size {size} does not match view of {view.numel()}")
-    view.fill_(value)
+    # Stride-0 axes only repeat elements: fill each element once.
+    view = view[tuple(slice(0, 1) if st == 0 else slice(None) for st in view.stride())]
+    view.fill_(_rounded(value, out.dtype))
 
 
 # --- element-wise ----------------------------------------------------------------------
@@ -198,17 +220,19 @@ def reduce_max(a: TorchBuffer, out: TorchBuffer, reduce_size: int) -> None:
     out.tensor.copy_(rows.amax(dim=1))
 
 
-def _matmul_operands(kernel: str, a, b, out, sizes: tuple[int, int, int]):
+def _matmul_operands(kernel: str, a, b, out, sizes: tuple[int, int, int], dims: tuple):
     _check(kernel, a, b, out)
     if not a.dtype == b.dtype == out.dtype:
         raise TypeError(f"{kernel}: dtype mismatch {a.dtype}, {b.dtype}, {out.dtype}")
     if min(sizes) < 0:
         raise ValueError(f"{kernel}: negative size in {sizes}")
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in dims):
+        raise ValueError(f"{kernel}: sizes must be non-negative ints, got {dims}")
     return [_flat(kernel, n, h)[0] for n, h in zip(sizes, (a, b, out))]
 
 
 def matmul(a: TorchBuffer, b: TorchBuffer, out: TorchBuffer, m: int, n: int, p: int) -> None:
-    x, y, o = _matmul_operands("matmul", a, b, out, (m * n, n * p, m * p))
+    x, y, o = _matmul_operands("matmul", a, b, out, (m * n, n * p, m * p), (m, n, p))
     o.view(m, p).copy_(torch.mm(x.view(m, n), y.view(n, p)))
 
 
@@ -216,5 +240,5 @@ def batched_matmul(
     a: TorchBuffer, b: TorchBuffer, out: TorchBuffer, batch: int, m: int, n: int, p: int
 ) -> None:
     sizes = (batch * m * n, batch * n * p, batch * m * p)
-    x, y, o = _matmul_operands("batched_matmul", a, b, out, sizes)
+    x, y, o = _matmul_operands("batched_matmul", a, b, out, sizes, (batch, m, n, p))
     o.view(batch, m, p).copy_(torch.bmm(x.view(batch, m, n), y.view(batch, n, p)))
