@@ -880,3 +880,27 @@ def test_memory_from_numpy_copies(
             ]
         ),
     )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_scalar_setitem_on_a_huge_broadcast_view(
+    needle_kernels: Any, needle_backend_name: str, dtype: str
+) -> None:
+    """A view of 2**40 repeats of one element (stride 0) is one element to write: the
+    kernel must not loop over the repeats (it runs in a child process with a timeout)."""
+    from .test_kernels_fuzz import Buf, Call, _execute, _execute_isolated
+
+    args = [2**40, 2.5, Buf(4, dtype), (2**20, 2**20), (0, 0), 1]
+    call = Call("scalar_setitem", args, True, out_index=2)
+    kind, payload = (
+        _execute_isolated(needle_kernels, call)
+        if hasattr(__import__("os"), "fork")
+        else _execute(needle_kernels, call)
+    )
+    what = "kernel scalar_setitem: a (2**20, 2**20) view with strides (0, 0) over element 1"
+    repro = call.repro(needle_backend_name)
+    if kind != "ok":
+        fail(what, f"{kind}: {payload}", repro)
+    want = np.random.default_rng(0).standard_normal(4).astype(dtype).astype(np.float64)
+    want[1] = 2.5
+    assert_close(payload, want, rtol=0, atol=0, what=what, repro=repro)
