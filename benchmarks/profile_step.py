@@ -28,7 +28,8 @@ def _step_fn(model_name: str, backend: str) -> Callable[[], None]:
     rng = np.random.default_rng(0)
     if model_name == "resnet9":
         model = models.ResNet9(device=dev)
-        x = ndl.Tensor(rng.standard_normal((128, 3, 32, 32)), device=dev, requires_grad=False)
+        images = rng.standard_normal((128, 3, 32, 32), dtype=np.float32)
+        x = ndl.Tensor(images, device=dev, requires_grad=False)
         y = rng.integers(0, 10, 128)
     elif model_name == "lstm":
         model = models.LanguageModel(
