@@ -32,8 +32,9 @@ void check_dtypes(const char* kernel, const Array& a, const Array& b, const Arra
 /// out = a @ b for `batch` compact products, into a temporary first when out aliases an input.
 void batched_gemm(const Array& a, const Array& b, Array& out, int64_t batch, int64_t m, int64_t n,
                   int64_t p) {
+  // Empty first: with p == 0 the checks passed however large batch * m is (no overflow).
+  if (batch == 0 || m == 0 || p == 0) return;
   const int64_t out_n = batch * m * p;
-  if (out_n == 0) return;
   if (&out == &a || &out == &b) {
     Array tmp(out_n, out.dtype());
     batched_gemm(a, b, tmp, batch, m, n, p);
