@@ -56,6 +56,8 @@ def dlpack_export(a: Any, shape: Any, strides: Any, offset: int) -> np.ndarray:
 def dlpack_import(obj: Any, copy: bool | None = None) -> tuple[Any, tuple, tuple, int]:
     """``(buffer, shape, strides, offset)`` over the producer's memory (see the contract)."""
     kernel = "dlpack_import"
+    if not hasattr(obj, "__dlpack__"):
+        raise TypeError(f"{kernel}: {type(obj).__name__} is not a DLPack producer (no __dlpack__)")
     try:
         arr = np.from_dlpack(obj, copy=copy)
     except (BufferError, RuntimeError, TypeError, ValueError) as exc:

@@ -11,8 +11,11 @@ _RANK = {name: i for i, name in enumerate(LEVELS)}
 
 @pytest.fixture
 def core():
-    """The compiled kernel module."""
-    return _core
+    """The kernel table the plugin hands needle: the compiled module plus the DLPack
+    kernels written in Python (needle_cpp.dlpack)."""
+    from needle_cpp import dlpack
+
+    return dlpack.install(_core)
 
 
 @pytest.fixture(params=DTYPES)

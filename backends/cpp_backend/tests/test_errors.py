@@ -126,6 +126,10 @@ CASES = [
     ),
     ("attention_softmax", lambda: (z32(5), z32(6), 1, 2, 3, 1.0, 0), ValueError),
     ("attention_softmax", lambda: (z32(6), z32(6), 1, 2, 3, 1.0, 2), ValueError),
+    ("dlpack_export", lambda: (f32(4), (2, 2), (2, 2), 0), IndexError),
+    ("dlpack_export", lambda: (np.zeros(4, np.float32), (4,), (1,), 0), TypeError),
+    ("dlpack_import", lambda: (object(), None), TypeError),
+    ("dlpack_import", lambda: (np.arange(4), False), BufferError),
     ("set_num_threads", lambda: (0,), ValueError),
     ("set_simd_level", lambda: ("sse9",), ValueError),
 ]

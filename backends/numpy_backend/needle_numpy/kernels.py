@@ -710,6 +710,8 @@ def dlpack_import(obj, copy=None):
 def dlpack_array(kernel: str, obj, copy) -> np.ndarray:
     """The producer's data as a NumPy array of float32/float64 with non-negative strides
     that are whole elements: shared when possible, copied when allowed."""
+    if not hasattr(obj, "__dlpack__"):
+        raise TypeError(f"{kernel}: {type(obj).__name__} is not a DLPack producer (no __dlpack__)")
     try:
         arr = np.from_dlpack(obj, copy=copy)
     except (BufferError, RuntimeError, TypeError, ValueError) as exc:
