@@ -170,6 +170,12 @@ class CompiledStep:
         self.captures = 0  # how many times a step was captured (tests and docs read it)
         self.replays = 0
         functools.update_wrapper(self, fn)
+        self._modules = self._list_modules()
+
+    def _list_modules(self) -> list[Module]:
+        """Every module of the state, at any depth (re-listed at each capture: walking the
+        attributes at every call would cost more than a small replayed step)."""
+        return [m for obj in self.state if isinstance(obj, Module) for m in obj.modules()]
 
     # --- signature ---------------------------------------------------------------------
     def _key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -191,10 +197,9 @@ class CompiledStep:
 
         for a in (*args, *kwargs.values()):
             parts.append(describe(a))
+        parts.append(tuple(m.training for m in self._modules))
         for obj in self.state:
-            if isinstance(obj, Module):
-                parts.append(tuple(m.training for m in obj.modules()))
-            elif isinstance(obj, Optimizer):
+            if isinstance(obj, Optimizer):
                 parts.append(obj._static_config())
         return (tuple(parts), tuple(sorted(kwargs)))
 
@@ -223,6 +228,7 @@ class CompiledStep:
         raise CaptureError("needle.compile: the step has no Tensor argument and no state")
 
     def _capture(self, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        self._modules = self._list_modules()
         device = self._device(args, kwargs)
         slots = _state_slots(self.state)
         before = [_read(w) for w in slots]
