@@ -118,6 +118,36 @@ class Task(ABC):
         """Metrics of the data rather than the model (baselines); reported once."""
         return {}
 
+    def _batches(
+        self,
+        model: nn.Module,
+        batches: Any,
+        total: int,
+        forward: Any,
+        opt: optim.Optimizer | None,
+        config: TaskConfig,
+        hooks: TrainHooks | None,
+        desc: str,
+        clip: float | None = None,
+    ) -> EpochResult:
+        """One pass through :func:`run_batches` with this task's progress fields; compiled
+        steps (``config.compile``) are kept on the model, so they live as long as it does."""
+        return run_batches(
+            model,
+            batches,
+            total,
+            forward,
+            opt,
+            clip=clip,
+            hooks=hooks,
+            desc=desc,
+            progress=config.progress,
+            postfix=self.progress_postfix,
+            compile_cache=model.__dict__.setdefault("_train_step_cache", {})
+            if config.compile
+            else None,
+        )
+
     def describe(self, result: EpochResult) -> str:
         """One pass's result in the epoch log line."""
         return f"loss {result.loss:.4f}"
@@ -197,21 +227,7 @@ class ClassificationTask(Task):
                 x = x.reshape((x.shape[0], *shape))
             return model(x), None
 
-        return run_batches(
-            model,
-            batches,
-            total,
-            forward,
-            opt,
-            hooks=hooks,
-            desc=desc or split,
-            progress=config.progress,
-            postfix=self.progress_postfix,
-            # kept on the model, so the captured step lives as long as the model does
-            compile_cache=model.__dict__.setdefault("_train_step_cache", {})
-            if config.compile
-            else None,
-        )
+        return self._batches(model, batches, total, forward, opt, config, hooks, desc or split)
 
     def metrics(self, result: EpochResult) -> dict[str, float]:
         return {"accuracy": result.accuracy}
@@ -302,20 +318,9 @@ class LanguageModelTask(Task):
         def forward(x: Tensor, state: Any) -> tuple[Tensor, Any]:
             return model(x, state)  # type: ignore[no-any-return]
 
-        return run_batches(
-            model,
-            batches,
-            len(starts),
-            forward,
-            opt,
-            clip=config.clip if train else None,
-            hooks=hooks,
-            desc=desc or split,
-            progress=config.progress,
-            postfix=self.progress_postfix,
-            compile_cache=model.__dict__.setdefault("_train_step_cache", {})
-            if config.compile
-            else None,
+        clip = config.clip if train else None
+        return self._batches(
+            model, batches, len(starts), forward, opt, config, hooks, desc or split, clip
         )
 
     def metrics(self, result: EpochResult) -> dict[str, float]:
