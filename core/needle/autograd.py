@@ -596,7 +596,9 @@ def __getattr__(name: str) -> Any:
     # ``TENSOR_COUNTER`` (the course's count of live tensors), computed when read so that
     # creating a tensor costs nothing extra: the tensors the garbage collector tracks
     if name == "TENSOR_COUNTER":
-        return sum(1 for o in gc.get_objects() if isinstance(o, Tensor))
+        # type(o), not isinstance: isinstance reads __class__, which some lazy proxies
+        # (torch's deprecated attributes) answer with a warning
+        return sum(1 for o in gc.get_objects() if issubclass(type(o), Tensor))
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
