@@ -217,7 +217,7 @@ def _holds_none(array: Any) -> bool:
             return False
     if not isinstance(array, np.ndarray) or array.dtype != object:
         return False
-    return bool(np.equal(array, None).any())
+    return bool(np.equal(array, None).any())  # type: ignore[call-overload]
 
 
 def _as_ndarray(array: Any, device: Device | None, dtype: Any) -> NDArray:

@@ -260,7 +260,7 @@ class CompiledStep:
                 and d0.is_compact()
                 and d0.size == d0._handle.size
             )
-            if same_layout and id(d0._handle) in read:  # type: ignore[union-attr]
+            if same_layout and d0 is not None and id(d0._handle) in read:
                 copies.append((i, d1, d0))  # the next step reads the old buffer: copy in
             else:
                 rebind.append((i, d1))  # nothing reads the old value: point at the new

@@ -85,10 +85,10 @@ class Optimizer:
         for key, value in state.items():
             if key in scalars:
                 continue
-            slot, _, index = key.rpartition(".")
-            if slot not in self._slots or not index.isdigit() or int(index) >= len(self.params):
+            slot, _, digits = key.rpartition(".")
+            if slot not in self._slots or not digits.isdigit() or int(digits) >= len(self.params):
                 raise KeyError(f"{name}.load_state_dict: unexpected key {key!r}")
-            p = self.params[int(index)]
+            p = self.params[int(digits)]
             array = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
             if tuple(array.shape) != p.shape:
                 raise ValueError(
@@ -98,7 +98,7 @@ class Optimizer:
             slots.append(
                 (
                     slot,
-                    int(index),
+                    int(digits),
                     Tensor(array, device=p.device, dtype=p.dtype, requires_grad=False),
                 )
             )
@@ -112,7 +112,8 @@ def _check_hyper(opt: str, name: str, value: Any, low: float, high: float | None
     """``value`` must be a finite real in ``[low, high)`` (``high=None``: no upper bound)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{opt}: {name} must be a finite number, got {value!r}")
-    if value < low or (high is not None and value >= high):
+    number = float(value)
+    if number < low or (high is not None and number >= high):
         bound = f">= {low}" if high is None else f"in [{low}, {high})"
         raise ValueError(f"{opt}: {name} must be {bound}, got {value!r}")
 

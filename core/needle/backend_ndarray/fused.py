@@ -311,7 +311,7 @@ def _lstm_args(fn: str, gates: NDArray, c: NDArray) -> tuple[int, int]:
         )
     if gates.dtype != c.dtype:
         raise TypeError(f"{fn}: dtypes differ, {gates.dtype} and {c.dtype}")
-    return c.shape
+    return c.shape[0], c.shape[1]
 
 
 def _sigmoid(x: NDArray) -> NDArray:

@@ -892,6 +892,7 @@ class _FlatIndexer:
         if not isinstance(j, numbers.Integral):
             raise TypeError(f"NDArray.flat: index must be an int, got {type(j).__name__}")
         n = self._arr.size
+        j = int(j)
         if not -n <= j < n:
             raise IndexError(f"NDArray.flat: index {j} out of range for size {n}")
         return tuple(int(i) for i in np.unravel_index(int(j) % n, self._arr.shape))

@@ -447,8 +447,10 @@ def _attention_softmax(a: Any, scale: float, causal: int) -> Any:
 
 
 # --- error cases -----------------------------------------------------------------------
-def _buf(k: Any, n: int, dtype: str) -> Any:
-    """A backend buffer of ``n`` ones."""
+def _buf(k: Any, n: int, dtype: str | None) -> Any:
+    """A backend buffer of ``n`` ones (``dtype`` None only where a case needs no other one)."""
+    if dtype is None:
+        raise ValueError("this error case needs a second dtype")
     h = k.alloc(n, dtype)
     k.fill(h, 1.0)
     return h

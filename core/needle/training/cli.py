@@ -151,7 +151,7 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         print(f"{parser.prog}: error: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
 
-    parser.error = one_line_error  # type: ignore[method-assign]
+    parser.error = one_line_error  # type: ignore[method-assign,assignment]
     return parser
 
 
