@@ -180,7 +180,8 @@ class Backend:
                 except BaseException as exc:  # a broken probe must not break needle
                     status, problem = None, _describe(exc)
                 if problem is not None or status is None:
-                    status = BackendStatus(False, f"status probe failed: {problem}", 0)
+                    reason = problem or "the status hook returned nothing"
+                    status = BackendStatus(False, f"status probe failed: {reason}", 0)
                 if status.usable and self.kernel_error:
                     status = BackendStatus(False, self.kernel_error, status.device_count)
                 self._status = status
