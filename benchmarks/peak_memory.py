@@ -10,7 +10,8 @@ peak (activations, gradients, temporaries). Steps run after warm-up (and, replay
 after the capture). The C++ backend's buffer cache is off (``NEEDLE_CPP_CACHE_MB=0``)
 and glibc returns every buffer over 64 KiB to the system (``MALLOC_MMAP_THRESHOLD_``),
 so freed memory is not counted as held. For the replayed step the size of the planned
-buffer pool is printed too (it is allocated before the step, so it is in the baseline).
+buffer pool is printed too (it is allocated before the step, so it is in the baseline),
+with the most bytes of its buffers that are live at one instruction.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def _needle(model: str, batch: int, backend: str, replay: bool, steps: int) -> d
     if replay:
         entry = next(iter(run._cache.values()))
         out["pool_mb"] = entry.program.pool_bytes / 2**20
+        out["live_peak_mb"] = entry.program.live_peak_bytes / 2**20
     return out
 
 
@@ -140,7 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in r:
             print(f"  {name:<24} error: {r['error']}")
             continue
-        extra = f"  (buffer pool {r['pool_mb']:.1f} MB)" if "pool_mb" in r else ""
+        extra = (
+            f"  (buffer pool {r['pool_mb']:.1f} MB; at most {r['live_peak_mb']:.1f} MB of its "
+            "buffers live at once)"
+            if "pool_mb" in r
+            else ""
+        )
         print(f"  {name:<24} {r['peak_growth_mb']:8.1f}{extra}")
     return 0
 

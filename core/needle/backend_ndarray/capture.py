@@ -72,7 +72,6 @@ class Instr:
     name: str = ""
     fn: Any = None
     args: tuple[Any, ...] = ()
-    site: str = ""
 
 
 @dataclass
@@ -161,7 +160,6 @@ class Recorder:
         self._scalar_ids: dict[int, _Slot] = {}
         self._used_slots: set[tuple[int, int]] = set()
         self._saved: dict[str, Any] = {}
-        self._paused = 0
 
     # --- installation ------------------------------------------------------------------
     def __enter__(self) -> Recorder:
@@ -188,28 +186,19 @@ class Recorder:
             else:
                 setattr(self.device, name, old)
 
-    @contextlib.contextmanager
-    def paused(self) -> Iterator[None]:
-        self._paused += 1
-        try:
-            yield
-        finally:
-            self._paused -= 1
-
     def _wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         if name == "alloc":
 
             def alloc(size: int, dtype: str) -> Any:
                 handle = fn(size, dtype)
-                if not self._paused:
-                    self.temps[id(handle)] = handle
+                self.temps[id(handle)] = handle
                 return handle
 
             return alloc
         if name == "to_numpy":
 
             def to_numpy(*args: Any) -> Any:
-                if not self._paused and not _state().host_checks:
+                if not _state().host_checks:
                     raise CaptureError(
                         f"needle.compile: the step reads device data on the host ({_site()}); "
                         "a replay would not repeat that read. Move it out of the compiled "
@@ -222,15 +211,13 @@ class Recorder:
 
             def from_numpy(src: Any, out: Any) -> None:
                 fn(src, out)
-                if not self._paused:
-                    self._record_from_numpy(fn, src, out)
+                self._record_from_numpy(fn, src, out)
 
             return from_numpy
 
         def kernel(*args: Any) -> Any:
             result = fn(*args)
-            if not self._paused:
-                self._record(name, fn, args)
+            self._record(name, fn, args)
             return result
 
         kernel.__name__ = name
@@ -253,8 +240,7 @@ class Recorder:
     def _on_draw(
         self, fn_name: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
     ) -> None:
-        if not self._paused:
-            self.draws.append((fn_name, args, kwargs, out))
+        self.draws.append((fn_name, args, kwargs, out))
 
     def _record_from_numpy(self, fn: Any, src: Any, out: Any) -> None:
         for i, (name, args, kwargs, drawn) in enumerate(self.draws):
@@ -264,7 +250,7 @@ class Recorder:
             ):
                 del self.draws[i]
                 recipe = (getattr(_random, name), args, kwargs, np.asarray(src).dtype)
-                self.instrs.append(Instr("draw", name, fn, (recipe, out), _site()))
+                self.instrs.append(Instr("draw", name, fn, (recipe, out)))
                 return
         # Data that is the same at every replay (a constant made inside the step).
         self.instrs.append(Instr("kernel", "from_numpy", fn, (np.array(src, copy=True), out)))
@@ -304,7 +290,8 @@ class Program:
     keep: list[Any]
     n_hosts: int
     remap: dict[int, Any] = field(default_factory=dict)
-    pool_bytes: int = 0
+    pool_bytes: int = 0  # what the pool allocated
+    live_peak_bytes: int = 0  # the most bytes of temporaries live at one instruction
     _segments: list[Any] = field(default_factory=list)
 
     def plan(self) -> None:
@@ -320,31 +307,33 @@ class Program:
         for h in self.keep:
             if id(h) in first:
                 last[id(h)] = end
-        free: dict[tuple[int, str], list[Any]] = {}
+        starts: dict[int, list[int]] = {}
+        for hid, at in first.items():
+            starts.setdefault(at, []).append(hid)
         releases: dict[int, list[int]] = {}
         for hid, stop in last.items():
             releases.setdefault(stop, []).append(hid)
-        order = sorted(first, key=first.__getitem__)
-        starts: dict[int, list[int]] = {}
-        for hid in order:
-            starts.setdefault(first[hid], []).append(hid)
-        itemsize = {"float32": 4, "float64": 8}
+        free: dict[tuple[int, str], list[Any]] = {}
         alloc = self.device.kernels.alloc  # not the recording wrapper
+        live = 0
         for i in range(end + 1):
             for hid in starts.get(i, ()):
                 h = self.temps[hid]
-                key = (h.size, h.dtype)
-                bucket = free.get(key)
+                nbytes = h.size * np.dtype(h.dtype).itemsize
+                live += nbytes
+                bucket = free.get((h.size, h.dtype))
                 if bucket:
                     self.remap[hid] = bucket.pop()
                 else:
                     self.remap[hid] = alloc(h.size, h.dtype)
-                    self.pool_bytes += h.size * itemsize.get(h.dtype, 8)
+                    self.pool_bytes += nbytes
+            self.live_peak_bytes = max(self.live_peak_bytes, live)
             for hid in releases.get(i, ()):
                 h = self.temps[hid]
+                live -= h.size * np.dtype(h.dtype).itemsize
                 free.setdefault((h.size, h.dtype), []).append(self.remap[hid])
         self.instrs = [
-            Instr(ins.kind, ins.name, ins.fn, _substitute(ins.args, self.remap), ins.site)
+            Instr(ins.kind, ins.name, ins.fn, _substitute(ins.args, self.remap))
             for ins in self.instrs
         ]
         self.temps = {}  # the capture's own buffers can go now
