@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import builtins
 import io
+import runpy
 import sys
 import tokenize
 from pathlib import Path
@@ -27,7 +28,17 @@ import numpy as np
 import pytest
 
 CORE = Path(ndl.__file__).resolve().parent
-LEAVES = {"needle.random", "needle._env"}
+TOOL = CORE.parent.parent / "tools" / "gen_layers.py"
+if not TOOL.exists():
+    pytest.skip(
+        "tools/gen_layers.py (the import-graph reader) needs the repository checkout",
+        allow_module_level=True,
+    )
+# One reader of the import graph for this test and the docs' diagram: tools/gen_layers.py.
+_graph = runpy.run_path(str(TOOL))
+LEAVES: set[str] = _graph["LEAVES"]
+layer = _graph["layer"]
+MODULES: dict[str, Path] = _graph["modules"](CORE)
 
 # Line budget, in logical lines of code (statements; blank lines, comments, docstrings
 # and the formatter's line wrapping do not count): the engine should stay readable end
@@ -36,58 +47,13 @@ ENGINE_BUDGET = 4200  # autograd + ops + backend_ndarray + backends
 CORE_BUDGET = 9000  # everything under core/needle
 
 
-def _module_name(path: Path) -> str:
-    rel = path.relative_to(CORE.parent).with_suffix("")
-    parts = list(rel.parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-MODULES = {_module_name(p): p for p in sorted(CORE.rglob("*.py"))}
-
-
-def layer(module: str) -> int:
-    """The layer number of a needle module (1 = top); 99 for leaf utilities."""
-    if module in LEAVES:
-        return 99
-    parts = module.split(".")
-    head = parts[1] if len(parts) > 1 else ""
-    if head == "backends":
-        return 4
-    if head == "backend_ndarray":
-        return 3
-    if head in ("autograd", "ops"):
-        return 2
-    return 1
-
-
 def _resolve(module: str, is_pkg: bool, node: ast.ImportFrom) -> list[str]:
-    """Absolute names of the needle modules a ``from ... import ...`` statement loads."""
-    if node.level:
-        base = module.split(".") if is_pkg else module.split(".")[:-1]
-        base = base[: len(base) - (node.level - 1)]
-        target = ".".join(base + ([node.module] if node.module else []))
-    else:
-        target = node.module or ""
-    out = []
-    for alias in node.names:
-        sub = f"{target}.{alias.name}"
-        out.append(sub if sub in MODULES else target)
-    return out
+    return _graph["resolve"](module, is_pkg, node, MODULES)  # type: ignore[no-any-return]
 
 
 def imports_of(module: str) -> list[tuple[str, int]]:
     """Every needle module ``module`` imports (at any depth in the file), with line numbers."""
-    path = MODULES[module]
-    tree = ast.parse(path.read_text())
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [(a.name, node.lineno) for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            found += [(t, node.lineno) for t in _resolve(module, path.name == "__init__.py", node)]
-    return [(name, line) for name, line in found if name == "needle" or name.startswith("needle.")]
+    return _graph["imports_of"](module, MODULES)  # type: ignore[no-any-return]
 
 
 def test_layers_import_only_downward():
@@ -104,7 +70,7 @@ def test_layers_import_only_downward():
     assert not violations, "imports against the layering:\n" + "\n".join(violations)
 
 
-def test_layer_test_catches_an_upward_import(tmp_path):
+def test_layer_test_catches_an_upward_import():
     """The checker itself: an upward import is reported (guards against a vacuous pass)."""
     tree = ast.parse("from ..ops import add\n")
     node = tree.body[0]
@@ -281,11 +247,5 @@ def test_device_name_resolves_once(spec, monkeypatch):
 
 def test_layer_diagram_in_the_docs_is_current():
     """docs/architecture.md shows the layers as the imports really are."""
-    tool = CORE.parent.parent / "tools" / "gen_layers.py"
-    if not tool.exists():
-        pytest.skip("tools/gen_layers.py is not in this installation (needs the repository)")
-    import runpy
-
-    gen = runpy.run_path(str(tool))
-    doc = gen["DOC"].read_text()
-    assert gen["render"](doc) == doc, "docs/architecture.md is stale: run tools/gen_layers.py"
+    doc = _graph["DOC"].read_text()
+    assert _graph["render"](doc) == doc, "docs/architecture.md is stale: run tools/gen_layers.py"

@@ -19,16 +19,17 @@ CORE = ROOT / "core" / "needle"
 DOC = ROOT / "docs" / "architecture.md"
 BEGIN, END = "<!-- layers:begin (tools/gen_layers.py) -->", "<!-- layers:end -->"
 
-LAYERS = [
-    ("1 applications: Tensor operations only", None),
-    ("2 autograd and ops: compute on NDArrays, gradient on Tensors", {"autograd", "ops"}),
-    (
-        "3 the array layer: NDArray, Device, capture; the only caller of kernels",
-        {"backend_ndarray"},
-    ),
-    ("4 the plugin host: contract, discovery, validation; no arrays", {"backends"}),
-    ("leaf utilities: import nothing from needle", {"random", "_env"}),
-]
+# Parts of core/needle by layer (1 = top). Parts not named are applications (layer 1);
+# leaf utilities import nothing from needle and may be used by any layer.
+LAYER_OF_PART = {"autograd": 2, "ops": 2, "backend_ndarray": 3, "backends": 4}
+LEAVES = {"needle.random", "needle._env"}
+TITLES = {
+    1: "1 applications: Tensor operations only",
+    2: "2 autograd and ops: compute on NDArrays, gradient on Tensors",
+    3: "3 the array layer: NDArray, Device, capture; the only caller of kernels",
+    4: "4 the plugin host: contract, discovery, validation; no arrays",
+    99: "leaf utilities: import nothing from needle",
+}
 
 
 def part_of(module: str) -> str:
@@ -37,58 +38,60 @@ def part_of(module: str) -> str:
     return bits[1] if len(bits) > 1 else "needle"
 
 
-def modules() -> dict[str, Path]:
+def layer(module: str) -> int:
+    """The layer of a needle module (1 = top); 99 for leaf utilities."""
+    return 99 if module in LEAVES else LAYER_OF_PART.get(part_of(module), 1)
+
+
+def modules(core: Path = CORE) -> dict[str, Path]:
+    """Every module of the package at ``core``, by dotted name."""
     out = {}
-    for path in sorted(CORE.rglob("*.py")):
-        rel = path.relative_to(CORE.parent).with_suffix("").parts
-        name = ".".join(rel[:-1] if rel[-1] == "__init__" else rel)
-        out[name] = path
+    for path in sorted(core.rglob("*.py")):
+        rel = path.relative_to(core.parent).with_suffix("").parts
+        out[".".join(rel[:-1] if rel[-1] == "__init__" else rel)] = path
     return out
 
 
-def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
-    found: set[str] = set()
-    is_pkg = path.name == "__init__.py"
+def resolve(module: str, is_pkg: bool, node: ast.ImportFrom, known: dict[str, Path]) -> list[str]:
+    """Absolute names of the modules a ``from ... import ...`` statement loads."""
+    if node.level:
+        base = module.split(".") if is_pkg else module.split(".")[:-1]
+        base = base[: len(base) - (node.level - 1)]
+        target = ".".join(base + ([node.module] if node.module else []))
+    else:
+        target = node.module or ""
+    return [f"{target}.{a.name}" if f"{target}.{a.name}" in known else target for a in node.names]
+
+
+def imports_of(name: str, known: dict[str, Path]) -> list[tuple[str, int]]:
+    """Every needle module ``name`` imports (function-local imports too), with its line."""
+    path = known[name]
+    found: list[tuple[str, int]] = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
+            found += [(a.name, node.lineno) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = name.split(".") if is_pkg else name.split(".")[:-1]
-                base = base[: len(base) - (node.level - 1)]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            for alias in node.names:
-                sub = f"{target}.{alias.name}"
-                found.add(sub if sub in known else target)
-    return {m for m in found if m == "needle" or m.startswith("needle.")}
+            is_pkg = path.name == "__init__.py"
+            found += [(t, node.lineno) for t in resolve(name, is_pkg, node, known)]
+    return [(m, line) for m, line in found if m == "needle" or m.startswith("needle.")]
 
 
 def diagram() -> str:
     known = modules()
     edges: dict[str, set[str]] = {}
-    for name, path in known.items():
+    for name in known:
         src = part_of(name)
-        for target in imports(name, path, known):
-            dst = part_of(target)
-            if dst != src:
-                edges.setdefault(src, set()).add(dst)
-            else:
-                edges.setdefault(src, set())
+        deps = edges.setdefault(src, set())
+        deps.update(part_of(t) for t, _ in imports_of(name, known) if part_of(t) != src)
     parts = sorted(edges)
-    lines = ["```"]
     width = max(len(p) for p in parts) + 2
-    for title, members in LAYERS:
-        if members is None:
-            members = {p for p in parts if not any(p in m for _, m in LAYERS if m is not None)}
-        group = [p for p in parts if p in members]
+    lines = ["```"]
+    for number, title in TITLES.items():
+        group = [p for p in parts if layer(f"needle.{p}") == number]
         if not group:
             continue
         lines.append(f"[{title}]")
-        for p in group:
-            deps = ", ".join(sorted(edges[p])) or "-"
-            lines.append(f"  {p.ljust(width)}imports {deps}")
+        lines += [f"  {p.ljust(width)}imports {', '.join(sorted(edges[p])) or '-'}" for p in group]
     lines.append("```")
     return "\n".join(lines)
 
