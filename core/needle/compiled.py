@@ -239,7 +239,7 @@ class CompiledStep:
             # The step created optimizer slots or modules: keep this eager result and
             # capture at the next call, when the state is complete.
             return result
-        out_arrays = [t.cached_data for t in _flatten(result)]
+        out_arrays = [t.cached_data for t in _leaves([result], strict=True)]
         read = {id(h) for ins in rec.instrs for h in _handles_of(ins.args)}
         keep: list[Any] = [a._handle for a in out_arrays]
         copies: list[tuple[int, NDArray, NDArray]] = []  # (slot, new data, old buffer)
@@ -308,14 +308,22 @@ class CompiledStep:
         return _unflatten(entry.structure, fresh)
 
 
-def _leaves(values: Any) -> list[Tensor]:
-    """The Tensors among ``values``, nested tuples and lists included, in order."""
+def _leaves(values: Any, strict: bool = False) -> list[Tensor]:
+    """The Tensors among ``values``, nested tuples and lists included, in order.
+
+    ``strict`` (a step's outputs): anything else but ``None`` is an error.
+    """
     out: list[Tensor] = []
     for v in values:
         if isinstance(v, Tensor):
             out.append(v)
         elif isinstance(v, (tuple, list)):
-            out.extend(_leaves(v))
+            out.extend(_leaves(v, strict))
+        elif strict and v is not None:
+            raise CaptureError(
+                f"needle.compile: the step must return Tensors (or tuples/lists of them), "
+                f"got {type(v).__name__}"
+            )
     return out
 
 
@@ -329,22 +337,6 @@ def _describe(where: _Where) -> str:
 def _view(program: Program, a: NDArray) -> NDArray:
     """``a``'s layout over the pooled buffer that replaced its own."""
     return NDArray.make(a.shape, a.strides, a.device, program.pooled(a._handle), a._offset)
-
-
-def _flatten(result: Any) -> list[Tensor]:
-    if isinstance(result, Tensor):
-        return [result]
-    if isinstance(result, (tuple, list)):
-        out: list[Tensor] = []
-        for r in result:
-            out.extend(_flatten(r))
-        return out
-    if result is None:
-        return []
-    raise CaptureError(
-        f"needle.compile: the step must return Tensors (or tuples/lists of them), "
-        f"got {type(result).__name__}"
-    )
 
 
 def _unflatten(structure: Any, flat: list[Tensor]) -> Any:
