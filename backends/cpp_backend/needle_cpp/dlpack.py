@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from needle.backends.dlpack import host_array
 
 from . import _core
 
@@ -55,28 +56,7 @@ def dlpack_export(a: Any, shape: Any, strides: Any, offset: int) -> np.ndarray:
 
 def dlpack_import(obj: Any, copy: bool | None = None) -> tuple[Any, tuple, tuple, int]:
     """``(buffer, shape, strides, offset)`` over the producer's memory (see the contract)."""
-    kernel = "dlpack_import"
-    if not hasattr(obj, "__dlpack__"):
-        raise TypeError(f"{kernel}: {type(obj).__name__} is not a DLPack producer (no __dlpack__)")
-    try:
-        arr = np.from_dlpack(obj, copy=copy)
-    except (BufferError, RuntimeError, TypeError, ValueError) as exc:
-        raise BufferError(f"{kernel}: the producer cannot be read on the CPU: {exc}") from None
-    if arr.dtype.name not in _NP:
-        if copy is False:
-            raise BufferError(
-                f"{kernel}: {arr.dtype} data cannot be shared (the backend holds "
-                "float32/float64); pass copy=True"
-            )
-        arr = arr.astype(np.float64 if arr.dtype.itemsize > 4 else np.float32)
-    item = arr.itemsize
-    bad_layout = any(s < 0 or s % item for s in arr.strides) or arr.ctypes.data % item
-    if arr.size and bad_layout:
-        if copy is False:
-            raise BufferError(f"{kernel}: strides {arr.strides} (bytes) cannot be shared")
-        arr = np.ascontiguousarray(arr)
-    strides = tuple(s // item for s in arr.strides)
-    span = 0 if arr.size == 0 else 1 + sum((n - 1) * s for n, s in zip(arr.shape, strides))
+    arr, strides, span = host_array("dlpack_import", obj, copy)
     handle = _core.wrap_external(arr.ctypes.data if span else 0, span, arr.dtype.name, arr)
     return handle, tuple(arr.shape), strides, 0
 

@@ -11,6 +11,7 @@ import functools
 import sys
 
 import numpy as np
+from needle.backends.dlpack import host_array
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -702,41 +703,8 @@ def dlpack_import(obj, copy=None):
     Buffer is a flat view spanning the data, so it keeps that array, and the producer's
     memory, alive in turn.
     """
-    arr = dlpack_array("dlpack_import", obj, copy)
-    flat, strides = dlpack_span(arr)
-    return Buffer(flat), tuple(arr.shape), strides, 0
-
-
-def dlpack_array(kernel: str, obj, copy) -> np.ndarray:
-    """The producer's data as a NumPy array of float32/float64 with non-negative strides
-    that are whole elements: shared when possible, copied when allowed."""
-    if not hasattr(obj, "__dlpack__"):
-        raise TypeError(f"{kernel}: {type(obj).__name__} is not a DLPack producer (no __dlpack__)")
-    try:
-        arr = np.from_dlpack(obj, copy=copy)
-    except (BufferError, RuntimeError, TypeError, ValueError) as exc:
-        raise BufferError(f"{kernel}: the producer cannot be read on the CPU: {exc}") from None
-    if arr.dtype.name not in _DTYPES:
-        if copy is False:
-            raise BufferError(
-                f"{kernel}: {arr.dtype} data cannot be shared (the backend holds "
-                "float32/float64); pass copy=True"
-            )
-        arr = arr.astype(np.float64 if arr.dtype.itemsize > 4 else np.float32)
-    item = arr.itemsize
-    if arr.size and any(s < 0 or s % item for s in arr.strides):
-        if copy is False:
-            raise BufferError(f"{kernel}: strides {arr.strides} (bytes) cannot be shared")
-        arr = np.ascontiguousarray(arr)
-    return arr
-
-
-def dlpack_span(arr: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
-    """A 1-D view from ``arr``'s first element to its last, and ``arr``'s element strides."""
-    item = arr.itemsize
-    strides = tuple(s // item for s in arr.strides)
-    span = 0 if arr.size == 0 else 1 + sum((n - 1) * s for n, s in zip(arr.shape, strides))
+    arr, strides, span = host_array("dlpack_import", obj, copy)
     flat = np.lib.stride_tricks.as_strided(
-        arr, shape=(span,), strides=(item,), writeable=arr.flags.writeable
+        arr, shape=(span,), strides=(arr.itemsize,), writeable=arr.flags.writeable
     )
-    return flat, strides
+    return Buffer(flat), tuple(arr.shape), strides, 0

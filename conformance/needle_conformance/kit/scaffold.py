@@ -146,34 +146,16 @@ _OPTIONAL_BODIES: dict[str, str] = {
 _check("dlpack_export", a)
 return _strided("dlpack_export", _host(a), shape, strides, offset)""",
     "dlpack_import": """\
-kernel = "dlpack_import"
 if copy not in (None, True, False):
-    raise TypeError(f"{kernel}: copy must be None, True or False, got {copy!r}")
-if not hasattr(obj, "__dlpack__"):
-    raise TypeError(f"{kernel}: {type(obj).__name__} is not a DLPack producer")
-try:  # NumPy consumes the capsule and keeps the producer alive
-    arr = np.from_dlpack(obj, copy=copy)
-except (BufferError, RuntimeError, TypeError, ValueError) as exc:
-    raise BufferError(f"{kernel}: the producer cannot be read on the CPU: {exc}") from None
-if arr.dtype.name not in DTYPES:
-    if copy is False:
-        raise BufferError(f"{kernel}: {arr.dtype} data cannot be shared; pass copy=True")
-    arr = arr.astype(np.float64 if arr.dtype.itemsize > 4 else np.float32)
-item = arr.itemsize
-if arr.size and any(s < 0 or s % item for s in arr.strides):
-    if copy is False:
-        raise BufferError(f"{kernel}: strides {arr.strides} (bytes) cannot be shared")
-    arr = np.ascontiguousarray(arr)
-strides = tuple(s // item for s in arr.strides) if arr.size else (0,) * arr.ndim
-span = 1 + sum((n - 1) * s for n, s in zip(arr.shape, strides)) if arr.size else 0
+    raise TypeError(f"dlpack_import: copy must be None, True or False, got {copy!r}")
+# NumPy consumes the capsule and keeps the producer alive (needle's helper checks the
+# dtype and layout; change `dtypes` if your backend holds others).
+arr, strides, span = host_array("dlpack_import", obj, copy, dtypes=tuple(DTYPES))
 # A flat view from the first element to the last: the Buffer holds it, it holds arr,
 # and arr holds the producer's memory until the Buffer dies.
-if span:
-    flat = np.lib.stride_tricks.as_strided(
-        arr, shape=(span,), strides=(item,), writeable=arr.flags.writeable
-    )
-else:
-    flat = np.empty(0, dtype=arr.dtype)
+flat = np.lib.stride_tricks.as_strided(
+    arr, shape=(span,), strides=(arr.itemsize,), writeable=arr.flags.writeable
+)
 return Buffer(flat), tuple(arr.shape), strides, 0""",
 }
 
@@ -236,6 +218,7 @@ ValueError/TypeError/IndexError with a message that names the kernel.
 from __future__ import annotations
 
 import numpy as np
+from needle.backends.dlpack import host_array
 
 BACKEND = "{name}"
 DTYPES = {{"float32": np.float32, "float64": np.float64}}
