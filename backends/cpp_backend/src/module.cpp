@@ -110,11 +110,10 @@ PYBIND11_MODULE(_core, m) {
   });
 
   // The address as an int that can also be called: ``h.ptr`` (an int) and the course's
-  // ``h.ptr()`` both work. Leaked on purpose: it must outlive the module at shutdown.
-  auto* handle_ptr = new py::object(py::eval(
-      "type('HandlePtr', (int,), {'__call__': lambda self: int(self), '__slots__': (), "
-      "'__module__': 'needle_cpp._core', "
-      "'__doc__': 'A buffer address: an int, also callable as ptr() (the course API).'})"));
+  // ``h.ptr()`` both work; the class is the contract's (needle.backends.contract).
+  // Leaked on purpose: it must outlive the module at shutdown.
+  auto* handle_ptr =
+      new py::object(py::module_::import("needle.backends.contract").attr("HandlePtr"));
   m.attr("HandlePtr") = *handle_ptr;
 
   py::class_<Array>(m, "Array", "A flat, 64-byte aligned buffer of float32 or float64 elements.")

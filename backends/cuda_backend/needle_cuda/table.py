@@ -15,6 +15,7 @@ from typing import Any
 
 import cupy
 import numpy as np
+from needle.backends.contract import HandlePtr
 
 from . import checks
 from .sources import COMPILE_OPTIONS, DTYPE_SUFFIX, KERNEL_MODULE, module_source
@@ -54,15 +55,6 @@ class CudaBuffer:
     def ptr(self) -> HandlePtr:
         """Device address of the first element: an int, also callable as ``ptr()``."""
         return HandlePtr(self.array.data.ptr)
-
-
-class HandlePtr(int):
-    """A buffer address: an int that can also be called, as the course's ``ptr()``."""
-
-    __slots__ = ()
-
-    def __call__(self) -> int:
-        return int(self)
 
 
 class CudaKernels:

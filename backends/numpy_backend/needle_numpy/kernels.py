@@ -11,6 +11,7 @@ import functools
 import sys
 
 import numpy as np
+from needle.backends.contract import HandlePtr
 from needle.backends.dlpack import host_array
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -33,15 +34,6 @@ class Buffer:
     def ptr(self) -> HandlePtr:
         """Address of the first element: an int, also callable as ``ptr()`` (course API)."""
         return HandlePtr(self.array.ctypes.data)
-
-
-class HandlePtr(int):
-    """A buffer address: an int that can also be called, as the course's ``ptr()``."""
-
-    __slots__ = ()
-
-    def __call__(self) -> int:
-        return int(self)
 
 
 def _check(kernel: str, *handles: Buffer) -> None:

@@ -1194,6 +1194,19 @@ def kernels_in_family(family: str) -> tuple[KernelSpec, ...]:
 
 
 # --- the typed view of a kernel table --------------------------------------------------
+class HandlePtr(int):
+    """A buffer address: an int that can also be called, as the course's ``h.ptr()``.
+
+    Backends return one from their handles' ``ptr`` property (``int(h.ptr)`` and
+    ``h.ptr()`` both give the address of the first element).
+    """
+
+    __slots__ = ()
+
+    def __call__(self) -> int:
+        return int(self)
+
+
 class Handle(Protocol):
     """A flat device buffer as the core sees it."""
 
@@ -1282,6 +1295,7 @@ __all__ = [
     "REQUIRED_KERNELS",
     "ErrorCase",
     "Handle",
+    "HandlePtr",
     "KernelSpec",
     "KernelTable",
     "kernels_in_family",
