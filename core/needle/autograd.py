@@ -208,21 +208,13 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, numbers.Number) and not isinstance(x, bool)
 
 
-def _holds_none(array: Any) -> bool:
-    """Whether a (nested) list or an object array holds ``None``."""
-    if isinstance(array, (list, tuple)):
-        try:
-            array = np.asarray(array, dtype=object)
-        except ValueError:  # ragged: NDArray reports it
-            return False
-    if not isinstance(array, np.ndarray) or array.dtype != object:
-        return False
-    return bool(np.equal(array, None).any())  # type: ignore[call-overload]
-
-
 def _as_ndarray(array: Any, device: Device | None, dtype: Any) -> NDArray:
     if array is None:
         raise TypeError("Tensor: cannot make a tensor from None (give a number, list or array)")
+    if isinstance(array, (list, tuple)) and not (array and isinstance(array[0], Tensor)):
+        # One conversion on the host; lists default to float32 whatever NumPy infers.
+        with contextlib.suppress(ValueError):  # ragged: NDArray reports it
+            array, dtype = np.asarray(array), dtype or "float32"
     if isinstance(array, (complex, np.complexfloating)) or (
         isinstance(array, np.ndarray) and array.dtype.kind == "c"
     ):
@@ -238,9 +230,11 @@ def _as_ndarray(array: Any, device: Device | None, dtype: Any) -> NDArray:
         return array if dtype is None else array.astype(nd.normalize_dtype(dtype))
     if isinstance(array, (list, tuple)) and array and isinstance(array[0], Tensor):
         array = [t.numpy() for t in array]
-    if _holds_none(array):  # NumPy would turn None into NaN
+    if isinstance(array, np.ndarray) and array.dtype == object and any(
+        x is None for x in array.flat
+    ):  # NumPy would turn None into NaN
         raise TypeError("Tensor: the data holds None (a missing value?); give numbers only")
-    # dtype None: a NumPy array keeps its float dtype; lists and numbers are float32
+    # dtype None: a NumPy array keeps its float dtype; numbers are float32
     return NDArray(array, device=device, dtype=dtype)
 
 
