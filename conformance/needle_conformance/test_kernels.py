@@ -723,6 +723,21 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
         prog = k.program_compile([("scalar_mul", (a, 2.0, b)), ("ewise_add", (a, b, out))])
         k.program_run(prog)
         return download(k, out), x + x * np.asarray(2.0, dtype), "a*2 then a + that"
+    if name == "program_set_scalars":  # the floats change between runs; a bad slot is refused
+        x = rounded(rng.standard_normal(6))
+        a, out = upload(k, x, dtype), k.alloc(6, dtype)
+        prog = k.program_compile([("scalar_mul", (a, 2.0, out)), ("scalar_add", (out, 1.0, out))])
+        k.program_run(prog)
+        k.program_set_scalars(prog, [(0, 1), (1, 1)], [-3.0, 0.5])
+        k.program_run(prog)
+        refused = False
+        try:
+            k.program_set_scalars(prog, [(0, 0)], [1.0])  # argument 0 is a buffer
+        except ValueError:
+            refused = True
+        got = np.concatenate([download(k, out), [float(refused)]])
+        want = np.concatenate([x * np.asarray(-3.0, dtype) + np.asarray(0.5, dtype), [1.0]])
+        return got, want, "a*2+1, then a*-3+0.5 after setting both floats; a buffer slot refused"
     if name == "program_run":  # bad instructions are refused, naming index and kernel
         a = k.alloc(4, dtype)
         try:

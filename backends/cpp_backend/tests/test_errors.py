@@ -29,6 +29,13 @@ def f64(n):
     return _core.alloc(n, "float64")
 
 
+def _prog():
+    """A compiled program of one instruction, scalar_add(a, 1.0, out): argument 1 is its float."""
+    from needle_cpp import _core
+
+    return _core.program_compile([("scalar_add", (f32(4), 1.0, f32(4)))])
+
+
 # (kernel, args builder, exception type)
 CASES = [
     ("alloc", lambda: (4, "int8"), TypeError),
@@ -95,6 +102,11 @@ CASES = [
     ("program_compile", lambda: ([("nope", ())],), ValueError),
     ("program_compile", lambda: ([("matmul", (f32(4), f32(4), f32(4), 3, 3, 3))],), ValueError),
     ("program_run", lambda: ([],), TypeError),
+    ("program_set_scalars", lambda: (_prog(), [(0, 1)], []), ValueError),
+    ("program_set_scalars", lambda: (_prog(), [(0, 0)], [1.0]), ValueError),
+    ("program_set_scalars", lambda: (_prog(), [(3, 1)], [1.0]), IndexError),
+    ("program_set_scalars", lambda: (_prog(), [(0, 1)], ["x"]), TypeError),
+    ("program_set_scalars", lambda: (_prog(), [("a", 1)], [1.0]), ValueError),
     # fused-layer kernels: a short first buffer, a dtype mismatch, a bad index or flag
     ("batchnorm_forward", lambda: (z32(5), z32(3), z32(3), z32(6), z32(6), 2, 3, 1e-5), ValueError),
     ("batchnorm_forward", lambda: (z32(6), z64(3), z32(3), z32(6), z32(6), 2, 3, 1e-5), TypeError),

@@ -398,7 +398,9 @@ def reduce_max_mid(a: Buffer, out: Buffer, outer: int, reduce: int, inner: int) 
     dst[...] = src.max(axis=1)
 
 
-_NOT_IN_PROGRAMS = frozenset(("alloc", "from_numpy", "to_numpy", "program_compile", "program_run"))
+_NOT_IN_PROGRAMS = frozenset(
+    ("alloc", "from_numpy", "to_numpy", "program_compile", "program_run", "program_set_scalars")
+)
 
 
 def program_compile(instructions) -> list:
@@ -437,6 +439,38 @@ def program_compile(instructions) -> list:
             raise ValueError(f"{where}: {exc}") from exc
         program.append((fn, args))
     return program
+
+
+def program_set_scalars(program, slots, values) -> None:
+    """Set float arguments of a program: ``slots[k] = (instruction, argument)`` gets
+    ``values[k]`` for the next :func:`program_run` calls (all checked before any changes)."""
+    where = "program_set_scalars"
+    if len(slots) != len(values):
+        raise ValueError(f"{where}: {len(slots)} slots but {len(values)} values")
+    patches = []
+    for s, (slot, value) in enumerate(zip(slots, values)):
+        if (
+            not isinstance(slot, tuple)
+            or len(slot) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in slot)
+        ):
+            raise ValueError(f"{where}: slot {s} must be an (instruction, argument) pair of ints")
+        i, j = slot
+        if not 0 <= i < len(program):
+            raise IndexError(
+                f"{where}: slot {s} names instruction {i} of a program of {len(program)}"
+            )
+        fn, args = program[i]
+        if not 0 <= j < len(args) or type(args[j]) is not float:
+            raise ValueError(
+                f"{where}: slot {s} argument {j} of instruction {i} is not a float argument"
+            )
+        if isinstance(value, bool) or not isinstance(value, (float, int)):
+            raise TypeError(f"{where}: value {s} must be a float")
+        patches.append((i, j, float(value)))
+    for i, j, value in patches:
+        fn, args = program[i]
+        program[i] = (fn, (*args[:j], value, *args[j + 1 :]))
 
 
 def program_run(program) -> None:

@@ -293,6 +293,7 @@ class Program:
     pool_bytes: int = 0  # what the pool allocated
     live_peak_bytes: int = 0  # the most bytes of temporaries live at one instruction
     _segments: list[Any] = field(default_factory=list)
+    _host_instrs: list[Instr] = field(default_factory=list)
 
     def plan(self) -> None:
         """Give each temporary buffer a pooled one, reused once its last reader has run."""
@@ -337,6 +338,7 @@ class Program:
             for ins in self.instrs
         ]
         self.temps = {}  # the capture's own buffers can go now
+        self._host_instrs = [ins for ins in self.instrs if ins.kind == "host"]
         self._segments = self._build_segments()
 
     def pooled(self, handle: Any) -> Any:
@@ -345,9 +347,12 @@ class Program:
 
     def _build_segments(self) -> list[Any]:
         """Runs of kernel instructions (compiled by the backend when it can), split at
-        draws and host callbacks and at kernels with dynamic scalars."""
+        draws and host-data kernels. Kernels with dynamic scalars join a compiled run when
+        the backend can change a program's floats (``program_set_scalars``); without it
+        they split the run and are called from Python."""
         dev = self.device
         native = dev.has_kernel("program_compile") and dev.has_kernel("program_run")
+        settable = native and dev.has_kernel("program_set_scalars")
         segments: list[Any] = []
         run: list[Instr] = []
 
@@ -356,22 +361,28 @@ class Program:
                 return
             prog = None
             if native and len(run) > 1:
+                calls = [(ins.name, _placeholders(ins.args)) for ins in run]
                 try:
-                    prog = dev.program_compile([(ins.name, ins.args) for ins in run])
+                    prog = dev.program_compile(calls)
                 except (ValueError, TypeError):  # a kernel it cannot run: replay from Python
                     prog = None
             if prog is not None:
-                segments.append(("native", prog))
+                slots = tuple(
+                    (i, j, a)
+                    for i, ins in enumerate(run)
+                    for j, a in enumerate(ins.args)
+                    if isinstance(a, _Slot)
+                )
+                segments.append(("native", (prog, slots)))
             else:
-                segments.append(("python", [(ins.fn, ins.args) for ins in run]))
+                segments.extend(("one", ins) for ins in run)
             run.clear()
 
         for ins in self.instrs:
-            if (
-                ins.kind == "kernel"
-                and ins.name not in _HOST_KERNELS
-                and not any(isinstance(a, _Slot) for a in ins.args)
-            ):
+            if ins.kind == "host":  # run before the segments (see run)
+                continue
+            dynamic = any(isinstance(a, _Slot) for a in ins.args)
+            if ins.kind == "kernel" and ins.name not in _HOST_KERNELS and (settable or not dynamic):
                 run.append(ins)
             else:
                 flush()
@@ -380,27 +391,37 @@ class Program:
         return segments
 
     def run(self) -> None:
-        """Replay the step once."""
+        """Replay the step once.
+
+        The host callbacks run first, in their recorded order: they only compute floats
+        from host state (step counters, learning rates), never read the device, so their
+        place among the kernels does not matter and every compiled run sees its values.
+        """
         values: list[tuple[float, ...]] = [()] * self.n_hosts
+        for ins in self._host_instrs:
+            values[ins.args[0]] = tuple(float(v) for v in ins.fn())
+        dev = self.device
         for kind, item in self._segments:
             if kind == "native":
-                self.device.program_run(item)
-            elif kind == "python":
-                for fn, args in item:
-                    fn(*args)
-            else:
-                ins: Instr = item
-                if ins.kind == "kernel":
-                    args = tuple(
-                        values[a.host][a.index] if isinstance(a, _Slot) else a for a in ins.args
+                prog, slots = item
+                if slots:
+                    dev.program_set_scalars(
+                        prog,
+                        tuple((i, j) for i, j, _ in slots),
+                        tuple(values[a.host][a.index] for _, _, a in slots),
                     )
-                    ins.fn(*args)
-                elif ins.kind == "host":
-                    values[ins.args[0]] = tuple(float(v) for v in ins.fn())
-                else:  # draw
-                    (draw, dargs, dkwargs, dtype), out = ins.args
-                    src = np.asarray(draw(*dargs, **dkwargs), dtype=dtype).reshape(-1)
-                    ins.fn(np.ascontiguousarray(src), out)
+                dev.program_run(prog)
+                continue
+            ins: Instr = item
+            if ins.kind == "kernel":
+                args = tuple(
+                    values[a.host][a.index] if isinstance(a, _Slot) else a for a in ins.args
+                )
+                ins.fn(*args)
+            elif ins.kind == "draw":
+                (draw, dargs, dkwargs, dtype), out = ins.args
+                src = np.asarray(draw(*dargs, **dkwargs), dtype=dtype).reshape(-1)
+                ins.fn(np.ascontiguousarray(src), out)
 
 
 def handles_of(args: tuple[Any, ...]) -> Iterator[Any]:
@@ -413,6 +434,11 @@ def handles_of(args: tuple[Any, ...]) -> Iterator[Any]:
             and not isinstance(a, (np.ndarray, float, int))
         ):
             yield a
+
+
+def _placeholders(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``args`` with each dynamic scalar as a float (set before every run)."""
+    return tuple(0.0 if isinstance(a, _Slot) else a for a in args)
 
 
 def _substitute(args: tuple[Any, ...], remap: dict[int, Any]) -> tuple[Any, ...]:

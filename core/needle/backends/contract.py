@@ -83,7 +83,8 @@ compare with ``out``). Scalar parameters that only describe shapes (``m``, ``n``
   with ``a`` and ``b`` shaped as stored (``(n, m)`` when ``trans_a``); ``reduce_sum_mid``
   and ``reduce_max_mid`` ``f(a)`` with ``a`` of shape ``(outer, reduce, inner)`` ->
   ``(outer, inner)``; ``program_compile`` ``f(instructions)`` -> the list of calls and
-  ``program_run`` ``f(kernels, program)`` (makes the calls through a kernel table).
+  ``program_run`` ``f(kernels, program)`` (makes the calls through a kernel table);
+  ``program_set_scalars`` ``f(program, slots, values)`` edits that list in place.
   ``take_rows``, ``scatter_add_rows``, ``lstm_cell``, ``lstm_cell_backward`` and
   ``attention_softmax`` take the arguments their semantics name (see each record).
 
@@ -100,7 +101,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-CONTRACT_VERSION: tuple[int, int] = (1, 4)
+CONTRACT_VERSION: tuple[int, int] = (1, 5)
 """(major, minor). A plugin whose major version differs is refused."""
 
 FAMILIES: tuple[str, ...] = (
@@ -211,6 +212,8 @@ _PARAM_TYPES: dict[str, str] = {
     **dict.fromkeys(("trans_a", "trans_b", "outer", "reduce", "inner"), "int"),
     "instructions": "list[tuple[str, tuple]]",
     "program": "program",
+    "slots": "list[tuple[int, int]]",
+    "values": "list[float]",
     # fused layers (issue 12, item 3)
     **dict.fromkeys(("dy", "dx", "stats", "dwb", "labels", "g"), "handle"),
     **dict.fromkeys(("c", "rows", "d"), "int"),
@@ -333,6 +336,13 @@ def _program_run(kernels: Any, program: Any) -> None:
     """Make the calls one by one through a kernel table: what a program run must equal."""
     for name, args in program:
         getattr(kernels, name)(*args)
+
+
+def _program_set_scalars(program: Any, slots: Any, values: Any) -> None:
+    """Replace argument ``j`` of instruction ``i`` for each ``(i, j)`` slot."""
+    for (i, j), value in zip(slots, values):
+        name, args = program[i]
+        program[i] = (name, (*args[:j], float(value), *args[j + 1 :]))
 
 
 def _dlpack_export(view: Any) -> Any:
@@ -1014,6 +1024,20 @@ _OPTIONAL = (
         "are bit-identical to making the calls one by one.",
         False,
         reference=_program_run,
+    ),
+    KernelSpec(
+        "program_set_scalars",
+        "optional",
+        ("program", "slots", "values"),
+        None,
+        "Change float arguments of a program from program_compile between runs (a "
+        "learning rate, a bias correction): slots[k] = (instruction index, argument "
+        "index) gets values[k] for the next program_run calls. The argument must be one "
+        "the kernel takes as a float. A length mismatch or a slot that is not a float "
+        "argument raises ValueError, an instruction index out of range IndexError, a "
+        "value that is not a number TypeError; nothing changes when any slot is bad.",
+        False,
+        reference=_program_set_scalars,
     ),
     # --- issue 12: fused layers (batch norm, layer norm, softmax cross-entropy) ---
     KernelSpec(
