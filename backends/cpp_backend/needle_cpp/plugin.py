@@ -40,6 +40,8 @@ OPTIONAL_KERNELS = (
     # issue 17: DLPack interop
     "dlpack_export",
     "dlpack_import",
+    # issue 12: replay memory planning
+    "buffer_view",
 )
 """The optional kernels of the contract that ``needle_cpp._core`` provides."""
 

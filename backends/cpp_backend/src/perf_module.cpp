@@ -297,7 +297,7 @@ const std::unordered_map<std::string, Entry>& registry() {
 
 /// Module functions that are not kernels and may never appear in a program.
 bool is_control(const std::string& name) {
-  static const char* kControls[] = {"alloc", "from_numpy", "to_numpy", "program_compile",
+  static const char* kControls[] = {"alloc", "from_numpy", "to_numpy", "buffer_view", "program_compile",
                                     "program_run", "program_set_scalars", "set_num_threads", "get_num_threads",
                                     "simd_level", "best_simd_level", "set_simd_level",
                                     "cache_info", "empty_cache", "set_cache_limit_mb",

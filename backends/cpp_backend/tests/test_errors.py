@@ -142,6 +142,16 @@ CASES = [
     ("dlpack_export", lambda: (np.zeros(4, np.float32), (4,), (1,), 0), TypeError),
     ("dlpack_import", lambda: (object(), None), TypeError),
     ("dlpack_import", lambda: (np.arange(4), False), BufferError),
+    ("buffer_view", lambda: (f32(64), 1, 4), ValueError),  # not on a 64-byte boundary
+    ("buffer_view", lambda: (f64(64), 4, 4), ValueError),  # 32 bytes in
+    ("buffer_view", lambda: (f32(64), 16, 49), ValueError),  # one element past the end
+    ("buffer_view", lambda: (f32(64), 80, 0), ValueError),  # starts past the end
+    ("buffer_view", lambda: (f32(64), -16, 4), ValueError),
+    ("buffer_view", lambda: (f32(64), 0, -1), ValueError),
+    ("buffer_view", lambda: (f32(64), 2**62, 2**62), ValueError),  # no overflow
+    ("buffer_view", lambda: (f32(64), 2**62 + 1, 1), ValueError),
+    ("buffer_view", lambda: (np.zeros(64, np.float32), 0, 4), TypeError),
+    ("buffer_view", lambda: (f32(64), 0.5, 4), TypeError),
     ("set_num_threads", lambda: (0,), ValueError),
     ("set_simd_level", lambda: ("sse9",), ValueError),
 ]

@@ -117,6 +117,24 @@ def astype(a: Buffer, out: Buffer) -> None:
     out.array[:] = a.array[: out.size]
 
 
+def buffer_view(a: Buffer, offset: int, size: int) -> Buffer:
+    """A Buffer over elements ``offset .. offset + size`` of ``a`` (a NumPy slice: it shares
+    ``a``'s memory and keeps it alive). ``offset`` must lie on a 64-byte boundary."""
+    _check("buffer_view", a)
+    _dims("buffer_view", offset=offset, size=size)
+    offset, size = int(offset), int(size)
+    if (offset * a.array.itemsize) % 64:
+        raise ValueError(
+            f"buffer_view: offset {offset} ({offset * a.array.itemsize} bytes) is not a "
+            "multiple of 64 bytes"
+        )
+    if offset + size > a.size:
+        raise ValueError(
+            f"buffer_view: elements {offset} .. {offset + size} reach past a buffer of {a.size}"
+        )
+    return Buffer(a.array[offset : offset + size])
+
+
 # --- layout ----------------------------------------------------------------------------
 def _same_dtype(kernel: str, a: Buffer, b: Buffer) -> None:
     _check(kernel, a, b)
@@ -399,7 +417,15 @@ def reduce_max_mid(a: Buffer, out: Buffer, outer: int, reduce: int, inner: int) 
 
 
 _NOT_IN_PROGRAMS = frozenset(
-    ("alloc", "from_numpy", "to_numpy", "program_compile", "program_run", "program_set_scalars")
+    (
+        "alloc",
+        "from_numpy",
+        "to_numpy",
+        "buffer_view",
+        "program_compile",
+        "program_run",
+        "program_set_scalars",
+    )
 )
 
 

@@ -38,6 +38,8 @@ _OPTIONAL = (
     # issue 17: DLPack interop
     "dlpack_export",
     "dlpack_import",
+    # issue 12: replay memory planning
+    "buffer_view",
 )
 
 
