@@ -7,6 +7,7 @@ when the backend declares them.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import numpy as np
@@ -872,6 +873,27 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
             _dlpack_utils.check_export if name == "dlpack_export" else _dlpack_utils.check_import
         )
         return check(k, dtype, rounded(rng.standard_normal(24)))
+    if name == "buffer_view":  # reads, writes through the view, a view of a view, lifetime
+        step = 64 // np.dtype(dtype).itemsize  # elements per 64 bytes
+        x, y, z = (rounded(rng.standard_normal(n * step)) for n in (4, 2, 1))
+        parent = upload(k, x, dtype)
+        view = k.buffer_view(parent, step, 2 * step)
+        read = download(k, view)
+        k.from_numpy(y, view)  # seen by the parent, only inside the view
+        after = download(k, parent)
+        inner = k.buffer_view(view, step, step)  # a view of a view
+        del parent, view
+        gc.collect()  # the views keep the memory alive
+        k.from_numpy(z, inner)
+        last = download(k, inner)
+        want_after = np.array(x)
+        want_after[step : 3 * step] = y
+        return (
+            np.concatenate([read, after, last]),
+            np.concatenate([expected(spec, x, step, 2 * step), want_after, z]),
+            f"{4 * step} elements, a view of 2 * {step} from element {step} read, written "
+            "(seen by the parent), then a view of it written after the others died",
+        )
     raise AssertionError(f"the suite has no check for optional kernel {name!r}")
 
 
