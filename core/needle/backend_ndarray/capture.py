@@ -491,13 +491,30 @@ def arena_offsets(blocks: list[tuple[int, int, int]], align: int = 64) -> tuple[
     arena's size: blocks whose instruction ranges ``[first, last]`` intersect get byte
     ranges that do not (each rounded up to ``align`` bytes, every offset a multiple of it).
 
-    Greedy by size: the largest block first; each goes into the smallest gap left between
-    the placed blocks that are live at the same time as it (best fit), or above them all.
-    Empty blocks get offset 0 and take no room.
+    Greedy: blocks are placed one by one, each into a gap left between the placed blocks
+    that are live at the same time as it, or above them all. Two orders (largest first;
+    longest-lived first) and two choices of gap (the lowest that fits; the smallest that
+    fits) are tried, and the smallest arena kept: on training steps one of them is within
+    a percent of the most bytes live at once, the lower bound. Empty blocks get offset 0.
     """
-    n = len(blocks)
     sizes = [-(-nbytes // align) * align for _, _, nbytes in blocks]
-    order = sorted(range(n), key=lambda k: (-sizes[k], blocks[k][0], k))
+    by_size = sorted(range(len(blocks)), key=lambda k: (-sizes[k], blocks[k][0], k))
+    by_life = sorted(range(len(blocks)), key=lambda k: (blocks[k][0] - blocks[k][1], -sizes[k], k))
+    best: tuple[list[int], int] | None = None
+    for order in (by_size, by_life):
+        for lowest in (True, False):
+            offsets, total = _place(blocks, sizes, order, lowest)
+            if best is None or total < best[1]:
+                best = (offsets, total)
+    return best if best is not None else ([], 0)
+
+
+def _place(
+    blocks: list[tuple[int, int, int]], sizes: list[int], order: list[int], lowest: bool
+) -> tuple[list[int], int]:
+    """:func:`arena_offsets` for one order and one choice of gap (``lowest``: the lowest
+    gap that fits, else the smallest)."""
+    n = len(blocks)
     offsets = [0] * n
     p_first = np.empty(n, np.int64)  # the blocks placed so far
     p_last = np.empty(n, np.int64)
@@ -519,7 +536,12 @@ def arena_offsets(blocks: list[tuple[int, int, int]], align: int = 64) -> tuple[
                 below = np.concatenate(([0], tops[:-1]))  # the highest end under each start
                 gaps = starts - below
                 fits = np.flatnonzero(gaps >= size)
-                offset = int(below[fits[np.argmin(gaps[fits])]]) if fits.size else int(tops[-1])
+                if not fits.size:
+                    offset = int(tops[-1])
+                elif lowest:
+                    offset = int(below[fits[0]])
+                else:
+                    offset = int(below[fits[np.argmin(gaps[fits])]])
         p_first[placed], p_last[placed] = first, last
         p_start[placed], p_end[placed] = offset, offset + size
         placed += 1
