@@ -118,6 +118,24 @@ def test_buffer_view_refuses_bad_offsets(dev):
         k.buffer_view(np.zeros(64, np.float32), 0, 4)
 
 
+def test_overlapping_views_in_one_call_stay_inside_their_buffers(dev):
+    """The contract leaves the values unspecified when one call gets distinct handles over
+    overlapping memory (the planner never does that); the kernels still write only inside
+    their buffers."""
+    if not dev.has_kernel("buffer_view"):
+        pytest.skip("no buffer_view")
+    k = dev.kernels
+    parent = k.alloc(96, "float32")
+    k.from_numpy(np.arange(96, dtype="float32"), parent)
+    a, out = k.buffer_view(parent, 16, 32), k.buffer_view(parent, 32, 32)  # 16 shared
+    k.ewise_add(a, a, out)
+    k.matmul(a, a, out, 4, 8, 4)
+    k.compact(a, out, (4, 8), (1, 4), 0)
+    got = k.to_numpy(parent, (96,), (1,), 0)
+    np.testing.assert_array_equal(got[:16], np.arange(16, dtype="float32"))
+    np.testing.assert_array_equal(got[64:], np.arange(64, 96, dtype="float32"))
+
+
 def test_views_are_buffers_of_compiled_programs(dev):
     if not (dev.has_kernel("buffer_view") and dev.has_kernel("program_compile")):
         pytest.skip("no buffer_view or no programs")
