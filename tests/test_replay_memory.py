@@ -136,6 +136,22 @@ def test_overlapping_views_in_one_call_stay_inside_their_buffers(dev):
     np.testing.assert_array_equal(got[64:], np.arange(64, 96, dtype="float32"))
 
 
+def test_a_step_that_makes_views_refuses_to_compile(dev):
+    if not dev.has_kernel("buffer_view"):
+        pytest.skip("no buffer_view")
+    x = ndl.Tensor(np.ones(16, "float32"), device=dev)
+
+    def step(x):
+        out = x * 2.0
+        dev.buffer_view(out.realize_cached_data()._handle, 0, 16)
+        return out
+
+    fn = ndl.compile(step)
+    fn(x)  # eager warm-up
+    with pytest.raises(capture.CaptureError, match="buffer view"):
+        fn(x)
+
+
 def test_views_are_buffers_of_compiled_programs(dev):
     if not (dev.has_kernel("buffer_view") and dev.has_kernel("program_compile")):
         pytest.skip("no buffer_view or no programs")

@@ -217,6 +217,17 @@ class Recorder:
                 return fn(*args)
 
             return to_numpy
+        if name == "buffer_view":
+
+            def buffer_view(*args: Any) -> Any:
+                # A planning call: a view made inside the step would keep pointing at the
+                # capture's buffer after the plan replaced it.
+                raise CaptureError(
+                    f"needle.compile: the step makes a buffer view ({_site()}); a replay "
+                    "could not repeat it. Run this step eagerly."
+                )
+
+            return buffer_view
         if name == "from_numpy":
 
             def from_numpy(src: Any, out: Any) -> None:
