@@ -278,3 +278,35 @@ def test_arena_and_pool_replays_are_bit_identical(dev, monkeypatch):
     for a, b in zip(pa, pp):
         np.testing.assert_array_equal(a, b)
     assert bytes_arena < bytes_pool
+
+
+def test_state_copies_move_up_and_free_their_buffers_early(dev, monkeypatch):
+    """The copies of new optimizer state into the old buffers run right after the new
+    values are made, not all at the end, so fewer new buffers are live at once."""
+
+    def live_peak():
+        np.random.seed(0)
+        model = ndl.models.MLP(20, (64,), 5, device=dev)
+        opt = ndl.optim.Adam(model.parameters(), lr=1e-3)
+        x = ndl.Tensor(np.random.randn(4, 20).astype("float32"), device=dev)
+        y = ndl.Tensor(np.random.randint(0, 5, 4).astype("float32"), device=dev)
+
+        def step(x, y):
+            opt.reset_grad()
+            loss = nn.SoftmaxLoss()(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        fn = ndl.compile(step, state=(model, opt))
+        for _ in range(3):
+            fn(x, y)
+        program = next(iter(fn._cache.values())).program
+        names = [ins.name for ins in program.instrs if ins.kind == "kernel"]
+        return program.live_peak_bytes, names
+
+    hoisted, names = live_peak()
+    monkeypatch.setattr(capture.Program, "_hoist", lambda self, start: None)
+    at_end, names_at_end = live_peak()
+    assert sorted(names) == sorted(names_at_end) and names != names_at_end
+    assert hoisted < at_end

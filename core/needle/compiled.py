@@ -273,7 +273,6 @@ class CompiledStep:
                 raise CaptureError(
                     f"needle.compile: the step cleared {_describe(w)}; leave state tensors set"
                 )
-            keep.append(d1._handle)
             same_layout = (
                 d0 is not None
                 and (d0.shape, d0.dtype) == (d1.shape, d1.dtype)
@@ -284,13 +283,15 @@ class CompiledStep:
                 copies.append((i, d1, d0))  # the next step reads the old buffer: copy in
             else:
                 rebind.append((i, d1))  # nothing reads the old value: point at the new
+                keep.append(d1._handle)  # read after the step (a copied one is not)
         program = rec.finish(keep)
+        body = len(program.instrs)
         with Recorder(device) as tail:  # the copies into old buffers end the program
             for _, src, dst in copies:
                 dst[...] = src
         program.instrs.extend(tail.instrs)
         program.temps.update(tail.temps)
-        program.plan()
+        program.plan(hoist_from=body)
         # The Python objects go back to the tensors (and buffers) that now hold the values.
         for i, _, _ in copies:
             t0 = before[i]

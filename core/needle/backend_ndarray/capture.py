@@ -319,7 +319,7 @@ class Program:
     _segments: list[Any] = field(default_factory=list)
     _host_instrs: list[Instr] = field(default_factory=list)
 
-    def plan(self, arena: bool | None = None) -> None:
+    def plan(self, arena: bool | None = None, hoist_from: int | None = None) -> None:
         """Give each temporary buffer memory of its own for its lifetime, from the first
         instruction that uses it to the last (to the end for ``keep``).
 
@@ -329,7 +329,14 @@ class Program:
         freed by its last reader is reused only for a request of the same size and dtype
         (kernels may size their work from a buffer's length, so a larger one cannot stand
         in).
+
+        ``hoist_from``: the instructions from this index on (the copies of new state into
+        the old buffers that end a step) move up to just after the last instruction before
+        them that uses one of their buffers (:meth:`_hoist`), so that a copied buffer's
+        life ends there instead of at the end of the step.
         """
+        if hoist_from is not None:
+            self._hoist(hoist_from)
         spans = self._lifetimes()
         if arena is None:
             arena = PLAN_ARENA and self.device.has_kernel("buffer_view")
@@ -347,6 +354,29 @@ class Program:
         self.temps = {}  # the capture's own buffers can go now
         self._host_instrs = [ins for ins in self.instrs if ins.kind == "host"]
         self._segments = self._build_segments()
+
+    def _hoist(self, start: int) -> None:
+        """Move each instruction from ``start`` on, in order, to just after the last
+        instruction before it that uses one of its buffers (reads or writes it). Nothing
+        between the old place and the new one touches those buffers, so every kernel
+        reads and writes the same values as before: the results are the same bits."""
+        body, tail = self.instrs[:start], self.instrs[start:]
+        last_use: dict[int, tuple[int, int]] = {}  # id(handle) -> (body index, tail order)
+        for i, ins in enumerate(body):
+            for h in handles_of(ins.args):
+                last_use[id(h)] = (i, -1)
+        after: dict[int, list[Instr]] = {}  # body index (-1: the start) -> moved there
+        for ins in tail:
+            hs = list(handles_of(ins.args))
+            at = max((last_use.get(id(h), (-1, -1)) for h in hs), default=(len(body) - 1, -1))
+            moved = after.setdefault(at[0], [])
+            moved.append(ins)
+            for h in hs:
+                last_use[id(h)] = (at[0], len(moved) - 1)
+        self.instrs = list(after.get(-1, []))
+        for i, ins in enumerate(body):
+            self.instrs.append(ins)
+            self.instrs.extend(after.get(i, ()))
 
     def _lifetimes(self) -> dict[int, tuple[int, int]]:
         """``id(temporary) -> (first, last)``: the instructions that use it first and last
