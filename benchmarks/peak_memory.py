@@ -8,7 +8,9 @@ What a step needs beyond the model and optimizer state: for an eager step, how f
 raises the process's resident set above what it held just before the step (Linux:
 ``VmHWM`` after resetting it through ``/proc/self/clear_refs``, minus ``VmRSS`` before).
 A replayed step's buffers are planned at capture and allocated before the step (they are
-in the RSS before it), so its figure is their size plus that growth. Steps run after
+in the RSS before it), so its figure is their size plus that growth. They hold the
+gradients from one step to the next, which an eager step finds in the RSS before it:
+the eager row says how many MB those are. Steps run after
 warm-up (and, replayed, after the capture). The C++ backend's buffer cache is off
 (``NEEDLE_CPP_CACHE_MB=0``) and glibc returns every buffer over 64 KiB to the system
 (``MALLOC_MMAP_THRESHOLD_``), so freed memory is not counted as held.
@@ -122,11 +124,11 @@ def _replayed(model: str, batch: int, backend: str, arena: bool) -> tuple[Any, A
 
 def _needle(model: str, batch: int, backend: str, mode: str, steps: int) -> dict:
     if mode == "eager":
-        run, x, y, _ = _needle_step(model, batch, backend)
+        run, x, y, state = _needle_step(model, batch, backend)
         run(x, y)  # warm-up
-        return {
-            "peak_growth_mb": min(_step_peak_mb(lambda: run(x, y).numpy()) for _ in range(steps))
-        }
+        growth = min(_step_peak_mb(lambda: run(x, y).numpy()) for _ in range(steps))
+        grads = [p.grad for p in state[0].parameters() if p.grad is not None]
+        return {"peak_growth_mb": growth, "grads_mb": sum(g.numpy().nbytes for g in grads) / MB}
     run, x, y, program = _replayed(model, batch, backend, arena=mode == "replayed")
     growth = min(_step_peak_mb(lambda: run(x, y).numpy()) for _ in range(steps))
     return {
@@ -254,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  {name:<24} {total:8.1f}  ({kind} {r['pool_mb']:.1f} + growth "
                 f"{r['peak_growth_mb']:.1f}; at most {r['live_peak_mb']:.1f} live at once)"
+            )
+        elif "grads_mb" in r:  # in the RSS before the step; a replay's are in its arena
+            print(
+                f"  {name:<24} {r['peak_growth_mb']:8.1f}  (and {r['grads_mb']:.1f} of gradients "
+                "kept from the step before)"
             )
         else:
             print(f"  {name:<24} {r['peak_growth_mb']:8.1f}")
