@@ -310,3 +310,38 @@ def test_state_copies_move_up_and_free_their_buffers_early(dev, monkeypatch):
     at_end, names_at_end = live_peak()
     assert sorted(names) == sorted(names_at_end) and names != names_at_end
     assert hoisted < at_end
+
+
+@pytest.mark.parametrize("arena", [True, False])
+def test_state_moved_to_planned_buffers_holds_its_values_after_the_capture(dev, arena):
+    """Gradients (state the step replaces without reading) point at planned buffers after
+    the capture; they hold the capture step's values at once, not only after a replay."""
+    if arena and not dev.has_kernel("buffer_view"):
+        pytest.skip("no buffer_view")
+
+    def grads(compiled, calls):
+        np.random.seed(0)
+        model = ndl.models.MLP(20, (32,), 5, device=dev)
+        opt = ndl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        x = ndl.Tensor(np.random.randn(8, 20).astype("float32"), device=dev)
+        y = ndl.Tensor(np.random.randint(0, 5, 8).astype("float32"), device=dev)
+
+        def step(x, y):
+            opt.reset_grad()
+            loss = nn.SoftmaxLoss()(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        fn = ndl.compile(step, state=(model, opt)) if compiled else step
+        for _ in range(calls):
+            fn(x, y)
+        return [p.grad.numpy() for p in model.parameters()]
+
+    capture.PLAN_ARENA, saved = arena, capture.PLAN_ARENA
+    try:
+        for calls in (2, 3):  # warm-up and capture; then a replay
+            for a, b in zip(grads(False, calls), grads(True, calls)):
+                np.testing.assert_array_equal(a, b, err_msg=f"after {calls} calls")
+    finally:
+        capture.PLAN_ARENA = saved

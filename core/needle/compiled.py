@@ -301,6 +301,8 @@ class CompiledStep:
         for i, d1 in rebind:
             t1 = _read(slots[i])
             view = _view(program, d1)
+            if view._handle is not d1._handle:
+                view[...] = d1  # the planned buffer gets its first value from the capture
             if slots[i][2] == "self":
                 t1.cached_data = view
             else:
