@@ -345,3 +345,31 @@ def test_state_moved_to_planned_buffers_holds_its_values_after_the_capture(dev, 
                 np.testing.assert_array_equal(a, b, err_msg=f"after {calls} calls")
     finally:
         capture.PLAN_ARENA = saved
+
+
+def test_two_dtypes_get_one_arena_each(dev):
+    if not dev.has_kernel("buffer_view"):
+        pytest.skip("no buffer_view")
+    rng = np.random.RandomState(0)
+
+    def step(a, b):
+        return ((a * 2.0 + 1.0) * a).sum(), ((b * 3.0 - 1.0) * b).sum()
+
+    fn = ndl.compile(step)
+    for _ in range(4):
+        a_np, b_np = rng.randn(40).astype("float32"), rng.randn(40).astype("float64")
+        a, b = ndl.Tensor(a_np, device=dev), ndl.Tensor(b_np, device=dev, dtype="float64")
+        got = fn(a, b)
+        want = step(a, b)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype
+            np.testing.assert_array_equal(g.numpy(), w.numpy())
+    program = next(iter(fn._cache.values())).program
+    assert fn.replays == 2
+    assert {h.dtype for _, _, h in program.lifetimes} == {"float32", "float64"}
+    bases = {}
+    for _, _, h in program.lifetimes:
+        bases.setdefault(h.dtype, []).append(_span(h))
+    for spans in bases.values():  # each dtype's buffers lie in one arena of its own
+        lo, hi = min(s for s, _ in spans), max(e for _, e in spans)
+        assert hi - lo <= program.pool_bytes
