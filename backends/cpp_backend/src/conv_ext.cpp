@@ -1,0 +1,280 @@
+// Convolution with zero padding and its two gradients, without padded, dilated, flipped or
+// permuted copies made in Python (issue 12):
+//
+// * conv2d_nhwc_pad: the padded image is written once here (one pass over x), then the
+//   plain convolution (conv2d_nhwc: the packed gemm reading patches straight from the image)
+//   runs on it, so its numbers are those of pad + conv2d_nhwc.
+// * conv2d_nhwc_backward_input: cols = g @ W^T (one gemm, W read transposed), then each dx
+//   pixel gathers the patch entries that cover it (a col2im written as a gather: every dx
+//   element is written once by one thread, in a fixed order, so no races and the same result
+//   for any thread count). A strided layer does no work for the zeros a dilation would add.
+// * conv2d_nhwc_backward_weight: dw = im2col(x)^T g, the im2col (padding written as zeros)
+//   in chunks of output pixels in the per-thread scratch, the gemm reading it transposed and
+//   accumulating over the chunks.
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "conv_ext.h"
+#include "isa.h"
+#include "parallel.h"
+
+namespace needle_cpp {
+namespace {
+
+/// Threads for a product of m*n*p multiply-adds (as matmul.cpp: one below ~64^3).
+int gemm_threads(int64_t m, int64_t n, int64_t p) {
+  const double work = (double)m * (double)n * (double)p / 8.0;
+  return threads_for(work > 4e18 ? INT64_MAX : (int64_t)work);
+}
+
+/// Elements of im2col patches (or cols) held at a time: about 8 MiB.
+template <typename T>
+int64_t chunk_rows(int64_t row_len) {
+  return std::max<int64_t>(1, (int64_t)(8 << 20) / (int64_t)sizeof(T) / std::max<int64_t>(row_len, 1));
+}
+
+/// Writes the patch rows of output pixels [p0, p0 + rows) of x (zeros where the patch
+/// leaves the image) into dst (rows, k*k*c_in).
+template <typename T>
+void im2col_pad(const T* xs, const ConvGeom& c, int64_t p0, int64_t rows, T* dst) {
+  const int64_t kk = c.k * c.k * c.c_in, seg = c.c_in;
+  const int threads = threads_for(rows * kk);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t pix = p0 + r, b = pix / (c.ho * c.wo), oh = pix / c.wo % c.ho, ow = pix % c.wo;
+    T* d = dst + r * kk;
+    for (int64_t kh = 0; kh < c.k; ++kh) {
+      const int64_t ih = oh * c.stride + kh - c.pad;
+      T* drow = d + kh * c.k * seg;
+      if (ih < 0 || ih >= c.h) {
+        std::fill(drow, drow + c.k * seg, T(0));
+        continue;
+      }
+      const int64_t iw0 = ow * c.stride - c.pad;
+      // Kernel columns [lo, hi) fall inside the image.
+      const int64_t lo = std::min<int64_t>(c.k, std::max<int64_t>(0, -iw0));
+      const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(c.k, c.w - iw0));
+      std::fill(drow, drow + lo * seg, T(0));
+      if (hi > lo)
+        std::memcpy(drow + lo * seg, xs + ((b * c.h + ih) * c.w + iw0 + lo) * seg,
+                    (size_t)((hi - lo) * seg) * sizeof(T));
+      std::fill(drow + hi * seg, drow + c.k * seg, T(0));
+    }
+  }
+}
+
+void check_geom(const char* kn, const ConvGeom& c) {
+  const std::pair<const char*, int64_t> dims[] = {{"n", c.n},     {"h", c.h},         {"w_", c.w},
+                                                  {"c_in", c.c_in}, {"c_out", c.c_out}};
+  for (auto [name, v] : dims) check_nonneg(kn, name, v);
+  if (c.k < 1) value_error(kn, "kernel size k must be >= 1, got " + std::to_string(c.k));
+  if (c.stride < 1) value_error(kn, "stride must be >= 1, got " + std::to_string(c.stride));
+  if (c.pad < 0) value_error(kn, "padding must be >= 0, got " + std::to_string(c.pad));
+  // h + 2 * pad without overflow: pad < 2^61 keeps it in range once h is checked.
+  if (c.pad > (INT64_MAX / 4) || c.h > INT64_MAX / 2 || c.w > INT64_MAX / 2)
+    value_error(kn, "padding or image size too large");
+  if (c.h + 2 * c.pad < c.k || c.w + 2 * c.pad < c.k)
+    value_error(kn, "padded input " + std::to_string(c.h + 2 * c.pad) + "x" +
+                        std::to_string(c.w + 2 * c.pad) + " is smaller than the kernel " +
+                        std::to_string(c.k) + "x" + std::to_string(c.k));
+}
+
+void check_dtypes3(const char* kn, const Array& a, const Array& b, const Array& out) {
+  if (a.dtype() != b.dtype() || a.dtype() != out.dtype())
+    type_error(kn, std::string("dtype mismatch ") + dtype_name(a.dtype()) + ", " +
+                       dtype_name(b.dtype()) + ", " + dtype_name(out.dtype()));
+}
+
+void check_distinct(const char* kn, const Array& out, const Array& a, const Array& b) {
+  if (&out == &a || &out == &b) value_error(kn, "the output buffer must not be an input");
+}
+
+}  // namespace
+
+ConvGeom conv_geom(const char* kn, int64_t n, int64_t h, int64_t w_, int64_t c_in, int64_t k,
+                   int64_t c_out, int64_t stride, int64_t padding) {
+  ConvGeom c{n, h, w_, c_in, k, c_out, stride, padding, 0, 0};
+  check_geom(kn, c);
+  c.ho = (h + 2 * padding - k) / stride + 1;
+  c.wo = (w_ + 2 * padding - k) / stride + 1;
+  return c;
+}
+
+void check_conv_ext(const char* kn, const Array& x_like, const Array& w, const Array& g_like,
+                    const ConvGeom& c) {
+  const int64_t kk = checked_mul(kn, checked_mul(kn, c.k, c.k), c.c_in);
+  check_size(kn, "x", x_like, checked_mul(kn, checked_mul(kn, c.n, c.h), checked_mul(kn, c.w, c.c_in)));
+  check_size(kn, "w", w, checked_mul(kn, kk, c.c_out));
+  check_size(kn, "g", g_like, checked_mul(kn, checked_mul(kn, c.n, c.ho), checked_mul(kn, c.wo, c.c_out)));
+  check_dtypes3(kn, x_like, w, g_like);
+}
+
+void conv2d_nhwc_pad(const Array& x, const Array& w, Array& out, int64_t n, int64_t h, int64_t w_,
+                     int64_t c_in, int64_t k, int64_t c_out, int64_t stride, int64_t padding) {
+  const char* kn = "conv2d_nhwc_pad";
+  const ConvGeom c = conv_geom(kn, n, h, w_, c_in, k, c_out, stride, padding);
+  check_conv_ext(kn, x, w, out, c);
+  if (padding == 0) {
+    conv2d_nhwc(x, w, out, n, h, w_, c_in, k, c_out, stride);
+    return;
+  }
+  const int64_t hp = h + 2 * padding, wp = w_ + 2 * padding;
+  const int64_t size = checked_mul(kn, checked_mul(kn, n, hp), checked_mul(kn, wp, c_in));
+  Array xp(size, x.dtype());
+  with_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* xs = x.data<T>();
+    T* ps = xp.data<T>();
+    const int64_t row = wp * c_in, border = padding * c_in, inner = w_ * c_in;
+    // One padded row per task: zeros, the image row, zeros (or all zeros above and below).
+    parallel_chunks(n * hp, std::max<int64_t>(1, kGrain / std::max<int64_t>(row, 1)),
+                    threads_for(size), [&](int64_t r0, int64_t r1) {
+                      for (int64_t r = r0; r < r1; ++r) {
+                        T* d = ps + r * row;
+                        const int64_t b = r / hp, ih = r % hp - padding;
+                        if (ih < 0 || ih >= h) {
+                          std::fill(d, d + row, T(0));
+                          continue;
+                        }
+                        std::fill(d, d + border, T(0));
+                        std::memcpy(d + border, xs + (b * h + ih) * inner, (size_t)inner * sizeof(T));
+                        std::fill(d + border + inner, d + row, T(0));
+                      }
+                    });
+  });
+  conv2d_nhwc(xp, w, out, n, hp, wp, c_in, k, c_out, stride);
+}
+
+void conv2d_nhwc_backward_input(const Array& g, const Array& w, Array& dx, int64_t n, int64_t h,
+                                int64_t w_, int64_t c_in, int64_t k, int64_t c_out,
+                                int64_t stride, int64_t padding) {
+  const char* kn = "conv2d_nhwc_backward_input";
+  const ConvGeom c = conv_geom(kn, n, h, w_, c_in, k, c_out, stride, padding);
+  check_conv_ext(kn, dx, w, g, c);
+  check_distinct(kn, dx, g, w);
+  const int64_t dx_n = n * h * w_ * c_in;
+  if (dx_n == 0) return;
+  with_dtype(dx.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T *gs = g.data<T>(), *ws = w.data<T>();
+    T* ds = dx.data<T>();
+    const int64_t kk = k * k * c_in;
+    if (c_out == 0 || c.ho * c.wo == 0) {
+      std::fill(ds, ds + dx_n, T(0));
+      return;
+    }
+    const auto& tbl = active_typed<T>();
+    if (k == 1 && stride == 1 && padding == 0) {  // dx = g @ W^T, one product
+      GemmA<T> A;
+      A.a = gs;
+      A.lda = c_out;
+      const int64_t m = n * h * w_;
+      tbl.gemm_ex(A, ws, c_out, true, ds, c_in, m, c_out, c_in, false, gemm_threads(m, c_out, c_in));
+      return;
+    }
+    const int64_t img_pix = c.ho * c.wo;
+    const int64_t imgs = std::max<int64_t>(1, chunk_rows<T>(img_pix * kk));
+    T* cols = static_cast<T*>(scratch(1, (size_t)(std::min(imgs, n) * img_pix * kk) * sizeof(T)));
+    for (int64_t b0 = 0; b0 < n; b0 += imgs) {
+      const int64_t nb = std::min(imgs, n - b0), rows = nb * img_pix;
+      GemmA<T> A;
+      A.a = gs + b0 * img_pix * c_out;
+      A.lda = c_out;
+      tbl.gemm_ex(A, ws, c_out, true, cols, kk, rows, c_out, kk, false, gemm_threads(rows, c_out, kk));
+      // Gather: dx[b, ih, iw] = sum over (kh, kw) with ih = oh*s + kh - p, iw = ow*s + kw - p
+      // of cols[b, oh, ow, kh, kw]; one task per image row.
+      const int64_t total_rows = nb * h;
+      parallel_chunks(total_rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(w_ * k * c_in, 1)),
+                      threads_for(nb * h * w_ * kk), [&](int64_t r0, int64_t r1) {
+                        for (int64_t r = r0; r < r1; ++r) {
+                          const int64_t bl = r / h, ih = r % h;
+                          T* drow = ds + ((b0 + bl) * h + ih) * w_ * c_in;
+                          std::fill(drow, drow + w_ * c_in, T(0));
+                          for (int64_t kh = 0; kh < k; ++kh) {
+                            const int64_t th = ih + padding - kh;
+                            if (th < 0 || th % stride) continue;
+                            const int64_t oh = th / stride;
+                            if (oh >= c.ho) continue;
+                            const T* crow = cols + (bl * img_pix + oh * c.wo) * kk + kh * k * c_in;
+                            for (int64_t iw = 0; iw < w_; ++iw) {
+                              T* d = drow + iw * c_in;
+                              for (int64_t kw = 0; kw < k; ++kw) {
+                                const int64_t tw = iw + padding - kw;
+                                if (tw < 0 || tw % stride) continue;
+                                const int64_t ow = tw / stride;
+                                if (ow >= c.wo) continue;
+                                const T* s = crow + ow * kk + kw * c_in;
+#pragma omp simd
+                                for (int64_t ci = 0; ci < c_in; ++ci) d[ci] += s[ci];
+                              }
+                            }
+                          }
+                        }
+                      });
+    }
+  });
+}
+
+void conv2d_nhwc_backward_weight(const Array& x, const Array& g, Array& dw, int64_t n, int64_t h,
+                                 int64_t w_, int64_t c_in, int64_t k, int64_t c_out,
+                                 int64_t stride, int64_t padding) {
+  const char* kn = "conv2d_nhwc_backward_weight";
+  const ConvGeom c = conv_geom(kn, n, h, w_, c_in, k, c_out, stride, padding);
+  check_conv_ext(kn, x, dw, g, c);
+  check_distinct(kn, dw, x, g);
+  const int64_t kk = k * k * c_in, dw_n = kk * c_out;
+  if (dw_n == 0) return;
+  with_dtype(dw.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T *xs = x.data<T>(), *gs = g.data<T>();
+    T* ds = dw.data<T>();
+    const int64_t pixels = n * c.ho * c.wo;
+    if (pixels == 0) {
+      std::fill(ds, ds + dw_n, T(0));
+      return;
+    }
+    const auto& tbl = active_typed<T>();
+    GemmA<T> A;
+    A.trans = true;  // A(i, p) = patches[p * kk + i]: the im2col matrix read transposed
+    if (k == 1 && stride == 1 && padding == 0) {  // the image is its own im2col
+      A.a = xs;
+      A.lda = c_in;
+      tbl.gemm_ex(A, gs, c_out, false, ds, c_out, kk, pixels, c_out, false, gemm_threads(kk, pixels, c_out));
+      return;
+    }
+    const int64_t chunk = chunk_rows<T>(kk);
+    T* patches = static_cast<T*>(scratch(1, (size_t)(std::min(chunk, pixels) * kk) * sizeof(T)));
+    A.a = patches;
+    A.lda = kk;
+    for (int64_t p0 = 0; p0 < pixels; p0 += chunk) {
+      const int64_t rows = std::min(chunk, pixels - p0);
+      im2col_pad(xs, c, p0, rows, patches);
+      tbl.gemm_ex(A, gs + p0 * c_out, c_out, false, ds, c_out, kk, rows, c_out, p0 > 0,
+                  gemm_threads(kk, rows, c_out));
+    }
+  });
+}
+
+// --- bindings ------------------------------------------------------------------------------
+namespace py = pybind11;
+
+void bind_conv_ext(py::module_& m) {
+  using Release = py::call_guard<py::gil_scoped_release>;
+  m.def("conv2d_nhwc_pad", &conv2d_nhwc_pad, py::arg("x"), py::arg("w"), py::arg("out"),
+        py::arg("n"), py::arg("h"), py::arg("w_"), py::arg("c_in"), py::arg("k"), py::arg("c_out"),
+        py::arg("stride"), py::arg("padding"), Release(),
+        "Convolution of NHWC x (zero padding `padding` on H and W) with KKIO weights w.");
+  m.def("conv2d_nhwc_backward_input", &conv2d_nhwc_backward_input, py::arg("g"), py::arg("w"),
+        py::arg("dx"), py::arg("n"), py::arg("h"), py::arg("w_"), py::arg("c_in"), py::arg("k"),
+        py::arg("c_out"), py::arg("stride"), py::arg("padding"), Release(),
+        "dx (n, h, w_, c_in) of conv2d_nhwc_pad given the output gradient g.");
+  m.def("conv2d_nhwc_backward_weight", &conv2d_nhwc_backward_weight, py::arg("x"), py::arg("g"),
+        py::arg("dw"), py::arg("n"), py::arg("h"), py::arg("w_"), py::arg("c_in"), py::arg("k"),
+        py::arg("c_out"), py::arg("stride"), py::arg("padding"), Release(),
+        "dw (k, k, c_in, c_out) of conv2d_nhwc_pad given the input x and output gradient g.");
+}
+
+}  // namespace needle_cpp
