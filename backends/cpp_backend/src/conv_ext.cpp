@@ -184,31 +184,31 @@ void conv2d_nhwc_backward_input(const Array& g, const Array& w, Array& dx, int64
       A.a = gs + b0 * img_pix * c_out;
       A.lda = c_out;
       tbl.gemm_ex(A, ws, c_out, true, cols, kk, rows, c_out, kk, false, gemm_threads(rows, c_out, kk));
-      // Gather: dx[b, ih, iw] = sum over (kh, kw) with ih = oh*s + kh - p, iw = ow*s + kw - p
-      // of cols[b, oh, ow, kh, kw]; one task per image row.
-      const int64_t total_rows = nb * h;
-      parallel_chunks(total_rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(w_ * k * c_in, 1)),
+      // col2im, one task per dx row (b, ih): the taps kh that land on row ih (those with
+      // ih + p - kh a multiple of the stride), then every (kw, ow) of that output row,
+      // added at iw = ow s + kw - p. A row is written by one thread only, each element
+      // summing its taps in (kh, kw) order: no races, the same result for any thread count.
+      parallel_chunks(nb * h, std::max<int64_t>(1, kGrain / std::max<int64_t>(w_ * k * c_in, 1)),
                       threads_for(nb * h * w_ * kk), [&](int64_t r0, int64_t r1) {
                         for (int64_t r = r0; r < r1; ++r) {
                           const int64_t bl = r / h, ih = r % h;
                           T* drow = ds + ((b0 + bl) * h + ih) * w_ * c_in;
                           std::fill(drow, drow + w_ * c_in, T(0));
-                          for (int64_t kh = 0; kh < k; ++kh) {
-                            const int64_t th = ih + padding - kh;
-                            if (th < 0 || th % stride) continue;
-                            const int64_t oh = th / stride;
+                          for (int64_t kh = (ih + padding) % stride; kh < k; kh += stride) {
+                            const int64_t oh = (ih + padding - kh) / stride;
                             if (oh >= c.ho) continue;
+                            if (oh < 0) break;
                             const T* crow = cols + (bl * img_pix + oh * c.wo) * kk + kh * k * c_in;
-                            for (int64_t iw = 0; iw < w_; ++iw) {
-                              T* d = drow + iw * c_in;
-                              for (int64_t kw = 0; kw < k; ++kw) {
-                                const int64_t tw = iw + padding - kw;
-                                if (tw < 0 || tw % stride) continue;
-                                const int64_t ow = tw / stride;
-                                if (ow >= c.wo) continue;
-                                const T* s = crow + ow * kk + kw * c_in;
+                            for (int64_t kw = 0; kw < k; ++kw) {
+                              // output columns whose tap kw lands inside the row
+                              const int64_t lo = kw >= padding ? 0 : (padding - kw + stride - 1) / stride;
+                              const int64_t last = w_ - 1 + padding - kw;  // iw = w_ - 1
+                              const int64_t hi = last < 0 ? 0 : std::min<int64_t>(c.wo, last / stride + 1);
+                              for (int64_t ow = lo; ow < hi; ++ow) {
+                                T* d = drow + (ow * stride + kw - padding) * c_in;
+                                const T* src = crow + ow * kk + kw * c_in;
 #pragma omp simd
-                                for (int64_t ci = 0; ci < c_in; ++ci) d[ci] += s[ci];
+                                for (int64_t ci = 0; ci < c_in; ++ci) d[ci] += src[ci];
                               }
                             }
                           }
