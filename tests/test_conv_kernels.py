@@ -34,6 +34,9 @@ GEOMETRIES = [
     (1, 4, 4, 2, 7, 1, 4, 3),
     (2, 3, 5, 1, 3, 1, 1, 3),
     (1, 5, 5, 2, 5, 2, 3, 0),
+    (3, 1, 1, 4, 3, 5, 1, 1),  # one-pixel images: only the centre tap reaches them
+    (2, 1, 1, 3, 1, 2, 5, 1),  # ... or no tap at all (zeros)
+    (2, 1, 1, 2, 3, 3, 2, 2),
 ]
 
 

@@ -66,6 +66,14 @@ void im2col_pad(const T* xs, const ConvGeom& c, int64_t p0, int64_t rows, T* dst
   }
 }
 
+/// One-pixel images with one output pixel (the last layers of small networks): the only
+/// tap that reaches the image is (pad, pad), so the convolution is one product with that
+/// tap's (c_in, c_out) block; -1 when no tap reaches it (pad >= k: the output is zeros).
+int64_t single_pixel_tap(const ConvGeom& c) {
+  if (c.h != 1 || c.w != 1 || c.ho != 1 || c.wo != 1) return -2;  // not this case
+  return c.pad < c.k ? (c.pad * c.k + c.pad) * c.c_in * c.c_out : -1;
+}
+
 void check_geom(const char* kn, const ConvGeom& c) {
   const std::pair<const char*, int64_t> dims[] = {{"n", c.n},     {"h", c.h},         {"w_", c.w},
                                                   {"c_in", c.c_in}, {"c_out", c.c_out}};
@@ -121,6 +129,23 @@ void conv2d_nhwc_pad(const Array& x, const Array& w, Array& out, int64_t n, int6
     conv2d_nhwc(x, w, out, n, h, w_, c_in, k, c_out, stride);
     return;
   }
+  if (const int64_t tap = single_pixel_tap(c); tap != -2) {
+    if (n * c_out == 0) return;
+    with_dtype(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      T* os = out.data<T>();
+      if (tap < 0 || c_in == 0) {
+        std::fill(os, os + n * c_out, T(0));
+        return;
+      }
+      GemmA<T> A;
+      A.a = x.data<T>();
+      A.lda = c_in;
+      active_typed<T>().gemm_ex(A, w.data<T>() + tap, c_out, false, os, c_out, n, c_in, c_out,
+                                false, gemm_threads(n, c_in, c_out));
+    });
+    return;
+  }
   const int64_t hp = h + 2 * padding, wp = w_ + 2 * padding;
   const int64_t size = checked_mul(kn, checked_mul(kn, n, hp), checked_mul(kn, wp, c_in));
   Array xp(size, x.dtype());
@@ -167,6 +192,17 @@ void conv2d_nhwc_backward_input(const Array& g, const Array& w, Array& dx, int64
       return;
     }
     const auto& tbl = active_typed<T>();
+    if (const int64_t tap = single_pixel_tap(c); tap != -2) {  // dx = g @ W[p, p]^T
+      if (tap < 0) {
+        std::fill(ds, ds + dx_n, T(0));
+        return;
+      }
+      GemmA<T> A;
+      A.a = gs;
+      A.lda = c_out;
+      tbl.gemm_ex(A, ws + tap, c_out, true, ds, c_in, n, c_out, c_in, false, gemm_threads(n, c_out, c_in));
+      return;
+    }
     if (k == 1 && stride == 1 && padding == 0) {  // dx = g @ W^T, one product
       GemmA<T> A;
       A.a = gs;
@@ -239,6 +275,14 @@ void conv2d_nhwc_backward_weight(const Array& x, const Array& g, Array& dw, int6
     const auto& tbl = active_typed<T>();
     GemmA<T> A;
     A.trans = true;  // A(i, p) = patches[p * kk + i]: the im2col matrix read transposed
+    if (const int64_t tap = single_pixel_tap(c); tap != -2) {  // dw[p, p] = x^T g, else 0
+      std::fill(ds, ds + dw_n, T(0));
+      if (tap < 0 || c_in == 0) return;
+      A.a = xs;
+      A.lda = c_in;
+      tbl.gemm_ex(A, gs, c_out, false, ds + tap, c_out, c_in, n, c_out, false, gemm_threads(c_in, n, c_out));
+      return;
+    }
     if (k == 1 && stride == 1 && padding == 0) {  // the image is its own im2col
       A.a = xs;
       A.lda = c_in;
