@@ -137,6 +137,24 @@ def test_kernels_large_chunked(backend):
 
 
 @pytest.mark.parametrize("backend", KERNEL_BACKENDS)
+@pytest.mark.parametrize("geom", [GEOMETRIES[0], GEOMETRIES[3], GEOMETRIES[10]], ids=str)
+def test_forward_output_may_alias_an_input(backend, geom):
+    k_ = ndl.device(backend).kernels
+    stride, padding = geom[6:]
+    x, w, _ = _data(geom, seed=7)
+    want = KERNELS["conv2d_nhwc_pad"].reference(x, w, stride, padding).reshape(-1)
+    for alias in ("x", "w"):
+        size = max(x.size, w.size, want.size)
+        bufs = {}
+        for name, a in (("x", x), ("w", w)):
+            bufs[name] = k_.alloc(size, "float64")
+            k_.from_numpy(np.resize(a.reshape(-1), size), bufs[name])
+        k_.conv2d_nhwc_pad(bufs["x"], bufs["w"], bufs[alias], *geom)
+        got = k_.to_numpy(bufs[alias], (want.size,), (1,), 0)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=f"out is {alias}")
+
+
+@pytest.mark.parametrize("backend", KERNEL_BACKENDS)
 @pytest.mark.parametrize("name", NAMES)
 def test_kernels_reject_bad_geometry(backend, name):
     k_ = ndl.device(backend).kernels

@@ -129,6 +129,13 @@ void conv2d_nhwc_pad(const Array& x, const Array& w, Array& out, int64_t n, int6
   const char* kn = "conv2d_nhwc_pad";
   const ConvGeom c = conv_geom(kn, n, h, w_, c_in, k, c_out, stride, padding);
   check_conv_ext(kn, x, w, out, c);
+  if (&out == &x || &out == &w) {  // out may be an input: through a temporary
+    const int64_t out_n = n * c.ho * c.wo * c_out;
+    Array tmp(out_n, out.dtype());
+    conv2d_nhwc_pad(x, w, tmp, n, h, w_, c_in, k, c_out, stride, padding);
+    std::memcpy(out.raw(), tmp.raw(), (size_t)out_n * dtype_bytes(out.dtype()));
+    return;
+  }
   if (padding == 0) {
     conv2d_nhwc(x, w, out, n, h, w_, c_in, k, c_out, stride);
     return;

@@ -978,7 +978,7 @@ _OPTIONAL = (
         "conv2d_nhwc of compact NHWC x zero-padded by padding >= 0 on both sides of H and W "
         "(no padded copy needed): out is compact (n, ho, wo, c_out) with ho = (h + 2 padding "
         "- k) // stride + 1 and wo alike; k >= 1, stride >= 1 and the padded image at least "
-        "k x k, else ValueError. The reference is f(x, w, stride, padding).",
+        "k x k, else ValueError; out may be x or w. The reference is f(x, w, stride, padding).",
         False,
         reference=_conv2d_nhwc_pad,
     ),
