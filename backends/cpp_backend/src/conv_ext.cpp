@@ -4,10 +4,12 @@
 // * conv2d_nhwc_pad: the padded image is written once here (one pass over x), then the
 //   plain convolution (conv2d_nhwc: the packed gemm reading patches straight from the image)
 //   runs on it, so its numbers are those of pad + conv2d_nhwc.
-// * conv2d_nhwc_backward_input: cols = g @ W^T (one gemm, W read transposed), then each dx
-//   pixel gathers the patch entries that cover it (a col2im written as a gather: every dx
-//   element is written once by one thread, in a fixed order, so no races and the same result
-//   for any thread count). A strided layer does no work for the zeros a dilation would add.
+// * conv2d_nhwc_backward_input: cols = g @ W^T (one gemm, W read transposed), then a col2im
+//   by dx rows: each row is summed by one thread from the taps that land on it, in a fixed
+//   order (no races, the same result for any thread count). A strided layer does no work
+//   for the zeros a dilation would add.
+// * One-pixel images with one output pixel run as a single product with the one tap that
+//   reaches the image (the rest of the kernel only ever meets padding).
 // * conv2d_nhwc_backward_weight: dw = im2col(x)^T g, the im2col (padding written as zeros)
 //   in chunks of output pixels in the per-thread scratch, the gemm reading it transposed and
 //   accumulating over the chunks.
@@ -117,10 +119,15 @@ ConvGeom conv_geom(const char* kn, int64_t n, int64_t h, int64_t w_, int64_t c_i
 
 void check_conv_ext(const char* kn, const Array& x_like, const Array& w, const Array& g_like,
                     const ConvGeom& c) {
+  // the buffers' names in this kernel's parameters: (x, w, out), (dx, w, g) or (x, dw, g)
+  const bool fwd = std::strcmp(kn, "conv2d_nhwc_pad") == 0;
+  const bool bwd_in = std::strcmp(kn, "conv2d_nhwc_backward_input") == 0;
   const int64_t kk = checked_mul(kn, checked_mul(kn, c.k, c.k), c.c_in);
-  check_size(kn, "x", x_like, checked_mul(kn, checked_mul(kn, c.n, c.h), checked_mul(kn, c.w, c.c_in)));
-  check_size(kn, "w", w, checked_mul(kn, kk, c.c_out));
-  check_size(kn, "g", g_like, checked_mul(kn, checked_mul(kn, c.n, c.ho), checked_mul(kn, c.wo, c.c_out)));
+  check_size(kn, bwd_in ? "dx" : "x", x_like,
+             checked_mul(kn, checked_mul(kn, c.n, c.h), checked_mul(kn, c.w, c.c_in)));
+  check_size(kn, fwd || bwd_in ? "w" : "dw", w, checked_mul(kn, kk, c.c_out));
+  check_size(kn, fwd ? "out" : "g", g_like,
+             checked_mul(kn, checked_mul(kn, c.n, c.ho), checked_mul(kn, c.wo, c.c_out)));
   check_dtypes3(kn, x_like, w, g_like);
 }
 
