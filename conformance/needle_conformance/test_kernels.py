@@ -682,6 +682,36 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
             expected(spec, x, w, 2).reshape(-1),
             "x (2, 6, 5, 3), w (3, 3, 3, 4), stride 2",
         )
+    if name in ("conv2d_nhwc_pad", "conv2d_nhwc_backward_input", "conv2d_nhwc_backward_weight"):
+        # (n, h, w_, c_in, k, c_out, stride, padding): odd sizes, stride 2 with padding 1,
+        # then a 1x1 kernel with padding 2 (the border outputs see only zeros)
+        outs, wants = [], []
+        for dims in ((2, 6, 5, 3, 3, 4, 2, 1), (1, 3, 4, 2, 1, 3, 1, 2)):
+            n, h, w_, c_in, kk, c_out, stride, pad = dims
+            ho, wo = (h + 2 * pad - kk) // stride + 1, (w_ + 2 * pad - kk) // stride + 1
+            x = rounded(rng.standard_normal((n, h, w_, c_in)))
+            w = rounded(rng.standard_normal((kk, kk, c_in, c_out)))
+            g = rounded(rng.standard_normal((n, ho, wo, c_out)))
+            if name == "conv2d_nhwc_pad":
+                out = k.alloc(g.size, dtype)
+                k.conv2d_nhwc_pad(upload(k, x, dtype), upload(k, w, dtype), out, *dims)
+                want = expected(spec, x, w, stride, pad)
+            elif name == "conv2d_nhwc_backward_input":
+                out = k.alloc(x.size, dtype)
+                k.conv2d_nhwc_backward_input(upload(k, g, dtype), upload(k, w, dtype), out, *dims)
+                want = expected(spec, g, w, h, w_, stride, pad)
+            else:
+                out = k.alloc(w.size, dtype)
+                k.conv2d_nhwc_backward_weight(upload(k, x, dtype), upload(k, g, dtype), out, *dims)
+                want = expected(spec, x, g, kk, stride, pad)
+            outs.append(download(k, out))
+            wants.append(np.ravel(want))
+        return (
+            np.concatenate(outs),
+            np.concatenate(wants),
+            "x (2, 6, 5, 3), w (3, 3, 3, 4), stride 2, padding 1; then x (1, 3, 4, 2), "
+            "w (1, 1, 2, 3), stride 1, padding 2",
+        )
     if name == "ewise_where":
         c = (rng.random(9) < 0.5).astype(float)
         a, b = rounded(rng.standard_normal(9)), rounded(rng.standard_normal(9))

@@ -89,6 +89,45 @@ def conv2d_nhwc(
     c_out: int,
     stride: int,
 ) -> None: ...
+def conv2d_nhwc_pad(
+    x: Array,
+    w: Array,
+    out: Array,
+    n: int,
+    h: int,
+    w_: int,
+    c_in: int,
+    k: int,
+    c_out: int,
+    stride: int,
+    padding: int,
+) -> None: ...
+def conv2d_nhwc_backward_input(
+    g: Array,
+    w: Array,
+    dx: Array,
+    n: int,
+    h: int,
+    w_: int,
+    c_in: int,
+    k: int,
+    c_out: int,
+    stride: int,
+    padding: int,
+) -> None: ...
+def conv2d_nhwc_backward_weight(
+    x: Array,
+    g: Array,
+    dw: Array,
+    n: int,
+    h: int,
+    w_: int,
+    c_in: int,
+    k: int,
+    c_out: int,
+    stride: int,
+    padding: int,
+) -> None: ...
 def synchronize() -> None: ...
 
 # controls (not part of the contract)

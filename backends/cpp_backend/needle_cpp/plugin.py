@@ -15,6 +15,9 @@ OPTIONAL_KERNELS = (
     "reduce_argmax",
     "ewise_where",
     "conv2d_nhwc",
+    "conv2d_nhwc_pad",
+    "conv2d_nhwc_backward_input",
+    "conv2d_nhwc_backward_weight",
     "synchronize",
     # issue 12: copy-free backward passes and replay
     "matmul_t",

@@ -18,6 +18,7 @@ namespace needle_cpp {
 void bind_perf(py::module_& m);  // perf_module.cpp: matmul_t, reduce_*_mid, programs, cache
 void bind_fused_norm(py::module_& m);  // fused_norm_module.cpp: batch/layer norm, xent
 void bind_fused_seq(py::module_& m);  // fused_seq.cpp: embedding rows, LSTM cell, attention
+void bind_conv_ext(py::module_& m);   // conv_ext.cpp: padded convolution and its gradients
 void bind_dlpack(py::module_& m);  // dlpack.cpp: buffers over external memory (DLPack import)
 }  // namespace needle_cpp
 
@@ -220,5 +221,6 @@ PYBIND11_MODULE(_core, m) {
   bind_perf(m);
   bind_fused_norm(m);
   bind_fused_seq(m);
+  bind_conv_ext(m);
   bind_dlpack(m);
 }

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "conv_ext.h"
 #include "isa.h"
 #include "fused_norm.h"
 #include "fused_seq.h"
@@ -214,6 +215,25 @@ std::vector<Entry> make_entries() {
       [](const Entry&, const Args& g) {
         conv2d_nhwc(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2], g.I[3], g.I[4], g.I[5], g.I[6]);
       });
+  // padded convolution and its gradients (conv_ext.cpp): the kernels' own checks
+  static const char* kConv[] = {"conv2d_nhwc_pad", "conv2d_nhwc_backward_input",
+                                "conv2d_nhwc_backward_weight"};
+  for (int op = 0; op < 3; ++op)
+    add(kConv[op], "AAAiiiiiiii", op,
+        [](const Entry& en, const Args& g) {
+          const char* kn = en.name.c_str();
+          const ConvGeom c = conv_geom(kn, g.I[0], g.I[1], g.I[2], g.I[3], g.I[4], g.I[5], g.I[6], g.I[7]);
+          // buffers in parameter order: (x, w, out), (g, w, dx), (x, g, dw)
+          if (en.op == 0) check_conv_ext(kn, *g.A[0], *g.A[1], *g.A[2], c);
+          else if (en.op == 1) check_conv_ext(kn, *g.A[2], *g.A[1], *g.A[0], c);
+          else check_conv_ext(kn, *g.A[0], *g.A[2], *g.A[1], c);
+        },
+        [](const Entry& en, const Args& g) {
+          auto f = en.op == 0 ? &conv2d_nhwc_pad
+                   : en.op == 1 ? &conv2d_nhwc_backward_input
+                                : &conv2d_nhwc_backward_weight;
+          f(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2], g.I[3], g.I[4], g.I[5], g.I[6], g.I[7]);
+        });
   add("synchronize", "", 0, no_check, [](const Entry&, const Args&) {});
   // fused layers (fused_norm.cpp): the kernels' own checks, then the kernels
   add("batchnorm_forward", "AAAAAiif", 0,

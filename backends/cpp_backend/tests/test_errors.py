@@ -87,6 +87,39 @@ CASES = [
     ("conv2d_nhwc", lambda: (f32(15), f32(4), f32(9), 1, 4, 4, 1, 2, 1, 1), ValueError),
     ("conv2d_nhwc", lambda: (f32(16), f32(3), f32(9), 1, 4, 4, 1, 2, 1, 1), ValueError),
     ("conv2d_nhwc", lambda: (f32(16), f64(4), f32(9), 1, 4, 4, 1, 2, 1, 1), TypeError),
+    # conv2d_nhwc_pad and its gradients: x (1, 4, 4, 1), w (3, 3, 1, 1), padding 1 -> (1, 4, 4, 1)
+    *[
+        case
+        for kn in ("conv2d_nhwc_pad", "conv2d_nhwc_backward_input", "conv2d_nhwc_backward_weight")
+        for case in (
+            (kn, lambda: (f32(16), f32(9), f32(16), 1, 4, 4, 1, 0, 1, 1, 1), ValueError),  # k 0
+            (
+                kn,
+                lambda: (f32(16), f32(9), f32(16), 1, 4, 4, 1, 3, 1, 0, 1),
+                ValueError,
+            ),  # stride 0
+            (kn, lambda: (f32(16), f32(9), f32(16), 1, 4, 4, 1, 3, 1, 1, -1), ValueError),  # pad
+            (
+                kn,
+                lambda: (f32(16), f32(49), f32(16), 1, 2, 2, 1, 7, 1, 1, 2),
+                ValueError,
+            ),  # k > padded
+            (kn, lambda: (f32(16), f32(9), f32(16), -1, 4, 4, 1, 3, 1, 1, 1), ValueError),  # n < 0
+            (kn, lambda: (f32(15), f32(15), f32(15), 1, 4, 4, 1, 3, 1, 1, 1), ValueError),  # short
+            (
+                kn,
+                lambda: (f32(16), f32(16), f32(16), 1 << 40, 1 << 40, 4, 1, 3, 1, 1, 1),
+                ValueError,
+            ),
+            (kn, lambda: (f32(16), f32(16), f32(16), 1, 4, 4, 1, 3, 1, 1, 1 << 62), ValueError),
+            (kn, lambda: (f32(16), f64(16), f32(16), 1, 4, 4, 1, 3, 1, 1, 1), TypeError),
+        )
+    ],
+    # the gradients' output may not be their first input
+    *[
+        (kn, lambda: (lambda b: (b, f32(9), b, 1, 4, 4, 1, 3, 1, 1, 1))(f32(16)), ValueError)
+        for kn in ("conv2d_nhwc_backward_input", "conv2d_nhwc_backward_weight")
+    ],
     ("ewise_where", lambda: (f32(3), f32(4), f32(4), f32(4)), ValueError),
     ("ewise_where", lambda: (f64(4), f32(4), f32(4), f32(4)), TypeError),
     # issue 12 kernels (more in test_perf_kernels.py)

@@ -741,6 +741,90 @@ for _fn in (take_rows, scatter_add_rows, lstm_cell, lstm_cell_backward, attentio
 del _fn
 
 
+# --- padded convolution and its gradients (optional) -----------------------------------
+def _conv_geometry(kernel: str, n, h, w_, c_in, k, c_out, stride, padding) -> tuple[int, int]:
+    _dims(kernel, n=n, h=h, w_=w_, c_in=c_in, k=k, c_out=c_out, stride=stride, padding=padding)
+    if k < 1:
+        raise ValueError(f"{kernel}: kernel size k must be >= 1, got {k}")
+    if stride < 1:
+        raise ValueError(f"{kernel}: stride must be >= 1, got {stride}")
+    if h + 2 * padding < k or w_ + 2 * padding < k:
+        raise ValueError(
+            f"{kernel}: padded input {h + 2 * padding}x{w_ + 2 * padding} is smaller than "
+            f"the kernel {k}x{k}"
+        )
+    return (h + 2 * padding - k) // stride + 1, (w_ + 2 * padding - k) // stride + 1
+
+
+def _conv_buffers(kernel, x_like, w, g_like, n, h, w_, c_in, k, c_out, ho, wo):
+    (xa,) = _flat(kernel, n * h * w_ * c_in, x_like)
+    (wa,) = _flat(kernel, k * k * c_in * c_out, w)
+    (ga,) = _flat(kernel, n * ho * wo * c_out, g_like)
+    _same_dtype(kernel, x_like, w)
+    _same_dtype(kernel, x_like, g_like)
+    return xa.reshape(n, h, w_, c_in), wa.reshape(k, k, c_in, c_out), ga.reshape(n, ho, wo, c_out)
+
+
+def _patches(xp: np.ndarray, k: int, stride: int, ho: int, wo: int) -> np.ndarray:
+    """The (n, ho, wo, k, k, c_in) im2col view of a padded NHWC array (no copy)."""
+    sn, sh, sw, sc = xp.strides
+    return np.lib.stride_tricks.as_strided(
+        xp, (xp.shape[0], ho, wo, k, k, xp.shape[3]), (sn, sh * stride, sw * stride, sh, sw, sc)
+    )
+
+
+def _pad_hw(x: np.ndarray, padding: int) -> np.ndarray:
+    return np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0))) if padding else x
+
+
+def conv2d_nhwc_pad(x: Buffer, w: Buffer, out: Buffer, n: int, h: int, w_: int, c_in: int,
+                    k: int, c_out: int, stride: int, padding: int) -> None:  # fmt: skip
+    """out = x zero-padded by ``padding`` on H and W, convolved with KKIO w."""
+    kn = "conv2d_nhwc_pad"
+    ho, wo = _conv_geometry(kn, n, h, w_, c_in, k, c_out, stride, padding)
+    xa, wa, oa = _conv_buffers(kn, x, w, out, n, h, w_, c_in, k, c_out, ho, wo)
+    cols = _patches(_pad_hw(xa, padding), k, stride, ho, wo).reshape(-1, k * k * c_in)
+    res = cols @ wa.reshape(k * k * c_in, c_out)
+    oa[...] = res.reshape(oa.shape)
+
+
+def conv2d_nhwc_backward_input(g: Buffer, w: Buffer, dx: Buffer, n: int, h: int, w_: int,
+                               c_in: int, k: int, c_out: int, stride: int,
+                               padding: int) -> None:  # fmt: skip
+    """dx (n, h, w_, c_in) of conv2d_nhwc_pad given its output gradient g."""
+    kn = "conv2d_nhwc_backward_input"
+    ho, wo = _conv_geometry(kn, n, h, w_, c_in, k, c_out, stride, padding)
+    if dx is g or dx is w:
+        raise ValueError(f"{kn}: the output buffer must not be an input")
+    da, wa, ga = _conv_buffers(kn, dx, w, g, n, h, w_, c_in, k, c_out, ho, wo)
+    cols = (ga.reshape(-1, c_out) @ wa.reshape(-1, c_out).T).reshape(n, ho, wo, k, k, c_in)
+    dxp = np.zeros((n, h + 2 * padding, w_ + 2 * padding, c_in), dtype=da.dtype)
+    for i in range(k):
+        for j in range(k):
+            rows = slice(i, i + stride * (ho - 1) + 1, stride)
+            cols_ = slice(j, j + stride * (wo - 1) + 1, stride)
+            dxp[:, rows, cols_] += cols[:, :, :, i, j]
+    da[...] = dxp[:, padding : padding + h, padding : padding + w_]
+
+
+def conv2d_nhwc_backward_weight(x: Buffer, g: Buffer, dw: Buffer, n: int, h: int, w_: int,
+                                c_in: int, k: int, c_out: int, stride: int,
+                                padding: int) -> None:  # fmt: skip
+    """dw (k, k, c_in, c_out) of conv2d_nhwc_pad given its input x and output gradient g."""
+    kn = "conv2d_nhwc_backward_weight"
+    ho, wo = _conv_geometry(kn, n, h, w_, c_in, k, c_out, stride, padding)
+    if dw is x or dw is g:
+        raise ValueError(f"{kn}: the output buffer must not be an input")
+    xa, wa, ga = _conv_buffers(kn, x, dw, g, n, h, w_, c_in, k, c_out, ho, wo)
+    cols = _patches(_pad_hw(xa, padding), k, stride, ho, wo).reshape(-1, k * k * c_in)
+    wa[...] = (cols.T @ ga.reshape(-1, c_out)).reshape(wa.shape)
+
+
+for _fn in (conv2d_nhwc_pad, conv2d_nhwc_backward_input, conv2d_nhwc_backward_weight):
+    setattr(sys.modules[__name__], _fn.__name__, _named(_fn))
+del _fn
+
+
 # --- DLPack (optional) ------------------------------------------------------------------
 def dlpack_export(a: Buffer, shape, strides, offset) -> np.ndarray:
     """A NumPy view of the strided region of ``a``: NumPy arrays are DLPack producers, and

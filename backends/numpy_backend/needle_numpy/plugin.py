@@ -35,6 +35,9 @@ _OPTIONAL = (
     "lstm_cell",
     "lstm_cell_backward",
     "attention_softmax",
+    "conv2d_nhwc_pad",
+    "conv2d_nhwc_backward_input",
+    "conv2d_nhwc_backward_weight",
     # issue 17: DLPack interop
     "dlpack_export",
     "dlpack_import",

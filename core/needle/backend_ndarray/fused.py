@@ -404,3 +404,85 @@ def attention_softmax(scores: NDArray, scale: float, causal: bool) -> NDArray:
 
 
 # --- end of sequence layers --------------------------------------------------------------
+
+
+# --- convolution with padding and its gradients (issue 12) ------------------------------
+# Layouts as NDArray.conv2d: NHWC input x (n, h, w, c_in), weights (kh, kw, c_in, c_out),
+# output (n, ho, wo, c_out) with ho = (h + 2 padding - kh) // stride + 1 (wo alike). The
+# kernels take square weights only; other shapes, and devices without the kernels, get the
+# compositions. The callers (needle.ops.conv) have checked shapes, dtypes and devices.
+
+
+def _conv_kernel(dev, name: str, w_shape: tuple[int, ...]) -> bool:
+    return w_shape[0] == w_shape[1] and dev.has_kernel(name)
+
+
+def conv2d_pad(x: NDArray, w: NDArray, stride: int, padding: int) -> NDArray:
+    """x zero-padded by ``padding`` on H and W, convolved with ``w``."""
+    n, h, w_, c_in = x.shape
+    kh, kw, _, c_out = w.shape
+    dev = x.device
+    if _conv_kernel(dev, "conv2d_nhwc_pad", w.shape):
+        ho, wo = (h + 2 * padding - kh) // stride + 1, (w_ + 2 * padding - kw) // stride + 1
+        out = NDArray.make((n, ho, wo, c_out), device=dev, dtype=x.dtype)
+        dev.conv2d_nhwc_pad(
+            x._compact_handle(), w._compact_handle(), out._handle,
+            n, h, w_, c_in, kh, c_out, stride, padding,
+        )  # fmt: skip
+        return out
+    if padding:
+        x = x.pad(((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    return x.conv2d(w, stride)
+
+
+def conv2d_backward_input(
+    g: NDArray, w: NDArray, hw: tuple[int, int], stride: int, padding: int
+) -> NDArray:
+    """dx (n, h, w, c_in) of :func:`conv2d_pad` given its output gradient ``g``."""
+    n, ho, wo, c_out = g.shape
+    kh, kw, c_in, _ = w.shape
+    h, w_ = hw
+    dev = g.device
+    if _conv_kernel(dev, "conv2d_nhwc_backward_input", w.shape):
+        dx = NDArray.make((n, h, w_, c_in), device=dev, dtype=g.dtype)
+        dev.conv2d_nhwc_backward_input(
+            g._compact_handle(), w._compact_handle(), dx._handle,
+            n, h, w_, c_in, kh, c_out, stride, padding,
+        )  # fmt: skip
+        return dx
+    # cols (n, ho, wo, kh, kw, c_in) = g @ W^T, each tap added at its input pixels.
+    w_t = w.compact().reshape((kh * kw * c_in, c_out)).permute((1, 0))
+    cols = (g.compact().reshape((n * ho * wo, c_out)) @ w_t).reshape((n, ho, wo, kh, kw, c_in))
+    dxp = NDArray.make((n, h + 2 * padding, w_ + 2 * padding, c_in), device=dev, dtype=g.dtype)
+    dxp.fill(0.0)
+    for i in range(kh):
+        for j in range(kw):
+            at = (
+                slice(None),
+                slice(i, i + stride * (ho - 1) + 1, stride),
+                slice(j, j + stride * (wo - 1) + 1, stride),
+            )
+            dxp[at] = dxp[at] + cols[:, :, :, i, j]
+    return dxp[:, padding : padding + h, padding : padding + w_].compact()
+
+
+def conv2d_backward_weight(
+    x: NDArray, g: NDArray, kh: int, kw: int, stride: int, padding: int
+) -> NDArray:
+    """dw (kh, kw, c_in, c_out) of :func:`conv2d_pad` given its input ``x`` and output
+    gradient ``g``: im2col(x)^T g."""
+    n, h, w_, c_in = x.shape
+    _, ho, wo, c_out = g.shape
+    dev = x.device
+    if kh == kw and dev.has_kernel("conv2d_nhwc_backward_weight"):
+        dw = NDArray.make((kh, kw, c_in, c_out), device=dev, dtype=x.dtype)
+        dev.conv2d_nhwc_backward_weight(
+            x._compact_handle(), g._compact_handle(), dw._handle,
+            n, h, w_, c_in, kh, c_out, stride, padding,
+        )  # fmt: skip
+        return dw
+    if padding:
+        x = x.pad(((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    cols = x.im2col(kh, kw, stride)
+    g_t = g.compact().reshape((n * ho * wo, c_out)).permute((1, 0))
+    return (g_t @ cols).permute((1, 0)).compact().reshape((kh, kw, c_in, c_out))

@@ -85,9 +85,11 @@ compare with ``out``). Scalar parameters that only describe shapes (``m``, ``n``
   ``(outer, inner)``; ``program_compile`` ``f(instructions)`` -> the list of calls and
   ``program_run`` ``f(kernels, program)`` (makes the calls through a kernel table);
   ``program_set_scalars`` ``f(program, slots, values)`` edits that list in place.
-  ``take_rows``, ``scatter_add_rows``, ``lstm_cell``, ``lstm_cell_backward`` and
-  ``attention_softmax`` take the arguments their semantics name (see each record);
-  ``buffer_view`` is ``f(flat, offset, size)`` -> the slice sharing ``flat``'s memory.
+  ``take_rows``, ``scatter_add_rows``, ``lstm_cell``, ``lstm_cell_backward``,
+  ``attention_softmax``, ``conv2d_nhwc_pad``, ``conv2d_nhwc_backward_input`` and
+  ``conv2d_nhwc_backward_weight`` take the arguments their semantics name (see each
+  record); ``buffer_view`` is ``f(flat, offset, size)`` -> the slice sharing ``flat``'s
+  memory.
 
 Bump :data:`CONTRACT_VERSION` (major) whenever a required kernel is added, removed or
 changes meaning; ``tests/test_contract_snapshot.py`` guards against silent changes.
@@ -204,6 +206,7 @@ _PARAM_TYPES: dict[str, str] = {
         ("size", "reduce_size", "m", "n", "p", "batch", "h", "w_", "c_in", "k", "c_out"), "int"
     ),
     "stride": "int",
+    "padding": "int",
     "offset": "int",
     "shape": "tuple[int, ...]",
     "strides": "tuple[int, ...]",
@@ -216,7 +219,7 @@ _PARAM_TYPES: dict[str, str] = {
     "slots": "list[tuple[int, int]]",
     "values": "list[float]",
     # fused layers (issue 12, item 3)
-    **dict.fromkeys(("dy", "dx", "stats", "dwb", "labels", "g"), "handle"),
+    **dict.fromkeys(("dy", "dx", "stats", "dwb", "labels", "g", "dw"), "handle"),
     **dict.fromkeys(("c", "rows", "d"), "int"),
     "eps": "float",
     # sequence layers (issue 12, item 3)
@@ -319,6 +322,43 @@ def _conv2d_nhwc(x: Any, w: Any, stride: int) -> Any:
             ]
             out += patch @ w[i, j]
     return out
+
+
+def _pad_hw(x: Any, padding: int) -> Any:
+    return np.pad(np.asarray(x), ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+
+
+def _conv2d_nhwc_pad(x: Any, w: Any, stride: int, padding: int) -> Any:
+    """conv2d_nhwc of x zero-padded by ``padding`` on H and W."""
+    return _conv2d_nhwc(_pad_hw(x, padding), w, stride)
+
+
+def _conv2d_nhwc_backward_input(g: Any, w: Any, h: int, w_: int, stride: int, padding: int) -> Any:
+    """dx (n, h, w_, c_in) of _conv2d_nhwc_pad given its output gradient g (n, ho, wo, c_out)."""
+    g, w = np.asarray(g), np.asarray(w)
+    n, ho, wo, _ = g.shape
+    k, c_in = w.shape[0], w.shape[2]
+    dxp = np.zeros((n, h + 2 * padding, w_ + 2 * padding, c_in), dtype=np.result_type(g, w))
+    for i in range(k):
+        for j in range(k):
+            rows = slice(i, i + stride * (ho - 1) + 1, stride)
+            cols = slice(j, j + stride * (wo - 1) + 1, stride)
+            dxp[:, rows, cols] += g @ w[i, j].T
+    return dxp[:, padding : padding + h, padding : padding + w_]
+
+
+def _conv2d_nhwc_backward_weight(x: Any, g: Any, k: int, stride: int, padding: int) -> Any:
+    """dw (k, k, c_in, c_out) of _conv2d_nhwc_pad given its input x and output gradient g."""
+    xp, g = _pad_hw(x, padding), np.asarray(g)
+    _, ho, wo, c_out = g.shape
+    dw = np.zeros((k, k, xp.shape[3], c_out), dtype=np.result_type(xp, g))
+    for i in range(k):
+        for j in range(k):
+            patch = xp[
+                :, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride
+            ]
+            dw[i, j] = np.tensordot(patch, g, axes=([0, 1, 2], [0, 1, 2]))
+    return dw
 
 
 def _matmul_t(a: Any, b: Any, trans_a: int, trans_b: int) -> Any:
@@ -936,6 +976,45 @@ _OPTIONAL = (
         "c_in and c_out.",
         False,
         reference=_conv2d_nhwc,
+    ),
+    KernelSpec(
+        "conv2d_nhwc_pad",
+        "optional",
+        ("x", "w", "out", "n", "h", "w_", "c_in", "k", "c_out", "stride", "padding"),
+        None,
+        "conv2d_nhwc of compact NHWC x zero-padded by padding >= 0 on both sides of H and W "
+        "(no padded copy needed): out is compact (n, ho, wo, c_out) with ho = (h + 2 padding "
+        "- k) // stride + 1 and wo alike; k >= 1, stride >= 1 and the padded image at least "
+        "k x k, else ValueError; out may be x or w. The reference is f(x, w, stride, padding).",
+        False,
+        reference=_conv2d_nhwc_pad,
+    ),
+    KernelSpec(
+        "conv2d_nhwc_backward_input",
+        "optional",
+        ("g", "w", "dx", "n", "h", "w_", "c_in", "k", "c_out", "stride", "padding"),
+        None,
+        "Input gradient of conv2d_nhwc_pad: compact dx (n, h, w_, c_in) = the sum, over "
+        "output pixels (oh, ow) and kernel taps (i, j), of g[:, oh, ow] @ w[i, j]^T added at "
+        "input pixel (oh stride + i - padding, ow stride + j - padding) when that lies in "
+        "the image (zeros where no tap lands). g is compact (n, ho, wo, c_out), w KKIO; "
+        "geometry as conv2d_nhwc_pad; dx must be a buffer other than g and w (ValueError). "
+        "The reference is f(g, w, h, w_, stride, padding).",
+        False,
+        reference=_conv2d_nhwc_backward_input,
+    ),
+    KernelSpec(
+        "conv2d_nhwc_backward_weight",
+        "optional",
+        ("x", "g", "dw", "n", "h", "w_", "c_in", "k", "c_out", "stride", "padding"),
+        None,
+        "Weight gradient of conv2d_nhwc_pad: compact dw (k, k, c_in, c_out), dw[i, j] = the "
+        "sum over images and output pixels (oh, ow) of outer(xp[:, oh stride + i, ow stride "
+        "+ j], g[:, oh, ow]) with xp the zero-padded x. x compact NHWC, g compact (n, ho, wo, "
+        "c_out); geometry as conv2d_nhwc_pad; dw must be a buffer other than x and g "
+        "(ValueError). The reference is f(x, g, k, stride, padding).",
+        False,
+        reference=_conv2d_nhwc_backward_weight,
     ),
     KernelSpec(
         "ewise_where",

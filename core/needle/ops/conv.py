@@ -1,47 +1,30 @@
 """2-D convolution in the course's layout: NHWC input, (KH, KW, C_in, C_out) weights.
 
-Forward: zero-pad, then im2col as one ``as_strided`` view of shape
-``(N, H_out, W_out, KH, KW, C_in)`` (no Python loop over pixels), compacted and
-multiplied by the weights as a ``(KH*KW*C_in, C_out)`` matrix. A backend that declares
-``conv2d_nhwc`` gets the padded input instead (square kernels only, as its contract says).
+The array work is in ``backend_ndarray.fused``: ``conv2d_pad`` (forward with the zero
+padding done by the kernel), ``conv2d_backward_input`` and ``conv2d_backward_weight``. Each
+runs the backend's optional kernel (``conv2d_nhwc_pad``, ``conv2d_nhwc_backward_input``,
+``conv2d_nhwc_backward_weight``; square kernels) when the device declares it, and a
+composition of NDArray operations otherwise (pad + im2col product; g @ W^T added tap by tap
+at the strided input pixels; im2col(x)^T g).
 
-Backward (the course's approach, written with Tensor ops so it can be differentiated
-again), with ``s`` the stride and ``p`` the padding:
+The gradients are ops of their own, so they can be differentiated again: with ``s`` the
+stride and ``p`` the padding, ``dX = ConvBackwardInput(g, W)`` and ``dW =
+ConvBackwardWeight(X, g)`` are bilinear, and the adjoint of each is a convolution or the
+other gradient op:
 
-* dX: dilate out_grad by ``s - 1`` to the exact length ``H + 2p - KH + 1``, pad it by
-  ``K - 1``, convolve with the weights flipped spatially and with C_in/C_out swapped,
-  then crop the ``p`` border.
-* dW: convolve the padded input with channels and batch swapped, ``(C_in, H', W', N)``,
-  by the dilated out_grad taken as a kernel ``(L_h, L_w, N, C_out)``, which gives
-  exactly ``(C_in, KH, KW, C_out)``; move the axes back. That composition is what runs
-  when the backward pass records a graph (``create_graph=True``). A plain backward
-  takes the direct route instead, ``dW = im2col(x)^T out_grad``: the same numbers for
-  the work of one forward pass, where the dilated kernel would multiply mostly zeros.
+* ``<ConvBackwardInput(g, W), A> = <g, conv(A, W)>``: d/dg = conv(A, W), d/dW =
+  ConvBackwardWeight(A, g);
+* ``<ConvBackwardWeight(X, g), B> = <g, conv(X, B)>``: d/dX = ConvBackwardInput(g, B),
+  d/dg = conv(X, B).
 """
 
 from __future__ import annotations
 
 import numbers
 
-from ..autograd import Tensor, TensorOp, is_grad_enabled
-from ..backend_ndarray import NDArray
+from ..autograd import Tensor, TensorOp
+from ..backend_ndarray import NDArray, fused
 from ._helpers import check_same_device, check_tensor
-
-
-def _conv_nd(x: NDArray, w: NDArray, stride: int, padding: int) -> NDArray:
-    if padding:
-        x = x.pad(((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    return x.conv2d(w, stride)
-
-
-def _weight_grad(x: NDArray, g: NDArray, kh: int, kw: int, stride: int, padding: int) -> NDArray:
-    """dW = im2col(x)^T g, without dilating g: the work of one forward pass."""
-    if padding:
-        x = x.pad(((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    n, h_out, w_out, c_out = g.shape
-    cols = x.im2col(kh, kw, stride)
-    g_t = g.compact().reshape((n * h_out * w_out, c_out)).permute((1, 0))
-    return (g_t @ cols).permute((1, 0)).compact().reshape((kh, kw, x.shape[3], c_out))
 
 
 class Conv(TensorOp):
@@ -52,44 +35,57 @@ class Conv(TensorOp):
         self.padding = padding
 
     def compute(self, x: NDArray, w: NDArray) -> NDArray:
-        return _conv_nd(x, w, self.stride, self.padding)
+        return fused.conv2d_pad(x, w, self.stride, self.padding)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
-        from .indexing import Dilate, flip, getitem, pad
-        from .shape import permute
-
         x, w = node.inputs
         s, p = self.stride, self.padding
-        _, h, w_, _ = x.shape
-        kh, kw, _, _ = w.shape
-        # Exact dilated lengths: the output positions cover H + 2p - KH + 1 input rows.
-        lh, lw = h + 2 * p - kh + 1, w_ + 2 * p - kw + 1
-        fast_gw = w.requires_grad and not is_grad_enabled()
-        g = out_grad
-        if (x.requires_grad or (w.requires_grad and not fast_gw)) and (
-            s > 1 or (lh, lw) != g.shape[1:3]
-        ):
-            n, _, _, c_out = g.shape
-            g = Dilate((1, 2), s - 1, (n, lh, lw, c_out))(g)
-
         gx = gw = None  # only what some input needs (an image batch needs no gradient)
         if x.requires_grad:
-            # dX: full correlation of g with the flipped, transposed kernel, minus the border.
-            w_t = permute(flip(w, (0, 1)), (0, 1, 3, 2))
-            gx = conv(pad(g, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0))), w_t)
-            if p:
-                gx = getitem(gx, (slice(None), slice(p, p + h), slice(p, p + w_)))
-        if fast_gw:
-            # A plain backward (no graph recorded): the direct im2col product.
-            gw = Tensor.make_const(
-                _weight_grad(x.realize_cached_data(), out_grad.realize_cached_data(), kh, kw, s, p)
-            )
-        elif w.requires_grad:
-            # dW: correlate the padded input (C_in as batch, N as channels) with g as a kernel.
-            xp = pad(x, ((0, 0), (p, p), (p, p), (0, 0))) if p else x
-            # g spans exactly H + 2p - KH + 1 rows, so the result is (C_in, KH, KW, C_out).
-            gw = permute(conv(permute(xp, (3, 1, 2, 0)), permute(g, (1, 2, 0, 3))), (1, 2, 0, 3))
+            gx = ConvBackwardInput(s, p, tuple(x.shape[1:3]))(out_grad, w)
+        if w.requires_grad:
+            gw = ConvBackwardWeight(s, p, tuple(w.shape[:2]))(x, out_grad)
         return gx, gw  # type: ignore[return-value]
+
+
+class ConvBackwardInput(TensorOp):
+    """dX of conv(X, W, stride, padding) given its output gradient g: (g, W) -> X's shape."""
+
+    def __init__(self, stride: int, padding: int, hw: tuple[int, int]) -> None:
+        self.stride = stride
+        self.padding = padding
+        self.hw = hw
+
+    def compute(self, g: NDArray, w: NDArray) -> NDArray:
+        return fused.conv2d_backward_input(g, w, self.hw, self.stride, self.padding)
+
+    def gradient(self, adj: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
+        g, w = node.inputs
+        s, p = self.stride, self.padding
+        dg = Conv(s, p)(adj, w) if g.requires_grad else None
+        dw = ConvBackwardWeight(s, p, tuple(w.shape[:2]))(adj, g) if w.requires_grad else None
+        return dg, dw  # type: ignore[return-value]
+
+
+class ConvBackwardWeight(TensorOp):
+    """dW of conv(X, W, stride, padding) given X and the output gradient g: (X, g) -> W's
+    shape (KH, KW, C_in, C_out)."""
+
+    def __init__(self, stride: int, padding: int, khw: tuple[int, int]) -> None:
+        self.stride = stride
+        self.padding = padding
+        self.khw = khw
+
+    def compute(self, x: NDArray, g: NDArray) -> NDArray:
+        kh, kw = self.khw
+        return fused.conv2d_backward_weight(x, g, kh, kw, self.stride, self.padding)
+
+    def gradient(self, adj: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
+        x, g = node.inputs
+        s, p = self.stride, self.padding
+        dx = ConvBackwardInput(s, p, tuple(x.shape[1:3]))(g, adj) if x.requires_grad else None
+        dg = Conv(s, p)(x, adj) if g.requires_grad else None
+        return dx, dg  # type: ignore[return-value]
 
 
 def conv(x: Tensor, w: Tensor, stride: int = 1, padding: int = 0) -> Tensor:
