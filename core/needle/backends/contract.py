@@ -84,8 +84,9 @@ compare with ``out``). Scalar parameters that only describe shapes (``m``, ``n``
   and ``reduce_max_mid`` ``f(a)`` with ``a`` of shape ``(outer, reduce, inner)`` ->
   ``(outer, inner)``; ``program_compile`` ``f(instructions)`` -> the list of calls and
   ``program_run`` ``f(kernels, program)`` (makes the calls through a kernel table).
-  ``take_rows``, ``scatter_add_rows``, ``lstm_cell``, ``lstm_cell_backward`` and
-  ``attention_softmax`` take the arguments their semantics name (see each record).
+  ``take_rows``, ``scatter_add_rows``, ``lstm_cell``, ``lstm_cell_backward``,
+  ``lstm_layer``, ``lstm_layer_backward`` and ``attention_softmax`` take the arguments
+  their semantics name (see each record).
 
 Bump :data:`CONTRACT_VERSION` (major) whenever a required kernel is added, removed or
 changes meaning; ``tests/test_contract_snapshot.py`` guards against silent changes.
@@ -220,6 +221,11 @@ _PARAM_TYPES: dict[str, str] = {
         ("ids", "gates", "cell", "h_out", "c_out", "dh", "dc", "d_gates", "d_cell"), "handle"
     ),
     **dict.fromkeys(("n_ids", "n_rows", "width", "t_q", "t_k", "causal"), "int"),
+    **dict.fromkeys(
+        ("gx", "w_hh", "h0", "c0", "hs", "cs", "dhs", "dh_n", "dc_n", "dgx", "dw_hh", "dh0", "dc0"),
+        "handle",
+    ),
+    "t": "int",
     "scale": "float",
     # DLPack interop (issue 17)
     "obj": "a DLPack producer",
@@ -436,6 +442,50 @@ def _lstm_cell_backward(gates: Any, cell: Any, dh: Any, dc: Any) -> tuple[Any, A
     k = dc + dh * o * (1 - t * t)
     parts = [k * g * i * (1 - i), k * c * f * (1 - f), k * i * (1 - g * g), dh * t * o * (1 - o)]
     return np.concatenate(parts, axis=1), k * f
+
+
+def _lstm_layer(gx: Any, w_hh: Any, h0: Any, c0: Any) -> tuple[Any, Any, Any]:
+    """(hs, cs (t, n, h), gates (t, n, 4h)) of an LSTM layer over gx (t, n, 4h): step s
+    runs _lstm_cell on gx[s] + h_{s-1} @ w_hh; gates holds the activated gates."""
+    gx, w = np.asarray(gx), np.asarray(w_hh)
+    h, c = np.asarray(h0), np.asarray(c0)
+    hs, cs, acts = [], [], []
+    for x in gx:
+        z = x + h @ w
+        i, f, g, o, _ = _lstm_parts(z, c)
+        h, c = _lstm_cell(z, c)
+        hs.append(h)
+        cs.append(c)
+        acts.append(np.concatenate([i, f, g, o], axis=1))
+    t, n, h4 = gx.shape
+    shape = (t, n, h4 // 4)
+    return (np.array(hs).reshape(shape), np.array(cs).reshape(shape),
+            np.array(acts).reshape(gx.shape))  # fmt: skip
+
+
+def _lstm_layer_backward(
+    w_hh: Any, h0: Any, c0: Any, hs: Any, cs: Any, gates: Any, dhs: Any, dh_n: Any, dc_n: Any
+) -> tuple[Any, Any, Any, Any]:
+    """(dgx (t, n, 4h), dw_hh (h, 4h), dh0, dc0 (n, h)) of _lstm_layer given the adjoints
+    dhs of hs and dh_n, dc_n of the final state (hs[-1], cs[-1])."""
+    w, gates, hs, cs = (np.asarray(a) for a in (w_hh, gates, hs, cs))
+    t, n, h = hs.shape
+    dh_carry, dc_carry = np.asarray(dh_n), np.asarray(dc_n)
+    dgx = np.zeros(gates.shape, dtype=np.result_type(gates, dh_carry))
+    for s in reversed(range(t)):
+        i, f, g, o = (gates[s][:, k * h : (k + 1) * h] for k in range(4))
+        c_prev = cs[s - 1] if s else np.asarray(c0)
+        tc = np.tanh(cs[s])
+        dh = np.asarray(dhs)[s] + dh_carry
+        dc = dc_carry + dh * o * (1 - tc * tc)
+        parts = [dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g * g),
+                 dh * tc * o * (1 - o)]  # fmt: skip
+        dgx[s] = np.concatenate(parts, axis=1)
+        dc_carry = dc * f
+        dh_carry = dgx[s] @ w.T
+    h_prev = np.concatenate([np.asarray(h0)[None], hs[:-1]]) if t else np.zeros((0, n, h))
+    dw = h_prev.reshape(t * n, h).T @ dgx.reshape(t * n, 4 * h)
+    return dgx, dw, dh_carry, dc_carry
 
 
 def _attention_softmax(a: Any, scale: float, causal: int) -> Any:
@@ -1131,6 +1181,39 @@ _OPTIONAL = (
         "k f. The reference returns (d_gates, d_cell).",
         False,
         reference=_lstm_cell_backward,
+    ),
+    KernelSpec(
+        "lstm_layer",
+        "optional",
+        ("gx", "w_hh", "h0", "c0", "hs", "cs", "gates", "t", "n", "h"),
+        None,
+        "An LSTM layer over t steps: for s = 0 .. t-1, with h_{-1} = h0 and c_{-1} = c0 "
+        "(n, h), the pre-activation gates gx[s] + h_{s-1} @ w_hh (gx compact (t, n, 4h), "
+        "the input projection with the biases, gates in the order i, f, g, o as in "
+        "lstm_cell; w_hh (h, 4h)) go through lstm_cell's gate math to give hs[s] and cs[s] "
+        "(t, n, h); gates (t, n, 4h) receives the activated gates [sigmoid(i), sigmoid(f), "
+        "tanh(g), sigmoid(o)] of every step (what lstm_layer_backward reads). Outputs are "
+        "fresh buffers. The reference is f(gx, w_hh, h0, c0) -> (hs, cs, gates).",
+        False,
+        reference=_lstm_layer,
+    ),
+    KernelSpec(
+        "lstm_layer_backward",
+        "optional",
+        ("w_hh", "h0", "c0", "hs", "cs", "gates", "dhs", "dh_n", "dc_n", "dgx", "dw_hh",
+         "dh0", "dc0", "t", "n", "h"),  # fmt: skip
+        None,
+        "Gradients of lstm_layer from its inputs w_hh, h0, c0, its outputs hs, cs, gates and "
+        "the adjoints dhs (t, n, h) of hs and dh_n, dc_n (n, h) of the final state hs[t-1], "
+        "cs[t-1]: backwards over the steps, dh = dhs[s] + (adjoint carried from step s+1, "
+        "dh_n at s = t-1) and dc likewise go through lstm_cell_backward's formulas (with "
+        "the activated gates) to give dgx[s] (the adjoint of the pre-activation gates, so of "
+        "gx[s]), the carried dc = dc f and dh = dgx[s] @ w_hh^T; dh0 and dc0 (n, h) are the "
+        "adjoints carried past step 0 and dw_hh (h, 4h) = [h0, hs[:-1]]^T @ dgx over all "
+        "steps (zeros when t, n or h is 0). Outputs are fresh buffers. The reference is "
+        "f(w_hh, h0, c0, hs, cs, gates, dhs, dh_n, dc_n) -> (dgx, dw_hh, dh0, dc0).",
+        False,
+        reference=_lstm_layer_backward,
     ),
     KernelSpec(
         "attention_softmax",
