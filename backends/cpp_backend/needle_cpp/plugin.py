@@ -35,6 +35,8 @@ OPTIONAL_KERNELS = (
     "scatter_add_rows",
     "lstm_cell",
     "lstm_cell_backward",
+    "lstm_layer",
+    "lstm_layer_backward",
     "attention_softmax",
     # issue 17: DLPack interop
     "dlpack_export",

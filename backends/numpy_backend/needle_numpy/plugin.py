@@ -33,6 +33,8 @@ _OPTIONAL = (
     "scatter_add_rows",
     "lstm_cell",
     "lstm_cell_backward",
+    "lstm_layer",
+    "lstm_layer_backward",
     "attention_softmax",
     # issue 17: DLPack interop
     "dlpack_export",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ndarray import NDArray, one_hot
+from .ndarray import NDArray, full, one_hot
 
 # --- normalisation and softmax cross-entropy (issue 12, item 3) ------------------------
 # Layouts: batch norm normalises the rows of an (m, c) array per column (channel-last:
@@ -369,6 +369,103 @@ def lstm_cell_backward(
     d_gates[:, 2 * h : 3 * h] = k * i * (1.0 - g * g)
     d_gates[:, 3 * h : 4 * h] = dh * t * o * (1.0 - o)
     return d_gates, k * f
+
+
+# LSTM layer over a sequence: gx (t, n, 4h) the input projection of every step (biases
+# included), w_hh (h, 4h), the state h0, c0 (n, h). The kernel pair lstm_layer /
+# lstm_layer_backward runs when the device has both; otherwise the per-step composition
+# (gx[s] + h @ w_hh, then lstm_cell_forward: the lstm_cell kernels or their NDArray
+# composition). The forward returns ``saved`` (t, n, 4h) for the backward only: the
+# activated gates (kernels) or the pre-activation gates (composition).
+def _lstm_layer_kernels(dev: object) -> bool:
+    return dev.has_kernel("lstm_layer") and dev.has_kernel("lstm_layer_backward")  # type: ignore[attr-defined]
+
+
+def _lstm_layer_args(
+    fn: str, gx: NDArray, w_hh: NDArray, h0: NDArray, c0: NDArray
+) -> tuple[int, int, int]:
+    for t in (w_hh, h0, c0):
+        gx._same_device(t, fn)
+    if gx.ndim != 3 or h0.ndim != 2:
+        raise ValueError(f"{fn}: expected gx (t, n, 4h) and h0 (n, h), got {gx.shape}, {h0.shape}")
+    t, (n, h) = gx.shape[0], h0.shape
+    if gx.shape != (t, n, 4 * h) or c0.shape != (n, h) or w_hh.shape != (h, 4 * h):
+        raise ValueError(
+            f"{fn}: expected gx (t, n, 4h), w_hh (h, 4h), h0 and c0 (n, h), got {gx.shape}, "
+            f"{w_hh.shape}, {h0.shape}, {c0.shape}"
+        )
+    if len({gx.dtype, w_hh.dtype, h0.dtype, c0.dtype}) != 1:
+        raise TypeError(f"{fn}: dtypes differ, {[a.dtype for a in (gx, w_hh, h0, c0)]}")
+    return t, n, h
+
+
+def lstm_layer_forward(
+    gx: NDArray, w_hh: NDArray, h0: NDArray, c0: NDArray
+) -> tuple[NDArray, NDArray, NDArray]:
+    """``(hs, cs, saved)``: every step's hidden and cell state (t, n, h) of an LSTM layer
+    over ``gx`` (t, n, 4h) from the state ``h0``, ``c0``, and what the backward needs."""
+    t, n, h = _lstm_layer_args("lstm_layer", gx, w_hh, h0, c0)
+    dev, dt = gx.device, gx.dtype
+    hs = NDArray.make((t, n, h), device=dev, dtype=dt)
+    cs = NDArray.make((t, n, h), device=dev, dtype=dt)
+    saved = NDArray.make((t, n, 4 * h), device=dev, dtype=dt)
+    if _lstm_layer_kernels(dev):
+        dev.lstm_layer(
+            gx._compact_handle(), w_hh._compact_handle(), h0._compact_handle(),
+            c0._compact_handle(), hs._handle, cs._handle, saved._handle, t, n, h,
+        )  # fmt: skip
+        return hs, cs, saved
+    h_s, c_s = h0, c0
+    for s in range(t):
+        z = gx[s] + h_s @ w_hh
+        saved[s] = z
+        h_s, c_s = lstm_cell_forward(z, c_s)
+        hs[s] = h_s
+        cs[s] = c_s
+    return hs, cs, saved
+
+
+def lstm_layer_backward(
+    w_hh: NDArray, h0: NDArray, c0: NDArray, hs: NDArray, cs: NDArray, saved: NDArray,
+    dhs: NDArray, dh_n: NDArray, dc_n: NDArray,
+) -> tuple[NDArray, NDArray, NDArray, NDArray]:  # fmt: skip
+    """``(dgx, dw_hh, dh0, dc0)`` of :func:`lstm_layer_forward` from its inputs, outputs
+    and ``saved``, given the adjoints ``dhs`` (t, n, h) of ``hs`` and ``dh_n``, ``dc_n``
+    (n, h) of the final state. ``dgx`` is also the adjoint of the pre-activation gates."""
+    fn = "lstm_layer_backward"
+    t, n, h = hs.shape
+    _lstm_layer_args(fn, saved, w_hh, h0, c0)
+    for name, a, shape in (("hs", hs, (t, n, h)), ("cs", cs, (t, n, h)), ("dhs", dhs, (t, n, h)),
+                           ("dh_n", dh_n, (n, h)), ("dc_n", dc_n, (n, h))):  # fmt: skip
+        w_hh._same_device(a, fn)
+        if a.shape != shape or a.dtype != w_hh.dtype:
+            raise ValueError(f"{fn}: {name} must be {shape} {w_hh.dtype}, got {a.shape} {a.dtype}")
+    dev, dt = w_hh.device, w_hh.dtype
+    dgx = NDArray.make((t, n, 4 * h), device=dev, dtype=dt)
+    if _lstm_layer_kernels(dev):
+        dw = NDArray.make((h, 4 * h), device=dev, dtype=dt)
+        dh0 = NDArray.make((n, h), device=dev, dtype=dt)
+        dc0 = NDArray.make((n, h), device=dev, dtype=dt)
+        dev.lstm_layer_backward(
+            w_hh._compact_handle(), h0._compact_handle(), c0._compact_handle(),
+            hs._compact_handle(), cs._compact_handle(), saved._compact_handle(),
+            dhs._compact_handle(), dh_n._compact_handle(), dc_n._compact_handle(),
+            dgx._handle, dw._handle, dh0._handle, dc0._handle, t, n, h,
+        )  # fmt: skip
+        return dgx, dw, dh0, dc0
+    dh, dc = dh_n, dc_n
+    for s in reversed(range(t)):
+        d_z, dc = lstm_cell_backward(saved[s], cs[s - 1] if s else c0, dhs[s] + dh, dc)
+        dgx[s] = d_z
+        dh = d_z @ w_hh.permute((1, 0))
+    if t == 0:
+        return dgx, full((h, 4 * h), 0.0, dtype=dt, device=dev), dh, dc
+    h_prev = NDArray.make((t, n, h), device=dev, dtype=dt)
+    h_prev[0] = h0
+    if t > 1:
+        h_prev[1:] = hs[: t - 1]
+    dw = h_prev.reshape((t * n, h)).permute((1, 0)) @ dgx.reshape((t * n, 4 * h))
+    return dgx, dw, dh, dc
 
 
 # Attention: scores (batch, t_q, t_k) -> softmax(scores * scale + mask) over the keys, the

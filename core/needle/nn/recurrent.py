@@ -3,8 +3,9 @@
 Each step is one fused op (:func:`needle.ops.rnn_cell`, :func:`needle.ops.lstm_cell`):
 ``act(gx + h @ W_hh)`` or the LSTM gate math in one kernel, where ``gx`` is the input
 projection with both biases. ``RNN`` and ``LSTM`` compute ``gx`` for every time step in
-one matmul over the whole sequence before the recurrence, so each step does one matmul
-(``h @ W_hh``) and one fused kernel.
+one matmul over the whole sequence before the recurrence; ``RNN`` then does one matmul
+(``h @ W_hh``) and one fused kernel per step, ``LSTM`` runs each layer's whole recurrence
+as one op (:func:`needle.ops.lstm_layer`).
 """
 
 from __future__ import annotations
@@ -216,12 +217,14 @@ class LSTM(Module):
         hs, cs = [], []
         seq = x
         for cell, state in zip(self.lstm_cells, states):
-            # the input projection of every time step in one matmul
-            outputs = []
-            for gx in ops.split(cell.input_gates(seq), 0):
-                state = cell.recur(gx, state)
-                outputs.append(state[0])
-            hs.append(state[0])
-            cs.append(state[1])
-            seq = ops.stack(outputs, 0)
+            gx = cell.input_gates(seq)  # the input projection of every time step in one matmul
+            n = gx.shape[1]
+            # state None is zeros, as in the course: W_hh still takes part (zero gradient
+            # when the sequence has one step)
+            h0 = _zeros_or(None if state is None else state[0], n, self.hidden_size, gx)
+            c0 = _zeros_or(None if state is None else state[1], n, self.hidden_size, gx)
+            out = ops.lstm_layer(gx, h0, c0, cell.W_hh)  # the whole recurrence in one op
+            seq = out[0]
+            hs.append(out[1])
+            cs.append(out[2])
         return seq, (ops.stack(hs, 0), ops.stack(cs, 0))

@@ -48,9 +48,11 @@ from .fused_seq import (
     AttentionProbs,
     LSTMCell,
     LSTMCellBackward,
+    LSTMLayer,
     RNNCell,
     attention,
     lstm_cell,
+    lstm_layer,
     rnn_cell,
 )
 from .indexing import (
@@ -128,6 +130,7 @@ __all__ = [
     "GetItem",
     "LSTMCell",
     "LSTMCellBackward",
+    "LSTMLayer",
     "LayerNorm",
     "Log",
     "LogSoftmax",
@@ -196,6 +199,7 @@ __all__ = [
     "logsoftmax",
     "logsumexp",
     "lstm_cell",
+    "lstm_layer",
     "lt",
     "make_tuple",
     "matmul",

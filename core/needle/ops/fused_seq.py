@@ -5,6 +5,12 @@
   gate math in one kernel (``lstm_cell``); its backward pass is the fused op
   :class:`LSTMCellBackward` (kernel ``lstm_cell_backward``), whose own gradient is written
   with Tensor ops, so gradients can be differentiated again.
+* :class:`LSTMLayer`: a whole LSTM layer over a sequence in one op (kernels ``lstm_layer``
+  and ``lstm_layer_backward``): every step's hidden state and the final state. A plain
+  backward runs the fused backward kernel; a backward that records a graph
+  (``create_graph=True``) writes the gradient as the per-step composition of
+  :class:`LSTMCell` and :class:`LSTMCellBackward` ops, so it can be differentiated again,
+  to any order.
 * :class:`RNNCell`: ``act(gx + h @ w_hh)`` with its gradient in three Tensor ops.
 * :class:`Attention`: ``softmax(q k^T * scale + causal mask) (* dropout mask) @ v`` with
   the scaled, masked softmax in one kernel (``attention_softmax``) and both products
@@ -20,7 +26,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..autograd import Tensor, TensorOp, TensorTuple, TensorTupleOp
+from ..autograd import Tensor, TensorOp, TensorTuple, TensorTupleOp, is_grad_enabled
 from ..backend_ndarray import NDArray
 from ..backend_ndarray import fused as _fused
 from ._helpers import check_same_device, check_tensor
@@ -94,6 +100,60 @@ class LSTMCellBackward(TensorTupleOp):
         d_c = k * sf * af + e * f
         d_a = reshape(stack([d_i, d_f, d_g, d_o], 1), (c.shape[0], 4 * hs))
         return d_a, d_a @ transpose(w), d_c, transpose(h) @ d_a, hj, cj
+
+
+# --- LSTM layer ---------------------------------------------------------------------------
+class LSTMLayer(TensorTupleOp):
+    """``(hs, h_n, c_n)`` of an LSTM layer over a sequence: inputs ``gx`` (t, n, 4h) (the
+    input projection of every step with both biases), the state ``h0``, ``c0`` (n, h) and
+    ``w_hh`` (h, 4h); step s is :class:`LSTMCell` on ``(gx[s], h_{s-1}, c_{s-1}, w_hh)``.
+    ``hs`` (t, n, h) holds every step's hidden state, ``(h_n, c_n)`` the final state."""
+
+    def __init__(self) -> None:
+        self.saved: tuple[NDArray, NDArray, NDArray] | None = None  # hs, cs, gates
+
+    def compute(self, gx: NDArray, h0: NDArray, c0: NDArray, w_hh: NDArray) -> tuple[NDArray, ...]:  # type: ignore[override]
+        hs, cs, gates = _fused.lstm_layer_forward(gx, w_hh, h0, c0)
+        self.saved = (hs, cs, gates)
+        last = hs.shape[0] - 1
+        return hs, hs[last], cs[last]
+
+    def gradient(self, out_grad: TensorTuple, node: TensorTuple) -> tuple[Tensor, ...]:  # type: ignore[override]
+        gx, h0, c0, w = node.inputs
+        if is_grad_enabled() or self.saved is None:  # recording a graph: composed, any order
+            return _lstm_layer_gradient(gx, h0, c0, w, out_grad[0], out_grad[1], out_grad[2])
+        hs, cs, gates = self.saved
+        dhs, dh_n, dc_n = out_grad.realize_cached_data()
+        dgx, dw, dh0, dc0 = _fused.lstm_layer_backward(
+            w.realize_cached_data(), h0.realize_cached_data(), c0.realize_cached_data(),
+            hs, cs, gates, dhs, dh_n, dc_n,
+        )  # fmt: skip
+        return tuple(Tensor.make_const(a) for a in (dgx, dh0, dc0, dw))
+
+
+def _lstm_layer_gradient(
+    gx: Tensor, h0: Tensor, c0: Tensor, w: Tensor, dhs: Tensor, dh_n: Tensor, dc_n: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(dgx, dh0, dc0, dw_hh)`` of :class:`LSTMLayer` as the per-step composition: the
+    forward states again through :class:`LSTMCell`, then :class:`LSTMCellBackward` step by
+    step in reverse (every op here has a gradient, so the result can be differentiated)."""
+    xs = split(gx, 0)
+    h_prev, c_prev = [h0], [c0]
+    for s in range(gx.shape[0] - 1):
+        y = LSTMCell()(xs[s], h_prev[-1], c_prev[-1], w)
+        h_prev.append(y[0])
+        c_prev.append(y[1])
+    dys = split(dhs, 0)
+    dh, dc, dw = dh_n, dc_n, None
+    dgx: list[Tensor] = []
+    for s in reversed(range(gx.shape[0])):
+        r = LSTMCellBackward()(xs[s], h_prev[s], c_prev[s], w, dys[s] + dh, dc)
+        d_z, dc = r[0], r[1]
+        dgx.append(d_z)
+        dh = d_z @ transpose(w)
+        term = transpose(h_prev[s]) @ d_z
+        dw = term if dw is None else dw + term
+    return stack(dgx[::-1], 0), dh, dc, dw  # type: ignore[return-value]
 
 
 # --- RNN cell -----------------------------------------------------------------------------
@@ -200,6 +260,34 @@ def lstm_cell(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> TensorTuple:
     return LSTMCell()(gx, h, c, w_hh)
 
 
+def lstm_layer(gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor) -> TensorTuple:
+    """An LSTM layer over a sequence: ``(hs, h_n, c_n)`` (a TensorTuple) from the input
+    projection ``gx`` (t, n, 4h) of every step (biases included), the state ``h0``, ``c0``
+    (n, h) and the recurrent weight ``w_hh`` (h, 4h); ``hs`` (t, n, h) is every step's
+    hidden state, ``(h_n, c_n)`` the state after the last step (t >= 1)."""
+    for x in (gx, h0, c0, w_hh):
+        check_tensor("lstm_layer", x)
+    check_same_device("lstm_layer", gx, h0, c0, w_hh)
+    n, hs = c0.shape if c0.ndim == 2 else (0, -1)
+    t = gx.shape[0] if gx.ndim == 3 else 0
+    if (
+        c0.ndim != 2
+        or gx.ndim != 3
+        or gx.shape[1:] != (n, 4 * hs)
+        or h0.shape != (n, hs)
+        or w_hh.shape != (hs, 4 * hs)
+    ):
+        raise ValueError(
+            "lstm_layer: expected gx (t, n, 4h), h0 and c0 (n, h), w_hh (h, 4h), got "
+            f"{gx.shape}, {h0.shape}, {c0.shape}, {w_hh.shape}"
+        )
+    if t < 1:
+        raise ValueError(f"lstm_layer: need at least one time step, got gx of shape {gx.shape}")
+    if len({x.dtype for x in (gx, h0, c0, w_hh)}) != 1:
+        raise TypeError(f"lstm_layer: dtypes differ, {[x.dtype for x in (gx, h0, c0, w_hh)]}")
+    return LSTMLayer()(gx, h0, c0, w_hh)
+
+
 def rnn_cell(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh") -> Tensor:
     """One Elman step ``act(gx + h @ w_hh)`` (``gx`` the input projection with biases)."""
     for x in (gx, h, w_hh):
@@ -269,8 +357,10 @@ __all__ = [
     "AttentionProbs",
     "LSTMCell",
     "LSTMCellBackward",
+    "LSTMLayer",
     "RNNCell",
     "attention",
     "lstm_cell",
+    "lstm_layer",
     "rnn_cell",
 ]
