@@ -135,8 +135,7 @@ def test_double_backward_matches_per_step(device):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_kernels_match_references(device, dtype):
     """The backend's pair (or the composition) against the contract's NumPy references."""
-    from needle.backend_ndarray import NDArray
-    from needle.backend_ndarray import fused
+    from needle.backend_ndarray import NDArray, fused
 
     gx, h0, c0, w = _data(6, 5, 4, 3)
     nd = [NDArray(x, device=device, dtype=dtype) for x in (gx, w, h0, c0)]

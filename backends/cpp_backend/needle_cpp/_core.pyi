@@ -167,12 +167,33 @@ def lstm_cell_backward(
     gates: Array, cell: Array, dh: Array, dc: Array, d_gates: Array, d_cell: Array, n: int, h: int
 ) -> None: ...
 def lstm_layer(
-    gx: Array, w_hh: Array, h0: Array, c0: Array, hs: Array, cs: Array, gates: Array, t: int,
-    n: int, h: int
+    gx: Array,
+    w_hh: Array,
+    h0: Array,
+    c0: Array,
+    hs: Array,
+    cs: Array,
+    gates: Array,
+    t: int,
+    n: int,
+    h: int,
 ) -> None: ...
 def lstm_layer_backward(
-    w_hh: Array, h0: Array, c0: Array, hs: Array, cs: Array, gates: Array, dhs: Array,
-    dh_n: Array, dc_n: Array, dgx: Array, dw_hh: Array, dh0: Array, dc0: Array, t: int, n: int,
+    w_hh: Array,
+    h0: Array,
+    c0: Array,
+    hs: Array,
+    cs: Array,
+    gates: Array,
+    dhs: Array,
+    dh_n: Array,
+    dc_n: Array,
+    dgx: Array,
+    dw_hh: Array,
+    dh0: Array,
+    dc0: Array,
+    t: int,
+    n: int,
     h: int,
 ) -> None: ...
 def attention_softmax(

@@ -1200,8 +1200,24 @@ _OPTIONAL = (
     KernelSpec(
         "lstm_layer_backward",
         "optional",
-        ("w_hh", "h0", "c0", "hs", "cs", "gates", "dhs", "dh_n", "dc_n", "dgx", "dw_hh",
-         "dh0", "dc0", "t", "n", "h"),  # fmt: skip
+        (
+            "w_hh",
+            "h0",
+            "c0",
+            "hs",
+            "cs",
+            "gates",
+            "dhs",
+            "dh_n",
+            "dc_n",
+            "dgx",
+            "dw_hh",
+            "dh0",
+            "dc0",
+            "t",
+            "n",
+            "h",
+        ),
         None,
         "Gradients of lstm_layer from its inputs w_hh, h0, c0, its outputs hs, cs, gates and "
         "the adjoints dhs (t, n, h) of hs and dh_n, dc_n (n, h) of the final state hs[t-1], "
