@@ -30,12 +30,15 @@ def _zeros_or(h: Tensor | None, batch: int, hidden: int, like: Tensor) -> Tensor
 
 
 def _input_projection(x: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor:
-    """``x @ W_ih + b_ih + b_hh`` for ``x`` of shape (..., input_size)."""
-    out = x @ w_ih
+    """``x @ W_ih + b_ih + b_hh`` for ``x`` of shape (..., input_size), as one 2-D product
+    over every leading position (a (T, bs, in) @ (in, out) product would broadcast W_ih to
+    a batch of T matrices, and its gradient would sum T products)."""
+    lead, width = x.shape[:-1], w_ih.shape[1]
+    flat = x if x.ndim == 2 else x.reshape((math.prod(lead), x.shape[-1]))
+    out = flat @ w_ih
     if b_ih is not None:
-        b = (b_ih + b_hh).reshape((1,) * (x.ndim - 1) + (w_ih.shape[1],))
-        out = out + b.broadcast_to(out.shape)
-    return out
+        out = out + (b_ih + b_hh).reshape((1, width)).broadcast_to(out.shape)
+    return out if x.ndim == 2 else out.reshape((*lead, width))
 
 
 class RNNCell(Module):
