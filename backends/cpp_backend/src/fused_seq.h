@@ -36,8 +36,9 @@ void check_lstm_cell_backward(const Array& gates, const Array& cell, const Array
                               int64_t n, int64_t h);
 
 /// A whole LSTM layer over t steps (lstm_layer.cpp): hs and cs (t, n, h) every step's hidden
-/// and cell state and gates (t, n, 4h) the activated gates [sigmoid(i), sigmoid(f), tanh(g),
-/// sigmoid(o)], from the input projection gx (t, n, 4h), w_hh (h, 4h) and h0, c0 (n, h).
+/// and cell state and gates (t, 4h, n) the activated gates [sigmoid(i), sigmoid(f), tanh(g),
+/// sigmoid(o)] of each step, transposed, from the input projection gx (t, n, 4h), w_hh (h, 4h)
+/// and h0, c0 (n, h).
 void lstm_layer(const Array& gx, const Array& w_hh, const Array& h0, const Array& c0, Array& hs,
                 Array& cs, Array& gates, int64_t t, int64_t n, int64_t h);
 void check_lstm_layer(const Array& gx, const Array& w_hh, const Array& h0, const Array& c0,

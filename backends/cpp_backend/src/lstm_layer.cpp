@@ -1,16 +1,18 @@
 // A whole LSTM layer over a sequence in one call: lstm_layer (forward) and
-// lstm_layer_backward (see fused_seq.h). Layouts are compact and row-major: gx, gates and dgx
+// lstm_layer_backward (see fused_seq.h). Layouts are compact and row-major: gx and dgx
 // (t, n, 4h) with the gates of a row in the order i, f, g, o; hs, cs and dhs (t, n, h); h0,
-// c0, dh_n, dc_n, dh0 and dc0 (n, h); w_hh and dw_hh (h, 4h).
+// c0, dh_n, dc_n, dh0 and dc0 (n, h); w_hh and dw_hh (h, 4h); gates (t, 4h, n): every step's
+// activated gates [sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)] transposed.
 //
-// Forward, step s: gates[s] = gx[s], then gates[s] += h_{s-1} @ w_hh (one accumulating packed
-// gemm straight into the gates buffer), then the gate math row by row, in place: gates[s]
-// keeps the activated gates [sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)], which is what the
-// backward pass reads. Backward runs the steps in reverse with the adjoints of h and c
-// carried in the dh0 and dc0 buffers (so they end up holding the adjoints of h0 and c0), one
-// gemm per step for dh_{s-1} = dG_s @ w_hh^T (w_hh transposed once per call), then dw_hh =
-// H_prev^T @ dG over all steps at once (H_prev = [h0, hs[0..t-2]], two products since h0 is
-// a separate buffer). No allocation per step; results do not depend on the thread count.
+// The recurrence runs on transposed states (h, n): step s is z = gx[s]^T, then z += w_hh^T @
+// h^T (one accumulating packed gemm straight into the gates buffer, whose large operand
+// w_hh^T (4h, h), transposed once per call, is read in place while the small one, h^T, is
+// packed: the other way round, (n, h) @ (h, 4h), packs all of w_hh at every step), then the
+// gate math over contiguous (h, n) blocks. Backward runs the steps in reverse with the
+// adjoints of h and c carried transposed, one gemm per step for dh^T = w_hh @ dz^T, then
+// dw_hh = H_prev^T @ dG over all steps at once (H_prev = [h0, hs[0..t-2]]: two products,
+// h0 being a separate buffer). No allocation per step; results do not depend on the thread
+// count (the gemm's are fixed per element, the element-wise loops have no reductions).
 #include <pybind11/pybind11.h>
 
 #include <omp.h>
@@ -61,12 +63,11 @@ int gemm_threads(int64_t m, int64_t n, int64_t p) {
   return threads_for(work > 4e18 ? INT64_MAX : (int64_t)work);
 }
 
-/// Calls body(begin, end) over rows [0, rows) of `width` elements each, in parallel tasks.
+/// Calls body(begin, end) over [0, count) in parallel tasks; each index touches `arrays`
+/// arrays (the work estimate).
 template <typename F>
-void over_rows(int64_t rows, int64_t width, F&& body) {
-  const int64_t per_row = std::max<int64_t>(1, width);
-  const int64_t grain = per_row >= kGrain ? 1 : (kGrain + per_row - 1) / per_row;
-  parallel_chunks(rows, grain, rows > 1 ? threads_for(saturating_mul(rows, per_row)) : 1, body);
+void over_elements(int64_t count, int64_t arrays, F&& body) {
+  parallel_chunks(count, kGrain / arrays, threads_for(saturating_mul(count, arrays)), body);
 }
 
 /// C (m, p) (+)= A (m, k) @ B (k, p), all compact row-major (leading dimensions k and p).
@@ -105,38 +106,35 @@ void lstm_layer(const Array& gx, const Array& w_hh, const Array& h0, const Array
   with_dtype(gx.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const TypedTable<T>& tbl = active_typed<T>();
-    const int64_t h4 = 4 * h, step_g = n * h4, step_s = n * h;
-    const T* w = w_hh.data<T>();
-    T* hp = hs.data<T>();
-    T* cp = cs.data<T>();
-    T* zp = gates.data<T>();
-    std::memcpy(zp, gx.data<T>(), static_cast<size_t>(t * step_g) * sizeof(T));
+    const int64_t h4 = 4 * h, hn = h * n;
+    // workspace: w_hh^T (4h, h), then the state h^T and c^T (h, n)
+    std::vector<T> ws(static_cast<size_t>(h4 * h + 2 * hn));
+    T* wt = ws.data();
+    T* ht = wt + h4 * h;
+    T* ct = ht + hn;
+    tbl.transpose(w_hh.data<T>(), h4, wt, h, h, h4);
+    tbl.transpose(h0.data<T>(), h, ht, n, n, h);
+    tbl.transpose(c0.data<T>(), h, ct, n, n, h);
     for (int64_t s = 0; s < t; ++s) {
-      const T* h_prev = s ? hp + (s - 1) * step_s : h0.data<T>();
-      const T* c_prev = s ? cp + (s - 1) * step_s : c0.data<T>();
-      T* z = zp + s * step_g;
-      product(tbl, h_prev, false, h, w, z, n, h, h4, true);  // z = gx[s] + h_prev @ w_hh
-      T* h_out = hp + s * step_s;
-      T* c_out = cp + s * step_s;
-      over_rows(n, h4, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-          T* a = z + r * h4;
-          const T* cr = c_prev + r * h;
-          T* co = c_out + r * h;
-          T* ho = h_out + r * h;
-          // sigmoid(x) = 1 / (1 + exp(-x)) on i, f and o; tanh on g (as lstm_cell does)
-          for (int64_t j = 0; j < 2 * h; ++j) a[j] = -a[j];
-          for (int64_t j = 3 * h; j < h4; ++j) a[j] = -a[j];
-          tbl.unary[kExp](a, a, 2 * h, false);
-          tbl.unary[kExp](a + 3 * h, a + 3 * h, h, false);
-          tbl.unary[kTanh](a + 2 * h, a + 2 * h, h, false);
-          for (int64_t j = 0; j < 2 * h; ++j) a[j] = T(1) / (T(1) + a[j]);
-          for (int64_t j = 3 * h; j < h4; ++j) a[j] = T(1) / (T(1) + a[j]);
-          for (int64_t j = 0; j < h; ++j) co[j] = a[h + j] * cr[j] + a[j] * a[2 * h + j];
-          tbl.unary[kTanh](co, ho, h, false);
-          for (int64_t j = 0; j < h; ++j) ho[j] = a[3 * h + j] * ho[j];
+      T* z = gates.data<T>() + s * h4 * n;  // step s, transposed: (4h, n)
+      tbl.transpose(gx.data<T>() + s * n * h4, h4, z, n, n, h4);
+      product(tbl, wt, false, h, ht, z, h4, h, n, true);  // z += w_hh^T @ h^T
+      T *zi = z, *zf = z + hn, *zg = z + 2 * hn, *zo = z + 3 * hn;
+      over_elements(hn, 4, [&](int64_t j0, int64_t j1) {
+        const int64_t len = j1 - j0;
+        // sigmoid(x) = 1 / (1 + exp(-x)) on i, f and o; tanh on g (as lstm_cell does)
+        for (T* a : {zi, zf, zo}) {
+          for (int64_t j = j0; j < j1; ++j) a[j] = -a[j];
+          tbl.unary[kExp](a + j0, a + j0, len, false);
+          for (int64_t j = j0; j < j1; ++j) a[j] = T(1) / (T(1) + a[j]);
         }
+        tbl.unary[kTanh](zg + j0, zg + j0, len, false);
+        for (int64_t j = j0; j < j1; ++j) ct[j] = zf[j] * ct[j] + zi[j] * zg[j];
+        tbl.unary[kTanh](ct + j0, ht + j0, len, false);
+        for (int64_t j = j0; j < j1; ++j) ht[j] = zo[j] * ht[j];
       });
+      tbl.transpose(ht, n, hs.data<T>() + s * n * h, h, h, n);
+      tbl.transpose(ct, n, cs.data<T>() + s * n * h, h, h, n);
     }
   });
 }
@@ -176,58 +174,56 @@ void lstm_layer_backward(const Array& w_hh, const Array& h0, const Array& c0, co
   with_dtype(w_hh.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const TypedTable<T>& tbl = active_typed<T>();
-    const int64_t h4 = 4 * h, step_g = n * h4, step_s = n * h;
-    T* dH = dh0.data<T>();  // the adjoints of h and c, carried from step to step
-    T* dC = dc0.data<T>();
-    std::memcpy(dH, dh_n.data<T>(), static_cast<size_t>(step_s) * sizeof(T));
-    std::memcpy(dC, dc_n.data<T>(), static_cast<size_t>(step_s) * sizeof(T));
+    const int64_t h4 = 4 * h, hn = h * n;
     T* dw = dw_hh.data<T>();
     if (t == 0 || n == 0 || h == 0) {
+      std::memcpy(dh0.data<T>(), dh_n.data<T>(), static_cast<size_t>(hn) * sizeof(T));
+      std::memcpy(dc0.data<T>(), dc_n.data<T>(), static_cast<size_t>(hn) * sizeof(T));
       std::fill(dw, dw + h * h4, T(0));
       return;
     }
-    // w_hh^T (4h, h), once: the per-step products then read a plain row-major operand.
-    std::vector<T> wt(static_cast<size_t>(h4 * h));
-    tbl.transpose(w_hh.data<T>(), h4, wt.data(), h, h, h4);
-    // tanh(c) of a row, per thread
-    std::vector<T> tanh_c(static_cast<size_t>(h * omp_get_max_threads()));
-    const T* zp = gates.data<T>();
-    const T* cp = cs.data<T>();
-    const T* gh = dhs.data<T>();
+    // workspace, all transposed (h, n) but the last (4h, n): the carried adjoints dh and dc,
+    // dhs[s], c of steps s and s-1, tanh(c), then d gates of step s
+    std::vector<T> ws(static_cast<size_t>(6 * hn + h4 * n));
+    T* dht = ws.data();
+    T* dct = dht + hn;
+    T* dyt = dct + hn;
+    T* c_cur = dyt + hn;
+    T* c_prev = c_cur + hn;
+    T* tc = c_prev + hn;
+    T* dzt = tc + hn;
+    tbl.transpose(dh_n.data<T>(), h, dht, n, n, h);
+    tbl.transpose(dc_n.data<T>(), h, dct, n, n, h);
+    tbl.transpose(cs.data<T>() + (t - 1) * n * h, h, c_cur, n, n, h);
+    const T* w = w_hh.data<T>();
     T* dz = dgx.data<T>();
     for (int64_t s = t - 1; s >= 0; --s) {
-      const T* z = zp + s * step_g;
-      const T* c_cur = cp + s * step_s;
-      const T* c_prev = s ? cp + (s - 1) * step_s : c0.data<T>();
-      const T* dh_out = gh + s * step_s;
-      T* d = dz + s * step_g;
-      over_rows(n, h4, [&](int64_t r0, int64_t r1) {
-        T* tc = tanh_c.data() + h * omp_get_thread_num();
-        for (int64_t r = r0; r < r1; ++r) {
-          const T* a = z + r * h4;
-          const T* cr = c_prev + r * h;
-          const T* dho = dh_out + r * h;
-          T* dhr = dH + r * h;
-          T* dcr = dC + r * h;
-          T* dr = d + r * h4;
-          tbl.unary[kTanh](c_cur + r * h, tc, h, false);
-          for (int64_t j = 0; j < h; ++j) {
-            const T i = a[j], f = a[h + j], g = a[2 * h + j], o = a[3 * h + j];
-            const T dh = dho[j] + dhr[j];
-            const T dc = dcr[j] + dh * o * (T(1) - tc[j] * tc[j]);
-            dr[j] = dc * g * i * (T(1) - i);
-            dr[h + j] = dc * cr[j] * f * (T(1) - f);
-            dr[2 * h + j] = dc * i * (T(1) - g * g);
-            dr[3 * h + j] = dh * tc[j] * o * (T(1) - o);
-            dcr[j] = dc * f;
-          }
+      const T* z = gates.data<T>() + s * h4 * n;
+      const T *zi = z, *zf = z + hn, *zg = z + 2 * hn, *zo = z + 3 * hn;
+      tbl.transpose(s ? cs.data<T>() + (s - 1) * n * h : c0.data<T>(), h, c_prev, n, n, h);
+      tbl.transpose(dhs.data<T>() + s * n * h, h, dyt, n, n, h);
+      over_elements(hn, 8, [&](int64_t j0, int64_t j1) {
+        tbl.unary[kTanh](c_cur + j0, tc + j0, j1 - j0, false);
+        for (int64_t j = j0; j < j1; ++j) {
+          const T i = zi[j], f = zf[j], g = zg[j], o = zo[j];
+          const T d_h = dyt[j] + dht[j];
+          const T d_c = dct[j] + d_h * o * (T(1) - tc[j] * tc[j]);
+          dzt[j] = d_c * g * i * (T(1) - i);
+          dzt[hn + j] = d_c * c_prev[j] * f * (T(1) - f);
+          dzt[2 * hn + j] = d_c * i * (T(1) - g * g);
+          dzt[3 * hn + j] = d_h * tc[j] * o * (T(1) - o);
+          dct[j] = d_c * f;
         }
       });
-      product(tbl, d, false, h4, wt.data(), dH, n, h4, h, false);  // dh_{s-1} = dG_s @ w_hh^T
+      tbl.transpose(dzt, n, dz + s * n * h4, h4, h4, n);
+      product(tbl, w, false, h4, dzt, dht, h, h4, n, false);  // dh^T = w_hh @ d gates^T
+      std::swap(c_cur, c_prev);
     }
+    tbl.transpose(dht, n, dh0.data<T>(), h, h, n);
+    tbl.transpose(dct, n, dc0.data<T>(), h, h, n);
     // dw_hh = h0^T @ dG_0 + hs[0..t-2]^T @ dG[1..t-1]
     product(tbl, h0.data<T>(), true, h, dz, dw, h, n, h4, false);
-    if (t > 1) product(tbl, hs.data<T>(), true, h, dz + step_g, dw, h, (t - 1) * n, h4, true);
+    if (t > 1) product(tbl, hs.data<T>(), true, h, dz + n * h4, dw, h, (t - 1) * n, h4, true);
   });
 }
 
@@ -238,7 +234,7 @@ void bind_lstm_layer(py::module_& m) {
   m.def("lstm_layer", &lstm_layer, py::arg("gx"), py::arg("w_hh"), py::arg("h0"), py::arg("c0"),
         py::arg("hs"), py::arg("cs"), py::arg("gates"), py::arg("t"), py::arg("n"), py::arg("h"),
         Release(),
-        "An LSTM layer over t steps: hs, cs (t, n, h) and the activated gates (t, n, 4h) from "
+        "An LSTM layer over t steps: hs, cs (t, n, h) and the activated gates (t, 4h, n) from "
         "the input projection gx (t, n, 4h), w_hh (h, 4h) and the state h0, c0 (n, h).");
   m.def("lstm_layer_backward", &lstm_layer_backward, py::arg("w_hh"), py::arg("h0"),
         py::arg("c0"), py::arg("hs"), py::arg("cs"), py::arg("gates"), py::arg("dhs"),

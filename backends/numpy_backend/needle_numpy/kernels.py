@@ -668,7 +668,7 @@ def _fresh(kernel: str, outs: tuple[Buffer, ...], ins: tuple[Buffer, ...]) -> No
 
 def lstm_layer(gx: Buffer, w_hh: Buffer, h0: Buffer, c0: Buffer, hs: Buffer, cs: Buffer,
                gates: Buffer, t: int, n: int, h: int) -> None:  # fmt: skip
-    """An LSTM layer over t steps: hs, cs (t, n, h) and the activated gates (t, n, 4h)."""
+    """An LSTM layer over t steps: hs, cs (t, n, h) and the activated gates (t, 4h, n)."""
     k = "lstm_layer"
     _dims(k, t=t, n=n, h=h)
     x, z = _flat(k, t * n * 4 * h, gx, gates)
@@ -678,15 +678,16 @@ def lstm_layer(gx: Buffer, w_hh: Buffer, h0: Buffer, c0: Buffer, hs: Buffer, cs:
     for b in (w_hh, h0, hs):
         _same_dtype(k, gx, b)
     _fresh(k, (hs, cs, gates), (gx, w_hh, h0, c0))
-    x, z, w = x.reshape(t, n, 4 * h), z.reshape(t, n, 4, h), w.reshape(h, 4 * h)
+    x, z, w = x.reshape(t, n, 4 * h), z.reshape(t, 4, h, n), w.reshape(h, 4 * h)
     H, C = ho.reshape(t, n, h), co.reshape(t, n, h)
     h_prev, c_prev = hp.reshape(n, h), cp.reshape(n, h)
     with np.errstate(all="ignore"):
         for s in range(t):
             a = (x[s] + h_prev @ w).reshape(n, 4, h)
-            z[s] = _sig(a)
-            z[s, :, 2] = np.tanh(a[:, 2])
-            i, f, g, o = z[s, :, 0], z[s, :, 1], z[s, :, 2], z[s, :, 3]
+            act = _sig(a)
+            act[:, 2] = np.tanh(a[:, 2])
+            z[s] = act.transpose(1, 2, 0)  # step s's gates, transposed
+            i, f, g, o = act[:, 0], act[:, 1], act[:, 2], act[:, 3]
             C[s] = f * c_prev + i * g
             H[s] = o * np.tanh(C[s])
             h_prev, c_prev = H[s], C[s]
@@ -706,12 +707,12 @@ def lstm_layer_backward(w_hh: Buffer, h0: Buffer, c0: Buffer, hs: Buffer, cs: Bu
     for b in (gates, dw_hh, h0, hs):
         _same_dtype(k, w_hh, b)
     _fresh(k, (dgx, dw_hh, dh0, dc0), (w_hh, h0, c0, hs, cs, gates, dhs, dh_n, dc_n))
-    z, dz, w = z.reshape(t, n, 4, h), dz.reshape(t, n, 4, h), w.reshape(h, 4 * h)
+    z, dz, w = z.reshape(t, 4, h, n), dz.reshape(t, n, 4, h), w.reshape(h, 4 * h)
     H, C, dH = H.reshape(t, n, h), C.reshape(t, n, h), dH.reshape(t, n, h)
     dh_carry, dc_carry = dhn.reshape(n, h), dcn.reshape(n, h)
     with np.errstate(all="ignore"):
         for s in reversed(range(t)):
-            i, f, g, o = z[s, :, 0], z[s, :, 1], z[s, :, 2], z[s, :, 3]
+            i, f, g, o = z[s, 0].T, z[s, 1].T, z[s, 2].T, z[s, 3].T
             c_prev = C[s - 1] if s else c0a.reshape(n, h)
             tc = np.tanh(C[s])
             d_h = dH[s] + dh_carry

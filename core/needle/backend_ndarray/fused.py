@@ -375,8 +375,9 @@ def lstm_cell_backward(
 # included), w_hh (h, 4h), the state h0, c0 (n, h). The kernel pair lstm_layer /
 # lstm_layer_backward runs when the device has both; otherwise the per-step composition
 # (gx[s] + h @ w_hh, then lstm_cell_forward: the lstm_cell kernels or their NDArray
-# composition). The forward returns ``saved`` (t, n, 4h) for the backward only: the
-# activated gates (kernels) or the pre-activation gates (composition).
+# composition). The forward returns ``saved`` for the backward only: the activated gates
+# of every step transposed, (t, 4h, n) (kernels), or the pre-activation gates (t, n, 4h)
+# (composition).
 def _lstm_layer_kernels(dev: object) -> bool:
     return dev.has_kernel("lstm_layer") and dev.has_kernel("lstm_layer_backward")  # type: ignore[attr-defined]
 
@@ -408,13 +409,14 @@ def lstm_layer_forward(
     dev, dt = gx.device, gx.dtype
     hs = NDArray.make((t, n, h), device=dev, dtype=dt)
     cs = NDArray.make((t, n, h), device=dev, dtype=dt)
-    saved = NDArray.make((t, n, 4 * h), device=dev, dtype=dt)
     if _lstm_layer_kernels(dev):
+        saved = NDArray.make((t, 4 * h, n), device=dev, dtype=dt)
         dev.lstm_layer(
             gx._compact_handle(), w_hh._compact_handle(), h0._compact_handle(),
             c0._compact_handle(), hs._handle, cs._handle, saved._handle, t, n, h,
         )  # fmt: skip
         return hs, cs, saved
+    saved = NDArray.make((t, n, 4 * h), device=dev, dtype=dt)
     h_s, c_s = h0, c0
     for s in range(t):
         z = gx[s] + h_s @ w_hh
@@ -433,16 +435,22 @@ def lstm_layer_backward(
     and ``saved``, given the adjoints ``dhs`` (t, n, h) of ``hs`` and ``dh_n``, ``dc_n``
     (n, h) of the final state. ``dgx`` is also the adjoint of the pre-activation gates."""
     fn = "lstm_layer_backward"
+    if hs.ndim != 3:
+        raise ValueError(f"{fn}: hs must be (t, n, h), got shape {hs.shape}")
     t, n, h = hs.shape
-    _lstm_layer_args(fn, saved, w_hh, h0, c0)
-    for name, a, shape in (("hs", hs, (t, n, h)), ("cs", cs, (t, n, h)), ("dhs", dhs, (t, n, h)),
-                           ("dh_n", dh_n, (n, h)), ("dc_n", dc_n, (n, h))):  # fmt: skip
+    kernels = _lstm_layer_kernels(w_hh.device)
+    shapes = {
+        "w_hh": (w_hh, (h, 4 * h)), "h0": (h0, (n, h)), "c0": (c0, (n, h)), "cs": (cs, (t, n, h)),
+        "saved": (saved, (t, 4 * h, n) if kernels else (t, n, 4 * h)), "dhs": (dhs, (t, n, h)),
+        "dh_n": (dh_n, (n, h)), "dc_n": (dc_n, (n, h)),
+    }  # fmt: skip
+    for name, (a, shape) in shapes.items():
         w_hh._same_device(a, fn)
         if a.shape != shape or a.dtype != w_hh.dtype:
             raise ValueError(f"{fn}: {name} must be {shape} {w_hh.dtype}, got {a.shape} {a.dtype}")
     dev, dt = w_hh.device, w_hh.dtype
     dgx = NDArray.make((t, n, 4 * h), device=dev, dtype=dt)
-    if _lstm_layer_kernels(dev):
+    if kernels:
         dw = NDArray.make((h, 4 * h), device=dev, dtype=dt)
         dh0 = NDArray.make((n, h), device=dev, dtype=dt)
         dc0 = NDArray.make((n, h), device=dev, dtype=dt)

@@ -445,8 +445,9 @@ def _lstm_cell_backward(gates: Any, cell: Any, dh: Any, dc: Any) -> tuple[Any, A
 
 
 def _lstm_layer(gx: Any, w_hh: Any, h0: Any, c0: Any) -> tuple[Any, Any, Any]:
-    """(hs, cs (t, n, h), gates (t, n, 4h)) of an LSTM layer over gx (t, n, 4h): step s
-    runs _lstm_cell on gx[s] + h_{s-1} @ w_hh; gates holds the activated gates."""
+    """(hs, cs (t, n, h), gates (t, 4h, n)) of an LSTM layer over gx (t, n, 4h): step s
+    runs _lstm_cell on gx[s] + h_{s-1} @ w_hh; gates[s] holds its activated gates (n, 4h),
+    transposed."""
     gx, w = np.asarray(gx), np.asarray(w_hh)
     h, c = np.asarray(h0), np.asarray(c0)
     hs, cs, acts = [], [], []
@@ -456,11 +457,11 @@ def _lstm_layer(gx: Any, w_hh: Any, h0: Any, c0: Any) -> tuple[Any, Any, Any]:
         h, c = _lstm_cell(z, c)
         hs.append(h)
         cs.append(c)
-        acts.append(np.concatenate([i, f, g, o], axis=1))
+        acts.append(np.concatenate([i, f, g, o], axis=1).T)
     t, n, h4 = gx.shape
     shape = (t, n, h4 // 4)
     return (np.array(hs).reshape(shape), np.array(cs).reshape(shape),
-            np.array(acts).reshape(gx.shape))  # fmt: skip
+            np.array(acts).reshape(t, h4, n))  # fmt: skip
 
 
 def _lstm_layer_backward(
@@ -471,9 +472,9 @@ def _lstm_layer_backward(
     w, gates, hs, cs = (np.asarray(a) for a in (w_hh, gates, hs, cs))
     t, n, h = hs.shape
     dh_carry, dc_carry = np.asarray(dh_n), np.asarray(dc_n)
-    dgx = np.zeros(gates.shape, dtype=np.result_type(gates, dh_carry))
+    dgx = np.zeros((t, n, 4 * h), dtype=np.result_type(gates, dh_carry))
     for s in reversed(range(t)):
-        i, f, g, o = (gates[s][:, k * h : (k + 1) * h] for k in range(4))
+        i, f, g, o = (gates[s].T[:, k * h : (k + 1) * h] for k in range(4))
         c_prev = cs[s - 1] if s else np.asarray(c0)
         tc = np.tanh(cs[s])
         dh = np.asarray(dhs)[s] + dh_carry
@@ -1191,8 +1192,9 @@ _OPTIONAL = (
         "(n, h), the pre-activation gates gx[s] + h_{s-1} @ w_hh (gx compact (t, n, 4h), "
         "the input projection with the biases, gates in the order i, f, g, o as in "
         "lstm_cell; w_hh (h, 4h)) go through lstm_cell's gate math to give hs[s] and cs[s] "
-        "(t, n, h); gates (t, n, 4h) receives the activated gates [sigmoid(i), sigmoid(f), "
-        "tanh(g), sigmoid(o)] of every step (what lstm_layer_backward reads). Outputs are "
+        "(t, n, h); gates (t, 4h, n) receives every step's activated gates [sigmoid(i), "
+        "sigmoid(f), tanh(g), sigmoid(o)] (n, 4h) transposed (what lstm_layer_backward "
+        "reads: the layout suits a recurrence on transposed states). Outputs are "
         "fresh buffers. The reference is f(gx, w_hh, h0, c0) -> (hs, cs, gates).",
         False,
         reference=_lstm_layer,
