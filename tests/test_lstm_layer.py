@@ -209,3 +209,118 @@ def test_errors(device):
         ops.lstm_layer(T(np.ones((0, 3, 16)), device), h0, c0, w)
     with pytest.raises(TypeError, match="lstm_layer"):
         ops.lstm_layer(gx, h0, T(c0.numpy(), device, "float32"), w)
+
+
+# --- the Elman RNN layer (ops.rnn_layer, kernels rnn_layer / rnn_layer_backward) ------------
+def _rnn_data(seed, t=4, n=3, h=5):
+    rng = np.random.default_rng(seed)
+    return [
+        rng.standard_normal((t, n, h)),
+        rng.standard_normal((n, h)),
+        rng.standard_normal((h, h)) * 0.5,
+    ]
+
+
+def _rnn_per_step(gx, h0, w, act):
+    h, hs = h0, []
+    for x in ops.split(gx, 0):
+        h = ops.rnn_cell(x, h, w, act)
+        hs.append(h)
+    return ops.stack(hs, 0)
+
+
+def _rnn_loss(hs):
+    w = np.arange(hs.size).reshape(hs.shape) % 5 - 2.0
+    wt = ndl.Tensor(w, dtype=hs.dtype, device=hs.device, requires_grad=False)
+    return (hs * wt).sum() + (hs * hs).sum() * 0.25
+
+
+@pytest.mark.parametrize("act", ["tanh", "relu"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shape", [(4, 3, 5), (1, 1, 1), (3, 1, 2)])
+def test_rnn_matches_per_step(device, act, dtype, shape):
+    data = _rnn_data(20, *shape)
+    a = [T(x, device, dtype) for x in data]
+    b = [T(x, device, dtype) for x in data]
+    y = ops.rnn_layer(*a, act)
+    z = _rnn_per_step(*b, act)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == "float64" else dict(rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(y.numpy(), z.numpy(), **tol)
+    _rnn_loss(y).backward()
+    _rnn_loss(z).backward()
+    for u, v in zip(a, b):
+        np.testing.assert_allclose(u.grad.numpy(), v.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("act", ["tanh", "relu"])
+def test_rnn_gradients_first_and_second_order(device, act):
+    data = _rnn_data(21, 3, 2, 3)
+    check_gradients(lambda gx, h0, w: ops.rnn_layer(gx, h0, w, act), *data, device=device)
+    # second order: against the per-step composition (finite differences of the first
+    # order for tanh; relu's second derivative is zero almost everywhere)
+    results = []
+    for layer in (ops.rnn_layer, _rnn_per_step):
+        ts = [T(x, device) for x in data]
+        _rnn_loss(layer(*ts, act)).backward(create_graph=True)
+        (ts[0].grad * ts[2].grad.sum()).sum().backward()
+        results.append([t.grad.numpy() for t in ts])
+    for x, y in zip(*results):
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-11)
+
+
+def test_rnn_second_order_finite_differences(device):
+    data = _rnn_data(22, 3, 2, 2)
+    rng = np.random.default_rng(23)
+    v = [rng.standard_normal(x.shape) for x in data]
+
+    def first(arrays, create_graph):
+        ts = [T(x, device) for x in arrays]
+        _rnn_loss(ops.rnn_layer(*ts)).backward(create_graph=create_graph)
+        return ts
+
+    def s_value(arrays):
+        return sum(float((t.grad.numpy() * vk).sum()) for t, vk in zip(first(arrays, False), v))
+
+    ts = first(data, True)
+    g1 = [t.grad.numpy().copy() for t in ts]
+    sum((t.grad * T(vk, device, requires_grad=False)).sum() for t, vk in zip(ts, v)).backward()
+    for k, x in enumerate(data):
+        num = np.zeros_like(x)
+        for j in range(x.size):
+            p = [a.copy() for a in data]
+            m = [a.copy() for a in data]
+            p[k].reshape(-1)[j] += 1e-6
+            m[k].reshape(-1)[j] -= 1e-6
+            num.reshape(-1)[j] = (s_value(p) - s_value(m)) / 2e-6
+        np.testing.assert_allclose(ts[k].grad.numpy() - g1[k], num, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("relu", [0, 1])
+def test_rnn_kernels_match_references(device, relu):
+    from needle.backend_ndarray import NDArray, fused
+
+    act = "relu" if relu else "tanh"
+    gx, h0, w = _rnn_data(24, 5, 4, 3)
+    nd = [NDArray(x, device=device, dtype="float64") for x in (gx, w, h0)]
+    hs = fused.rnn_layer_forward(*nd, act)
+    want = KERNELS["rnn_layer"].reference(gx, w, h0, relu)
+    np.testing.assert_allclose(hs.numpy(), want, rtol=1e-12, atol=1e-12)
+    dhs = np.random.default_rng(25).standard_normal(hs.shape)
+    got = fused.rnn_layer_backward(nd[1], nd[2], hs, NDArray(dhs, device=device), act)
+    ref = KERNELS["rnn_layer_backward"].reference(w, h0, want, dhs, relu)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a.numpy(), b, rtol=1e-12, atol=1e-12)
+
+
+def test_rnn_module(device):
+    np.random.seed(26)
+    rnn = nn.RNN(3, 4, 2, nonlinearity="relu", device=device, dtype="float64")
+    x = T(np.random.standard_normal((1, 2, 3)), device)
+    out, h = rnn(x)
+    assert out.shape == (1, 2, 4) and h.shape == (2, 2, 4)
+    (out.sum() + h.sum()).backward()
+    g = rnn.rnn_cells[0].W_hh.grad
+    assert g is not None and np.all(g.numpy() == 0.0)  # h0 = 0 and one step
+    with pytest.raises(ValueError, match="rnn_layer"):
+        ops.rnn_layer(T(np.ones((2, 3, 4)), device), T(np.ones((3, 4)), device),
+                      T(np.ones((4, 3)), device))  # fmt: skip

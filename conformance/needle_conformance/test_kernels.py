@@ -860,6 +860,28 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
             np.concatenate([np.ravel(a) for a in want]),
             f"t, n, h = {t}, {n}, {h}; outputs in parameter order",
         )
+    if name in ("rnn_layer", "rnn_layer_backward"):
+        t, n, h = 4, 3, 2
+        gx, dhs = (rounded(rng.standard_normal((t, n, h))) for _ in range(2))
+        w, h0 = rounded(rng.standard_normal((h, h))), rounded(rng.standard_normal((n, h)))
+        got, want = [], []
+        for relu in (0, 1):
+            if name == "rnn_layer":
+                outs = [k.alloc(t * n * h, dtype)]
+                k.rnn_layer(*(upload(k, a, dtype) for a in (gx, w, h0)), *outs, t, n, h, relu)
+                want.append(expected(spec, gx, w, h0, relu))
+            else:
+                hs = rounded(KERNELS["rnn_layer"].reference(gx, w, h0, relu))
+                outs = [k.alloc(t * n * h, dtype), k.alloc(h * h, dtype), k.alloc(n * h, dtype)]
+                ins = (w, h0, hs, dhs)
+                k.rnn_layer_backward(*(upload(k, a, dtype) for a in ins), *outs, t, n, h, relu)
+                want += _reference_parts(spec, *ins, relu)
+            got += [download(k, o) for o in outs]
+        return (
+            np.concatenate(got),
+            np.concatenate([np.ravel(a) for a in want]),
+            f"t, n, h = {t}, {n}, {h}; tanh then relu, outputs in parameter order",
+        )
     if name == "attention_softmax":
         a = rng.standard_normal((2, 3, 5))
         a[1, 0] += 1000.0  # stability

@@ -196,6 +196,22 @@ def lstm_layer_backward(
     n: int,
     h: int,
 ) -> None: ...
+def rnn_layer(
+    gx: Array, w_hh: Array, h0: Array, hs: Array, t: int, n: int, h: int, relu: int
+) -> None: ...
+def rnn_layer_backward(
+    w_hh: Array,
+    h0: Array,
+    hs: Array,
+    dhs: Array,
+    dgx: Array,
+    dw_hh: Array,
+    dh0: Array,
+    t: int,
+    n: int,
+    h: int,
+    relu: int,
+) -> None: ...
 def attention_softmax(
     a: Array, out: Array, batch: int, t_q: int, t_k: int, scale: float, causal: int
 ) -> None: ...

@@ -37,6 +37,8 @@ OPTIONAL_KERNELS = (
     "lstm_cell_backward",
     "lstm_layer",
     "lstm_layer_backward",
+    "rnn_layer",
+    "rnn_layer_backward",
     "attention_softmax",
     # issue 17: DLPack interop
     "dlpack_export",

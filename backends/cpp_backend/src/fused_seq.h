@@ -56,6 +56,20 @@ void check_lstm_layer_backward(const Array& w_hh, const Array& h0, const Array& 
                                const Array& dgx, const Array& dw_hh, const Array& dh0,
                                const Array& dc0, int64_t t, int64_t n, int64_t h);
 
+/// An Elman RNN layer over t steps (lstm_layer.cpp): hs (t, n, h) with hs[s] = act(gx[s] +
+/// hs[s-1] @ w_hh), hs[-1] = h0, act tanh (relu 0) or relu (relu 1); w_hh (h, h).
+void rnn_layer(const Array& gx, const Array& w_hh, const Array& h0, Array& hs, int64_t t,
+               int64_t n, int64_t h, int64_t relu);
+void check_rnn_layer(const Array& gx, const Array& w_hh, const Array& h0, const Array& hs,
+                     int64_t t, int64_t n, int64_t h, int64_t relu);
+/// dgx (t, n, h), dw_hh (h, h) and dh0 (n, h) of rnn_layer given the adjoint dhs of hs.
+void rnn_layer_backward(const Array& w_hh, const Array& h0, const Array& hs, const Array& dhs,
+                        Array& dgx, Array& dw_hh, Array& dh0, int64_t t, int64_t n, int64_t h,
+                        int64_t relu);
+void check_rnn_layer_backward(const Array& w_hh, const Array& h0, const Array& hs,
+                              const Array& dhs, const Array& dgx, const Array& dw_hh,
+                              const Array& dh0, int64_t t, int64_t n, int64_t h, int64_t relu);
+
 /// out = softmax over the last axis of a (batch, t_q, t_k) * scale, plus -1e9 where key
 /// j > i + t_k - t_q when causal. out may be a.
 void attention_softmax(const Array& a, Array& out, int64_t batch, int64_t t_q, int64_t t_k,

@@ -1,5 +1,6 @@
 // A whole LSTM layer over a sequence in one call: lstm_layer (forward) and
-// lstm_layer_backward (see fused_seq.h). Layouts are compact and row-major: gx and dgx
+// lstm_layer_backward (see fused_seq.h); the Elman RNN layer (rnn_layer, rnn_layer_backward,
+// at the end) follows the same scheme. Layouts are compact and row-major: gx and dgx
 // (t, n, 4h) with the gates of a row in the order i, f, g, o; hs, cs and dhs (t, n, h); h0,
 // c0, dh_n, dc_n, dh0 and dc0 (n, h); w_hh and dw_hh (h, 4h); gates (t, 4h, n): every step's
 // activated gates [sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)] transposed.
@@ -227,6 +228,109 @@ void lstm_layer_backward(const Array& w_hh, const Array& h0, const Array& c0, co
   });
 }
 
+// --- Elman RNN layer: the same scheme with h_s = act(gx[s] + h_{s-1} @ w_hh), act tanh or
+// relu, w_hh (h, h); backward reads hs only (act' is 1 - y^2 for tanh, y > 0 for relu).
+void check_rnn_layer(const Array& gx, const Array& w_hh, const Array& h0, const Array& hs,
+                     int64_t t, int64_t n, int64_t h, int64_t relu) {
+  const char* k = "rnn_layer";
+  const Sizes s = layer_sizes(k, t, n, h);
+  if (relu != 0 && relu != 1) value_error(k, "relu must be 0 or 1, got " + std::to_string(relu));
+  check_size(k, "gx", gx, s.steps_state);
+  check_size(k, "w_hh", w_hh, checked_mul(k, h, h));
+  check_size(k, "h0", h0, s.state);
+  check_size(k, "hs", hs, s.steps_state);
+  for (const Array* a : {&w_hh, &h0, &hs}) check_same_dtype(k, gx, *a);
+  all_distinct(k, {&hs}, {&gx, &w_hh, &h0});
+}
+
+void rnn_layer(const Array& gx, const Array& w_hh, const Array& h0, Array& hs, int64_t t,
+               int64_t n, int64_t h, int64_t relu) {
+  check_rnn_layer(gx, w_hh, h0, hs, t, n, h, relu);
+  if (t == 0 || n == 0 || h == 0) return;
+  with_dtype(gx.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const TypedTable<T>& tbl = active_typed<T>();
+    const int64_t hn = h * n;
+    // workspace: w_hh^T (h, h), the state h^T (h, n), the pre-activation z (h, n)
+    std::vector<T> ws(static_cast<size_t>(h * h + 2 * hn));
+    T* wt = ws.data();
+    T* ht = wt + h * h;
+    T* z = ht + hn;
+    tbl.transpose(w_hh.data<T>(), h, wt, h, h, h);
+    tbl.transpose(h0.data<T>(), h, ht, n, n, h);
+    for (int64_t s = 0; s < t; ++s) {
+      tbl.transpose(gx.data<T>() + s * hn, h, z, n, n, h);
+      product(tbl, wt, false, h, ht, z, h, h, n, true);  // z += w_hh^T @ h^T
+      over_elements(hn, 2, [&](int64_t j0, int64_t j1) {
+        if (relu)
+          for (int64_t j = j0; j < j1; ++j) ht[j] = z[j] > T(0) ? z[j] : T(0);
+        else
+          tbl.unary[kTanh](z + j0, ht + j0, j1 - j0, false);
+      });
+      tbl.transpose(ht, n, hs.data<T>() + s * hn, h, h, n);
+    }
+  });
+}
+
+void check_rnn_layer_backward(const Array& w_hh, const Array& h0, const Array& hs,
+                              const Array& dhs, const Array& dgx, const Array& dw_hh,
+                              const Array& dh0, int64_t t, int64_t n, int64_t h, int64_t relu) {
+  const char* k = "rnn_layer_backward";
+  const Sizes s = layer_sizes(k, t, n, h);
+  if (relu != 0 && relu != 1) value_error(k, "relu must be 0 or 1, got " + std::to_string(relu));
+  check_size(k, "w_hh", w_hh, checked_mul(k, h, h));
+  check_size(k, "h0", h0, s.state);
+  check_size(k, "hs", hs, s.steps_state);
+  check_size(k, "dhs", dhs, s.steps_state);
+  check_size(k, "dgx", dgx, s.steps_state);
+  check_size(k, "dw_hh", dw_hh, checked_mul(k, h, h));
+  check_size(k, "dh0", dh0, s.state);
+  for (const Array* a : {&h0, &hs, &dhs, &dgx, &dw_hh, &dh0}) check_same_dtype(k, w_hh, *a);
+  all_distinct(k, {&dgx, &dw_hh, &dh0}, {&w_hh, &h0, &hs, &dhs});
+}
+
+void rnn_layer_backward(const Array& w_hh, const Array& h0, const Array& hs, const Array& dhs,
+                        Array& dgx, Array& dw_hh, Array& dh0, int64_t t, int64_t n, int64_t h,
+                        int64_t relu) {
+  check_rnn_layer_backward(w_hh, h0, hs, dhs, dgx, dw_hh, dh0, t, n, h, relu);
+  with_dtype(w_hh.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const TypedTable<T>& tbl = active_typed<T>();
+    const int64_t hn = h * n;
+    T* dw = dw_hh.data<T>();
+    if (t == 0 || n == 0 || h == 0) {
+      std::fill(dh0.data<T>(), dh0.data<T>() + hn, T(0));
+      std::fill(dw, dw + h * h, T(0));
+      return;
+    }
+    // workspace, transposed (h, n): the carried adjoint of h, hs[s], dhs[s], d pre-activation
+    std::vector<T> ws(static_cast<size_t>(4 * hn));
+    T* dht = ws.data();
+    T* yt = dht + hn;
+    T* dyt = yt + hn;
+    T* dzt = dyt + hn;
+    std::fill(dht, dht + hn, T(0));
+    const T* w = w_hh.data<T>();
+    T* dz = dgx.data<T>();
+    for (int64_t s = t - 1; s >= 0; --s) {
+      tbl.transpose(hs.data<T>() + s * hn, h, yt, n, n, h);
+      tbl.transpose(dhs.data<T>() + s * hn, h, dyt, n, n, h);
+      over_elements(hn, 4, [&](int64_t j0, int64_t j1) {
+        for (int64_t j = j0; j < j1; ++j) {
+          const T y = yt[j], d = dyt[j] + dht[j];
+          dzt[j] = relu ? (y > T(0) ? d : T(0)) : d * (T(1) - y * y);
+        }
+      });
+      tbl.transpose(dzt, n, dz + s * hn, h, h, n);
+      product(tbl, w, false, h, dzt, dht, h, h, n, false);  // dh^T = w_hh @ dz^T
+    }
+    tbl.transpose(dht, n, dh0.data<T>(), h, h, n);
+    // dw_hh = h0^T @ dZ_0 + hs[0..t-2]^T @ dZ[1..t-1]
+    product(tbl, h0.data<T>(), true, h, dz, dw, h, n, h, false);
+    if (t > 1) product(tbl, hs.data<T>(), true, h, dz + hn, dw, h, (t - 1) * n, h, true);
+  });
+}
+
 namespace py = pybind11;
 
 void bind_lstm_layer(py::module_& m) {
@@ -242,6 +346,14 @@ void bind_lstm_layer(py::module_& m) {
         py::arg("dc0"), py::arg("t"), py::arg("n"), py::arg("h"), Release(),
         "dgx (t, n, 4h), dw_hh (h, 4h), dh0 and dc0 (n, h) of lstm_layer given dhs (t, n, h) "
         "and the adjoints dh_n, dc_n of the final state.");
+  m.def("rnn_layer", &rnn_layer, py::arg("gx"), py::arg("w_hh"), py::arg("h0"), py::arg("hs"),
+        py::arg("t"), py::arg("n"), py::arg("h"), py::arg("relu"), Release(),
+        "An Elman RNN layer over t steps: hs (t, n, h), hs[s] = act(gx[s] + hs[s-1] @ w_hh) "
+        "with act tanh (relu 0) or relu (relu 1) and hs[-1] = h0.");
+  m.def("rnn_layer_backward", &rnn_layer_backward, py::arg("w_hh"), py::arg("h0"),
+        py::arg("hs"), py::arg("dhs"), py::arg("dgx"), py::arg("dw_hh"), py::arg("dh0"),
+        py::arg("t"), py::arg("n"), py::arg("h"), py::arg("relu"), Release(),
+        "dgx (t, n, h), dw_hh (h, h) and dh0 (n, h) of rnn_layer given dhs (t, n, h).");
 }
 
 }  // namespace needle_cpp

@@ -297,6 +297,22 @@ std::vector<Entry> make_entries() {
                             *g.A[7], *g.A[8], *g.A[9], *g.A[10], *g.A[11], *g.A[12], g.I[0],
                             g.I[1], g.I[2]);
       });
+  add("rnn_layer", "AAAAiiii", 0,
+      [](const Entry&, const Args& g) {
+        check_rnn_layer(*g.A[0], *g.A[1], *g.A[2], *g.A[3], g.I[0], g.I[1], g.I[2], g.I[3]);
+      },
+      [](const Entry&, const Args& g) {
+        rnn_layer(*g.A[0], *g.A[1], *g.A[2], *g.A[3], g.I[0], g.I[1], g.I[2], g.I[3]);
+      });
+  add("rnn_layer_backward", "AAAAAAAiiii", 0,
+      [](const Entry&, const Args& g) {
+        check_rnn_layer_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], *g.A[6],
+                                 g.I[0], g.I[1], g.I[2], g.I[3]);
+      },
+      [](const Entry&, const Args& g) {
+        rnn_layer_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], *g.A[6], g.I[0],
+                           g.I[1], g.I[2], g.I[3]);
+      });
   add("attention_softmax", "AAiiifi", 0,
       [](const Entry&, const Args& g) {
         check_attention_softmax(*g.A[0], *g.A[1], g.I[0], g.I[1], g.I[2], g.I[3]);

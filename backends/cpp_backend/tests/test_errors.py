@@ -199,6 +199,21 @@ CASES = [
         ),
         TypeError,
     ),
+    # rnn_layer (t, n, h) = (2, 1, 2): gx/hs 4, w_hh 4, h0 2
+    ("rnn_layer", lambda: (z32(3), z32(4), z32(2), z32(4), 2, 1, 2, 0), ValueError),
+    ("rnn_layer", lambda: (z32(4), z32(4), z32(2), z32(4), 2, 1, 2, 2), ValueError),
+    ("rnn_layer", lambda: (z32(4), z64(4), z32(2), z32(4), 2, 1, 2, 0), TypeError),
+    ("rnn_layer", lambda: (z32(4), z32(4), z32(2), z32(4), 2**40, 2**40, 2, 0), ValueError),
+    (
+        "rnn_layer_backward",
+        lambda: (z32(4), z32(2), z32(4), z32(4), z32(4), z32(3), z32(2), 2, 1, 2, 0),
+        ValueError,
+    ),
+    (
+        "rnn_layer_backward",
+        lambda: (lambda b: (z32(4), z32(2), b, z32(4), b, z32(4), z32(2), 2, 1, 2, 1))(z32(4)),
+        ValueError,
+    ),
     ("attention_softmax", lambda: (z32(5), z32(6), 1, 2, 3, 1.0, 0), ValueError),
     ("attention_softmax", lambda: (z32(6), z32(6), 1, 2, 3, 1.0, 2), ValueError),
     ("dlpack_export", lambda: (f32(4), (2, 2), (2, 2), 0), IndexError),

@@ -732,6 +732,60 @@ def lstm_layer_backward(w_hh: Buffer, h0: Buffer, c0: Buffer, hs: Buffer, cs: Bu
     dc0a[...] = dc_carry.reshape(-1)
 
 
+def _relu_flag(kernel: str, relu: int) -> None:
+    if isinstance(relu, bool) or relu not in (0, 1):
+        raise ValueError(f"{kernel}: relu must be 0 or 1, got {relu!r}")
+
+
+def rnn_layer(gx: Buffer, w_hh: Buffer, h0: Buffer, hs: Buffer, t: int, n: int, h: int,
+              relu: int) -> None:  # fmt: skip
+    """An Elman layer over t steps: hs[s] = act(gx[s] + hs[s-1] @ w_hh), hs[-1] = h0."""
+    k = "rnn_layer"
+    _dims(k, t=t, n=n, h=h)
+    _relu_flag(k, relu)
+    x, ho = _flat(k, t * n * h, gx, hs)
+    (w,) = _flat(k, h * h, w_hh)
+    (hp,) = _flat(k, n * h, h0)
+    for b in (w_hh, h0):
+        _same_dtype(k, gx, b)
+    _fresh(k, (hs,), (gx, w_hh, h0))
+    x, H, w = x.reshape(t, n, h), ho.reshape(t, n, h), w.reshape(h, h)
+    h_prev = hp.reshape(n, h)
+    with np.errstate(all="ignore"):
+        for s in range(t):
+            pre = x[s] + h_prev @ w
+            H[s] = np.maximum(pre, 0) if relu else np.tanh(pre)
+            h_prev = H[s]
+
+
+def rnn_layer_backward(w_hh: Buffer, h0: Buffer, hs: Buffer, dhs: Buffer, dgx: Buffer,
+                       dw_hh: Buffer, dh0: Buffer, t: int, n: int, h: int,
+                       relu: int) -> None:  # fmt: skip
+    """dgx (t, n, h), dw_hh (h, h), dh0 (n, h) of rnn_layer given the adjoint dhs of hs."""
+    k = "rnn_layer_backward"
+    _dims(k, t=t, n=n, h=h)
+    _relu_flag(k, relu)
+    w, dw = _flat(k, h * h, w_hh, dw_hh)
+    h0a, dh0a = _flat(k, n * h, h0, dh0)
+    H, dH, dz = _flat(k, t * n * h, hs, dhs, dgx)
+    for b in (h0, hs):
+        _same_dtype(k, w_hh, b)
+    _fresh(k, (dgx, dw_hh, dh0), (w_hh, h0, hs, dhs))
+    H, dH, dz, w = H.reshape(t, n, h), dH.reshape(t, n, h), dz.reshape(t, n, h), w.reshape(h, h)
+    dh = np.zeros((n, h), dtype=w.dtype)
+    with np.errstate(all="ignore"):
+        for s in reversed(range(t)):
+            d = dH[s] + dh
+            dz[s] = np.where(H[s] > 0, d, 0) if relu else d * (1 - H[s] * H[s])
+            dh = dz[s] @ w.T
+        if t:
+            h_prev = np.concatenate([h0a.reshape(1, n, h), H[:-1]]).reshape(t * n, h)
+            dw[...] = (h_prev.T @ dz.reshape(t * n, h)).reshape(-1)
+        else:
+            dw[...] = 0
+    dh0a[...] = dh.reshape(-1)
+
+
 def attention_softmax(a: Buffer, out: Buffer, batch: int, t_q: int, t_k: int, scale: float,
                       causal: int) -> None:  # fmt: skip
     """Softmax over the keys of a * scale, plus -1e9 where key j > i + t_k - t_q if causal."""
@@ -750,7 +804,7 @@ def attention_softmax(a: Buffer, out: Buffer, batch: int, t_q: int, t_k: int, sc
 
 
 for _fn in (take_rows, scatter_add_rows, lstm_cell, lstm_cell_backward, lstm_layer,
-            lstm_layer_backward, attention_softmax):  # fmt: skip
+            lstm_layer_backward, rnn_layer, rnn_layer_backward, attention_softmax):  # fmt: skip
     setattr(sys.modules[__name__], _fn.__name__, _named(_fn))
 del _fn
 

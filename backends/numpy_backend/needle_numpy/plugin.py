@@ -35,6 +35,8 @@ _OPTIONAL = (
     "lstm_cell_backward",
     "lstm_layer",
     "lstm_layer_backward",
+    "rnn_layer",
+    "rnn_layer_backward",
     "attention_softmax",
     # issue 17: DLPack interop
     "dlpack_export",

@@ -220,6 +220,25 @@ def _rnn_samples():
     ]
 
 
+def _rnn_layer_ref(gx, h0, w, nonlinearity="tanh"):
+    h, hs = h0, []
+    for x in gx:
+        h = _rnn_cell_ref(x, h, w, nonlinearity)
+        hs.append(h)
+    return np.stack(hs)
+
+
+def _rnn_layer_samples():
+    return [
+        S((T((3, 2, 4)), T((2, 4)), T((4, 4))), desc="tanh"),
+        S(
+            (T((2, 3, 3), layout="transposed"), T((3, 3), layout="stepped"), T((3, 3))),
+            {"nonlinearity": "relu"},
+            desc="relu_views",
+        ),
+    ]
+
+
 def _attention_ref(q, k, v, causal=False):
     s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
     if causal:
@@ -263,5 +282,6 @@ RECORDS += [
     OpInfo("lstm_cell", _lstm_cell_ref, _lstm_samples),
     OpInfo("lstm_layer", _lstm_layer_ref, _lstm_layer_samples, _lstm_layer_errors),
     OpInfo("rnn_cell", _rnn_cell_ref, _rnn_samples),
+    OpInfo("rnn_layer", _rnn_layer_ref, _rnn_layer_samples),
     OpInfo("attention", _attention_ref, _attention_samples, _attention_errors),
 ]

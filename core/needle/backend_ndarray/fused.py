@@ -476,6 +476,84 @@ def lstm_layer_backward(
     return dgx, dw, dh, dc
 
 
+# Elman RNN layer: hs[s] = act(gx[s] + hs[s-1] @ w_hh), hs[-1] = h0, act tanh or relu;
+# gx and hs (t, n, h), w_hh (h, h). Kernels rnn_layer / rnn_layer_backward when the device
+# has both, else the per-step composition. The backward reads hs only.
+def _rnn_acts(nonlinearity: str) -> int:
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"rnn_layer: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    return int(nonlinearity == "relu")
+
+
+def _rnn_layer_args(fn: str, gx: NDArray, w_hh: NDArray, h0: NDArray) -> tuple[int, int, int]:
+    for a in (w_hh, h0):
+        gx._same_device(a, fn)
+    if gx.ndim != 3 or h0.ndim != 2 or gx.shape[1:] != h0.shape or w_hh.shape != (h0.shape[1],) * 2:
+        raise ValueError(
+            f"{fn}: expected gx (t, n, h), w_hh (h, h), h0 (n, h), got {gx.shape}, "
+            f"{w_hh.shape}, {h0.shape}"
+        )
+    if len({gx.dtype, w_hh.dtype, h0.dtype}) != 1:
+        raise TypeError(f"{fn}: dtypes differ, {gx.dtype}, {w_hh.dtype}, {h0.dtype}")
+    return gx.shape  # type: ignore[return-value]
+
+
+def rnn_layer_forward(gx: NDArray, w_hh: NDArray, h0: NDArray, nonlinearity: str) -> NDArray:
+    """Every step's hidden state ``hs`` (t, n, h) of an Elman layer over ``gx`` from ``h0``."""
+    relu = _rnn_acts(nonlinearity)
+    t, n, h = _rnn_layer_args("rnn_layer", gx, w_hh, h0)
+    dev = gx.device
+    hs = NDArray.make((t, n, h), device=dev, dtype=gx.dtype)
+    if dev.has_kernel("rnn_layer") and dev.has_kernel("rnn_layer_backward"):
+        dev.rnn_layer(gx._compact_handle(), w_hh._compact_handle(), h0._compact_handle(),
+                      hs._handle, t, n, h, relu)  # fmt: skip
+        return hs
+    h_s = h0
+    for s in range(t):
+        pre = gx[s] + h_s @ w_hh
+        h_s = pre.maximum(0.0) if relu else pre.tanh()
+        hs[s] = h_s
+    return hs
+
+
+def rnn_layer_backward(
+    w_hh: NDArray, h0: NDArray, hs: NDArray, dhs: NDArray, nonlinearity: str
+) -> tuple[NDArray, NDArray, NDArray]:
+    """``(dgx, dw_hh, dh0)`` of :func:`rnn_layer_forward` given the adjoint ``dhs`` of
+    ``hs`` (the final state's adjoint is part of ``dhs[t-1]``)."""
+    fn = "rnn_layer_backward"
+    relu = _rnn_acts(nonlinearity)
+    t, n, h = _rnn_layer_args(fn, hs, w_hh, h0)
+    w_hh._same_device(dhs, fn)
+    if dhs.shape != hs.shape or dhs.dtype != hs.dtype:
+        raise ValueError(f"{fn}: dhs must be {hs.shape} {hs.dtype}, got {dhs.shape} {dhs.dtype}")
+    dev, dt = w_hh.device, w_hh.dtype
+    dgx = NDArray.make((t, n, h), device=dev, dtype=dt)
+    if dev.has_kernel("rnn_layer") and dev.has_kernel("rnn_layer_backward"):
+        dw = NDArray.make((h, h), device=dev, dtype=dt)
+        dh0 = NDArray.make((n, h), device=dev, dtype=dt)
+        dev.rnn_layer_backward(
+            w_hh._compact_handle(), h0._compact_handle(), hs._compact_handle(),
+            dhs._compact_handle(), dgx._handle, dw._handle, dh0._handle, t, n, h, relu,
+        )  # fmt: skip
+        return dgx, dw, dh0
+    dh = full((n, h), 0.0, dtype=dt, device=dev)
+    for s in reversed(range(t)):
+        y = hs[s]
+        d = dhs[s] + dh
+        d_pre = d * (y > 0.0) if relu else d * (1.0 - y * y)
+        dgx[s] = d_pre
+        dh = d_pre @ w_hh.permute((1, 0))
+    if t == 0:
+        return dgx, full((h, h), 0.0, dtype=dt, device=dev), dh
+    h_prev = NDArray.make((t, n, h), device=dev, dtype=dt)
+    h_prev[0] = h0
+    if t > 1:
+        h_prev[1:] = hs[: t - 1]
+    dw = h_prev.reshape((t * n, h)).permute((1, 0)) @ dgx.reshape((t * n, h))
+    return dgx, dw, dh
+
+
 # Attention: scores (batch, t_q, t_k) -> softmax(scores * scale + mask) over the keys, the
 # mask adding -1e9 where key j > query i + (t_k - t_q) when ``causal`` (as the composed
 # layer's constant mask does), nothing otherwise.

@@ -85,8 +85,8 @@ compare with ``out``). Scalar parameters that only describe shapes (``m``, ``n``
   ``(outer, inner)``; ``program_compile`` ``f(instructions)`` -> the list of calls and
   ``program_run`` ``f(kernels, program)`` (makes the calls through a kernel table).
   ``take_rows``, ``scatter_add_rows``, ``lstm_cell``, ``lstm_cell_backward``,
-  ``lstm_layer``, ``lstm_layer_backward`` and ``attention_softmax`` take the arguments
-  their semantics name (see each record).
+  ``lstm_layer``, ``lstm_layer_backward``, ``rnn_layer``, ``rnn_layer_backward`` and
+  ``attention_softmax`` take the arguments their semantics name (see each record).
 
 Bump :data:`CONTRACT_VERSION` (major) whenever a required kernel is added, removed or
 changes meaning; ``tests/test_contract_snapshot.py`` guards against silent changes.
@@ -226,6 +226,7 @@ _PARAM_TYPES: dict[str, str] = {
         "handle",
     ),
     "t": "int",
+    "relu": "int",
     "scale": "float",
     # DLPack interop (issue 17)
     "obj": "a DLPack producer",
@@ -487,6 +488,30 @@ def _lstm_layer_backward(
     h_prev = np.concatenate([np.asarray(h0)[None], hs[:-1]]) if t else np.zeros((0, n, h))
     dw = h_prev.reshape(t * n, h).T @ dgx.reshape(t * n, 4 * h)
     return dgx, dw, dh_carry, dc_carry
+
+
+def _rnn_layer(gx: Any, w_hh: Any, h0: Any, relu: int) -> Any:
+    """hs (t, n, h) of an Elman layer: hs[s] = act(gx[s] + hs[s-1] @ w_hh), hs[-1] = h0."""
+    h, hs = np.asarray(h0), []
+    for x in np.asarray(gx):
+        pre = x + h @ np.asarray(w_hh)
+        h = np.maximum(pre, 0) if relu else np.tanh(pre)
+        hs.append(h)
+    return np.array(hs).reshape(np.shape(gx))
+
+
+def _rnn_layer_backward(w_hh: Any, h0: Any, hs: Any, dhs: Any, relu: int) -> tuple[Any, Any, Any]:
+    """(dgx (t, n, h), dw_hh (h, h), dh0 (n, h)) of _rnn_layer given the adjoint dhs of hs."""
+    w, hs, dhs = np.asarray(w_hh), np.asarray(hs), np.asarray(dhs)
+    t, n, h = hs.shape
+    dgx = np.zeros(hs.shape, dtype=np.result_type(hs, dhs))
+    dh = np.zeros((n, h), dtype=dgx.dtype)
+    for s in reversed(range(t)):
+        d = dhs[s] + dh
+        dgx[s] = d * (hs[s] > 0) if relu else d * (1 - hs[s] * hs[s])
+        dh = dgx[s] @ w.T
+    h_prev = np.concatenate([np.asarray(h0)[None], hs[:-1]]) if t else np.zeros((0, n, h))
+    return dgx, h_prev.reshape(t * n, h).T @ dgx.reshape(t * n, h), dh
 
 
 def _attention_softmax(a: Any, scale: float, causal: int) -> Any:
@@ -1232,6 +1257,33 @@ _OPTIONAL = (
         "f(w_hh, h0, c0, hs, cs, gates, dhs, dh_n, dc_n) -> (dgx, dw_hh, dh0, dc0).",
         False,
         reference=_lstm_layer_backward,
+    ),
+    KernelSpec(
+        "rnn_layer",
+        "optional",
+        ("gx", "w_hh", "h0", "hs", "t", "n", "h", "relu"),
+        None,
+        "An Elman RNN layer over t steps: hs (t, n, h) with hs[s] = act(gx[s] + hs[s-1] @ "
+        "w_hh) for s = 0 .. t-1, hs[-1] meaning h0 (n, h); gx (t, n, h) is the input "
+        "projection with the biases, w_hh (h, h); act is tanh (relu 0) or max(x, 0) (relu 1; "
+        "other values -> ValueError). hs is a fresh buffer. The reference is f(gx, w_hh, h0, "
+        "relu).",
+        False,
+        reference=_rnn_layer,
+    ),
+    KernelSpec(
+        "rnn_layer_backward",
+        "optional",
+        ("w_hh", "h0", "hs", "dhs", "dgx", "dw_hh", "dh0", "t", "n", "h", "relu"),
+        None,
+        "Gradients of rnn_layer given the adjoint dhs (t, n, h) of hs (the final state's "
+        "adjoint included in dhs[t-1]): backwards over the steps, dgx[s] = (dhs[s] + carried "
+        "dh) * act'(hs[s]) (1 - hs^2 for tanh, 1 where hs > 0 else 0 for relu), carried dh = "
+        "dgx[s] @ w_hh^T; dh0 (n, h) is the adjoint carried past step 0 and dw_hh (h, h) = "
+        "[h0, hs[:-1]]^T @ dgx (zeros when t, n or h is 0). Outputs are fresh buffers. The "
+        "reference is f(w_hh, h0, hs, dhs, relu) -> (dgx, dw_hh, dh0).",
+        False,
+        reference=_rnn_layer_backward,
     ),
     KernelSpec(
         "attention_softmax",

@@ -3,9 +3,8 @@
 Each step is one fused op (:func:`needle.ops.rnn_cell`, :func:`needle.ops.lstm_cell`):
 ``act(gx + h @ W_hh)`` or the LSTM gate math in one kernel, where ``gx`` is the input
 projection with both biases. ``RNN`` and ``LSTM`` compute ``gx`` for every time step in
-one matmul over the whole sequence before the recurrence; ``RNN`` then does one matmul
-(``h @ W_hh``) and one fused kernel per step, ``LSTM`` runs each layer's whole recurrence
-as one op (:func:`needle.ops.lstm_layer`).
+one matmul over the whole sequence before the recurrence, then run each layer's whole
+recurrence as one op (:func:`needle.ops.rnn_layer`, :func:`needle.ops.lstm_layer`).
 """
 
 from __future__ import annotations
@@ -126,12 +125,12 @@ class RNN(Module):
         finals: list[Tensor] = []
         seq = x
         for cell, h in zip(self.rnn_cells, hs):
-            outputs = []
-            for gx in ops.split(cell.input_gates(seq), 0):  # every step's projection at once
-                h = cell.step(gx, h)
-                outputs.append(h)
-            finals.append(h)  # type: ignore[arg-type]
-            seq = ops.stack(outputs, 0)
+            gx = cell.input_gates(seq)  # every step's projection in one matmul
+            # h None is zeros, as in the course: W_hh still takes part (zero gradient when
+            # the sequence has one step)
+            h0 = _zeros_or(h, gx.shape[1], self.hidden_size, gx)
+            seq = ops.rnn_layer(gx, h0, cell.W_hh, cell.nonlinearity)  # the whole recurrence
+            finals.append(seq[gx.shape[0] - 1])
         return seq, ops.stack(finals, 0)
 
 

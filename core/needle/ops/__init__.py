@@ -50,10 +50,12 @@ from .fused_seq import (
     LSTMCellBackward,
     LSTMLayer,
     RNNCell,
+    RNNLayer,
     attention,
     lstm_cell,
     lstm_layer,
     rnn_cell,
+    rnn_layer,
 )
 from .indexing import (
     Dilate,
@@ -147,6 +149,7 @@ __all__ = [
     "Permute",
     "PowerScalar",
     "RNNCell",
+    "RNNLayer",
     "RPowerScalar",
     "ReLU",
     "Reshape",
@@ -218,6 +221,7 @@ __all__ = [
     "relu",
     "reshape",
     "rnn_cell",
+    "rnn_layer",
     "rpower_scalar",
     "scatter_add_rows",
     "setitem",

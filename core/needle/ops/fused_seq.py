@@ -11,7 +11,9 @@
   (``create_graph=True``) writes the gradient as the per-step composition of
   :class:`LSTMCell` and :class:`LSTMCellBackward` ops, so it can be differentiated again,
   to any order.
-* :class:`RNNCell`: ``act(gx + h @ w_hh)`` with its gradient in three Tensor ops.
+* :class:`RNNCell`: ``act(gx + h @ w_hh)`` with its gradient in three Tensor ops;
+  :class:`RNNLayer` a whole Elman layer in one op (kernels ``rnn_layer`` and
+  ``rnn_layer_backward``), its gradient composed per step when a graph is recorded.
 * :class:`Attention`: ``softmax(q k^T * scale + causal mask) (* dropout mask) @ v`` with
   the scaled, masked softmax in one kernel (``attention_softmax``) and both products
   through the batched (transposed) matmul; :class:`AttentionProbs` hands out the
@@ -181,6 +183,50 @@ class RNNCell(TensorOp):
         return d_pre, d_pre @ transpose(w), transpose(h) @ d_pre
 
 
+class RNNLayer(TensorOp):
+    """Every step's hidden state ``hs`` (t, n, h) of an Elman layer: inputs ``gx`` (t, n, h)
+    (the input projection of every step with both biases), ``h0`` (n, h) and ``w_hh``
+    (h, h); step s is :class:`RNNCell` on ``(gx[s], hs[s-1], w_hh)``, ``hs[-1] = h0``."""
+
+    def __init__(self, nonlinearity: str = "tanh") -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(
+                f"RNNLayer: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"
+            )
+        self.nonlinearity = nonlinearity
+
+    def compute(self, gx: NDArray, h0: NDArray, w_hh: NDArray) -> NDArray:  # type: ignore[override]
+        return _fused.rnn_layer_forward(gx, w_hh, h0, self.nonlinearity)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        gx, h0, w = node.inputs
+        if not is_grad_enabled():  # a plain backward: the fused kernel
+            dgx, dw, dh0 = _fused.rnn_layer_backward(
+                w.realize_cached_data(), h0.realize_cached_data(), node.realize_cached_data(),
+                out_grad.realize_cached_data(), self.nonlinearity,
+            )  # fmt: skip
+            return Tensor.make_const(dgx), Tensor.make_const(dh0), Tensor.make_const(dw)
+        # recording a graph: the per-step composition (RNNCell's own gradient formulas)
+        xs, dys = split(gx, 0), split(out_grad, 0)
+        hs = [h0]
+        for s in range(gx.shape[0]):
+            hs.append(RNNCell(self.nonlinearity)(xs[s], hs[-1], w))
+        dh, dw = None, None
+        dgx: list[Tensor] = []
+        for s in reversed(range(gx.shape[0])):
+            d = dys[s] if dh is None else dys[s] + dh
+            y = hs[s + 1]
+            if self.nonlinearity == "tanh":
+                d_pre = d * (1.0 - y * y)
+            else:
+                d_pre = d * Tensor.make_const(y.realize_cached_data() > 0.0)
+            dgx.append(d_pre)
+            dh = d_pre @ transpose(w)
+            term = transpose(hs[s]) @ d_pre
+            dw = term if dw is None else dw + term
+        return stack(dgx[::-1], 0), dh, dw  # type: ignore[return-value]
+
+
 # --- attention ----------------------------------------------------------------------------
 def _swap_last(x: Any) -> Any:
     axes = list(range(x.ndim))
@@ -303,6 +349,25 @@ def rnn_cell(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh") ->
     return RNNCell(nonlinearity)(gx, h, w_hh)
 
 
+def rnn_layer(gx: Tensor, h0: Tensor, w_hh: Tensor, nonlinearity: str = "tanh") -> Tensor:
+    """An Elman layer over a sequence: every step's hidden state ``hs`` (t, n, h), with
+    ``hs[s] = act(gx[s] + hs[s-1] @ w_hh)``, ``hs[-1] = h0`` (n, h), from the input
+    projection ``gx`` (t, n, h) of every step (biases included); t >= 1."""
+    for x in (gx, h0, w_hh):
+        check_tensor("rnn_layer", x)
+    check_same_device("rnn_layer", gx, h0, w_hh)
+    if gx.ndim != 3 or h0.ndim != 2 or gx.shape[1:] != h0.shape or w_hh.shape != (h0.shape[1],) * 2:
+        raise ValueError(
+            f"rnn_layer: expected gx (t, n, h), h0 (n, h), w_hh (h, h), got {gx.shape}, "
+            f"{h0.shape}, {w_hh.shape}"
+        )
+    if gx.shape[0] < 1:
+        raise ValueError(f"rnn_layer: need at least one time step, got gx of shape {gx.shape}")
+    if len({gx.dtype, h0.dtype, w_hh.dtype}) != 1:
+        raise TypeError(f"rnn_layer: dtypes differ, {gx.dtype}, {h0.dtype}, {w_hh.dtype}")
+    return RNNLayer(nonlinearity)(gx, h0, w_hh)
+
+
 def attention(
     q: Tensor,
     k: Tensor,
@@ -359,8 +424,10 @@ __all__ = [
     "LSTMCellBackward",
     "LSTMLayer",
     "RNNCell",
+    "RNNLayer",
     "attention",
     "lstm_cell",
     "lstm_layer",
     "rnn_cell",
+    "rnn_layer",
 ]
