@@ -13,7 +13,8 @@
 // adjoints of h and c carried transposed, one gemm per step for dh^T = w_hh @ dz^T, then
 // dw_hh = H_prev^T @ dG over all steps at once (H_prev = [h0, hs[0..t-2]]: two products,
 // h0 being a separate buffer). No allocation per step; results do not depend on the thread
-// count (the gemm's are fixed per element, the element-wise loops have no reductions).
+// count (the packed gemm sums each element in a fixed order; the element-wise loops have no
+// reductions).
 #include <pybind11/pybind11.h>
 
 #include <omp.h>
