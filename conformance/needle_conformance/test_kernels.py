@@ -883,6 +883,51 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
             np.concatenate([np.ravel(a) for a in want]),
             "gates (3, 16), cell (3, 4); outputs in parameter order",
         )
+    if name in ("lstm_layer", "lstm_layer_backward"):
+        t, n, h = 4, 3, 2
+        gx = rounded(rng.standard_normal((t, n, 4 * h)))
+        w = rounded(rng.standard_normal((h, 4 * h)) * 0.5)
+        h0, c0, dh_n, dc_n = (rounded(rng.standard_normal((n, h))) for _ in range(4))
+        dhs = rounded(rng.standard_normal((t, n, h)))
+        if name == "lstm_layer":
+            outs = [k.alloc(t * n * h, dtype), k.alloc(t * n * h, dtype)]
+            outs.append(k.alloc(t * n * 4 * h, dtype))
+            k.lstm_layer(*(upload(k, a, dtype) for a in (gx, w, h0, c0)), *outs, t, n, h)
+            want = _reference_parts(spec, gx, w, h0, c0)
+        else:  # saved tensors from the forward reference, rounded to dtype
+            saved = [rounded(a) for a in KERNELS["lstm_layer"].reference(gx, w, h0, c0)]
+            outs = [k.alloc(t * n * 4 * h, dtype), k.alloc(4 * h * h, dtype)]
+            outs += [k.alloc(n * h, dtype), k.alloc(n * h, dtype)]
+            ins = (w, h0, c0, *saved, dhs, dh_n, dc_n)
+            k.lstm_layer_backward(*(upload(k, a, dtype) for a in ins), *outs, t, n, h)
+            want = _reference_parts(spec, *ins)
+        return (
+            np.concatenate([download(k, o) for o in outs]),
+            np.concatenate([np.ravel(a) for a in want]),
+            f"t, n, h = {t}, {n}, {h}; outputs in parameter order",
+        )
+    if name in ("rnn_layer", "rnn_layer_backward"):
+        t, n, h = 4, 3, 2
+        gx, dhs = (rounded(rng.standard_normal((t, n, h))) for _ in range(2))
+        w, h0 = rounded(rng.standard_normal((h, h))), rounded(rng.standard_normal((n, h)))
+        got, want = [], []
+        for relu in (0, 1):
+            if name == "rnn_layer":
+                outs = [k.alloc(t * n * h, dtype)]
+                k.rnn_layer(*(upload(k, a, dtype) for a in (gx, w, h0)), *outs, t, n, h, relu)
+                want.append(expected(spec, gx, w, h0, relu))
+            else:
+                hs = rounded(KERNELS["rnn_layer"].reference(gx, w, h0, relu))
+                outs = [k.alloc(t * n * h, dtype), k.alloc(h * h, dtype), k.alloc(n * h, dtype)]
+                ins = (w, h0, hs, dhs)
+                k.rnn_layer_backward(*(upload(k, a, dtype) for a in ins), *outs, t, n, h, relu)
+                want += _reference_parts(spec, *ins, relu)
+            got += [download(k, o) for o in outs]
+        return (
+            np.concatenate(got),
+            np.concatenate([np.ravel(a) for a in want]),
+            f"t, n, h = {t}, {n}, {h}; tanh then relu, outputs in parameter order",
+        )
     if name == "attention_softmax":
         a = rng.standard_normal((2, 3, 5))
         a[1, 0] += 1000.0  # stability

@@ -209,6 +209,52 @@ def lstm_cell(gates: Array, cell: Array, h_out: Array, c_out: Array, n: int, h: 
 def lstm_cell_backward(
     gates: Array, cell: Array, dh: Array, dc: Array, d_gates: Array, d_cell: Array, n: int, h: int
 ) -> None: ...
+def lstm_layer(
+    gx: Array,
+    w_hh: Array,
+    h0: Array,
+    c0: Array,
+    hs: Array,
+    cs: Array,
+    gates: Array,
+    t: int,
+    n: int,
+    h: int,
+) -> None: ...
+def lstm_layer_backward(
+    w_hh: Array,
+    h0: Array,
+    c0: Array,
+    hs: Array,
+    cs: Array,
+    gates: Array,
+    dhs: Array,
+    dh_n: Array,
+    dc_n: Array,
+    dgx: Array,
+    dw_hh: Array,
+    dh0: Array,
+    dc0: Array,
+    t: int,
+    n: int,
+    h: int,
+) -> None: ...
+def rnn_layer(
+    gx: Array, w_hh: Array, h0: Array, hs: Array, t: int, n: int, h: int, relu: int
+) -> None: ...
+def rnn_layer_backward(
+    w_hh: Array,
+    h0: Array,
+    hs: Array,
+    dhs: Array,
+    dgx: Array,
+    dw_hh: Array,
+    dh0: Array,
+    t: int,
+    n: int,
+    h: int,
+    relu: int,
+) -> None: ...
 def attention_softmax(
     a: Array, out: Array, batch: int, t_q: int, t_k: int, scale: float, causal: int
 ) -> None: ...

@@ -39,6 +39,10 @@ OPTIONAL_KERNELS = (
     "scatter_add_rows",
     "lstm_cell",
     "lstm_cell_backward",
+    "lstm_layer",
+    "lstm_layer_backward",
+    "rnn_layer",
+    "rnn_layer_backward",
     "attention_softmax",
     # issue 17: DLPack interop
     "dlpack_export",

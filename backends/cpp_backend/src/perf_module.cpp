@@ -29,7 +29,8 @@ using Release = py::call_guard<py::gil_scoped_release>;
 /// The arguments of one instruction, parsed once: kinds 'A' buffer, 'i' int, 'f' float,
 /// 'S' tuple of ints, in the order of the kernel's parameters.
 struct Args {
-  Array* A[6] = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+  static constexpr int kBuffers = 13;  // lstm_layer_backward has the most
+  Array* A[kBuffers] = {};
   int64_t I[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   double F[2] = {0, 0};
   Shape S[2];
@@ -87,10 +88,10 @@ void no_check(const Entry&, const Args&) {}
 std::vector<Entry> make_entries() {
   std::vector<Entry> e;
   auto add = [&](const char* name, const char* kinds, int op, CheckFn c, RunFn r) {
-    // Args has room for 6 buffers, 8 ints, 2 floats and 2 shapes: a longer entry is a bug.
+    // Args has room for 13 buffers, 8 ints, 2 floats and 2 shapes: a longer entry is a bug.
     const std::string k(kinds);
     auto n = [&](char ch) { return std::count(k.begin(), k.end(), ch); };
-    if (n('A') > 6 || n('i') > 8 || n('f') > 2 || n('S') > 2 || n('A') + n('i') + n('f') + n('S') != (long)k.size())
+    if (n('A') > Args::kBuffers || n('i') > 8 || n('f') > 2 || n('S') > 2 || n('A') + n('i') + n('f') + n('S') != (long)k.size())
       throw std::logic_error(std::string("program table: entry ") + name + " does not fit Args");
     e.push_back(Entry{name, kinds, op, c, r});
   };
@@ -295,6 +296,42 @@ std::vector<Entry> make_entries() {
       },
       [](const Entry&, const Args& g) {
         lstm_cell_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], g.I[0], g.I[1]);
+      });
+  add("lstm_layer", "AAAAAAAiii", 0,
+      [](const Entry&, const Args& g) {
+        check_lstm_layer(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], *g.A[6], g.I[0],
+                         g.I[1], g.I[2]);
+      },
+      [](const Entry&, const Args& g) {
+        lstm_layer(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], *g.A[6], g.I[0], g.I[1],
+                   g.I[2]);
+      });
+  add("lstm_layer_backward", "AAAAAAAAAAAAAiii", 0,
+      [](const Entry&, const Args& g) {
+        check_lstm_layer_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], *g.A[6],
+                                  *g.A[7], *g.A[8], *g.A[9], *g.A[10], *g.A[11], *g.A[12],
+                                  g.I[0], g.I[1], g.I[2]);
+      },
+      [](const Entry&, const Args& g) {
+        lstm_layer_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], *g.A[6],
+                            *g.A[7], *g.A[8], *g.A[9], *g.A[10], *g.A[11], *g.A[12], g.I[0],
+                            g.I[1], g.I[2]);
+      });
+  add("rnn_layer", "AAAAiiii", 0,
+      [](const Entry&, const Args& g) {
+        check_rnn_layer(*g.A[0], *g.A[1], *g.A[2], *g.A[3], g.I[0], g.I[1], g.I[2], g.I[3]);
+      },
+      [](const Entry&, const Args& g) {
+        rnn_layer(*g.A[0], *g.A[1], *g.A[2], *g.A[3], g.I[0], g.I[1], g.I[2], g.I[3]);
+      });
+  add("rnn_layer_backward", "AAAAAAAiiii", 0,
+      [](const Entry&, const Args& g) {
+        check_rnn_layer_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], *g.A[6],
+                                 g.I[0], g.I[1], g.I[2], g.I[3]);
+      },
+      [](const Entry&, const Args& g) {
+        rnn_layer_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], *g.A[6], g.I[0],
+                           g.I[1], g.I[2], g.I[3]);
       });
   add("attention_softmax", "AAiiifi", 0,
       [](const Entry&, const Args& g) {

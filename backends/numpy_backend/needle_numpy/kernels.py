@@ -719,6 +719,133 @@ def lstm_cell_backward(gates: Buffer, cell: Buffer, dh: Buffer, dc: Buffer, d_ga
         dco[...] = (k * f).reshape(-1)
 
 
+def _fresh(kernel: str, outs: tuple[Buffer, ...], ins: tuple[Buffer, ...]) -> None:
+    """Outputs must be fresh buffers: none may be an input or another output."""
+    for j, o in enumerate(outs):
+        if any(o is x for x in ins) or any(o is x for x in outs[j + 1 :]):
+            raise ValueError(f"{kernel}: an output buffer is also an input or another output")
+
+
+def lstm_layer(gx: Buffer, w_hh: Buffer, h0: Buffer, c0: Buffer, hs: Buffer, cs: Buffer,
+               gates: Buffer, t: int, n: int, h: int) -> None:  # fmt: skip
+    """An LSTM layer over t steps: hs, cs (t, n, h) and the activated gates (t, 4h, n)."""
+    k = "lstm_layer"
+    _dims(k, t=t, n=n, h=h)
+    x, z = _flat(k, t * n * 4 * h, gx, gates)
+    (w,) = _flat(k, 4 * h * h, w_hh)
+    hp, cp = _flat(k, n * h, h0, c0)
+    ho, co = _flat(k, t * n * h, hs, cs)
+    for b in (w_hh, h0, hs):
+        _same_dtype(k, gx, b)
+    _fresh(k, (hs, cs, gates), (gx, w_hh, h0, c0))
+    x, z, w = x.reshape(t, n, 4 * h), z.reshape(t, 4, h, n), w.reshape(h, 4 * h)
+    H, C = ho.reshape(t, n, h), co.reshape(t, n, h)
+    h_prev, c_prev = hp.reshape(n, h), cp.reshape(n, h)
+    with np.errstate(all="ignore"):
+        for s in range(t):
+            a = (x[s] + h_prev @ w).reshape(n, 4, h)
+            act = _sig(a)
+            act[:, 2] = np.tanh(a[:, 2])
+            z[s] = act.transpose(1, 2, 0)  # step s's gates, transposed
+            i, f, g, o = act[:, 0], act[:, 1], act[:, 2], act[:, 3]
+            C[s] = f * c_prev + i * g
+            H[s] = o * np.tanh(C[s])
+            h_prev, c_prev = H[s], C[s]
+
+
+def lstm_layer_backward(w_hh: Buffer, h0: Buffer, c0: Buffer, hs: Buffer, cs: Buffer,
+                        gates: Buffer, dhs: Buffer, dh_n: Buffer, dc_n: Buffer, dgx: Buffer,
+                        dw_hh: Buffer, dh0: Buffer, dc0: Buffer, t: int, n: int,
+                        h: int) -> None:  # fmt: skip
+    """dgx (t, n, 4h), dw_hh (h, 4h), dh0, dc0 (n, h) of lstm_layer given dhs, dh_n, dc_n."""
+    k = "lstm_layer_backward"
+    _dims(k, t=t, n=n, h=h)
+    z, dz = _flat(k, t * n * 4 * h, gates, dgx)
+    w, dw = _flat(k, 4 * h * h, w_hh, dw_hh)
+    h0a, c0a, dhn, dcn, dh0a, dc0a = _flat(k, n * h, h0, c0, dh_n, dc_n, dh0, dc0)
+    H, C, dH = _flat(k, t * n * h, hs, cs, dhs)
+    for b in (gates, dw_hh, h0, hs):
+        _same_dtype(k, w_hh, b)
+    _fresh(k, (dgx, dw_hh, dh0, dc0), (w_hh, h0, c0, hs, cs, gates, dhs, dh_n, dc_n))
+    z, dz, w = z.reshape(t, 4, h, n), dz.reshape(t, n, 4, h), w.reshape(h, 4 * h)
+    H, C, dH = H.reshape(t, n, h), C.reshape(t, n, h), dH.reshape(t, n, h)
+    dh_carry, dc_carry = dhn.reshape(n, h), dcn.reshape(n, h)
+    with np.errstate(all="ignore"):
+        for s in reversed(range(t)):
+            i, f, g, o = z[s, 0].T, z[s, 1].T, z[s, 2].T, z[s, 3].T
+            c_prev = C[s - 1] if s else c0a.reshape(n, h)
+            tc = np.tanh(C[s])
+            d_h = dH[s] + dh_carry
+            d_c = dc_carry + d_h * o * (1 - tc * tc)
+            dz[s, :, 0] = d_c * g * i * (1 - i)
+            dz[s, :, 1] = d_c * c_prev * f * (1 - f)
+            dz[s, :, 2] = d_c * i * (1 - g * g)
+            dz[s, :, 3] = d_h * tc * o * (1 - o)
+            dc_carry = d_c * f
+            dh_carry = dz[s].reshape(n, 4 * h) @ w.T
+        if t:
+            h_prev = np.concatenate([h0a.reshape(1, n, h), H[:-1]]).reshape(t * n, h)
+            dw[...] = (h_prev.T @ dz.reshape(t * n, 4 * h)).reshape(-1)
+        else:
+            dw[...] = 0
+    dh0a[...] = dh_carry.reshape(-1)
+    dc0a[...] = dc_carry.reshape(-1)
+
+
+def _relu_flag(kernel: str, relu: int) -> None:
+    if isinstance(relu, bool) or relu not in (0, 1):
+        raise ValueError(f"{kernel}: relu must be 0 or 1, got {relu!r}")
+
+
+def rnn_layer(gx: Buffer, w_hh: Buffer, h0: Buffer, hs: Buffer, t: int, n: int, h: int,
+              relu: int) -> None:  # fmt: skip
+    """An Elman layer over t steps: hs[s] = act(gx[s] + hs[s-1] @ w_hh), hs[-1] = h0."""
+    k = "rnn_layer"
+    _dims(k, t=t, n=n, h=h)
+    _relu_flag(k, relu)
+    x, ho = _flat(k, t * n * h, gx, hs)
+    (w,) = _flat(k, h * h, w_hh)
+    (hp,) = _flat(k, n * h, h0)
+    for b in (w_hh, h0):
+        _same_dtype(k, gx, b)
+    _fresh(k, (hs,), (gx, w_hh, h0))
+    x, H, w = x.reshape(t, n, h), ho.reshape(t, n, h), w.reshape(h, h)
+    h_prev = hp.reshape(n, h)
+    with np.errstate(all="ignore"):
+        for s in range(t):
+            pre = x[s] + h_prev @ w
+            H[s] = np.maximum(pre, 0) if relu else np.tanh(pre)
+            h_prev = H[s]
+
+
+def rnn_layer_backward(w_hh: Buffer, h0: Buffer, hs: Buffer, dhs: Buffer, dgx: Buffer,
+                       dw_hh: Buffer, dh0: Buffer, t: int, n: int, h: int,
+                       relu: int) -> None:  # fmt: skip
+    """dgx (t, n, h), dw_hh (h, h), dh0 (n, h) of rnn_layer given the adjoint dhs of hs."""
+    k = "rnn_layer_backward"
+    _dims(k, t=t, n=n, h=h)
+    _relu_flag(k, relu)
+    w, dw = _flat(k, h * h, w_hh, dw_hh)
+    h0a, dh0a = _flat(k, n * h, h0, dh0)
+    H, dH, dz = _flat(k, t * n * h, hs, dhs, dgx)
+    for b in (h0, hs):
+        _same_dtype(k, w_hh, b)
+    _fresh(k, (dgx, dw_hh, dh0), (w_hh, h0, hs, dhs))
+    H, dH, dz, w = H.reshape(t, n, h), dH.reshape(t, n, h), dz.reshape(t, n, h), w.reshape(h, h)
+    dh = np.zeros((n, h), dtype=w.dtype)
+    with np.errstate(all="ignore"):
+        for s in reversed(range(t)):
+            d = dH[s] + dh
+            dz[s] = np.where(H[s] > 0, d, 0) if relu else d * (1 - H[s] * H[s])
+            dh = dz[s] @ w.T
+        if t:
+            h_prev = np.concatenate([h0a.reshape(1, n, h), H[:-1]]).reshape(t * n, h)
+            dw[...] = (h_prev.T @ dz.reshape(t * n, h)).reshape(-1)
+        else:
+            dw[...] = 0
+    dh0a[...] = dh.reshape(-1)
+
+
 def attention_softmax(a: Buffer, out: Buffer, batch: int, t_q: int, t_k: int, scale: float,
                       causal: int) -> None:  # fmt: skip
     """Softmax over the keys of a * scale, plus -1e9 where key j > i + t_k - t_q if causal."""
@@ -736,7 +863,8 @@ def attention_softmax(a: Buffer, out: Buffer, batch: int, t_q: int, t_k: int, sc
         o[...] = (e / e.sum(axis=-1, keepdims=True)).reshape(-1)
 
 
-for _fn in (take_rows, scatter_add_rows, lstm_cell, lstm_cell_backward, attention_softmax):
+for _fn in (take_rows, scatter_add_rows, lstm_cell, lstm_cell_backward, lstm_layer,
+            lstm_layer_backward, rnn_layer, rnn_layer_backward, attention_softmax):  # fmt: skip
     setattr(sys.modules[__name__], _fn.__name__, _named(_fn))
 del _fn
 

@@ -165,6 +165,45 @@ def _lstm_samples():
     ]
 
 
+def _lstm_layer_ref(gx, h0, c0, w):
+    h, c, hs = h0, c0, []
+    for x in gx:
+        h, c = _lstm_cell_ref(x, h, c, w)
+        hs.append(h)
+    return [np.stack(hs), h, c]
+
+
+def _lstm_layer_samples():
+    return [
+        S((T((3, 2, 8)), T((2, 2)), T((2, 2)), T((2, 8))), desc="3_steps"),
+        S((T((1, 1, 4)), T((1, 1)), T((1, 1)), T((1, 4))), desc="1_step"),
+        S(
+            (
+                T((2, 2, 12), layout="transposed"),
+                T((2, 3), layout="stepped"),
+                T((2, 3), layout="split"),
+                T((3, 12), layout="transposed"),
+            ),
+            desc="views",
+        ),
+    ]
+
+
+def _lstm_layer_errors():
+    return [
+        E(
+            S((T((0, 2, 8)), T((2, 2)), T((2, 2)), T((2, 8))), desc="no_steps"),
+            ValueError,
+            r"lstm_layer",
+        ),
+        E(
+            S((T((3, 2, 8)), T((2, 2)), T((2, 2)), T((2, 6))), desc="w_shape"),
+            ValueError,
+            r"lstm_layer",
+        ),
+    ]
+
+
 def _rnn_cell_ref(gx, h, w, nonlinearity="tanh"):
     pre = gx + h @ w
     return np.tanh(pre) if nonlinearity == "tanh" else np.maximum(pre, 0.0)
@@ -175,6 +214,25 @@ def _rnn_samples():
         S((T((3, 4)), T((3, 4)), T((4, 4))), desc="tanh"),
         S(
             (T((2, 3), layout="stepped"), T((2, 3)), T((3, 3), layout="transposed")),
+            {"nonlinearity": "relu"},
+            desc="relu_views",
+        ),
+    ]
+
+
+def _rnn_layer_ref(gx, h0, w, nonlinearity="tanh"):
+    h, hs = h0, []
+    for x in gx:
+        h = _rnn_cell_ref(x, h, w, nonlinearity)
+        hs.append(h)
+    return np.stack(hs)
+
+
+def _rnn_layer_samples():
+    return [
+        S((T((3, 2, 4)), T((2, 4)), T((4, 4))), desc="tanh"),
+        S(
+            (T((2, 3, 3), layout="transposed"), T((3, 3), layout="stepped"), T((3, 3))),
             {"nonlinearity": "relu"},
             desc="relu_views",
         ),
@@ -222,6 +280,8 @@ RECORDS += [
         lambda: _rows_errors("scatter_add_rows"),
     ),
     OpInfo("lstm_cell", _lstm_cell_ref, _lstm_samples),
+    OpInfo("lstm_layer", _lstm_layer_ref, _lstm_layer_samples, _lstm_layer_errors),
     OpInfo("rnn_cell", _rnn_cell_ref, _rnn_samples),
+    OpInfo("rnn_layer", _rnn_layer_ref, _rnn_layer_samples),
     OpInfo("attention", _attention_ref, _attention_samples, _attention_errors),
 ]

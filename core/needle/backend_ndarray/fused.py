@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ndarray import NDArray, one_hot
+from .ndarray import NDArray, full, one_hot
 
 # --- normalisation and softmax cross-entropy (issue 12, item 3) ------------------------
 # Layouts: batch norm normalises the rows of an (m, c) array per column (channel-last:
@@ -369,6 +369,189 @@ def lstm_cell_backward(
     d_gates[:, 2 * h : 3 * h] = k * i * (1.0 - g * g)
     d_gates[:, 3 * h : 4 * h] = dh * t * o * (1.0 - o)
     return d_gates, k * f
+
+
+# LSTM layer over a sequence: gx (t, n, 4h) the input projection of every step (biases
+# included), w_hh (h, 4h), the state h0, c0 (n, h). The kernel pair lstm_layer /
+# lstm_layer_backward runs when the device has both; otherwise the per-step composition
+# (gx[s] + h @ w_hh, then lstm_cell_forward: the lstm_cell kernels or their NDArray
+# composition). The forward returns ``saved`` for the backward only: the activated gates
+# of every step transposed, (t, 4h, n) (kernels), or the pre-activation gates (t, n, 4h)
+# (composition).
+def _lstm_layer_kernels(dev: object) -> bool:
+    return dev.has_kernel("lstm_layer") and dev.has_kernel("lstm_layer_backward")  # type: ignore[attr-defined]
+
+
+def _lstm_layer_args(
+    fn: str, gx: NDArray, w_hh: NDArray, h0: NDArray, c0: NDArray
+) -> tuple[int, int, int]:
+    for t in (w_hh, h0, c0):
+        gx._same_device(t, fn)
+    if gx.ndim != 3 or h0.ndim != 2:
+        raise ValueError(f"{fn}: expected gx (t, n, 4h) and h0 (n, h), got {gx.shape}, {h0.shape}")
+    t, (n, h) = gx.shape[0], h0.shape
+    if gx.shape != (t, n, 4 * h) or c0.shape != (n, h) or w_hh.shape != (h, 4 * h):
+        raise ValueError(
+            f"{fn}: expected gx (t, n, 4h), w_hh (h, 4h), h0 and c0 (n, h), got {gx.shape}, "
+            f"{w_hh.shape}, {h0.shape}, {c0.shape}"
+        )
+    if len({gx.dtype, w_hh.dtype, h0.dtype, c0.dtype}) != 1:
+        raise TypeError(f"{fn}: dtypes differ, {[a.dtype for a in (gx, w_hh, h0, c0)]}")
+    return t, n, h
+
+
+def lstm_layer_forward(
+    gx: NDArray, w_hh: NDArray, h0: NDArray, c0: NDArray
+) -> tuple[NDArray, NDArray, NDArray]:
+    """``(hs, cs, saved)``: every step's hidden and cell state (t, n, h) of an LSTM layer
+    over ``gx`` (t, n, 4h) from the state ``h0``, ``c0``, and what the backward needs."""
+    t, n, h = _lstm_layer_args("lstm_layer", gx, w_hh, h0, c0)
+    dev, dt = gx.device, gx.dtype
+    hs = NDArray.make((t, n, h), device=dev, dtype=dt)
+    cs = NDArray.make((t, n, h), device=dev, dtype=dt)
+    if _lstm_layer_kernels(dev):
+        saved = NDArray.make((t, 4 * h, n), device=dev, dtype=dt)
+        dev.lstm_layer(
+            gx._compact_handle(), w_hh._compact_handle(), h0._compact_handle(),
+            c0._compact_handle(), hs._handle, cs._handle, saved._handle, t, n, h,
+        )  # fmt: skip
+        return hs, cs, saved
+    saved = NDArray.make((t, n, 4 * h), device=dev, dtype=dt)
+    h_s, c_s = h0, c0
+    for s in range(t):
+        z = gx[s] + h_s @ w_hh
+        saved[s] = z
+        h_s, c_s = lstm_cell_forward(z, c_s)
+        hs[s] = h_s
+        cs[s] = c_s
+    return hs, cs, saved
+
+
+def lstm_layer_backward(
+    w_hh: NDArray, h0: NDArray, c0: NDArray, hs: NDArray, cs: NDArray, saved: NDArray,
+    dhs: NDArray, dh_n: NDArray, dc_n: NDArray,
+) -> tuple[NDArray, NDArray, NDArray, NDArray]:  # fmt: skip
+    """``(dgx, dw_hh, dh0, dc0)`` of :func:`lstm_layer_forward` from its inputs, outputs
+    and ``saved``, given the adjoints ``dhs`` (t, n, h) of ``hs`` and ``dh_n``, ``dc_n``
+    (n, h) of the final state. ``dgx`` is also the adjoint of the pre-activation gates."""
+    fn = "lstm_layer_backward"
+    if hs.ndim != 3:
+        raise ValueError(f"{fn}: hs must be (t, n, h), got shape {hs.shape}")
+    t, n, h = hs.shape
+    kernels = _lstm_layer_kernels(w_hh.device)
+    shapes = {
+        "w_hh": (w_hh, (h, 4 * h)), "h0": (h0, (n, h)), "c0": (c0, (n, h)), "cs": (cs, (t, n, h)),
+        "saved": (saved, (t, 4 * h, n) if kernels else (t, n, 4 * h)), "dhs": (dhs, (t, n, h)),
+        "dh_n": (dh_n, (n, h)), "dc_n": (dc_n, (n, h)),
+    }  # fmt: skip
+    for name, (a, shape) in shapes.items():
+        w_hh._same_device(a, fn)
+        if a.shape != shape or a.dtype != w_hh.dtype:
+            raise ValueError(f"{fn}: {name} must be {shape} {w_hh.dtype}, got {a.shape} {a.dtype}")
+    dev, dt = w_hh.device, w_hh.dtype
+    dgx = NDArray.make((t, n, 4 * h), device=dev, dtype=dt)
+    if kernels:
+        dw = NDArray.make((h, 4 * h), device=dev, dtype=dt)
+        dh0 = NDArray.make((n, h), device=dev, dtype=dt)
+        dc0 = NDArray.make((n, h), device=dev, dtype=dt)
+        dev.lstm_layer_backward(
+            w_hh._compact_handle(), h0._compact_handle(), c0._compact_handle(),
+            hs._compact_handle(), cs._compact_handle(), saved._compact_handle(),
+            dhs._compact_handle(), dh_n._compact_handle(), dc_n._compact_handle(),
+            dgx._handle, dw._handle, dh0._handle, dc0._handle, t, n, h,
+        )  # fmt: skip
+        return dgx, dw, dh0, dc0
+    dh, dc = dh_n, dc_n
+    for s in reversed(range(t)):
+        d_z, dc = lstm_cell_backward(saved[s], cs[s - 1] if s else c0, dhs[s] + dh, dc)
+        dgx[s] = d_z
+        dh = d_z @ w_hh.permute((1, 0))
+    if t == 0:
+        return dgx, full((h, 4 * h), 0.0, dtype=dt, device=dev), dh, dc
+    h_prev = NDArray.make((t, n, h), device=dev, dtype=dt)
+    h_prev[0] = h0
+    if t > 1:
+        h_prev[1:] = hs[: t - 1]
+    dw = h_prev.reshape((t * n, h)).permute((1, 0)) @ dgx.reshape((t * n, 4 * h))
+    return dgx, dw, dh, dc
+
+
+# Elman RNN layer: hs[s] = act(gx[s] + hs[s-1] @ w_hh), hs[-1] = h0, act tanh or relu;
+# gx and hs (t, n, h), w_hh (h, h). Kernels rnn_layer / rnn_layer_backward when the device
+# has both, else the per-step composition. The backward reads hs only.
+def _rnn_acts(nonlinearity: str) -> int:
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"rnn_layer: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    return int(nonlinearity == "relu")
+
+
+def _rnn_layer_args(fn: str, gx: NDArray, w_hh: NDArray, h0: NDArray) -> tuple[int, int, int]:
+    for a in (w_hh, h0):
+        gx._same_device(a, fn)
+    if gx.ndim != 3 or h0.ndim != 2 or gx.shape[1:] != h0.shape or w_hh.shape != (h0.shape[1],) * 2:
+        raise ValueError(
+            f"{fn}: expected gx (t, n, h), w_hh (h, h), h0 (n, h), got {gx.shape}, "
+            f"{w_hh.shape}, {h0.shape}"
+        )
+    if len({gx.dtype, w_hh.dtype, h0.dtype}) != 1:
+        raise TypeError(f"{fn}: dtypes differ, {gx.dtype}, {w_hh.dtype}, {h0.dtype}")
+    return gx.shape  # type: ignore[return-value]
+
+
+def rnn_layer_forward(gx: NDArray, w_hh: NDArray, h0: NDArray, nonlinearity: str) -> NDArray:
+    """Every step's hidden state ``hs`` (t, n, h) of an Elman layer over ``gx`` from ``h0``."""
+    relu = _rnn_acts(nonlinearity)
+    t, n, h = _rnn_layer_args("rnn_layer", gx, w_hh, h0)
+    dev = gx.device
+    hs = NDArray.make((t, n, h), device=dev, dtype=gx.dtype)
+    if dev.has_kernel("rnn_layer") and dev.has_kernel("rnn_layer_backward"):
+        dev.rnn_layer(gx._compact_handle(), w_hh._compact_handle(), h0._compact_handle(),
+                      hs._handle, t, n, h, relu)  # fmt: skip
+        return hs
+    h_s = h0
+    for s in range(t):
+        pre = gx[s] + h_s @ w_hh
+        h_s = pre.maximum(0.0) if relu else pre.tanh()
+        hs[s] = h_s
+    return hs
+
+
+def rnn_layer_backward(
+    w_hh: NDArray, h0: NDArray, hs: NDArray, dhs: NDArray, nonlinearity: str
+) -> tuple[NDArray, NDArray, NDArray]:
+    """``(dgx, dw_hh, dh0)`` of :func:`rnn_layer_forward` given the adjoint ``dhs`` of
+    ``hs`` (the final state's adjoint is part of ``dhs[t-1]``)."""
+    fn = "rnn_layer_backward"
+    relu = _rnn_acts(nonlinearity)
+    t, n, h = _rnn_layer_args(fn, hs, w_hh, h0)
+    w_hh._same_device(dhs, fn)
+    if dhs.shape != hs.shape or dhs.dtype != hs.dtype:
+        raise ValueError(f"{fn}: dhs must be {hs.shape} {hs.dtype}, got {dhs.shape} {dhs.dtype}")
+    dev, dt = w_hh.device, w_hh.dtype
+    dgx = NDArray.make((t, n, h), device=dev, dtype=dt)
+    if dev.has_kernel("rnn_layer") and dev.has_kernel("rnn_layer_backward"):
+        dw = NDArray.make((h, h), device=dev, dtype=dt)
+        dh0 = NDArray.make((n, h), device=dev, dtype=dt)
+        dev.rnn_layer_backward(
+            w_hh._compact_handle(), h0._compact_handle(), hs._compact_handle(),
+            dhs._compact_handle(), dgx._handle, dw._handle, dh0._handle, t, n, h, relu,
+        )  # fmt: skip
+        return dgx, dw, dh0
+    dh = full((n, h), 0.0, dtype=dt, device=dev)
+    for s in reversed(range(t)):
+        y = hs[s]
+        d = dhs[s] + dh
+        d_pre = d * (y > 0.0) if relu else d * (1.0 - y * y)
+        dgx[s] = d_pre
+        dh = d_pre @ w_hh.permute((1, 0))
+    if t == 0:
+        return dgx, full((h, h), 0.0, dtype=dt, device=dev), dh
+    h_prev = NDArray.make((t, n, h), device=dev, dtype=dt)
+    h_prev[0] = h0
+    if t > 1:
+        h_prev[1:] = hs[: t - 1]
+    dw = h_prev.reshape((t * n, h)).permute((1, 0)) @ dgx.reshape((t * n, h))
+    return dgx, dw, dh
 
 
 # Attention: scores (batch, t_q, t_k) -> softmax(scores * scale + mask) over the keys, the

@@ -86,6 +86,7 @@ compare with ``out``). Scalar parameters that only describe shapes (``m``, ``n``
   ``program_run`` ``f(kernels, program)`` (makes the calls through a kernel table);
   ``program_set_scalars`` ``f(program, slots, values)`` edits that list in place.
   ``take_rows``, ``scatter_add_rows``, ``lstm_cell``, ``lstm_cell_backward``,
+  ``lstm_layer``, ``lstm_layer_backward``, ``rnn_layer``, ``rnn_layer_backward``,
   ``attention_softmax``, ``conv2d_nhwc_pad``, ``conv2d_nhwc_backward_input`` and
   ``conv2d_nhwc_backward_weight`` take the arguments their semantics name (see each
   record); ``buffer_view`` is ``f(flat, offset, size)`` -> the slice sharing ``flat``'s
@@ -227,6 +228,12 @@ _PARAM_TYPES: dict[str, str] = {
         ("ids", "gates", "cell", "h_out", "c_out", "dh", "dc", "d_gates", "d_cell"), "handle"
     ),
     **dict.fromkeys(("n_ids", "n_rows", "width", "t_q", "t_k", "causal"), "int"),
+    **dict.fromkeys(
+        ("gx", "w_hh", "h0", "c0", "hs", "cs", "dhs", "dh_n", "dc_n", "dgx", "dw_hh", "dh0", "dc0"),
+        "handle",
+    ),
+    "t": "int",
+    "relu": "int",
     "scale": "float",
     # DLPack interop (issue 17)
     "obj": "a DLPack producer",
@@ -492,6 +499,75 @@ def _lstm_cell_backward(gates: Any, cell: Any, dh: Any, dc: Any) -> tuple[Any, A
     k = dc + dh * o * (1 - t * t)
     parts = [k * g * i * (1 - i), k * c * f * (1 - f), k * i * (1 - g * g), dh * t * o * (1 - o)]
     return np.concatenate(parts, axis=1), k * f
+
+
+def _lstm_layer(gx: Any, w_hh: Any, h0: Any, c0: Any) -> tuple[Any, Any, Any]:
+    """(hs, cs (t, n, h), gates (t, 4h, n)) of an LSTM layer over gx (t, n, 4h): step s
+    runs _lstm_cell on gx[s] + h_{s-1} @ w_hh; gates[s] holds its activated gates (n, 4h),
+    transposed."""
+    gx, w = np.asarray(gx), np.asarray(w_hh)
+    h, c = np.asarray(h0), np.asarray(c0)
+    hs, cs, acts = [], [], []
+    for x in gx:
+        z = x + h @ w
+        i, f, g, o, _ = _lstm_parts(z, c)
+        h, c = _lstm_cell(z, c)
+        hs.append(h)
+        cs.append(c)
+        acts.append(np.concatenate([i, f, g, o], axis=1).T)
+    t, n, h4 = gx.shape
+    shape = (t, n, h4 // 4)
+    return (np.array(hs).reshape(shape), np.array(cs).reshape(shape),
+            np.array(acts).reshape(t, h4, n))  # fmt: skip
+
+
+def _lstm_layer_backward(
+    w_hh: Any, h0: Any, c0: Any, hs: Any, cs: Any, gates: Any, dhs: Any, dh_n: Any, dc_n: Any
+) -> tuple[Any, Any, Any, Any]:
+    """(dgx (t, n, 4h), dw_hh (h, 4h), dh0, dc0 (n, h)) of _lstm_layer given the adjoints
+    dhs of hs and dh_n, dc_n of the final state (hs[-1], cs[-1])."""
+    w, gates, hs, cs = (np.asarray(a) for a in (w_hh, gates, hs, cs))
+    t, n, h = hs.shape
+    dh_carry, dc_carry = np.asarray(dh_n), np.asarray(dc_n)
+    dgx = np.zeros((t, n, 4 * h), dtype=np.result_type(gates, dh_carry))
+    for s in reversed(range(t)):
+        i, f, g, o = (gates[s].T[:, k * h : (k + 1) * h] for k in range(4))
+        c_prev = cs[s - 1] if s else np.asarray(c0)
+        tc = np.tanh(cs[s])
+        dh = np.asarray(dhs)[s] + dh_carry
+        dc = dc_carry + dh * o * (1 - tc * tc)
+        parts = [dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g * g),
+                 dh * tc * o * (1 - o)]  # fmt: skip
+        dgx[s] = np.concatenate(parts, axis=1)
+        dc_carry = dc * f
+        dh_carry = dgx[s] @ w.T
+    h_prev = np.concatenate([np.asarray(h0)[None], hs[:-1]]) if t else np.zeros((0, n, h))
+    dw = h_prev.reshape(t * n, h).T @ dgx.reshape(t * n, 4 * h)
+    return dgx, dw, dh_carry, dc_carry
+
+
+def _rnn_layer(gx: Any, w_hh: Any, h0: Any, relu: int) -> Any:
+    """hs (t, n, h) of an Elman layer: hs[s] = act(gx[s] + hs[s-1] @ w_hh), hs[-1] = h0."""
+    h, hs = np.asarray(h0), []
+    for x in np.asarray(gx):
+        pre = x + h @ np.asarray(w_hh)
+        h = np.maximum(pre, 0) if relu else np.tanh(pre)
+        hs.append(h)
+    return np.array(hs).reshape(np.shape(gx))
+
+
+def _rnn_layer_backward(w_hh: Any, h0: Any, hs: Any, dhs: Any, relu: int) -> tuple[Any, Any, Any]:
+    """(dgx (t, n, h), dw_hh (h, h), dh0 (n, h)) of _rnn_layer given the adjoint dhs of hs."""
+    w, hs, dhs = np.asarray(w_hh), np.asarray(hs), np.asarray(dhs)
+    t, n, h = hs.shape
+    dgx = np.zeros(hs.shape, dtype=np.result_type(hs, dhs))
+    dh = np.zeros((n, h), dtype=dgx.dtype)
+    for s in reversed(range(t)):
+        d = dhs[s] + dh
+        dgx[s] = d * (hs[s] > 0) if relu else d * (1 - hs[s] * hs[s])
+        dh = dgx[s] @ w.T
+    h_prev = np.concatenate([np.asarray(h0)[None], hs[:-1]]) if t else np.zeros((0, n, h))
+    return dgx, h_prev.reshape(t * n, h).T @ dgx.reshape(t * n, h), dh
 
 
 def _attention_softmax(a: Any, scale: float, causal: int) -> Any:
@@ -1240,6 +1316,83 @@ _OPTIONAL = (
         "k f. The reference returns (d_gates, d_cell).",
         False,
         reference=_lstm_cell_backward,
+    ),
+    KernelSpec(
+        "lstm_layer",
+        "optional",
+        ("gx", "w_hh", "h0", "c0", "hs", "cs", "gates", "t", "n", "h"),
+        None,
+        "An LSTM layer over t steps: for s = 0 .. t-1, with h_{-1} = h0 and c_{-1} = c0 "
+        "(n, h), the pre-activation gates gx[s] + h_{s-1} @ w_hh (gx compact (t, n, 4h), "
+        "the input projection with the biases, gates in the order i, f, g, o as in "
+        "lstm_cell; w_hh (h, 4h)) go through lstm_cell's gate math to give hs[s] and cs[s] "
+        "(t, n, h); gates (t, 4h, n) receives every step's activated gates [sigmoid(i), "
+        "sigmoid(f), tanh(g), sigmoid(o)] (n, 4h) transposed (what lstm_layer_backward "
+        "reads: the layout suits a recurrence on transposed states). Outputs are "
+        "fresh buffers. The reference is f(gx, w_hh, h0, c0) -> (hs, cs, gates).",
+        False,
+        reference=_lstm_layer,
+    ),
+    KernelSpec(
+        "lstm_layer_backward",
+        "optional",
+        (
+            "w_hh",
+            "h0",
+            "c0",
+            "hs",
+            "cs",
+            "gates",
+            "dhs",
+            "dh_n",
+            "dc_n",
+            "dgx",
+            "dw_hh",
+            "dh0",
+            "dc0",
+            "t",
+            "n",
+            "h",
+        ),
+        None,
+        "Gradients of lstm_layer from its inputs w_hh, h0, c0, its outputs hs, cs, gates and "
+        "the adjoints dhs (t, n, h) of hs and dh_n, dc_n (n, h) of the final state hs[t-1], "
+        "cs[t-1]: backwards over the steps, dh = dhs[s] + (adjoint carried from step s+1, "
+        "dh_n at s = t-1) and dc likewise go through lstm_cell_backward's formulas (with "
+        "the activated gates) to give dgx[s] (the adjoint of the pre-activation gates, so of "
+        "gx[s]), the carried dc = dc f and dh = dgx[s] @ w_hh^T; dh0 and dc0 (n, h) are the "
+        "adjoints carried past step 0 and dw_hh (h, 4h) = [h0, hs[:-1]]^T @ dgx over all "
+        "steps (zeros when t, n or h is 0). Outputs are fresh buffers. The reference is "
+        "f(w_hh, h0, c0, hs, cs, gates, dhs, dh_n, dc_n) -> (dgx, dw_hh, dh0, dc0).",
+        False,
+        reference=_lstm_layer_backward,
+    ),
+    KernelSpec(
+        "rnn_layer",
+        "optional",
+        ("gx", "w_hh", "h0", "hs", "t", "n", "h", "relu"),
+        None,
+        "An Elman RNN layer over t steps: hs (t, n, h) with hs[s] = act(gx[s] + hs[s-1] @ "
+        "w_hh) for s = 0 .. t-1, hs[-1] meaning h0 (n, h); gx (t, n, h) is the input "
+        "projection with the biases, w_hh (h, h); act is tanh (relu 0) or max(x, 0) (relu 1; "
+        "other values -> ValueError). hs is a fresh buffer. The reference is f(gx, w_hh, h0, "
+        "relu).",
+        False,
+        reference=_rnn_layer,
+    ),
+    KernelSpec(
+        "rnn_layer_backward",
+        "optional",
+        ("w_hh", "h0", "hs", "dhs", "dgx", "dw_hh", "dh0", "t", "n", "h", "relu"),
+        None,
+        "Gradients of rnn_layer given the adjoint dhs (t, n, h) of hs (the final state's "
+        "adjoint included in dhs[t-1]): backwards over the steps, dgx[s] = (dhs[s] + carried "
+        "dh) * act'(hs[s]) (1 - hs^2 for tanh, 1 where hs > 0 else 0 for relu), carried dh = "
+        "dgx[s] @ w_hh^T; dh0 (n, h) is the adjoint carried past step 0 and dw_hh (h, h) = "
+        "[h0, hs[:-1]]^T @ dgx (zeros when t, n or h is 0). Outputs are fresh buffers. The "
+        "reference is f(w_hh, h0, hs, dhs, relu) -> (dgx, dw_hh, dh0).",
+        False,
+        reference=_rnn_layer_backward,
     ),
     KernelSpec(
         "attention_softmax",

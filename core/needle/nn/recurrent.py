@@ -3,8 +3,8 @@
 Each step is one fused op (:func:`needle.ops.rnn_cell`, :func:`needle.ops.lstm_cell`):
 ``act(gx + h @ W_hh)`` or the LSTM gate math in one kernel, where ``gx`` is the input
 projection with both biases. ``RNN`` and ``LSTM`` compute ``gx`` for every time step in
-one matmul over the whole sequence before the recurrence, so each step does one matmul
-(``h @ W_hh``) and one fused kernel.
+one matmul over the whole sequence before the recurrence, then run each layer's whole
+recurrence as one op (:func:`needle.ops.rnn_layer`, :func:`needle.ops.lstm_layer`).
 """
 
 from __future__ import annotations
@@ -29,12 +29,15 @@ def _zeros_or(h: Tensor | None, batch: int, hidden: int, like: Tensor) -> Tensor
 
 
 def _input_projection(x: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor:
-    """``x @ W_ih + b_ih + b_hh`` for ``x`` of shape (..., input_size)."""
-    out = x @ w_ih
+    """``x @ W_ih + b_ih + b_hh`` for ``x`` of shape (..., input_size), as one 2-D product
+    over every leading position (a (T, bs, in) @ (in, out) product would broadcast W_ih to
+    a batch of T matrices, and its gradient would sum T products)."""
+    lead, width = x.shape[:-1], w_ih.shape[1]
+    flat = x if x.ndim == 2 else x.reshape((math.prod(lead), x.shape[-1]))
+    out = flat @ w_ih
     if b_ih is not None:
-        b = (b_ih + b_hh).reshape((1,) * (x.ndim - 1) + (w_ih.shape[1],))
-        out = out + b.broadcast_to(out.shape)
-    return out
+        out = out + (b_ih + b_hh).reshape((1, width)).broadcast_to(out.shape)
+    return out if x.ndim == 2 else out.reshape((*lead, width))
 
 
 class RNNCell(Module):
@@ -122,12 +125,12 @@ class RNN(Module):
         finals: list[Tensor] = []
         seq = x
         for cell, h in zip(self.rnn_cells, hs):
-            outputs = []
-            for gx in ops.split(cell.input_gates(seq), 0):  # every step's projection at once
-                h = cell.step(gx, h)
-                outputs.append(h)
-            finals.append(h)  # type: ignore[arg-type]
-            seq = ops.stack(outputs, 0)
+            gx = cell.input_gates(seq)  # every step's projection in one matmul
+            # h None is zeros, as in the course: W_hh still takes part (zero gradient when
+            # the sequence has one step)
+            h0 = _zeros_or(h, gx.shape[1], self.hidden_size, gx)
+            seq = ops.rnn_layer(gx, h0, cell.W_hh, cell.nonlinearity)  # the whole recurrence
+            finals.append(seq[gx.shape[0] - 1])
         return seq, ops.stack(finals, 0)
 
 
@@ -216,12 +219,14 @@ class LSTM(Module):
         hs, cs = [], []
         seq = x
         for cell, state in zip(self.lstm_cells, states):
-            # the input projection of every time step in one matmul
-            outputs = []
-            for gx in ops.split(cell.input_gates(seq), 0):
-                state = cell.recur(gx, state)
-                outputs.append(state[0])
-            hs.append(state[0])
-            cs.append(state[1])
-            seq = ops.stack(outputs, 0)
+            gx = cell.input_gates(seq)  # the input projection of every time step in one matmul
+            n = gx.shape[1]
+            # state None is zeros, as in the course: W_hh still takes part (zero gradient
+            # when the sequence has one step)
+            h0 = _zeros_or(None if state is None else state[0], n, self.hidden_size, gx)
+            c0 = _zeros_or(None if state is None else state[1], n, self.hidden_size, gx)
+            out = ops.lstm_layer(gx, h0, c0, cell.W_hh)  # the whole recurrence in one op
+            seq = out[0]
+            hs.append(out[1])
+            cs.append(out[2])
         return seq, (ops.stack(hs, 0), ops.stack(cs, 0))

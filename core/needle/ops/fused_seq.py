@@ -5,7 +5,15 @@
   gate math in one kernel (``lstm_cell``); its backward pass is the fused op
   :class:`LSTMCellBackward` (kernel ``lstm_cell_backward``), whose own gradient is written
   with Tensor ops, so gradients can be differentiated again.
-* :class:`RNNCell`: ``act(gx + h @ w_hh)`` with its gradient in three Tensor ops.
+* :class:`LSTMLayer`: a whole LSTM layer over a sequence in one op (kernels ``lstm_layer``
+  and ``lstm_layer_backward``): every step's hidden state and the final state. A plain
+  backward runs the fused backward kernel; a backward that records a graph
+  (``create_graph=True``) writes the gradient as the per-step composition of
+  :class:`LSTMCell` and :class:`LSTMCellBackward` ops, so it can be differentiated again,
+  to any order.
+* :class:`RNNCell`: ``act(gx + h @ w_hh)`` with its gradient in three Tensor ops;
+  :class:`RNNLayer` a whole Elman layer in one op (kernels ``rnn_layer`` and
+  ``rnn_layer_backward``), its gradient composed per step when a graph is recorded.
 * :class:`Attention`: ``softmax(q k^T * scale + causal mask) (* dropout mask) @ v`` with
   the scaled, masked softmax in one kernel (``attention_softmax``) and both products
   through the batched (transposed) matmul; :class:`AttentionProbs` hands out the
@@ -20,7 +28,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..autograd import Tensor, TensorOp, TensorTuple, TensorTupleOp
+from ..autograd import Tensor, TensorOp, TensorTuple, TensorTupleOp, is_grad_enabled
 from ..backend_ndarray import NDArray
 from ..backend_ndarray import fused as _fused
 from ._helpers import check_same_device, check_tensor
@@ -96,6 +104,60 @@ class LSTMCellBackward(TensorTupleOp):
         return d_a, d_a @ transpose(w), d_c, transpose(h) @ d_a, hj, cj
 
 
+# --- LSTM layer ---------------------------------------------------------------------------
+class LSTMLayer(TensorTupleOp):
+    """``(hs, h_n, c_n)`` of an LSTM layer over a sequence: inputs ``gx`` (t, n, 4h) (the
+    input projection of every step with both biases), the state ``h0``, ``c0`` (n, h) and
+    ``w_hh`` (h, 4h); step s is :class:`LSTMCell` on ``(gx[s], h_{s-1}, c_{s-1}, w_hh)``.
+    ``hs`` (t, n, h) holds every step's hidden state, ``(h_n, c_n)`` the final state."""
+
+    def __init__(self) -> None:
+        self.saved: tuple[NDArray, NDArray, NDArray] | None = None  # hs, cs, gates
+
+    def compute(self, gx: NDArray, h0: NDArray, c0: NDArray, w_hh: NDArray) -> tuple[NDArray, ...]:  # type: ignore[override]
+        hs, cs, gates = _fused.lstm_layer_forward(gx, w_hh, h0, c0)
+        self.saved = (hs, cs, gates)
+        last = hs.shape[0] - 1
+        return hs, hs[last], cs[last]
+
+    def gradient(self, out_grad: TensorTuple, node: TensorTuple) -> tuple[Tensor, ...]:  # type: ignore[override]
+        gx, h0, c0, w = node.inputs
+        if is_grad_enabled() or self.saved is None:  # recording a graph: composed, any order
+            return _lstm_layer_gradient(gx, h0, c0, w, out_grad[0], out_grad[1], out_grad[2])
+        hs, cs, gates = self.saved
+        dhs, dh_n, dc_n = out_grad.realize_cached_data()
+        dgx, dw, dh0, dc0 = _fused.lstm_layer_backward(
+            w.realize_cached_data(), h0.realize_cached_data(), c0.realize_cached_data(),
+            hs, cs, gates, dhs, dh_n, dc_n,
+        )  # fmt: skip
+        return tuple(Tensor.make_const(a) for a in (dgx, dh0, dc0, dw))
+
+
+def _lstm_layer_gradient(
+    gx: Tensor, h0: Tensor, c0: Tensor, w: Tensor, dhs: Tensor, dh_n: Tensor, dc_n: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(dgx, dh0, dc0, dw_hh)`` of :class:`LSTMLayer` as the per-step composition: the
+    forward states again through :class:`LSTMCell`, then :class:`LSTMCellBackward` step by
+    step in reverse (every op here has a gradient, so the result can be differentiated)."""
+    xs = split(gx, 0)
+    h_prev, c_prev = [h0], [c0]
+    for s in range(gx.shape[0] - 1):
+        y = LSTMCell()(xs[s], h_prev[-1], c_prev[-1], w)
+        h_prev.append(y[0])
+        c_prev.append(y[1])
+    dys = split(dhs, 0)
+    dh, dc, dw = dh_n, dc_n, None
+    dgx: list[Tensor] = []
+    for s in reversed(range(gx.shape[0])):
+        r = LSTMCellBackward()(xs[s], h_prev[s], c_prev[s], w, dys[s] + dh, dc)
+        d_z, dc = r[0], r[1]
+        dgx.append(d_z)
+        dh = d_z @ transpose(w)
+        term = transpose(h_prev[s]) @ d_z
+        dw = term if dw is None else dw + term
+    return stack(dgx[::-1], 0), dh, dc, dw  # type: ignore[return-value]
+
+
 # --- RNN cell -----------------------------------------------------------------------------
 class RNNCell(TensorOp):
     """``act(gx + h @ w_hh)`` with ``act`` tanh or relu: inputs ``gx`` (n, h) (the input
@@ -119,6 +181,50 @@ class RNNCell(TensorOp):
         else:  # 1 where the output is positive: a constant
             d_pre = out_grad * Tensor.make_const(node.realize_cached_data() > 0.0)
         return d_pre, d_pre @ transpose(w), transpose(h) @ d_pre
+
+
+class RNNLayer(TensorOp):
+    """Every step's hidden state ``hs`` (t, n, h) of an Elman layer: inputs ``gx`` (t, n, h)
+    (the input projection of every step with both biases), ``h0`` (n, h) and ``w_hh``
+    (h, h); step s is :class:`RNNCell` on ``(gx[s], hs[s-1], w_hh)``, ``hs[-1] = h0``."""
+
+    def __init__(self, nonlinearity: str = "tanh") -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(
+                f"RNNLayer: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"
+            )
+        self.nonlinearity = nonlinearity
+
+    def compute(self, gx: NDArray, h0: NDArray, w_hh: NDArray) -> NDArray:  # type: ignore[override]
+        return _fused.rnn_layer_forward(gx, w_hh, h0, self.nonlinearity)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        gx, h0, w = node.inputs
+        if not is_grad_enabled():  # a plain backward: the fused kernel
+            dgx, dw, dh0 = _fused.rnn_layer_backward(
+                w.realize_cached_data(), h0.realize_cached_data(), node.realize_cached_data(),
+                out_grad.realize_cached_data(), self.nonlinearity,
+            )  # fmt: skip
+            return Tensor.make_const(dgx), Tensor.make_const(dh0), Tensor.make_const(dw)
+        # recording a graph: the per-step composition (RNNCell's own gradient formulas)
+        xs, dys = split(gx, 0), split(out_grad, 0)
+        hs = [h0]
+        for s in range(gx.shape[0]):
+            hs.append(RNNCell(self.nonlinearity)(xs[s], hs[-1], w))
+        dh, dw = None, None
+        dgx: list[Tensor] = []
+        for s in reversed(range(gx.shape[0])):
+            d = dys[s] if dh is None else dys[s] + dh
+            y = hs[s + 1]
+            if self.nonlinearity == "tanh":
+                d_pre = d * (1.0 - y * y)
+            else:
+                d_pre = d * Tensor.make_const(y.realize_cached_data() > 0.0)
+            dgx.append(d_pre)
+            dh = d_pre @ transpose(w)
+            term = transpose(hs[s]) @ d_pre
+            dw = term if dw is None else dw + term
+        return stack(dgx[::-1], 0), dh, dw  # type: ignore[return-value]
 
 
 # --- attention ----------------------------------------------------------------------------
@@ -200,6 +306,34 @@ def lstm_cell(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor) -> TensorTuple:
     return LSTMCell()(gx, h, c, w_hh)
 
 
+def lstm_layer(gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor) -> TensorTuple:
+    """An LSTM layer over a sequence: ``(hs, h_n, c_n)`` (a TensorTuple) from the input
+    projection ``gx`` (t, n, 4h) of every step (biases included), the state ``h0``, ``c0``
+    (n, h) and the recurrent weight ``w_hh`` (h, 4h); ``hs`` (t, n, h) is every step's
+    hidden state, ``(h_n, c_n)`` the state after the last step (t >= 1)."""
+    for x in (gx, h0, c0, w_hh):
+        check_tensor("lstm_layer", x)
+    check_same_device("lstm_layer", gx, h0, c0, w_hh)
+    n, hs = c0.shape if c0.ndim == 2 else (0, -1)
+    t = gx.shape[0] if gx.ndim == 3 else 0
+    if (
+        c0.ndim != 2
+        or gx.ndim != 3
+        or gx.shape[1:] != (n, 4 * hs)
+        or h0.shape != (n, hs)
+        or w_hh.shape != (hs, 4 * hs)
+    ):
+        raise ValueError(
+            "lstm_layer: expected gx (t, n, 4h), h0 and c0 (n, h), w_hh (h, 4h), got "
+            f"{gx.shape}, {h0.shape}, {c0.shape}, {w_hh.shape}"
+        )
+    if t < 1:
+        raise ValueError(f"lstm_layer: need at least one time step, got gx of shape {gx.shape}")
+    if len({x.dtype for x in (gx, h0, c0, w_hh)}) != 1:
+        raise TypeError(f"lstm_layer: dtypes differ, {[x.dtype for x in (gx, h0, c0, w_hh)]}")
+    return LSTMLayer()(gx, h0, c0, w_hh)
+
+
 def rnn_cell(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh") -> Tensor:
     """One Elman step ``act(gx + h @ w_hh)`` (``gx`` the input projection with biases)."""
     for x in (gx, h, w_hh):
@@ -213,6 +347,25 @@ def rnn_cell(gx: Tensor, h: Tensor, w_hh: Tensor, nonlinearity: str = "tanh") ->
     if len({x.dtype for x in (gx, h, w_hh)}) != 1:
         raise TypeError(f"rnn_cell: dtypes differ, {gx.dtype}, {h.dtype}, {w_hh.dtype}")
     return RNNCell(nonlinearity)(gx, h, w_hh)
+
+
+def rnn_layer(gx: Tensor, h0: Tensor, w_hh: Tensor, nonlinearity: str = "tanh") -> Tensor:
+    """An Elman layer over a sequence: every step's hidden state ``hs`` (t, n, h), with
+    ``hs[s] = act(gx[s] + hs[s-1] @ w_hh)``, ``hs[-1] = h0`` (n, h), from the input
+    projection ``gx`` (t, n, h) of every step (biases included); t >= 1."""
+    for x in (gx, h0, w_hh):
+        check_tensor("rnn_layer", x)
+    check_same_device("rnn_layer", gx, h0, w_hh)
+    if gx.ndim != 3 or h0.ndim != 2 or gx.shape[1:] != h0.shape or w_hh.shape != (h0.shape[1],) * 2:
+        raise ValueError(
+            f"rnn_layer: expected gx (t, n, h), h0 (n, h), w_hh (h, h), got {gx.shape}, "
+            f"{h0.shape}, {w_hh.shape}"
+        )
+    if gx.shape[0] < 1:
+        raise ValueError(f"rnn_layer: need at least one time step, got gx of shape {gx.shape}")
+    if len({gx.dtype, h0.dtype, w_hh.dtype}) != 1:
+        raise TypeError(f"rnn_layer: dtypes differ, {gx.dtype}, {h0.dtype}, {w_hh.dtype}")
+    return RNNLayer(nonlinearity)(gx, h0, w_hh)
 
 
 def attention(
@@ -269,8 +422,12 @@ __all__ = [
     "AttentionProbs",
     "LSTMCell",
     "LSTMCellBackward",
+    "LSTMLayer",
     "RNNCell",
+    "RNNLayer",
     "attention",
     "lstm_cell",
+    "lstm_layer",
     "rnn_cell",
+    "rnn_layer",
 ]
