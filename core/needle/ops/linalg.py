@@ -12,13 +12,21 @@ class MatMul(TensorOp):
         return a @ b
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
-        from .shape import transpose
+        from .shape import reshape, transpose
 
         a, b = node.inputs
         # C = A B  =>  dA = dC B^T, dB = A^T dC (summed over broadcast batch dims)
         # (an input that needs no gradient, such as a one-hot matrix, gets None)
         ga = unbroadcast(matmul(out_grad, transpose(b)), a.shape) if a.requires_grad else None
-        gb = unbroadcast(matmul(transpose(a), out_grad), b.shape) if b.requires_grad else None
+        if not b.requires_grad:
+            gb = None
+        elif b.ndim == 2 and a.ndim > 2 and a.size:
+            # (..., m, n) @ (n, p), e.g. a linear layer on a sequence: the sum over the
+            # batch of A_i^T dC_i is one 2-D product of the flattened leading axes.
+            n, p = b.shape
+            gb = matmul(transpose(reshape(a, (a.size // n, n))), reshape(out_grad, (-1, p)))
+        else:
+            gb = unbroadcast(matmul(transpose(a), out_grad), b.shape)
         return ga, gb  # type: ignore[return-value]
 
 
