@@ -36,6 +36,8 @@ OPTIONAL_KERNELS = (
     "lstm_cell",
     "lstm_cell_backward",
     "attention_softmax",
+    "attention_forward",
+    "attention_backward",
     # issue 17: DLPack interop
     "dlpack_export",
     "dlpack_import",

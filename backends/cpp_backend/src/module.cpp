@@ -18,6 +18,7 @@ namespace needle_cpp {
 void bind_perf(py::module_& m);  // perf_module.cpp: matmul_t, reduce_*_mid, programs, cache
 void bind_fused_norm(py::module_& m);  // fused_norm_module.cpp: batch/layer norm, xent
 void bind_fused_seq(py::module_& m);  // fused_seq.cpp: embedding rows, LSTM cell, attention
+void bind_attention(py::module_& m);  // attention.cpp: fused multi-head attention
 void bind_dlpack(py::module_& m);  // dlpack.cpp: buffers over external memory (DLPack import)
 }  // namespace needle_cpp
 
@@ -185,5 +186,6 @@ PYBIND11_MODULE(_core, m) {
   bind_perf(m);
   bind_fused_norm(m);
   bind_fused_seq(m);
+  bind_attention(m);
   bind_dlpack(m);
 }

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "attention.h"
 #include "isa.h"
 #include "fused_norm.h"
 #include "fused_seq.h"
@@ -28,7 +29,8 @@ using Release = py::call_guard<py::gil_scoped_release>;
 /// The arguments of one instruction, parsed once: kinds 'A' buffer, 'i' int, 'f' float,
 /// 'S' tuple of ints, in the order of the kernel's parameters.
 struct Args {
-  Array* A[6] = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+  Array* A[10] = {nullptr, nullptr, nullptr, nullptr, nullptr,
+                  nullptr, nullptr, nullptr, nullptr, nullptr};
   int64_t I[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   double F[2] = {0, 0};
   Shape S[2];
@@ -86,10 +88,10 @@ void no_check(const Entry&, const Args&) {}
 std::vector<Entry> make_entries() {
   std::vector<Entry> e;
   auto add = [&](const char* name, const char* kinds, int op, CheckFn c, RunFn r) {
-    // Args has room for 6 buffers, 8 ints, 2 floats and 2 shapes: a longer entry is a bug.
+    // Args has room for 10 buffers, 8 ints, 2 floats and 2 shapes: a longer entry is a bug.
     const std::string k(kinds);
     auto n = [&](char ch) { return std::count(k.begin(), k.end(), ch); };
-    if (n('A') > 6 || n('i') > 8 || n('f') > 2 || n('S') > 2 || n('A') + n('i') + n('f') + n('S') != (long)k.size())
+    if (n('A') > 10 || n('i') > 8 || n('f') > 2 || n('S') > 2 || n('A') + n('i') + n('f') + n('S') != (long)k.size())
       throw std::logic_error(std::string("program table: entry ") + name + " does not fit Args");
     e.push_back(Entry{name, kinds, op, c, r});
   };
@@ -282,6 +284,27 @@ std::vector<Entry> make_entries() {
       },
       [](const Entry&, const Args& g) {
         attention_softmax(*g.A[0], *g.A[1], g.I[0], g.I[1], g.I[2], g.F[0], g.I[3]);
+      });
+  // fused attention (attention.cpp)
+  add("attention_forward", "AAAAAAiiiiiiiif", 0,
+      [](const Entry&, const Args& g) {
+        check_attention_forward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], g.I[0],
+                                g.I[1], g.I[2], g.I[3], g.I[4], g.I[5], g.I[6], g.I[7]);
+      },
+      [](const Entry&, const Args& g) {
+        attention_forward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], g.I[0], g.I[1],
+                          g.I[2], g.I[3], g.I[4], g.I[5], g.I[6], g.I[7], g.F[0]);
+      });
+  add("attention_backward", "AAAAAAAAAiiiiiiiif", 0,
+      [](const Entry&, const Args& g) {
+        check_attention_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], *g.A[6],
+                                 *g.A[7], *g.A[8], g.I[0], g.I[1], g.I[2], g.I[3], g.I[4],
+                                 g.I[5], g.I[6], g.I[7]);
+      },
+      [](const Entry&, const Args& g) {
+        attention_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], *g.A[6],
+                           *g.A[7], *g.A[8], g.I[0], g.I[1], g.I[2], g.I[3], g.I[4], g.I[5],
+                           g.I[6], g.I[7], g.F[0]);
       });
   return e;
 }

@@ -6,9 +6,10 @@
   :class:`LSTMCellBackward` (kernel ``lstm_cell_backward``), whose own gradient is written
   with Tensor ops, so gradients can be differentiated again.
 * :class:`RNNCell`: ``act(gx + h @ w_hh)`` with its gradient in three Tensor ops.
-* :class:`Attention`: ``softmax(q k^T * scale + causal mask) (* dropout mask) @ v`` with
-  the scaled, masked softmax in one kernel (``attention_softmax``) and both products
-  through the batched (transposed) matmul; :class:`AttentionProbs` hands out the
+* :class:`Attention`: ``softmax(q k^T * scale + causal mask) (* dropout mask) @ v`` in one
+  kernel (``attention_forward``; composed: ``attention_softmax`` and batched products),
+  its backward pass the fused op :class:`AttentionBackward` (``attention_backward``),
+  whose own gradient is written with Tensor ops; :class:`AttentionProbs` hands out the
   probabilities it computed as a differentiable tensor without recomputing them.
 
 Every kernel is optional: :mod:`needle.backend_ndarray.fused` composes NDArray operations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..autograd import Tensor, TensorOp, TensorTuple, TensorTupleOp
+from ..autograd import Tensor, TensorOp, TensorTuple, TensorTupleOp, enable_grad
 from ..backend_ndarray import NDArray
 from ..backend_ndarray import fused as _fused
 from ._helpers import check_same_device, check_tensor
@@ -132,27 +133,105 @@ class Attention(TensorOp):
     """``softmax(q k^T * scale + causal mask) @ v`` over ``(..., t, d)`` inputs; with a
     fourth input ``mask`` (a constant of the probabilities' shape, e.g. a dropout mask
     scaled by 1/(1-p)) the probabilities are multiplied by it before ``@ v``. After the
-    forward pass :attr:`probs` holds the probabilities (before the mask)."""
+    forward pass :attr:`probs` holds the probabilities (before the mask). Forward and
+    backward are one kernel each where the backend has them (``attention_forward``,
+    ``attention_backward``), reading (B, H, t, d) heads split from a (B, t, H * d)
+    projection in place."""
 
     def __init__(self, scale: float, causal: bool) -> None:
         self.scale, self.causal = float(scale), bool(causal)
         self.probs: NDArray | None = None
 
     def compute(self, q: NDArray, k: NDArray, v: NDArray, *mask: NDArray) -> NDArray:  # type: ignore[override]
-        self.probs = _fused.attention_softmax(q @ _swap_last(k), self.scale, self.causal)
-        weights = self.probs * mask[0] if mask else self.probs
-        return weights @ v
+        out, self.probs = _fused.attention_forward(
+            q, k, v, mask[0] if mask else None, self.scale, self.causal
+        )
+        return out
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
         q, k, v, *mask = node.inputs
-        p = AttentionProbs(self)(q, k)
-        weights = p * mask[0] if mask else p
-        d_v = _swap_last(weights) @ out_grad
-        d_p = out_grad @ _swap_last(v)
-        if mask:
-            d_p = d_p * mask[0]
-        d_q, d_k = _scores_grad(p, d_p, q, k, self.scale)
-        return (d_q, d_k, d_v, *([None] if mask else []))
+        grads = AttentionBackward(self)(q, k, v, out_grad, *mask)
+        return (grads[0], grads[1], grads[2], *([None] if mask else []))
+
+
+class AttentionBackward(TensorTupleOp):
+    """``(dq, dk, dv)`` of an :class:`Attention` op from its inputs ``(q, k, v)``, the
+    adjoint ``d_out`` of its output and its ``mask`` if it had one, using the probabilities
+    the forward pass kept (recomputed if it has none). Its own gradient differentiates the
+    same quantities written with Tensor ops (:func:`_attention_grads`), so gradients can
+    be differentiated again."""
+
+    def __init__(self, attention: Attention) -> None:
+        self.attention = attention
+
+    def compute(  # type: ignore[override]
+        self, q: NDArray, k: NDArray, v: NDArray, d_out: NDArray, *mask: NDArray
+    ) -> tuple[NDArray, ...]:
+        att = self.attention
+        m = mask[0] if mask else None
+        probs = att.probs
+        if probs is None:
+            probs = _fused.attention_forward(q, k, v, None, att.scale, att.causal)[1]
+        return _fused.attention_backward(q, k, v, probs, m, d_out, att.scale, att.causal)
+
+    def gradient(self, out_grad: TensorTuple, node: TensorTuple) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        q, k, v, d_out, *mask = node.inputs
+        with enable_grad():  # the local graph below is needed even inside no_grad
+            grads = _attention_grads(self.attention, q, k, v, d_out, mask[0] if mask else None)
+            adjoints = _vjp(grads, [out_grad[0], out_grad[1], out_grad[2]], [q, k, v, d_out])
+        return (*adjoints, *([None] if mask else []))
+
+
+def _attention_grads(
+    att: Attention, q: Tensor, k: Tensor, v: Tensor, d_out: Tensor, mask: Tensor | None
+) -> list[Tensor]:
+    """``[dq, dk, dv]`` of ``att`` written with differentiable Tensor ops."""
+    p = AttentionProbs(att)(q, k)
+    weights = p * mask if mask is not None else p
+    d_v = _swap_last(weights) @ d_out
+    d_p = d_out @ _swap_last(v)
+    if mask is not None:
+        d_p = d_p * mask
+    d_q, d_k = _scores_grad(p, d_p, q, k, att.scale)
+    return [d_q, d_k, d_v]
+
+
+def _vjp(outputs: list[Tensor], adjoints: list[Tensor], inputs: list[Tensor]) -> list[Any]:
+    """Adjoints of ``inputs`` given those of ``outputs`` (functions of the inputs), as
+    Tensor expressions (so differentiable again): reverse mode over the part of the graph
+    between them (nodes above the inputs are not visited). None where none flows."""
+    stop = {id(x) for x in inputs}
+    order: list[Any] = []
+    seen: set[int] = set()
+    for root in outputs:  # iterative post-order, as autograd.find_topo_sort
+        if id(root) in seen:
+            continue
+        seen.add(id(root))
+        stack = [(root, 0)]
+        while stack:
+            node, i = stack[-1]
+            kids = () if id(node) in stop else node.inputs
+            if i < len(kids):
+                stack[-1] = (node, i + 1)
+                if id(kids[i]) not in seen:
+                    seen.add(id(kids[i]))
+                    stack.append((kids[i], 0))
+            else:
+                stack.pop()
+                order.append(node)
+    grads: dict[int, Any] = {}
+    for out, adj in zip(outputs, adjoints):
+        grads[id(out)] = adj if id(out) not in grads else grads[id(out)] + adj
+    for node in reversed(order):
+        if id(node) in stop:
+            continue
+        g = grads.pop(id(node), None)
+        if g is None or node.op is None or not node.requires_grad:
+            continue
+        for inp, gi in zip(node.inputs, node.op.gradient_as_tuple(g, node)):
+            if gi is not None and inp.requires_grad:
+                grads[id(inp)] = gi if id(inp) not in grads else grads[id(inp)] + gi
+    return [grads.get(id(x)) for x in inputs]
 
 
 def _scores_grad(
@@ -266,6 +345,7 @@ def attention(
 
 __all__ = [
     "Attention",
+    "AttentionBackward",
     "AttentionProbs",
     "LSTMCell",
     "LSTMCellBackward",
