@@ -45,6 +45,7 @@ from .fused_norm import (
 )
 from .fused_seq import (
     Attention,
+    AttentionBackward,
     AttentionProbs,
     LSTMCell,
     LSTMCellBackward,
@@ -109,6 +110,7 @@ __all__ = [
     "AddScalar",
     "AsType",
     "Attention",
+    "AttentionBackward",
     "AttentionProbs",
     "BatchNorm",
     "BatchNormEval",
