@@ -59,8 +59,9 @@ class MultiHeadAttention(Module):
                               dtype=q.dtype)  # fmt: skip
             if drop.p > 0.0:
                 mask = keep / (1.0 - drop.p)
-        out = ops.attention(q, k, v, causal=self.causal, scale=1.0 / math.sqrt(d), mask=mask)
-        return out[0], out[1]
+        # two separate tensors (not a tuple): the usual caller keeps only the result, and
+        # then no (zero) gradient runs through the probabilities
+        return ops.attention_parts(q, k, v, causal=self.causal, scale=1.0 / math.sqrt(d), mask=mask)
 
 
 class AttentionLayer(Module):

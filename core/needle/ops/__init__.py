@@ -51,6 +51,7 @@ from .fused_seq import (
     LSTMCellBackward,
     RNNCell,
     attention,
+    attention_parts,
     lstm_cell,
     rnn_cell,
 )
@@ -173,6 +174,7 @@ __all__ = [
     "argmax",
     "astype",
     "attention",
+    "attention_parts",
     "batch_norm",
     "batch_norm_eval",
     "broadcast_to",

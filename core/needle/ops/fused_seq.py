@@ -312,6 +312,21 @@ def attention(
     before ``@ v`` (a dropout mask scaled by 1/(1-p)). ``probs`` are the probabilities
     before ``mask``, differentiable.
     """
+    return make_tuple(*attention_parts(q, k, v, causal=causal, scale=scale, mask=mask))
+
+
+def attention_parts(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    causal: bool = False,
+    scale: float | None = None,
+    mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """:func:`attention` as two separate tensors ``(out, probs)`` rather than a
+    TensorTuple: a gradient through ``out`` alone then never runs the (zero) gradient of
+    ``probs``, as one through an element of a tuple does."""
     for x in (q, k, v):
         check_tensor("attention", x)
     check_same_device("attention", q, k, v)
@@ -340,7 +355,7 @@ def attention(
                 f"attention: mask must be {want} {q.dtype}, got {mask.shape} {mask.dtype}"
             )
         out = op(q, k, v, mask.detach())
-    return make_tuple(out, AttentionProbs(op)(q, k))
+    return out, AttentionProbs(op)(q, k)
 
 
 __all__ = [
@@ -351,6 +366,7 @@ __all__ = [
     "LSTMCellBackward",
     "RNNCell",
     "attention",
+    "attention_parts",
     "lstm_cell",
     "rnn_cell",
 ]
