@@ -86,10 +86,33 @@ template <typename T>
 NEEDLE_ALWAYS_INLINE void gemv(const T* a, int64_t sa, const T* x, int64_t ldx, int64_t rows,
                                T* y, int64_t nb) {
   for (int64_t b = 0; b < nb * kB; b += kB) {
-    Vec<T> acc = {};
-    for (int64_t r = 0; r < rows; ++r) acc += a[r * sa] * load(x + r * ldx + b);
-    store(y + b, acc);
+    Vec<T> acc0 = {}, acc1 = {};  // two chains of dependent FMAs, half as long
+    int64_t r = 0;
+    for (; r + 2 <= rows; r += 2) {
+      acc0 += a[r * sa] * load(x + r * ldx + b);
+      acc1 += a[(r + 1) * sa] * load(x + (r + 1) * ldx + b);
+    }
+    if (r < rows) acc0 += a[r * sa] * load(x + r * ldx + b);
+    store(y + b, acc0 + acc1);
   }
+}
+
+/// Sum / maximum of the kB lanes of v as a tree (4 steps, not a chain of 15).
+template <typename T>
+NEEDLE_ALWAYS_INLINE T lane_sum(Vec<T> v) {
+  T t[kB];
+  std::memcpy(t, &v, sizeof t);
+  for (int w = kB / 2; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) t[l] += t[l + w];
+  return t[0];
+}
+template <typename T>
+NEEDLE_ALWAYS_INLINE T lane_max(Vec<T> v) {
+  T t[kB];
+  std::memcpy(t, &v, sizeof t);
+  for (int w = kB / 2; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) t[l] = t[l + w] > t[l] ? t[l + w] : t[l];
+  return t[0];
 }
 
 /// y[0, nb * kB) += a * x[0, nb * kB)
@@ -132,20 +155,17 @@ NEEDLE_ALWAYS_INLINE void softmax_row(T* s, int64_t n, int64_t np) {
     const Vec<T> x = load(s + b);
     mv = x > mv ? x : mv;
   }
-  T m = mv[0];
-  for (int l = 1; l < kB; ++l) m = mv[l] > m ? mv[l] : m;
-  T acc[kB] = {};
+  const T m = lane_max<T>(mv);
+  Vec<T> acc = {};
   for (int64_t b = 0; b < np; b += kB) {
 #pragma omp simd
     for (int64_t l = 0; l < kB; ++l) {
       const T e = row_exp(s[b + l] - m);
       s[b + l] = b + l < n ? e : T(0);
-      acc[l] += s[b + l];
     }
+    acc += load(s + b);
   }
-  T sum = 0;
-  for (int64_t l = 0; l < kB; ++l) sum += acc[l];
-  const T inv = T(1) / sum;
+  const T inv = T(1) / lane_sum<T>(acc);
   for (int64_t b = 0; b < np; b += kB) {
 #pragma omp simd
     for (int64_t l = 0; l < kB; ++l) s[b + l] *= inv;
@@ -233,13 +253,9 @@ NEEDLE_ALWAYS_INLINE void backward_pairs(const Attn<T>& a, int64_t p0, int64_t p
       gather(q + i * sq, 0, 1, d, qi, dp);
       gather(g + i * sv, 0, 1, d_v, gi, vp);
       gemv(gi, 1, vt, kp, d_v, dw, nb);
-      T acc[kB] = {};
-      for (int64_t b = 0; b < nb * kB; b += kB) {
-#pragma omp simd
-        for (int64_t l = 0; l < kB; ++l) acc[l] += w[b + l] * dw[b + l];
-      }
-      T r = 0;
-      for (int64_t l = 0; l < kB; ++l) r += acc[l];
+      Vec<T> acc = {};
+      for (int64_t b = 0; b < nb * kB; b += kB) acc += load(w + b) * load(dw + b);
+      const T r = lane_sum<T>(acc);
       for (int64_t b = 0; b < nb * kB; b += kB) {
 #pragma omp simd
         for (int64_t l = 0; l < kB; ++l) ds[b + l] = (w[b + l] * dw[b + l] - p[b + l] * r) * a.scale;
