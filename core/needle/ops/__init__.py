@@ -51,7 +51,6 @@ from .fused_seq import (
     LSTMCellBackward,
     RNNCell,
     attention,
-    attention_parts,
     lstm_cell,
     rnn_cell,
 )
@@ -174,7 +173,6 @@ __all__ = [
     "argmax",
     "astype",
     "attention",
-    "attention_parts",
     "batch_norm",
     "batch_norm_eval",
     "broadcast_to",
