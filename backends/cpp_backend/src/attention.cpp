@@ -115,6 +115,19 @@ NEEDLE_ALWAYS_INLINE T lane_max(Vec<T> v) {
   return t[0];
 }
 
+/// Short copies and fills as plain loops (the wrappers below keep GCC from turning them
+/// back into memmove/memset calls, which cost more than the copy for a row of 20).
+template <typename T>
+NEEDLE_ALWAYS_INLINE void copy_row(const T* src, int64_t n, T* dst) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) dst[j] = src[j];
+}
+template <typename T>
+NEEDLE_ALWAYS_INLINE void fill_row(T* dst, int64_t n, T value) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) dst[j] = value;
+}
+
 /// y[0, nb * kB) += a * x[0, nb * kB)
 template <typename T>
 NEEDLE_ALWAYS_INLINE void axpy(T a, const T* x, T* y, int64_t nb) {
@@ -129,7 +142,7 @@ NEEDLE_ALWAYS_INLINE void axpy(T a, const T* x, T* y, int64_t nb) {
 template <typename T>
 NEEDLE_ALWAYS_INLINE void gather_t(const T* src, int64_t step, int64_t rows, int64_t cols, T* dst,
                                    int64_t ld) {
-  std::fill(dst, dst + cols * ld, T(0));
+  fill_row(dst, cols * ld, T(0));
   for (int64_t j = 0; j < rows; ++j)
     for (int64_t c = 0; c < cols; ++c) dst[c * ld + j] = src[j * step + c];
 }
@@ -139,8 +152,8 @@ template <typename T>
 NEEDLE_ALWAYS_INLINE void gather(const T* src, int64_t step, int64_t rows, int64_t cols, T* dst,
                                  int64_t ld) {
   for (int64_t j = 0; j < rows; ++j) {
-    std::copy(src + j * step, src + j * step + cols, dst + j * ld);
-    std::fill(dst + j * ld + cols, dst + (j + 1) * ld, T(0));
+    copy_row(src + j * step, cols, dst + j * ld);
+    fill_row(dst + j * ld + cols, ld - cols, T(0));
   }
 }
 
@@ -149,7 +162,7 @@ NEEDLE_ALWAYS_INLINE void gather(const T* src, int64_t step, int64_t rows, int64
 /// NaN: the reference's result.
 template <typename T>
 NEEDLE_ALWAYS_INLINE void softmax_row(T* s, int64_t n, int64_t np) {
-  std::fill(s + n, s + np, -std::numeric_limits<T>::infinity());
+  fill_row(s + n, np - n, -std::numeric_limits<T>::infinity());
   Vec<T> mv = load(s);
   for (int64_t b = kB; b < np; b += kB) {
     const Vec<T> x = load(s + b);
@@ -204,13 +217,13 @@ NEEDLE_ALWAYS_INLINE void forward_pairs(const Attn<T>& a, int64_t p0, int64_t p1
       for (int64_t b = 0; b < nb * kB; b += kB) store(s + b, load(s + b) * a.scale + add);
       softmax_row(s, n, padded(n));
       T* p = a.probs + (pair * t_q + i) * t_k;
-      std::copy(s, s + n, p);
-      std::fill(p + n, p + t_k, T(0));
+      copy_row(s, n, p);
+      fill_row(p + n, t_k - n, T(0));
       const T* m = a.mask ? a.mask + (pair * t_q + i) * t_k : nullptr;
       if (m)
         for (int64_t j = 0; j < n; ++j) s[j] *= m[j];
       gemv(s, 1, vv, vp, n, o, vp / kB);
-      std::copy(o, o + d_v, out + i * sv);
+      copy_row(o, d_v, out + i * sv);
     }
   }
 }
@@ -237,19 +250,19 @@ NEEDLE_ALWAYS_INLINE void backward_pairs(const Attn<T>& a, int64_t p0, int64_t p
     T* dq_out = a.dq + a.base(pair, t_q, d);
     gather_t(a.v + a.base(pair, t_k, d_v), sv, t_k, d_v, vt, kp);
     gather(a.k + a.base(pair, t_k, d), sq, t_k, d, kk, dp);
-    std::fill(dk, dk + t_k * dp, T(0));
-    std::fill(dv, dv + t_k * vp, T(0));
-    std::fill(p, p + kp, T(0));
-    std::fill(w, w + kp, T(0));
+    fill_row(dk, t_k * dp, T(0));
+    fill_row(dv, t_k * vp, T(0));
+    fill_row(p, kp, T(0));
+    fill_row(w, kp, T(0));
     for (int64_t i = 0; i < t_q; ++i) {
       bool all_masked;
       const int64_t n = a.keys(i, all_masked), nb = padded(n) / kB;
       const T* pr = a.probs_in + (pair * t_q + i) * t_k;
       const T* m = a.mask ? a.mask + (pair * t_q + i) * t_k : nullptr;
-      std::copy(pr, pr + n, p);
-      std::fill(p + n, p + kp, T(0));
+      copy_row(pr, n, p);
+      fill_row(p + n, kp - n, T(0));
       for (int64_t j = 0; j < n; ++j) w[j] = m ? p[j] * m[j] : p[j];
-      std::fill(w + n, w + kp, T(0));
+      fill_row(w + n, kp - n, T(0));
       gather(q + i * sq, 0, 1, d, qi, dp);
       gather(g + i * sv, 0, 1, d_v, gi, vp);
       gemv(gi, 1, vt, kp, d_v, dw, nb);
@@ -265,40 +278,41 @@ NEEDLE_ALWAYS_INLINE void backward_pairs(const Attn<T>& a, int64_t p0, int64_t p
         axpy(ds[j], qi, dk + j * dp, dp / kB);
         axpy(w[j], gi, dv + j * vp, vp / kB);
       }
-      std::copy(dqi, dqi + d, dq_out + i * sq);
+      copy_row(dqi, d, dq_out + i * sq);
     }
     T* dk_out = a.dk + a.base(pair, t_k, d);
     T* dv_out = a.dv + a.base(pair, t_k, d_v);
     for (int64_t j = 0; j < t_k; ++j) {
-      std::copy(dk + j * dp, dk + j * dp + d, dk_out + j * sq);
-      std::copy(dv + j * vp, dv + j * vp + d_v, dv_out + j * sv);
+      copy_row(dk + j * dp, d, dk_out + j * sq);
+      copy_row(dv + j * vp, d_v, dv_out + j * sv);
     }
   }
 }
 
 // One copy per instruction set; the active kernel table's name picks (set_simd_level too).
+#define NEEDLE_NO_MEMCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
 template <typename T>
-NEEDLE_TARGET_AVX512 void forward_avx512(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
+NEEDLE_TARGET_AVX512 NEEDLE_NO_MEMCALLS void forward_avx512(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
   forward_pairs(a, p0, p1, w);
 }
 template <typename T>
-NEEDLE_TARGET_AVX2 void forward_avx2(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
+NEEDLE_TARGET_AVX2 NEEDLE_NO_MEMCALLS void forward_avx2(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
   forward_pairs(a, p0, p1, w);
 }
 template <typename T>
-void forward_plain(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
+NEEDLE_NO_MEMCALLS void forward_plain(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
   forward_pairs(a, p0, p1, w);
 }
 template <typename T>
-NEEDLE_TARGET_AVX512 void backward_avx512(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
+NEEDLE_TARGET_AVX512 NEEDLE_NO_MEMCALLS void backward_avx512(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
   backward_pairs(a, p0, p1, w);
 }
 template <typename T>
-NEEDLE_TARGET_AVX2 void backward_avx2(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
+NEEDLE_TARGET_AVX2 NEEDLE_NO_MEMCALLS void backward_avx2(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
   backward_pairs(a, p0, p1, w);
 }
 template <typename T>
-void backward_plain(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
+NEEDLE_NO_MEMCALLS void backward_plain(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
   backward_pairs(a, p0, p1, w);
 }
 
