@@ -157,3 +157,23 @@ def test_repo_data_is_found_beside_the_package_never_from_the_working_directory(
     assert _paths.repo_data_dir() == clone / "data"
     (clone / "data").rmdir()
     assert _paths.repo_data_dir() is None
+
+
+@pytest.mark.parametrize(
+    "indices",
+    [[3, 4, 5, 6], [0, 1], [-3, -2, -1], [5, 4, 3], [2, 4, 6], [7], [1, 2, 4, 5], [9, 10, 11]],
+)
+def test_ndarray_dataset_get_batch_equals_fancy_indexing(indices):
+    # consecutive rows come back as views, everything else gathered: same values either way
+    x = np.arange(24, dtype=np.float32).reshape(12, 2)
+    y = np.arange(12) % 3
+    ds = data.NDArrayDataset(x, y)
+    got = ds.get_batch(np.asarray(indices))
+    np.testing.assert_array_equal(got[0], x[indices])
+    np.testing.assert_array_equal(got[1], y[indices])
+
+
+def test_ndarray_dataset_get_batch_out_of_range_raises():
+    ds = data.NDArrayDataset(np.arange(12, dtype=np.float32))
+    with pytest.raises(IndexError):
+        ds.get_batch(np.asarray([10, 11, 12]))

@@ -7,6 +7,7 @@ when the backend declares them.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import numpy as np
@@ -723,6 +724,21 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
         prog = k.program_compile([("scalar_mul", (a, 2.0, b)), ("ewise_add", (a, b, out))])
         k.program_run(prog)
         return download(k, out), x + x * np.asarray(2.0, dtype), "a*2 then a + that"
+    if name == "program_set_scalars":  # the floats change between runs; a bad slot is refused
+        x = rounded(rng.standard_normal(6))
+        a, out = upload(k, x, dtype), k.alloc(6, dtype)
+        prog = k.program_compile([("scalar_mul", (a, 2.0, out)), ("scalar_add", (out, 1.0, out))])
+        k.program_run(prog)
+        k.program_set_scalars(prog, [(0, 1), (1, 1)], [-3.0, 0.5])
+        k.program_run(prog)
+        refused = False
+        try:
+            k.program_set_scalars(prog, [(0, 0)], [1.0])  # argument 0 is a buffer
+        except ValueError:
+            refused = True
+        got = np.concatenate([download(k, out), [float(refused)]])
+        want = np.concatenate([x * np.asarray(-3.0, dtype) + np.asarray(0.5, dtype), [1.0]])
+        return got, want, "a*2+1, then a*-3+0.5 after setting both floats; a buffer slot refused"
     if name == "program_run":  # bad instructions are refused, naming index and kernel
         a = k.alloc(4, dtype)
         try:
@@ -859,6 +875,27 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
             _dlpack_utils.check_export if name == "dlpack_export" else _dlpack_utils.check_import
         )
         return check(k, dtype, rounded(rng.standard_normal(24)))
+    if name == "buffer_view":  # reads, writes through the view, a view of a view, lifetime
+        step = 64 // np.dtype(dtype).itemsize  # elements per 64 bytes
+        x, y, z = (rounded(rng.standard_normal(n * step)) for n in (4, 2, 1))
+        parent = upload(k, x, dtype)
+        view = k.buffer_view(parent, step, 2 * step)
+        read = download(k, view)
+        k.from_numpy(y, view)  # seen by the parent, only inside the view
+        after = download(k, parent)
+        inner = k.buffer_view(view, step, step)  # a view of a view
+        del parent, view
+        gc.collect()  # the views keep the memory alive
+        k.from_numpy(z, inner)
+        last = download(k, inner)
+        want_after = np.array(x)
+        want_after[step : 3 * step] = y
+        return (
+            np.concatenate([read, after, last]),
+            np.concatenate([expected(spec, x, step, 2 * step), want_after, z]),
+            f"{4 * step} elements, a view of 2 * {step} from element {step} read, written "
+            "(seen by the parent), then a view of it written after the others died",
+        )
     raise AssertionError(f"the suite has no check for optional kernel {name!r}")
 
 

@@ -230,8 +230,10 @@ def _as_ndarray(array: Any, device: Device | None, dtype: Any) -> NDArray:
         return array if dtype is None else array.astype(nd.normalize_dtype(dtype))
     if isinstance(array, (list, tuple)) and array and isinstance(array[0], Tensor):
         array = [t.numpy() for t in array]
-    if isinstance(array, np.ndarray) and array.dtype == object and any(
-        x is None for x in array.flat
+    if (
+        isinstance(array, np.ndarray)
+        and array.dtype == object
+        and any(x is None for x in array.flat)
     ):  # NumPy would turn None into NaN
         raise TypeError("Tensor: the data holds None (a missing value?); give numbers only")
     # dtype None: a NumPy array keeps its float dtype; numbers are float32

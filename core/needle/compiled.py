@@ -135,6 +135,26 @@ def _same(a: list[Any], b: list[Any]) -> bool:
     return len(a) == len(b) and all(x is y for x, y in zip(a, b))
 
 
+def _unchanged(slots: list[_Where], after: list[Any]) -> bool:
+    """``_same(_fingerprint(slots), after)`` without building the list (every replay
+    checks it, so it is written for speed)."""
+    i = 0
+    for holder, key, kind in slots:
+        if kind == "attr":
+            t = getattr(holder, key, None)
+        elif kind == "item":
+            t = holder.get(key)
+        else:
+            t = holder
+        if (
+            t is not after[i]
+            or (t.cached_data if isinstance(t, Tensor) else None) is not after[i + 1]
+        ):
+            return False
+        i += 2
+    return True
+
+
 @dataclass
 class _Entry:
     """One captured signature."""
@@ -208,7 +228,7 @@ class CompiledStep:
         key = self._key(args, kwargs)
         entry = self._cache.get(key)
         if entry is not None:
-            if _same(_fingerprint(entry.slots), entry.after):
+            if _unchanged(entry.slots, entry.after):
                 self._cache.move_to_end(key)
                 return self._replay(entry, args, kwargs)
             del self._cache[key]  # the state was replaced from outside: capture again
@@ -253,7 +273,6 @@ class CompiledStep:
                 raise CaptureError(
                     f"needle.compile: the step cleared {_describe(w)}; leave state tensors set"
                 )
-            keep.append(d1._handle)
             same_layout = (
                 d0 is not None
                 and (d0.shape, d0.dtype) == (d1.shape, d1.dtype)
@@ -264,13 +283,15 @@ class CompiledStep:
                 copies.append((i, d1, d0))  # the next step reads the old buffer: copy in
             else:
                 rebind.append((i, d1))  # nothing reads the old value: point at the new
+                keep.append(d1._handle)  # read after the step (a copied one is not)
         program = rec.finish(keep)
+        body = len(program.instrs)
         with Recorder(device) as tail:  # the copies into old buffers end the program
             for _, src, dst in copies:
                 dst[...] = src
         program.instrs.extend(tail.instrs)
         program.temps.update(tail.temps)
-        program.plan()
+        program.plan(hoist_from=body)
         # The Python objects go back to the tensors (and buffers) that now hold the values.
         for i, _, _ in copies:
             t0 = before[i]
@@ -280,6 +301,8 @@ class CompiledStep:
         for i, d1 in rebind:
             t1 = _read(slots[i])
             view = _view(program, d1)
+            if view._handle is not d1._handle:
+                view[...] = d1  # the planned buffer gets its first value from the capture
             if slots[i][2] == "self":
                 t1.cached_data = view
             else:
@@ -300,8 +323,20 @@ class CompiledStep:
 
     def _replay(self, entry: _Entry, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         for captured, a in zip(entry.inputs, _leaves((*args, *kwargs.values()))):
-            if a.cached_data is not captured:
-                captured[...] = a.cached_data
+            src = a.cached_data
+            if src is captured:
+                continue
+            if (
+                captured._offset == 0
+                and captured._handle.size == captured.size
+                and captured.is_compact()
+            ):
+                # one kernel: the argument's view, compacted into the captured buffer
+                captured.device.compact(
+                    src._handle, captured._handle, src.shape, src.strides, src._offset
+                )
+            else:
+                captured[...] = src
         entry.program.run()
         self.replays += 1
         fresh = [Tensor.make_const(view.copy()) for view in entry.outputs]

@@ -23,6 +23,7 @@ OPTIONAL_KERNELS = (
     "reduce_max_mid",
     "program_compile",
     "program_run",
+    "program_set_scalars",
     # issue 12: fused layers
     "batchnorm_forward",
     "batchnorm_backward",
@@ -41,6 +42,8 @@ OPTIONAL_KERNELS = (
     # issue 17: DLPack interop
     "dlpack_export",
     "dlpack_import",
+    # issue 12: replay memory planning
+    "buffer_view",
 )
 """The optional kernels of the contract that ``needle_cpp._core`` provides."""
 
@@ -51,7 +54,7 @@ def needle_backend_info() -> BackendInfo:
     return BackendInfo(
         name="cpp",
         version=__version__,
-        contract_version=(1, 4),
+        contract_version=(1, 5),
         dtypes=("float32", "float64"),
         optional_kernels=OPTIONAL_KERNELS,
         description="C++ backend (CPU; OpenMP, AVX2/AVX-512 chosen at run time)",

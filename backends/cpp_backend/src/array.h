@@ -16,8 +16,9 @@ inline const char* dtype_name(Dtype d) { return d == Dtype::Float32 ? "float32" 
 inline size_t dtype_bytes(Dtype d) { return d == Dtype::Float32 ? 4 : 8; }
 
 /// A 64-byte aligned flat buffer of `size` elements of one dtype. Owns its memory, except
-/// an external one (DLPack import, dlpack.cpp): memory owned elsewhere, element-aligned,
-/// with `release` run when the Array dies.
+/// an external one: memory owned elsewhere, element-aligned, with `release` run when the
+/// Array dies. External Arrays are DLPack imports (dlpack.cpp) and views of another Array
+/// (buffer_view, module.cpp: 64-byte aligned, holding their parent).
 class Array {
  public:
   Array(int64_t size, Dtype dtype);

@@ -32,6 +32,38 @@ std::unique_ptr<Array> alloc(int64_t size, const std::string& dtype) {
   return std::make_unique<Array>(size, d);
 }
 
+/// A buffer over `size` elements of `parent` from element `offset`, sharing its memory.
+/// The view holds a reference to the parent's Python object, dropped when the view dies,
+/// so the parent's memory outlives every view of it. Kernels compare handles (`&out ==
+/// &a`) to find in-place calls; two views over overlapping memory are distinct handles, so
+/// a caller must never pass them to one call (needle.compile's planner never does: an
+/// instruction's outputs never overlap its inputs).
+std::unique_ptr<Array> buffer_view(const py::object& parent, int64_t offset, int64_t size) {
+  const char* k = "buffer_view";
+  if (!py::isinstance<Array>(parent))
+    type_error(k, "expected a cpp buffer, got " +
+                      std::string(py::str(py::type::of(parent).attr("__name__"))));
+  const Array& a = parent.cast<const Array&>();
+  check_nonneg(k, "offset", offset);
+  check_nonneg(k, "size", size);
+  const size_t item = dtype_bytes(a.dtype());
+  if ((uint64_t)offset % (64 / item) != 0)
+    value_error(k, "offset " + std::to_string(offset) + " is not a multiple of " +
+                       std::to_string(64 / item) + " " + dtype_name(a.dtype()) +
+                       " elements (64 bytes)");
+  if (offset > a.size() || size > a.size() - offset)
+    value_error(k, "elements " + std::to_string(offset) + " .. " + std::to_string(offset) + " + " +
+                       std::to_string(size) + " reach past a buffer of " + std::to_string(a.size()));
+  char* start = static_cast<char*>(a.raw()) + (a.size() ? (size_t)offset * item : 0);
+  // The parent reference lives on the heap, released with the GIL held.
+  auto* held = new py::object(parent);
+  auto release = [held]() {
+    py::gil_scoped_acquire gil;
+    delete held;
+  };
+  return std::make_unique<Array>(start, size, a.dtype(), release);
+}
+
 void from_numpy(const py::object& src, Array& out) {
   with_dtype(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -130,6 +162,9 @@ PYBIND11_MODULE(_core, m) {
 
   // --- buffers ---
   m.def("alloc", &alloc, py::arg("size"), py::arg("dtype"), "A new uninitialised buffer.");
+  m.def("buffer_view", &buffer_view, py::arg("a"), py::arg("offset"), py::arg("size"),
+        "A buffer of `size` elements over a's memory from element `offset` (64-byte aligned; "
+        "keeps a alive).");
   m.def("from_numpy", &from_numpy, py::arg("src"), py::arg("out"), "Copy a NumPy array into out.");
   m.def("to_numpy", &to_numpy, py::arg("a"), py::arg("shape"), py::arg("strides"), py::arg("offset"),
         "A new NumPy array holding the strided view of a.");

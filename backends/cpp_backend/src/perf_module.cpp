@@ -320,8 +320,8 @@ const std::unordered_map<std::string, Entry>& registry() {
 
 /// Module functions that are not kernels and may never appear in a program.
 bool is_control(const std::string& name) {
-  static const char* kControls[] = {"alloc", "from_numpy", "to_numpy", "program_compile",
-                                    "program_run", "set_num_threads", "get_num_threads",
+  static const char* kControls[] = {"alloc", "from_numpy", "to_numpy", "buffer_view", "program_compile",
+                                    "program_run", "program_set_scalars", "set_num_threads", "get_num_threads",
                                     "simd_level", "best_simd_level", "set_simd_level",
                                     "cache_info", "empty_cache", "set_cache_limit_mb",
                                     "conv_direct_max_pixels", "set_conv_direct_max_pixels"};
@@ -439,6 +439,62 @@ std::unique_ptr<Program> program_compile(const py::module_& mod, const py::itera
   return prog;
 }
 
+/// Replace float arguments of compiled instructions (dynamic scalars such as a learning
+/// rate): slots[k] = (instruction, argument) gets values[k] for the next program_run calls.
+void program_set_scalars(Program& prog, const py::sequence& slots, const py::sequence& values) {
+  const char* k = "program_set_scalars";
+  if (slots.size() != values.size())
+    value_error(k, std::to_string(slots.size()) + " slots but " + std::to_string(values.size()) +
+                       " values");
+  // Everything is checked before anything changes: a bad slot leaves the program as it was.
+  struct Patch {
+    Instr* ins;
+    size_t arg;
+    int f_index;  // -1: a Python-run instruction, whose argument tuple is rebuilt
+    double value;
+  };
+  std::vector<Patch> patches;
+  patches.reserve(slots.size());
+  for (size_t s = 0; s < slots.size(); ++s) {
+    py::handle slot = slots[s];
+    const std::string where = "slot " + std::to_string(s) + " ";
+    if (!py::isinstance<py::tuple>(slot) || py::len(slot) != 2 || !is_int(slot[py::int_(0)]) ||
+        !is_int(slot[py::int_(1)]))
+      value_error(k, where + "must be an (instruction, argument) pair of ints");
+    const int64_t i = slot[py::int_(0)].cast<int64_t>(), j = slot[py::int_(1)].cast<int64_t>();
+    if (i < 0 || i >= (int64_t)prog.instrs.size())
+      index_error(k, where + "names instruction " + std::to_string(i) + " of a program of " +
+                         std::to_string(prog.instrs.size()));
+    Instr& ins = prog.instrs[(size_t)i];
+    py::handle v = values[s];
+    if (PyBool_Check(v.ptr()) || !(PyFloat_Check(v.ptr()) || is_int(v)))
+      type_error(k, "value " + std::to_string(s) + " must be a float");
+    const double value = v.cast<double>();
+    if (ins.entry) {
+      const std::string& kinds = ins.entry->kinds;
+      if (j < 0 || j >= (int64_t)kinds.size() || kinds[(size_t)j] != 'f')
+        value_error(k, where + "argument " + std::to_string(j) + " of instruction " +
+                           std::to_string(i) + " (" + ins.entry->name + ") is not a float argument");
+      const int f = (int)std::count(kinds.begin(), kinds.begin() + j, 'f');
+      patches.push_back(Patch{&ins, (size_t)j, f, value});
+    } else {
+      if (j < 0 || j >= (int64_t)ins.pyargs.size() || !PyFloat_Check(ins.pyargs[(size_t)j].ptr()))
+        value_error(k, where + "argument " + std::to_string(j) + " of instruction " +
+                           std::to_string(i) + " is not a float argument");
+      patches.push_back(Patch{&ins, (size_t)j, -1, value});
+    }
+  }
+  for (const Patch& p : patches) {
+    if (p.f_index >= 0) {
+      p.ins->args.F[p.f_index] = p.value;
+    } else {
+      py::list args(p.ins->pyargs);
+      args[p.arg] = py::float_(p.value);
+      p.ins->pyargs = py::tuple(args);
+    }
+  }
+}
+
 template <typename E>
 [[noreturn]] void rethrow_at(size_t i, const std::string& name, const char* what) {
   throw E("program_run: instruction " + std::to_string(i) + " (" + name + "): " + what);
@@ -495,6 +551,9 @@ void bind_perf(py::module_& m) {
         [mod](const py::iterable& instructions) { return program_compile(mod, instructions); },
         py::arg("instructions"),
         "Check a list of (kernel_name, args) calls once; returns a Program for program_run.");
+  m.def("program_set_scalars", &program_set_scalars, py::arg("program"), py::arg("slots"),
+        py::arg("values"),
+        "Set float arguments of a Program: slots[k] = (instruction, argument) gets values[k].");
   m.def("program_run", &program_run, py::arg("program"),
         "Run every instruction of a Program in order, in C++ without the GIL.");
   // --- controls (not part of the contract) ---

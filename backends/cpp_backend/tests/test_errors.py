@@ -29,6 +29,13 @@ def f64(n):
     return _core.alloc(n, "float64")
 
 
+def _prog():
+    """A compiled program of one instruction, scalar_add(a, 1.0, out): argument 1 is its float."""
+    from needle_cpp import _core
+
+    return _core.program_compile([("scalar_add", (f32(4), 1.0, f32(4)))])
+
+
 # (kernel, args builder, exception type)
 def _att(n: int = 3, mask: int = 0, f64: bool = False) -> tuple:
     """attention_forward buffers: q (n elements), k, v, out, probs of 8 (enough for
@@ -112,6 +119,11 @@ CASES = [
     ("program_compile", lambda: ([("nope", ())],), ValueError),
     ("program_compile", lambda: ([("matmul", (f32(4), f32(4), f32(4), 3, 3, 3))],), ValueError),
     ("program_run", lambda: ([],), TypeError),
+    ("program_set_scalars", lambda: (_prog(), [(0, 1)], []), ValueError),
+    ("program_set_scalars", lambda: (_prog(), [(0, 0)], [1.0]), ValueError),
+    ("program_set_scalars", lambda: (_prog(), [(3, 1)], [1.0]), IndexError),
+    ("program_set_scalars", lambda: (_prog(), [(0, 1)], ["x"]), TypeError),
+    ("program_set_scalars", lambda: (_prog(), [("a", 1)], [1.0]), ValueError),
     # fused-layer kernels: a short first buffer, a dtype mismatch, a bad index or flag
     ("batchnorm_forward", lambda: (z32(5), z32(3), z32(3), z32(6), z32(6), 2, 3, 1e-5), ValueError),
     ("batchnorm_forward", lambda: (z32(6), z64(3), z32(3), z32(6), z32(6), 2, 3, 1e-5), TypeError),
@@ -163,6 +175,16 @@ CASES = [
     ("dlpack_export", lambda: (np.zeros(4, np.float32), (4,), (1,), 0), TypeError),
     ("dlpack_import", lambda: (object(), None), TypeError),
     ("dlpack_import", lambda: (np.arange(4), False), BufferError),
+    ("buffer_view", lambda: (f32(64), 1, 4), ValueError),  # not on a 64-byte boundary
+    ("buffer_view", lambda: (f64(64), 4, 4), ValueError),  # 32 bytes in
+    ("buffer_view", lambda: (f32(64), 16, 49), ValueError),  # one element past the end
+    ("buffer_view", lambda: (f32(64), 80, 0), ValueError),  # starts past the end
+    ("buffer_view", lambda: (f32(64), -16, 4), ValueError),
+    ("buffer_view", lambda: (f32(64), 0, -1), ValueError),
+    ("buffer_view", lambda: (f32(64), 2**62, 2**62), ValueError),  # no overflow
+    ("buffer_view", lambda: (f32(64), 2**62 + 1, 1), ValueError),
+    ("buffer_view", lambda: (np.zeros(64, np.float32), 0, 4), TypeError),
+    ("buffer_view", lambda: (f32(64), 0.5, 4), TypeError),
     ("set_num_threads", lambda: (0,), ValueError),
     ("set_simd_level", lambda: ("sse9",), ValueError),
 ]

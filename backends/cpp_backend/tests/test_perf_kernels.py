@@ -288,6 +288,36 @@ def test_program_is_bit_identical_to_a_python_loop(dtype, seed):
         assert np.array_equal(get(loop_bufs[k]), get(prog_bufs[k]), equal_nan=True), k
 
 
+def test_program_set_scalars_changes_floats_between_runs():
+    a = put(np.arange(4, dtype=np.float32))
+    out = _core.alloc(4, "float32")
+    prog = _core.program_compile([("scalar_mul", (a, 2.0, out)), ("scalar_add", (out, 0.5, out))])
+    _core.program_run(prog)
+    np.testing.assert_array_equal(get(out), np.arange(4) * 2.0 + 0.5)
+    _core.program_set_scalars(prog, [(0, 1), (1, 1)], [3.0, -1.0])
+    _core.program_run(prog)
+    np.testing.assert_array_equal(get(out), np.arange(4) * 3.0 - 1.0)
+    # a bad slot among good ones changes nothing
+    with pytest.raises(ValueError, match="program_set_scalars"):
+        _core.program_set_scalars(prog, [(0, 1), (1, 0)], [5.0, 5.0])
+    _core.program_run(prog)
+    np.testing.assert_array_equal(get(out), np.arange(4) * 3.0 - 1.0)
+
+
+def test_program_set_scalars_reaches_python_run_kernels(monkeypatch):
+    calls = []
+
+    def extra_kernel(buf, value):
+        calls.append(value)
+
+    monkeypatch.setattr(_core, "extra_kernel", extra_kernel, raising=False)
+    a = put(np.zeros(2, dtype=np.float32))
+    prog = _core.program_compile([("extra_kernel", (a, 4.0)), ("scalar_add", (a, 1.0, a))])
+    _core.program_set_scalars(prog, [(0, 1)], [7.5])
+    _core.program_run(prog)
+    assert calls == [7.5]
+
+
 def test_program_keeps_buffers_alive_and_reruns():
     a = put(np.arange(4, dtype=np.float32))
     prog = _core.program_compile([("scalar_add", (a, 1.0, a))])

@@ -117,6 +117,24 @@ def astype(a: Buffer, out: Buffer) -> None:
     out.array[:] = a.array[: out.size]
 
 
+def buffer_view(a: Buffer, offset: int, size: int) -> Buffer:
+    """A Buffer over elements ``offset .. offset + size`` of ``a`` (a NumPy slice: it shares
+    ``a``'s memory and keeps it alive). ``offset`` must lie on a 64-byte boundary."""
+    _check("buffer_view", a)
+    _dims("buffer_view", offset=offset, size=size)
+    offset, size = int(offset), int(size)
+    if (offset * a.array.itemsize) % 64:
+        raise ValueError(
+            f"buffer_view: offset {offset} ({offset * a.array.itemsize} bytes) is not a "
+            "multiple of 64 bytes"
+        )
+    if offset + size > a.size:
+        raise ValueError(
+            f"buffer_view: elements {offset} .. {offset + size} reach past a buffer of {a.size}"
+        )
+    return Buffer(a.array[offset : offset + size])
+
+
 # --- layout ----------------------------------------------------------------------------
 def _same_dtype(kernel: str, a: Buffer, b: Buffer) -> None:
     _check(kernel, a, b)
@@ -398,7 +416,17 @@ def reduce_max_mid(a: Buffer, out: Buffer, outer: int, reduce: int, inner: int) 
     dst[...] = src.max(axis=1)
 
 
-_NOT_IN_PROGRAMS = frozenset(("alloc", "from_numpy", "to_numpy", "program_compile", "program_run"))
+_NOT_IN_PROGRAMS = frozenset(
+    (
+        "alloc",
+        "from_numpy",
+        "to_numpy",
+        "buffer_view",
+        "program_compile",
+        "program_run",
+        "program_set_scalars",
+    )
+)
 
 
 def program_compile(instructions) -> list:
@@ -437,6 +465,38 @@ def program_compile(instructions) -> list:
             raise ValueError(f"{where}: {exc}") from exc
         program.append((fn, args))
     return program
+
+
+def program_set_scalars(program, slots, values) -> None:
+    """Set float arguments of a program: ``slots[k] = (instruction, argument)`` gets
+    ``values[k]`` for the next :func:`program_run` calls (all checked before any changes)."""
+    where = "program_set_scalars"
+    if len(slots) != len(values):
+        raise ValueError(f"{where}: {len(slots)} slots but {len(values)} values")
+    patches = []
+    for s, (slot, value) in enumerate(zip(slots, values)):
+        if (
+            not isinstance(slot, tuple)
+            or len(slot) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in slot)
+        ):
+            raise ValueError(f"{where}: slot {s} must be an (instruction, argument) pair of ints")
+        i, j = slot
+        if not 0 <= i < len(program):
+            raise IndexError(
+                f"{where}: slot {s} names instruction {i} of a program of {len(program)}"
+            )
+        fn, args = program[i]
+        if not 0 <= j < len(args) or type(args[j]) is not float:
+            raise ValueError(
+                f"{where}: slot {s} argument {j} of instruction {i} is not a float argument"
+            )
+        if isinstance(value, bool) or not isinstance(value, (float, int)):
+            raise TypeError(f"{where}: value {s} must be a float")
+        patches.append((i, j, float(value)))
+    for i, j, value in patches:
+        fn, args = program[i]
+        program[i] = (fn, (*args[:j], value, *args[j + 1 :]))
 
 
 def program_run(program) -> None:

@@ -21,6 +21,7 @@ _OPTIONAL = (
     "reduce_max_mid",
     "program_compile",
     "program_run",
+    "program_set_scalars",
     # issue 12: fused layers
     "batchnorm_forward",
     "batchnorm_backward",
@@ -39,6 +40,8 @@ _OPTIONAL = (
     # issue 17: DLPack interop
     "dlpack_export",
     "dlpack_import",
+    # issue 12: replay memory planning
+    "buffer_view",
 )
 
 
@@ -48,7 +51,7 @@ def needle_backend_info() -> BackendInfo:
     return BackendInfo(
         name="numpy",
         version=__version__,
-        contract_version=(1, 4),
+        contract_version=(1, 5),
         dtypes=("float32", "float64"),
         optional_kernels=_OPTIONAL,
         description="NumPy reference backend (CPU)",

@@ -18,9 +18,12 @@ Anything else that brings data to the host during capture (``to_numpy``: ``.nump
 op and the line, unless it runs inside :func:`host_check` (argument checks that are
 skipped on replay).
 
-After capture, :meth:`Program.plan` gives the buffers allocated during the step slots
-in a pool, reusing a slot once the last instruction that reads its buffer has run
-(buffers that outlive the step, such as outputs and new state, are kept to the end).
+After capture, :meth:`Program.plan` gives the buffers allocated during the step memory
+for their lifetimes, from the first instruction that uses one to the last (buffers that
+outlive the step, such as outputs and new state, to the end). When the backend has the
+``buffer_view`` kernel, all of them are views into one arena at offsets planned so that
+buffers live at the same instruction never overlap (:func:`arena_offsets`); otherwise a
+pool reuses a buffer once its last reader has run, for a request of the same size.
 Replaying calls the recorded kernels on the pooled buffers, either one by one from
 Python or, when the backend declares ``program_compile``/``program_run``, through the
 backend in one call per stretch between host instructions.
@@ -46,6 +49,13 @@ from .device import Device
 
 _PACKAGE = Path(__file__).resolve().parent.parent  # core/needle
 
+
+PLAN_ARENA = True
+"""Lay a replay's temporaries out in one arena when the device has ``buffer_view``
+(``Program.plan``); False keeps the exact-size pool everywhere (for comparisons)."""
+
+ARENA_ALIGN = 64
+"""Bytes: every temporary in an arena starts on a multiple of this (``buffer_view``'s rule)."""
 
 # Kernels that take host data: never inside a backend-run program segment.
 _HOST_KERNELS = frozenset({"from_numpy", "to_numpy", "alloc"})
@@ -207,6 +217,17 @@ class Recorder:
                 return fn(*args)
 
             return to_numpy
+        if name == "buffer_view":
+
+            def buffer_view(*args: Any) -> Any:
+                # A planning call: a view made inside the step would keep pointing at the
+                # capture's buffer after the plan replaced it.
+                raise CaptureError(
+                    f"needle.compile: the step makes a buffer view ({_site()}); a replay "
+                    "could not repeat it. Run this step eagerly."
+                )
+
+            return buffer_view
         if name == "from_numpy":
 
             def from_numpy(src: Any, out: Any) -> None:
@@ -292,10 +313,74 @@ class Program:
     remap: dict[int, Any] = field(default_factory=dict)
     pool_bytes: int = 0  # what the pool allocated
     live_peak_bytes: int = 0  # the most bytes of temporaries live at one instruction
+    # (first, last, buffer) of every temporary: the instructions it is live across, and the
+    # memory it was given (tests check that live buffers never share memory)
+    lifetimes: list[tuple[int, int, Any]] = field(default_factory=list)
     _segments: list[Any] = field(default_factory=list)
+    _host_instrs: list[Instr] = field(default_factory=list)
 
-    def plan(self) -> None:
-        """Give each temporary buffer a pooled one, reused once its last reader has run."""
+    def plan(self, arena: bool | None = None, hoist_from: int | None = None) -> None:
+        """Give each temporary buffer memory of its own for its lifetime, from the first
+        instruction that uses it to the last (to the end for ``keep``).
+
+        With ``arena`` (by default when :data:`PLAN_ARENA` is set and the device has the
+        ``buffer_view`` kernel) the temporaries are views at planned offsets of one
+        buffer per dtype (:func:`arena_offsets`); without it, an exact-size pool: a buffer
+        freed by its last reader is reused only for a request of the same size and dtype
+        (kernels may size their work from a buffer's length, so a larger one cannot stand
+        in).
+
+        ``hoist_from``: the instructions from this index on (the copies of new state into
+        the old buffers that end a step) move up to just after the last instruction before
+        them that uses one of their buffers (:meth:`_hoist`), so that a copied buffer's
+        life ends there instead of at the end of the step.
+        """
+        if hoist_from is not None:
+            self._hoist(hoist_from)
+        spans = self._lifetimes()
+        if arena is None:
+            arena = PLAN_ARENA and self.device.has_kernel("buffer_view")
+        if arena:
+            self._plan_arena(spans)
+        else:
+            self._plan_pool(spans)
+        sizes = {hid: _nbytes(self.temps[hid]) for hid in spans}
+        self.live_peak_bytes = _live_peak(spans, sizes)
+        self.lifetimes = [(f, last, self.remap[hid]) for hid, (f, last) in spans.items()]
+        self.instrs = [
+            Instr(ins.kind, ins.name, ins.fn, _substitute(ins.args, self.remap))
+            for ins in self.instrs
+        ]
+        self.temps = {}  # the capture's own buffers can go now
+        self._host_instrs = [ins for ins in self.instrs if ins.kind == "host"]
+        self._segments = self._build_segments()
+
+    def _hoist(self, start: int) -> None:
+        """Move each instruction from ``start`` on, in order, to just after the last
+        instruction before it that uses one of its buffers (reads or writes it). Nothing
+        between the old place and the new one touches those buffers, so every kernel
+        reads and writes the same values as before: the results are the same bits."""
+        body, tail = self.instrs[:start], self.instrs[start:]
+        last_use: dict[int, tuple[int, int]] = {}  # id(handle) -> (body index, tail order)
+        for i, ins in enumerate(body):
+            for h in handles_of(ins.args):
+                last_use[id(h)] = (i, -1)
+        after: dict[int, list[Instr]] = {}  # body index (-1: the start) -> moved there
+        for ins in tail:
+            hs = list(handles_of(ins.args))
+            at = max((last_use.get(id(h), (-1, -1)) for h in hs), default=(len(body) - 1, -1))
+            moved = after.setdefault(at[0], [])
+            moved.append(ins)
+            for h in hs:
+                last_use[id(h)] = (at[0], len(moved) - 1)
+        self.instrs = list(after.get(-1, []))
+        for i, ins in enumerate(body):
+            self.instrs.append(ins)
+            self.instrs.extend(after.get(i, ()))
+
+    def _lifetimes(self) -> dict[int, tuple[int, int]]:
+        """``id(temporary) -> (first, last)``: the instructions that use it first and last
+        (``len(instrs)`` for the handles in ``keep``, which outlive the step)."""
         first: dict[int, int] = {}
         last: dict[int, int] = {}
         for i, ins in enumerate(self.instrs):
@@ -307,37 +392,57 @@ class Program:
         for h in self.keep:
             if id(h) in first:
                 last[id(h)] = end
+        return {hid: (at, last[hid]) for hid, at in first.items()}
+
+    def _plan_pool(self, spans: dict[int, tuple[int, int]]) -> None:
+        """The exact-size pool: walk the instructions, taking a buffer of the same size and
+        dtype freed by an earlier last reader, or allocating one. Buffers born at an
+        instruction are taken before the ones it reads last are freed, so an instruction's
+        outputs never share memory with its inputs."""
         starts: dict[int, list[int]] = {}
-        for hid, at in first.items():
-            starts.setdefault(at, []).append(hid)
         releases: dict[int, list[int]] = {}
-        for hid, stop in last.items():
+        for hid, (at, stop) in spans.items():
+            starts.setdefault(at, []).append(hid)
             releases.setdefault(stop, []).append(hid)
         free: dict[tuple[int, str], list[Any]] = {}
         alloc = self.device.kernels.alloc  # not the recording wrapper
-        live = 0
-        for i in range(end + 1):
+        for i in range(len(self.instrs) + 1):
             for hid in starts.get(i, ()):
                 h = self.temps[hid]
-                nbytes = h.size * np.dtype(h.dtype).itemsize
-                live += nbytes
                 bucket = free.get((h.size, h.dtype))
                 if bucket:
                     self.remap[hid] = bucket.pop()
                 else:
                     self.remap[hid] = alloc(h.size, h.dtype)
-                    self.pool_bytes += nbytes
-            self.live_peak_bytes = max(self.live_peak_bytes, live)
+                    self.pool_bytes += _nbytes(h)
             for hid in releases.get(i, ()):
                 h = self.temps[hid]
-                live -= h.size * np.dtype(h.dtype).itemsize
                 free.setdefault((h.size, h.dtype), []).append(self.remap[hid])
-        self.instrs = [
-            Instr(ins.kind, ins.name, ins.fn, _substitute(ins.args, self.remap))
-            for ins in self.instrs
-        ]
-        self.temps = {}  # the capture's own buffers can go now
-        self._segments = self._build_segments()
+
+    def _plan_arena(self, spans: dict[int, tuple[int, int]]) -> None:
+        """One arena per dtype, each temporary a ``buffer_view`` of it at the offset
+        :func:`arena_offsets` gives: temporaries live at the same instruction never share
+        a byte, so neither do an instruction's outputs and inputs.
+
+        The handles in ``keep`` (outputs, new state) are in the arena too, live to the
+        end: after a replay they hold their values until the next replay, which writes
+        them again before anything reads them (at capture each was a fresh buffer, so no
+        kernel reads it before writing it). Outputs are copied out after each replay, and
+        a replay's arguments are copied into their captured buffers before it starts, so
+        what the caller holds is never overwritten while it is read.
+        """
+        kernels = self.device.kernels  # not the recording wrappers
+        groups: dict[str, list[int]] = {}
+        for hid in spans:
+            groups.setdefault(self.temps[hid].dtype, []).append(hid)
+        for dtype, hids in groups.items():
+            item = np.dtype(dtype).itemsize
+            blocks = [(*spans[hid], _nbytes(self.temps[hid])) for hid in hids]
+            offsets, total = arena_offsets(blocks, ARENA_ALIGN)
+            base = kernels.alloc(total // item, dtype)
+            self.pool_bytes += total
+            for hid, offset in zip(hids, offsets):
+                self.remap[hid] = kernels.buffer_view(base, offset // item, self.temps[hid].size)
 
     def pooled(self, handle: Any) -> Any:
         """The pooled buffer standing for ``handle`` (itself if it was not a temporary)."""
@@ -345,9 +450,12 @@ class Program:
 
     def _build_segments(self) -> list[Any]:
         """Runs of kernel instructions (compiled by the backend when it can), split at
-        draws and host callbacks and at kernels with dynamic scalars."""
+        draws and host-data kernels. Kernels with dynamic scalars join a compiled run when
+        the backend can change a program's floats (``program_set_scalars``); without it
+        they split the run and are called from Python."""
         dev = self.device
         native = dev.has_kernel("program_compile") and dev.has_kernel("program_run")
+        settable = native and dev.has_kernel("program_set_scalars")
         segments: list[Any] = []
         run: list[Instr] = []
 
@@ -356,22 +464,28 @@ class Program:
                 return
             prog = None
             if native and len(run) > 1:
+                calls = [(ins.name, _placeholders(ins.args)) for ins in run]
                 try:
-                    prog = dev.program_compile([(ins.name, ins.args) for ins in run])
+                    prog = dev.program_compile(calls)
                 except (ValueError, TypeError):  # a kernel it cannot run: replay from Python
                     prog = None
             if prog is not None:
-                segments.append(("native", prog))
+                slots = tuple(
+                    (i, j, a)
+                    for i, ins in enumerate(run)
+                    for j, a in enumerate(ins.args)
+                    if isinstance(a, _Slot)
+                )
+                segments.append(("native", (prog, slots)))
             else:
-                segments.append(("python", [(ins.fn, ins.args) for ins in run]))
+                segments.extend(("one", ins) for ins in run)
             run.clear()
 
         for ins in self.instrs:
-            if (
-                ins.kind == "kernel"
-                and ins.name not in _HOST_KERNELS
-                and not any(isinstance(a, _Slot) for a in ins.args)
-            ):
+            if ins.kind == "host":  # run before the segments (see run)
+                continue
+            dynamic = any(isinstance(a, _Slot) for a in ins.args)
+            if ins.kind == "kernel" and ins.name not in _HOST_KERNELS and (settable or not dynamic):
                 run.append(ins)
             else:
                 flush()
@@ -380,27 +494,125 @@ class Program:
         return segments
 
     def run(self) -> None:
-        """Replay the step once."""
+        """Replay the step once.
+
+        The host callbacks run first, in their recorded order: they only compute floats
+        from host state (step counters, learning rates), never read the device, so their
+        place among the kernels does not matter and every compiled run sees its values.
+        """
         values: list[tuple[float, ...]] = [()] * self.n_hosts
+        for ins in self._host_instrs:
+            values[ins.args[0]] = tuple(float(v) for v in ins.fn())
+        dev = self.device
         for kind, item in self._segments:
             if kind == "native":
-                self.device.program_run(item)
-            elif kind == "python":
-                for fn, args in item:
-                    fn(*args)
-            else:
-                ins: Instr = item
-                if ins.kind == "kernel":
-                    args = tuple(
-                        values[a.host][a.index] if isinstance(a, _Slot) else a for a in ins.args
+                prog, slots = item
+                if slots:
+                    dev.program_set_scalars(
+                        prog,
+                        tuple((i, j) for i, j, _ in slots),
+                        tuple(values[a.host][a.index] for _, _, a in slots),
                     )
-                    ins.fn(*args)
-                elif ins.kind == "host":
-                    values[ins.args[0]] = tuple(float(v) for v in ins.fn())
-                else:  # draw
-                    (draw, dargs, dkwargs, dtype), out = ins.args
-                    src = np.asarray(draw(*dargs, **dkwargs), dtype=dtype).reshape(-1)
-                    ins.fn(np.ascontiguousarray(src), out)
+                dev.program_run(prog)
+                continue
+            ins: Instr = item
+            if ins.kind == "kernel":
+                args = tuple(
+                    values[a.host][a.index] if isinstance(a, _Slot) else a for a in ins.args
+                )
+                ins.fn(*args)
+            elif ins.kind == "draw":
+                (draw, dargs, dkwargs, dtype), out = ins.args
+                src = np.asarray(draw(*dargs, **dkwargs), dtype=dtype).reshape(-1)
+                ins.fn(np.ascontiguousarray(src), out)
+
+
+def arena_offsets(blocks: list[tuple[int, int, int]], align: int = 64) -> tuple[list[int], int]:
+    """Byte offsets in one arena for ``blocks`` of ``(first, last, nbytes)``, and the
+    arena's size: blocks whose instruction ranges ``[first, last]`` intersect get byte
+    ranges that do not (each rounded up to ``align`` bytes, every offset a multiple of it).
+
+    Greedy: blocks are placed one by one, each into a gap left between the placed blocks
+    that are live at the same time as it, or above them all. Two orders (largest first;
+    longest-lived first) and two choices of gap (the lowest that fits; the smallest that
+    fits) are tried in turn, until one reaches the lower bound (the most bytes live at
+    once), and the smallest arena kept: on training steps the first usually reaches it.
+    Empty blocks get offset 0.
+    """
+    sizes = [-(-nbytes // align) * align for _, _, nbytes in blocks]
+    by_size = sorted(range(len(blocks)), key=lambda k: (-sizes[k], blocks[k][0], k))
+    by_life = sorted(range(len(blocks)), key=lambda k: (blocks[k][0] - blocks[k][1], -sizes[k], k))
+    # No arena is smaller than the most (rounded) bytes live at once: stop on reaching it.
+    bound = _live_peak(
+        {k: (first, last) for k, (first, last, _) in enumerate(blocks)}, dict(enumerate(sizes))
+    )
+    best: tuple[list[int], int] | None = None
+    for order, lowest in ((by_size, True), (by_size, False), (by_life, True), (by_life, False)):
+        offsets, total = _place(blocks, sizes, order, lowest)
+        if best is None or total < best[1]:
+            best = (offsets, total)
+        if best[1] <= bound:
+            break
+    assert best is not None
+    return best
+
+
+def _place(
+    blocks: list[tuple[int, int, int]], sizes: list[int], order: list[int], lowest: bool
+) -> tuple[list[int], int]:
+    """:func:`arena_offsets` for one order and one choice of gap (``lowest``: the lowest
+    gap that fits, else the smallest)."""
+    n = len(blocks)
+    offsets = [0] * n
+    p_first = np.empty(n, np.int64)  # the blocks placed so far
+    p_last = np.empty(n, np.int64)
+    p_start = np.empty(n, np.int64)
+    p_end = np.empty(n, np.int64)
+    placed = total = 0
+    for k in order:
+        size = sizes[k]
+        if size == 0:
+            continue
+        first, last, _ = blocks[k]
+        offset = 0
+        if placed:
+            live = (p_first[:placed] <= last) & (p_last[:placed] >= first)
+            if live.any():
+                by_start = np.argsort(p_start[:placed][live], kind="stable")
+                starts = p_start[:placed][live][by_start]
+                tops = np.maximum.accumulate(p_end[:placed][live][by_start])
+                below = np.concatenate(([0], tops[:-1]))  # the highest end under each start
+                gaps = starts - below
+                fits = np.flatnonzero(gaps >= size)
+                if not fits.size:
+                    offset = int(tops[-1])
+                elif lowest:
+                    offset = int(below[fits[0]])
+                else:
+                    offset = int(below[fits[np.argmin(gaps[fits])]])
+        p_first[placed], p_last[placed] = first, last
+        p_start[placed], p_end[placed] = offset, offset + size
+        placed += 1
+        offsets[k] = offset
+        total = max(total, offset + size)
+    return offsets, total
+
+
+def _nbytes(h: Any) -> int:
+    return int(h.size) * np.dtype(h.dtype).itemsize
+
+
+def _live_peak(spans: dict[int, tuple[int, int]], sizes: dict[int, int]) -> int:
+    """The most bytes of buffers live at one instruction (``[first, last]`` inclusive)."""
+    delta: dict[int, int] = {}
+    for hid, (first, last) in spans.items():
+        delta[first] = delta.get(first, 0) + sizes[hid]
+        delta[last + 1] = delta.get(last + 1, 0) - sizes[hid]
+    live = peak = 0
+    for i in sorted(delta):
+        live += delta[i]
+        peak = max(peak, live)
+    return peak
 
 
 def handles_of(args: tuple[Any, ...]) -> Iterator[Any]:
@@ -413,6 +625,11 @@ def handles_of(args: tuple[Any, ...]) -> Iterator[Any]:
             and not isinstance(a, (np.ndarray, float, int))
         ):
             yield a
+
+
+def _placeholders(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``args`` with each dynamic scalar as a float (set before every run)."""
+    return tuple(0.0 if isinstance(a, _Slot) else a for a in args)
 
 
 def _substitute(args: tuple[Any, ...], remap: dict[int, Any]) -> tuple[Any, ...]:
@@ -429,6 +646,7 @@ __all__ = [
     "CaptureError",
     "Program",
     "Recorder",
+    "arena_offsets",
     "handles_of",
     "host_check",
     "host_step",

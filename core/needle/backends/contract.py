@@ -83,10 +83,12 @@ compare with ``out``). Scalar parameters that only describe shapes (``m``, ``n``
   with ``a`` and ``b`` shaped as stored (``(n, m)`` when ``trans_a``); ``reduce_sum_mid``
   and ``reduce_max_mid`` ``f(a)`` with ``a`` of shape ``(outer, reduce, inner)`` ->
   ``(outer, inner)``; ``program_compile`` ``f(instructions)`` -> the list of calls and
-  ``program_run`` ``f(kernels, program)`` (makes the calls through a kernel table).
+  ``program_run`` ``f(kernels, program)`` (makes the calls through a kernel table);
+  ``program_set_scalars`` ``f(program, slots, values)`` edits that list in place.
   ``take_rows``, ``scatter_add_rows``, ``lstm_cell``, ``lstm_cell_backward``,
   ``attention_softmax``, ``attention_forward`` and ``attention_backward`` take the
-  arguments their semantics name (see each record).
+  arguments their semantics name (see each record); ``buffer_view`` is ``f(flat, offset,
+  size)`` -> the slice sharing ``flat``'s memory.
 
 Bump :data:`CONTRACT_VERSION` (major) whenever a required kernel is added, removed or
 changes meaning; ``tests/test_contract_snapshot.py`` guards against silent changes.
@@ -101,7 +103,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-CONTRACT_VERSION: tuple[int, int] = (1, 4)
+CONTRACT_VERSION: tuple[int, int] = (1, 5)
 """(major, minor). A plugin whose major version differs is refused."""
 
 FAMILIES: tuple[str, ...] = (
@@ -212,6 +214,8 @@ _PARAM_TYPES: dict[str, str] = {
     **dict.fromkeys(("trans_a", "trans_b", "outer", "reduce", "inner"), "int"),
     "instructions": "list[tuple[str, tuple]]",
     "program": "program",
+    "slots": "list[tuple[int, int]]",
+    "values": "list[float]",
     # fused layers (issue 12, item 3)
     **dict.fromkeys(("dy", "dx", "stats", "dwb", "labels", "g"), "handle"),
     **dict.fromkeys(("c", "rows", "d"), "int"),
@@ -339,6 +343,13 @@ def _program_run(kernels: Any, program: Any) -> None:
         getattr(kernels, name)(*args)
 
 
+def _program_set_scalars(program: Any, slots: Any, values: Any) -> None:
+    """Replace argument ``j`` of instruction ``i`` for each ``(i, j)`` slot."""
+    for (i, j), value in zip(slots, values):
+        name, args = program[i]
+        program[i] = (name, (*args[:j], float(value), *args[j + 1 :]))
+
+
 def _dlpack_export(view: Any) -> Any:
     """The strided view as a DLPack producer: a NumPy view is one."""
     return view
@@ -347,6 +358,11 @@ def _dlpack_export(view: Any) -> Any:
 def _dlpack_import(obj: Any, copy: bool | None) -> Any:
     """The producer's data as an array sharing its memory (unless copy=True)."""
     return np.from_dlpack(obj, copy=copy)
+
+
+def _buffer_view(flat: Any, offset: int, size: int) -> Any:
+    """Elements ``offset .. offset + size`` of ``flat``, sharing its memory (a slice)."""
+    return np.asarray(flat)[int(offset) : int(offset) + int(size)]
 
 
 def _reduce_argmax(rows: Any) -> Any:
@@ -1044,6 +1060,20 @@ _OPTIONAL = (
         False,
         reference=_program_run,
     ),
+    KernelSpec(
+        "program_set_scalars",
+        "optional",
+        ("program", "slots", "values"),
+        None,
+        "Change float arguments of a program from program_compile between runs (a "
+        "learning rate, a bias correction): slots[k] = (instruction index, argument "
+        "index) gets values[k] for the next program_run calls. The argument must be one "
+        "the kernel takes as a float. A length mismatch or a slot that is not a float "
+        "argument raises ValueError, an instruction index out of range IndexError, a "
+        "value that is not a number TypeError; nothing changes when any slot is bad.",
+        False,
+        reference=_program_set_scalars,
+    ),
     # --- issue 12: fused layers (batch norm, layer norm, softmax cross-entropy) ---
     KernelSpec(
         "batchnorm_forward",
@@ -1270,6 +1300,59 @@ _OPTIONAL = (
         "the handle dies. The reference is f(obj, copy) -> the NumPy array np.from_dlpack gives.",
         False,
         reference=_dlpack_import,
+    ),
+    # --- issue 12: memory planning of replayed steps ---
+    KernelSpec(
+        "buffer_view",
+        "optional",
+        ("a", "offset", "size"),
+        "handle",
+        "A new handle of `size` elements over a's memory from element `offset` (no copy): "
+        "writes through either handle are seen by the other, and the view keeps a's memory "
+        "alive for as long as it lives (a may be a view itself). offset * itemsize must be "
+        "a multiple of 64 bytes (a view of a 64-byte aligned buffer starts on a 64-byte "
+        "boundary), offset >= 0, size >= 0 and offset + size <= a.size, else ValueError; "
+        "a that is not this backend's handle, or offset/size that are not ints, -> "
+        "TypeError. Kernels may treat distinct handles as distinct memory: a caller that "
+        "passes one call views that overlap (other than the same handle twice) gets "
+        "unspecified values, never an access outside the buffers. needle.compile uses it "
+        "to lay a replay's temporaries out in one arena, and never gives an instruction "
+        "outputs that overlap its inputs. The reference is f(flat, offset, size): the "
+        "NumPy slice.",
+        False,
+        reference=_buffer_view,
+        errors=(
+            _err(
+                "misaligned",
+                "offset not on a 64-byte boundary",
+                ValueError,
+                lambda k, d, o: (_buf(k, 64, d), 1, 4),
+            ),
+            _err(
+                "past_end",
+                "view reaches past the buffer",
+                ValueError,
+                lambda k, d, o: (_buf(k, 64, d), 16, 64),
+            ),
+            _err(
+                "negative_size",
+                "negative size",
+                ValueError,
+                lambda k, d, o: (_buf(k, 64, d), 0, -1),
+            ),
+            _err(
+                "negative_offset",
+                "negative offset",
+                ValueError,
+                lambda k, d, o: (_buf(k, 64, d), -16, 4),
+            ),
+            _err(
+                "not_a_handle",
+                "a NumPy array in place of a handle",
+                TypeError,
+                lambda k, d, o: (np.zeros(64, d), 0, 4),
+            ),
+        ),
     ),
 )
 

@@ -65,4 +65,15 @@ class NDArrayDataset(Dataset):
         return tuple(a[index] for a in self.arrays)
 
     def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
+        n = len(indices)
+        if (
+            n > 1
+            and indices[0] >= 0
+            and indices[-1] < len(self)
+            and indices[-1] - indices[0] == n - 1
+            and bool((np.diff(indices) == 1).all())
+        ):
+            # consecutive rows (an unshuffled pass): views instead of gathered copies
+            rows = slice(int(indices[0]), int(indices[-1]) + 1)
+            return tuple(a[rows] for a in self.arrays)
         return tuple(a[indices] for a in self.arrays)
