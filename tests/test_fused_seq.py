@@ -334,8 +334,9 @@ def test_attention_on_projection_heads(device, causal, with_mask, dtype):
         np.testing.assert_allclose(got, want, **tol)
 
 
+@pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("with_mask", [False, True])
-def test_attention_heads_gradient_and_double_backward(device, with_mask):
+def test_attention_heads_gradient_and_double_backward(device, with_mask, causal):
     """Finite differences through the head split, and second-order gradients of the fused
     op against the composed Tensor-op attention."""
     rng = np.random.default_rng(22)
@@ -344,7 +345,7 @@ def test_attention_heads_gradient_and_double_backward(device, with_mask):
     keep = T((rng.random((b, h, t, t)) < 0.6) / 0.6, device, False) if with_mask else None
 
     def f(q, k, v):
-        out = ops.attention(_heads(q, h), _heads(k, h), _heads(v, h), causal=True, mask=keep)
+        out = ops.attention(_heads(q, h), _heads(k, h), _heads(v, h), causal=causal, mask=keep)
         return out[0].permute((0, 2, 1, 3)).reshape((b, t, h * d))
 
     check_gradients(f, *data, device=device)
@@ -353,9 +354,9 @@ def test_attention_heads_gradient_and_double_backward(device, with_mask):
         xs = [T(x, device) for x in data]
         qh, kh, vh = (_heads(x, h) for x in xs)
         if fused_op:
-            out = ops.attention(qh, kh, vh, causal=True, mask=keep)[0]
+            out = ops.attention(qh, kh, vh, causal=causal, mask=keep)[0]
         else:
-            out = _composed_attention(qh, kh, vh, True, keep)
+            out = _composed_attention(qh, kh, vh, causal, keep)
         (out * out).sum().backward(create_graph=True)
         (xs[0].grad * xs[1].grad + xs[2].grad * xs[2].grad).sum().backward()
         grads.append([x.grad.numpy() for x in xs])
