@@ -1231,8 +1231,8 @@ _OPTIONAL = (
         "heads, t_k, d), v (batch, heads, t_k, d_v), out (batch, heads, t_q, d_v); layout 1: "
         "the same with the head and time axes swapped (q (batch, t_q, heads, d), ..., out "
         "(batch, t_q, heads, d_v)), the layout of a (B, T, heads * d) projection. All "
-        "compact; t_k "
-        ">= 1; layout and causal 0 or 1, else ValueError; out and probs must be new buffers "
+        "compact; t_k >= 1; layout and causal 0 or 1, else ValueError; out and probs must be "
+        "new buffers "
         "(neither an input nor each other). The reference is f(q, k, v, mask, scale, "
         "causal) on layout-0 arrays (mask None for none) -> (out, probs).",
         False,
