@@ -290,7 +290,6 @@ NEEDLE_ALWAYS_INLINE void backward_pairs(const Attn<T>& a, int64_t p0, int64_t p
 }
 
 // One copy per instruction set; the active kernel table's name picks (set_simd_level too).
-#define NEEDLE_NO_MEMCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
 template <typename T>
 NEEDLE_TARGET_AVX512 NEEDLE_NO_MEMCALLS void forward_avx512(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
   forward_pairs(a, p0, p1, w);

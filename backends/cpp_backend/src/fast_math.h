@@ -11,8 +11,15 @@
 #include <cstring>
 
 #define NEEDLE_ALWAYS_INLINE inline __attribute__((always_inline))
+#if defined(__clang__)  // no prefer-vector-width target option, no optimize attribute
+#define NEEDLE_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#define NEEDLE_NO_MEMCALLS
+#else
 #define NEEDLE_TARGET_AVX512 \
   __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,prefer-vector-width=512")))
+/// Keeps GCC from turning short copy and fill loops into memmove/memset calls.
+#define NEEDLE_NO_MEMCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
 #define NEEDLE_TARGET_AVX2 __attribute__((target("avx2,fma")))
 
 namespace needle_cpp {
