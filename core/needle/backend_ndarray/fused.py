@@ -8,6 +8,8 @@ call kernels themselves (this is the array layer, the one layer that does).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .ndarray import NDArray, one_hot
@@ -443,20 +445,17 @@ def _new_in_layout(shape: tuple[int, ...], layout: int, like: NDArray) -> NDArra
     return NDArray.make(shape, device=like.device, dtype=like.dtype)
 
 
-def _attention_dims(q: NDArray, k: NDArray, v: NDArray, layout: int) -> tuple[int, ...]:
+def _attention_dims(q: NDArray, v: NDArray, layout: int) -> tuple[int, ...]:
     """(batch, heads, t_q, t_k, d, d_v) for the kernels."""
-    *lead, t_q, d = q.shape
-    t_k, d_v = v.shape[-2], v.shape[-1]
-    if layout == 1:
-        return lead[0], lead[1], t_q, t_k, d, d_v
-    batch = 1
-    for n in lead:
-        batch *= n
-    return batch, 1, t_q, t_k, d, d_v
+    lead = q.shape[:2] if layout == 1 else (math.prod(q.shape[:-2]), 1)
+    return (*lead, *q.shape[-2:-1], *v.shape[-2:-1], q.shape[-1], v.shape[-1])
 
 
-def _no_mask(like: NDArray) -> object:
-    return NDArray.make((0,), device=like.device, dtype=like.dtype)._handle
+def _mask_handle(mask: NDArray | None, like: NDArray) -> object:
+    """The mask's handle, or an empty buffer (the kernels' "no mask")."""
+    if mask is None:
+        return NDArray.make((0,), device=like.device, dtype=like.dtype)._handle
+    return mask._compact_handle()
 
 
 def attention_forward(
@@ -468,13 +467,13 @@ def attention_forward(
     dev = q.device
     if dev.has_kernel("attention_forward"):
         layout = _attention_layout(q, k, v)
-        dims = _attention_dims(q, k, v, layout)
+        dims = _attention_dims(q, v, layout)
         out = _new_in_layout((*q.shape[:-1], v.shape[-1]), layout, q)
         probs = NDArray.make((*q.shape[:-1], k.shape[-2]), device=dev, dtype=q.dtype)
         dev.attention_forward(
             _handle_in(q, layout), _handle_in(k, layout), _handle_in(v, layout),
-            _no_mask(q) if mask is None else mask._compact_handle(),
-            out._handle, probs._handle, *dims, layout, int(causal), float(scale),
+            _mask_handle(mask, q), out._handle, probs._handle, *dims, layout, int(causal),
+            float(scale),
         )  # fmt: skip
         return out, probs
     probs = attention_softmax(q @ _swap_last(k), scale, causal)
@@ -498,13 +497,11 @@ def attention_backward(
     dev = q.device
     if dev.has_kernel("attention_backward"):
         layout = _attention_layout(q, k, v)
-        dims = _attention_dims(q, k, v, layout)
-        dq = _new_in_layout(q.shape, layout, q)
-        dk = _new_in_layout(k.shape, layout, q)
-        dv = _new_in_layout(v.shape, layout, q)
+        dims = _attention_dims(q, v, layout)
+        dq, dk, dv = (_new_in_layout(x.shape, layout, q) for x in (q, k, v))
         dev.attention_backward(
             _handle_in(q, layout), _handle_in(k, layout), _handle_in(v, layout),
-            probs._compact_handle(), _no_mask(q) if mask is None else mask._compact_handle(),
+            probs._compact_handle(), _mask_handle(mask, q),
             _handle_in(d_out, layout), dq._handle, dk._handle, dv._handle, *dims, layout,
             int(causal), float(scale),
         )  # fmt: skip
@@ -520,9 +517,7 @@ def attention_backward(
 
 
 def _swap_last(x: NDArray) -> NDArray:
-    axes = list(range(x.ndim))
-    axes[-1], axes[-2] = axes[-2], axes[-1]
-    return x.permute(tuple(axes))
+    return x.permute((*range(x.ndim - 2), x.ndim - 1, x.ndim - 2))
 
 
 # --- end of fused multi-head attention ---------------------------------------------------

@@ -203,34 +203,30 @@ def _vjp(outputs: list[Tensor], adjoints: list[Tensor], inputs: list[Tensor]) ->
     stop = {id(x) for x in inputs}
     order: list[Any] = []
     seen: set[int] = set()
-    for root in outputs:  # iterative post-order, as autograd.find_topo_sort
-        if id(root) in seen:
+    stack = [(root, 0) for root in reversed(outputs)]  # iterative post-order
+    while stack:
+        node, i = stack.pop()
+        if i == 0 and id(node) in seen:
             continue
-        seen.add(id(root))
-        stack = [(root, 0)]
-        while stack:
-            node, i = stack[-1]
-            kids = () if id(node) in stop else node.inputs
-            if i < len(kids):
-                stack[-1] = (node, i + 1)
-                if id(kids[i]) not in seen:
-                    seen.add(id(kids[i]))
-                    stack.append((kids[i], 0))
-            else:
-                stack.pop()
-                order.append(node)
+        seen.add(id(node))
+        kids = () if id(node) in stop else node.inputs
+        if i < len(kids):
+            stack += [(node, i + 1), (kids[i], 0)]
+        else:
+            order.append(node)
     grads: dict[int, Any] = {}
+
+    def add(x: Any, g: Any) -> None:
+        grads[id(x)] = g if id(x) not in grads else grads[id(x)] + g
+
     for out, adj in zip(outputs, adjoints):
-        grads[id(out)] = adj if id(out) not in grads else grads[id(out)] + adj
+        add(out, adj)
     for node in reversed(order):
-        if id(node) in stop:
-            continue
-        g = grads.pop(id(node), None)
-        if g is None or node.op is None or not node.requires_grad:
-            continue
-        for inp, gi in zip(node.inputs, node.op.gradient_as_tuple(g, node)):
-            if gi is not None and inp.requires_grad:
-                grads[id(inp)] = gi if id(inp) not in grads else grads[id(inp)] + gi
+        g = None if id(node) in stop else grads.pop(id(node), None)
+        if g is not None and node.op is not None and node.requires_grad:
+            for inp, gi in zip(node.inputs, node.op.gradient_as_tuple(g, node)):
+                if gi is not None and inp.requires_grad:
+                    add(inp, gi)
     return [grads.get(id(x)) for x in inputs]
 
 
