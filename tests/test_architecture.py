@@ -43,7 +43,11 @@ MODULES: dict[str, Path] = _graph["modules"](CORE)
 # Line budget, in logical lines of code (statements; blank lines, comments, docstrings
 # and the formatter's line wrapping do not count): the engine should stay readable end
 # to end, and documentation is free.
-ENGINE_BUDGET = 4200  # autograd + ops + backend_ndarray + backends
+ENGINE_BUDGET = 4200  # autograd + ops + backend_ndarray + the plugin host (backends/)
+# The engine is what issue 11 named: autograd, ops, NDArray and the plugin host. The
+# contract module (the kernel records with their NumPy references: a specification that
+# grows by one record per optional kernel) is counted in the core's budget, not here.
+SPECIFICATION = ("needle.backends.contract",)
 CORE_BUDGET = 9000  # everything under core/needle
 
 
@@ -173,11 +177,11 @@ def test_code_line_counter_counts_code_only():
 
 
 def test_line_budget():
-    engine = [m for m in MODULES if layer(m) in (2, 3, 4)]
+    engine = [m for m in MODULES if layer(m) in (2, 3, 4) and m not in SPECIFICATION]
     engine_lines = sum(_code_lines(MODULES[m]) for m in engine)
     core_lines = sum(_code_lines(p) for p in MODULES.values())
     assert engine_lines <= ENGINE_BUDGET, (
-        f"the engine (autograd, ops, backend_ndarray, backends) has {engine_lines} logical "
+        f"the engine (autograd, ops, backend_ndarray, the plugin host) has {engine_lines} logical "
         "lines, "
         f"over its budget of {ENGINE_BUDGET}"
     )

@@ -288,6 +288,96 @@ def test_attention_matches_composed_and_double_backward(device):
         np.testing.assert_allclose(x.grad.numpy(), y.grad.numpy(), rtol=1e-8, atol=1e-10)
 
 
+def _heads(x, h):
+    """(B, T, h * d) -> (B, h, T, d): the view nn.AttentionLayer hands the attention."""
+    b, t, hd = x.shape
+    return x.reshape((b, t, h, hd // h)).permute((0, 2, 1, 3))
+
+
+def _composed_attention(q, k, v, causal, mask=None):
+    """Scaled dot-product attention from plain Tensor ops (no fused op anywhere)."""
+    t_q, t_k = q.shape[-2], k.shape[-2]
+    s = q @ ops.transpose(k) / math.sqrt(q.shape[-1])
+    if causal:
+        m = nn.attention.causal_mask(t_q, t_k, q)
+        s = s + m.broadcast_to(s.shape)
+    p = ops.softmax(s)
+    return (p if mask is None else p * mask) @ v
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("with_mask", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_attention_on_projection_heads(device, causal, with_mask, dtype):
+    """Heads split from (B, T, H * d) arrays (read in place by the kernels): values and
+    gradients match the composed Tensor-op attention; results merge back for free."""
+    rng = np.random.default_rng(21)
+    b, t, h, d = 2, 5, 3, 4
+    data = [rng.standard_normal((b, t, h * d)) for _ in range(3)]
+    g = rng.standard_normal((b, t, h * d))
+    keep = (rng.random((b, h, t, t)) < 0.7) / 0.7
+    tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == "float32" else {"rtol": 1e-10, "atol": 1e-12}
+    results = []
+    for fused_op in (True, False):
+        xs = [T(x, device, dtype=dtype) for x in data]
+        mask = T(keep, device, False, dtype) if with_mask else None
+        qh, kh, vh = (_heads(x, h) for x in xs)
+        if fused_op:
+            out = ops.attention(qh, kh, vh, causal=causal, mask=mask)[0]
+        else:
+            out = _composed_attention(qh, kh, vh, causal, mask)
+        merged = out.permute((0, 2, 1, 3)).reshape((b, t, h * d))
+        (merged * T(g, device, False, dtype)).sum().backward()
+        results.append([merged.numpy()] + [x.grad.numpy() for x in xs])
+    for got, want in zip(*results):
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(got, want, **tol)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_attention_heads_gradient_and_double_backward(device, with_mask, causal):
+    """Finite differences through the head split, and second-order gradients of the fused
+    op against the composed Tensor-op attention."""
+    rng = np.random.default_rng(22)
+    b, t, h, d = 1, 4, 2, 3
+    data = [rng.standard_normal((b, t, h * d)) for _ in range(3)]
+    keep = T((rng.random((b, h, t, t)) < 0.6) / 0.6, device, False) if with_mask else None
+
+    def f(q, k, v):
+        out = ops.attention(_heads(q, h), _heads(k, h), _heads(v, h), causal=causal, mask=keep)
+        return out[0].permute((0, 2, 1, 3)).reshape((b, t, h * d))
+
+    check_gradients(f, *data, device=device)
+    grads = []
+    for fused_op in (True, False):
+        xs = [T(x, device) for x in data]
+        qh, kh, vh = (_heads(x, h) for x in xs)
+        if fused_op:
+            out = ops.attention(qh, kh, vh, causal=causal, mask=keep)[0]
+        else:
+            out = _composed_attention(qh, kh, vh, causal, keep)
+        (out * out).sum().backward(create_graph=True)
+        (xs[0].grad * xs[1].grad + xs[2].grad * xs[2].grad).sum().backward()
+        grads.append([x.grad.numpy() for x in xs])
+    for got, want in zip(*grads):
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
+
+
+def test_attention_backward_op_is_differentiable(device):
+    """AttentionBackward's own gradient (finite differences of dq, dk, dv)."""
+    rng = np.random.default_rng(23)
+    data = [rng.standard_normal((2, 3, 2)) for _ in range(3)] + [rng.standard_normal((2, 3, 2))]
+
+    def f(q, k, v, g):
+        op = ops.Attention(0.7, True)
+        op(q, k, v)  # keeps its probabilities for the backward op
+        grads = ops.AttentionBackward(op)(q, k, v, g)
+        return ops.stack([grads[0], grads[1], grads[2]], 0)
+
+    check_gradients(f, *data, device=device)
+
+
 def test_attention_errors(device):
     q = T(np.ones((2, 3, 4)), device)
     with pytest.raises(ValueError, match="attention"):
@@ -373,9 +463,29 @@ def test_cpp_kernels_do_not_depend_on_thread_count():
                     ops.scatter_add_rows(g, ids, 50).numpy(),
                     *(t.numpy() for t in ops.LSTMCellBackward()(gates, c, c, w, c, c)),
                     fused.attention_softmax(scores.realize_cached_data(), 0.3, True).numpy(),
+                    *(x.numpy() for x in _attention_results(scores, threads)),
                 ]
             )
     finally:
         core.set_num_threads(before)
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+def _attention_results(like, threads):
+    """Forward and backward of the fused attention kernels on a size past the thread
+    threshold (heads split from (B, T, H * d) arrays, with a mask)."""
+    rng = np.random.default_rng(15)
+    dev = like.device
+    b, t, h, d = 64, 32, 4, 16
+    q, k, v, g = (
+        ndl.Tensor(rng.standard_normal((b, t, h, d)), dtype="float32", device=dev)
+        .realize_cached_data()
+        .permute((0, 2, 1, 3))
+        for _ in range(4)
+    )
+    mask = ndl.Tensor(
+        (rng.random((b, h, t, t)) < 0.8) / 0.8, dtype="float32", device=dev
+    ).realize_cached_data()
+    out, probs = fused.attention_forward(q, k, v, mask, 0.25, True)
+    return (out, probs, *fused.attention_backward(q, k, v, probs, mask, g, 0.25, True))

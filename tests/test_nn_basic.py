@@ -154,3 +154,41 @@ def test_load_state_dict_roundtrip_and_errors() -> None:
     state["body.0.weight"] = t(np.zeros((3, 2)))
     with pytest.raises(ValueError, match=r"body\.0\.weight.*\(3, 2\).*\(2, 3\)"):
         b.load_state_dict(state)
+
+
+@pytest.mark.parametrize("name", [d.name for d in ndl.all_devices()])
+def test_linear_bias_inside_the_product(name: str, rng: np.random.Generator) -> None:
+    """A wide Linear (the decoder case) puts its bias inside the product
+    (ops.linalg.MatMulBias): same values and gradients as x @ W + b, finite differences,
+    and second derivatives equal to the composed form's."""
+    from gradcheck import check_gradients
+    from needle import ops
+    from needle.ops.linalg import MatMulBias
+
+    def matmul_bias(x, w, b):
+        return MatMulBias()(x, w, b)
+
+    dev = ndl.device(name)
+    lin = nn.Linear(3, 40, device=dev, dtype="float64")
+    assert lin._fold_bias(2 * 5)
+    x = rng.standard_normal((2, 5, 3))
+    xt = ndl.Tensor(x, device=dev, dtype="float64", requires_grad=True)
+    y = lin(xt)
+    w, b = lin.weight.numpy(), lin.bias.numpy()
+    np.testing.assert_allclose(y.numpy(), x @ w + b, rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(y.shape)
+    (y * ndl.Tensor(g, device=dev, dtype="float64")).sum().backward()
+    np.testing.assert_allclose(xt.grad.numpy(), g @ w.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(lin.weight.grad.numpy(), x.reshape(10, 3).T @ g.reshape(10, 40))
+    np.testing.assert_allclose(lin.bias.grad.numpy(), g.reshape(10, 40).sum(0, keepdims=True))
+    data = [rng.standard_normal(s) for s in ((4, 3), (3, 6), (1, 6))]
+    check_gradients(matmul_bias, *data, device=dev)
+    second = []
+    for fused in (True, False):
+        a, w_, c = (ndl.Tensor(v, device=dev, dtype="float64", requires_grad=True) for v in data)
+        out = matmul_bias(a, w_, c) if fused else a @ w_ + ops.broadcast_to(c, (4, 6))
+        (out * out).sum().backward(create_graph=True)
+        (a.grad * a.grad).sum().backward()
+        second.append([v.grad.numpy() for v in (a, w_, c)])
+    for got, want in zip(*second):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

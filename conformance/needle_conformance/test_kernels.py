@@ -943,6 +943,8 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
             np.concatenate(wants),
             "scores (2, 3, 5), scale 0.5, not causal then causal",
         )
+    if name in ("attention_forward", "attention_backward"):
+        return _attention_check(k, name, dtype, rng)
     if name in ("dlpack_export", "dlpack_import"):  # values, sharing both ways, lifetime
         check = (
             _dlpack_utils.check_export if name == "dlpack_export" else _dlpack_utils.check_import
@@ -970,6 +972,59 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
             "(seen by the parent), then a view of it written after the others died",
         )
     raise AssertionError(f"the suite has no check for optional kernel {name!r}")
+
+
+def _attention_check(k: Any, name: str, dtype: str, rng: Any) -> tuple[np.ndarray, ...]:
+    """attention_forward / attention_backward in both layouts, causal or not, with and
+    without a mask, against the layout-0 references (in float64): batch 2, heads 3, t_q 4,
+    t_k 5, d 3, d_v 2. Forward: out then probs per case; backward: dq, dk, dv per case
+    (given the reference probs)."""
+    b, h, t_q, t_k, d, d_v = 2, 3, 4, 5, 3, 2
+    q, kk, v, g = (
+        rng.standard_normal(shape).astype(dtype)
+        for shape in ((b, h, t_q, d), (b, h, t_k, d), (b, h, t_k, d_v), (b, h, t_q, d_v))
+    )
+    drop = ((rng.random((b, h, t_q, t_k)) > 0.25) * 2.0).astype(dtype)
+    scale = 0.5
+    forward = KERNELS["attention_forward"]
+    backward = KERNELS["attention_backward"]
+    got, want = [], []
+    for layout in (0, 1):
+
+        def put(x: np.ndarray, layout: int = layout) -> Any:  # 1: (batch, t, heads, width)
+            return upload(k, np.ascontiguousarray(np.swapaxes(x, 1, 2) if layout else x), dtype)
+
+        def get(handle: Any, shape: tuple[int, ...], layout: int = layout) -> np.ndarray:
+            if not layout:
+                return download(k, handle)
+            stored = download(k, handle).reshape(shape[0], shape[2], shape[1], shape[3])
+            return np.swapaxes(stored, 1, 2).reshape(-1)
+
+        for causal in (0, 1):
+            for mask in (None, drop):
+                m = k.alloc(0, dtype) if mask is None else upload(k, mask, dtype)
+                out_ref, p_ref = _reference_parts(forward, q, kk, v, mask, scale, causal)
+                if name == "attention_forward":
+                    out, probs = k.alloc(out_ref.size, dtype), k.alloc(p_ref.size, dtype)
+                    k.attention_forward(put(q), put(kk), put(v), m, out, probs, b, h, t_q, t_k,
+                                        d, d_v, layout, causal, scale)  # fmt: skip
+                    got += [get(out, out_ref.shape), download(k, probs)]
+                    want += [out_ref.ravel(), p_ref.ravel()]
+                    continue
+                grads = [k.alloc(x.size, dtype) for x in (q, kk, v)]
+                k.attention_backward(put(q), put(kk), put(v), upload(k, p_ref.astype(dtype), dtype),
+                                     m, put(g), *grads, b, h, t_q, t_k, d, d_v, layout, causal,
+                                     scale)  # fmt: skip
+                got += [get(hd, x.shape) for hd, x in zip(grads, (q, kk, v))]
+                p_in = p_ref.astype(dtype)
+                want += [a.ravel() for a in _reference_parts(backward, q, kk, v, p_in, mask, g,
+                                                             scale)]  # fmt: skip
+    return (
+        np.concatenate(got),
+        np.concatenate(want),
+        "q (2, 3, 4, 3), k (2, 3, 5, 3), v (2, 3, 5, 2); layout 0, 1 x causal 0, 1 x mask "
+        "none, 0/2 dropout-like",
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

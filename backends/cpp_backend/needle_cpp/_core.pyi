@@ -258,3 +258,42 @@ def rnn_layer_backward(
 def attention_softmax(
     a: Array, out: Array, batch: int, t_q: int, t_k: int, scale: float, causal: int
 ) -> None: ...
+
+# fused attention (attention.cpp)
+def attention_forward(
+    q: Array,
+    keys: Array,
+    values: Array,
+    mask: Array,
+    out: Array,
+    probs: Array,
+    batch: int,
+    heads: int,
+    t_q: int,
+    t_k: int,
+    d: int,
+    d_v: int,
+    layout: int,
+    causal: int,
+    scale: float,
+) -> None: ...
+def attention_backward(
+    q: Array,
+    keys: Array,
+    values: Array,
+    probs: Array,
+    mask: Array,
+    d_out: Array,
+    dq: Array,
+    dk: Array,
+    dv: Array,
+    batch: int,
+    heads: int,
+    t_q: int,
+    t_k: int,
+    d: int,
+    d_v: int,
+    layout: int,
+    causal: int,
+    scale: float,
+) -> None: ...

@@ -44,6 +44,8 @@ OPTIONAL_KERNELS = (
     "rnn_layer",
     "rnn_layer_backward",
     "attention_softmax",
+    "attention_forward",
+    "attention_backward",
     # issue 17: DLPack interop
     "dlpack_export",
     "dlpack_import",

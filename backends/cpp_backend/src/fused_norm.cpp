@@ -7,8 +7,11 @@
 #include <math.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <vector>
 
+#include "fast_math.h"
 #include "isa.h"
 #include "kernels.h"
 #include "parallel.h"
@@ -66,6 +69,171 @@ void check_norm(const char* k, const Array& x, const Array& w, const Array* b, c
   same_dtypes(k, x, {&w, &out, &stats});
   if (b) check_same_dtype(k, x, *b);
 }
+
+// --- row kernels of layer norm and softmax cross-entropy ---------------------------------
+// Written as loops the compiler vectorises (sums as `omp simd` reductions in double, exp
+// inline), compiled once per instruction set below and picked by the active kernel table's
+// name. Each row is summed by one thread in a fixed order: results do not depend on the
+// thread count.
+template <typename T>
+struct LnArgs {
+  const T *x, *w, *b, *dy, *stats;
+  T *out, *st_out;
+  int64_t rows, d;
+  double eps;
+};
+
+template <typename T>
+NEEDLE_ALWAYS_INLINE void ln_forward_rows(const LnArgs<T>& a, int64_t i0, int64_t i1) {
+  const int64_t d = a.d;
+  for (int64_t i = i0; i < i1; ++i) {
+    const T* r = a.x + i * d;
+    double s = 0, q = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < d; ++j) s += (double)r[j];
+    const double mean = s / (double)d;
+#pragma omp simd reduction(+ : q)
+    for (int64_t j = 0; j < d; ++j) q += ((double)r[j] - mean) * ((double)r[j] - mean);
+    const double var = q / (double)d, rs = 1.0 / sqrt(var + a.eps);
+    a.st_out[i] = (T)mean;
+    a.st_out[a.rows + i] = (T)var;
+    T* o = a.out + i * d;
+    const T tm = (T)mean, trs = (T)rs;
+#pragma omp simd
+    for (int64_t j = 0; j < d; ++j) o[j] = ((r[j] - tm) * trs) * a.w[j] + a.b[j];
+  }
+}
+
+/// Layer-norm backward over rows [i0, i1), one pass over x and dy: the dx rows, and the
+/// column sums acc[j] += dy * xhat, acc[d + j] += dy (in row order) for dw and db.
+template <typename T>
+NEEDLE_ALWAYS_INLINE void ln_backward_rows(const LnArgs<T>& a, int64_t i0, int64_t i1,
+                                           double* acc) {
+  const int64_t d = a.d;
+  for (int64_t i = i0; i < i1; ++i) {
+    const T* xr = a.x + i * d;
+    const T* gr = a.dy + i * d;
+    const double mean = a.stats[i], r = 1.0 / sqrt((double)a.stats[a.rows + i] + a.eps);
+    // the row sums in T (float rows vectorise 16 wide; a row is short), the rest in double
+    // (16 lane sums, then added in lane order: GCC does not vectorise these reductions
+    // as `omp simd reduction` loops)
+    const T tmean = (T)mean, tr = (T)r;
+    const T* __restrict w = a.w;
+    T l1[16] = {}, l2[16] = {};
+    int64_t j0 = 0;
+    for (; j0 + 16 <= d; j0 += 16) {
+#pragma omp simd
+      for (int l = 0; l < 16; ++l) {
+        const T g = gr[j0 + l] * w[j0 + l];
+        l1[l] += g;
+        l2[l] += g * ((xr[j0 + l] - tmean) * tr);
+      }
+    }
+    for (int64_t j = j0; j < d; ++j) {
+      const T g = gr[j] * w[j];
+      l1[0] += g;
+      l2[0] += g * ((xr[j] - tmean) * tr);
+    }
+    double s1 = 0, s2 = 0;
+    for (int l = 0; l < 16; ++l) {
+      s1 += l1[l];
+      s2 += l2[l];
+    }
+    double* __restrict acc_w = acc;
+    double* __restrict acc_b = acc + d;
+#pragma omp simd
+    for (int64_t j = 0; j < d; ++j) {
+      acc_w[j] += (double)gr[j] * (((double)xr[j] - mean) * r);
+      acc_b[j] += (double)gr[j];
+    }
+    T* o = a.out + i * d;
+    const double c0 = r / (double)d;
+#pragma omp simd
+    for (int64_t j = 0; j < d; ++j) {
+      const double g = (double)gr[j] * (double)a.w[j], xh = ((double)xr[j] - mean) * r;
+      o[j] = (T)(c0 * ((double)d * g - s1 - xh * s2));
+    }
+  }
+}
+
+template <typename T>
+struct XentArgs {
+  const T *z, *labels;
+  T* out;
+  int64_t k;
+  T scale;  // backward: the upstream gradient g[0]
+};
+
+template <typename T>
+NEEDLE_ALWAYS_INLINE T row_max(const T* r, int64_t k) {
+  T m = r[0];
+#pragma omp simd reduction(max : m)
+  for (int64_t j = 0; j < k; ++j) m = r[j] > m ? r[j] : m;
+  return m;  // a NaN in the row reaches the sum of exps below, so the result, anyway
+}
+
+template <typename T>
+NEEDLE_ALWAYS_INLINE void xent_rows(const XentArgs<T>& a, int64_t i0, int64_t i1) {
+  for (int64_t i = i0; i < i1; ++i) {
+    const T* r = a.z + i * a.k;
+    const T mx = row_max(r, a.k);
+    const T shift = std::isfinite(mx) ? mx : T(0);
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < a.k; ++j) s += (double)row_exp(r[j] - shift);
+    a.out[i] = (T)(log(s) + (double)shift - (double)r[(int64_t)a.labels[i]]);
+  }
+}
+
+template <typename T>
+NEEDLE_ALWAYS_INLINE void xent_backward_rows(const XentArgs<T>& a, int64_t i0, int64_t i1) {
+  for (int64_t i = i0; i < i1; ++i) {
+    const T* r = a.z + i * a.k;
+    T* o = a.out + i * a.k;
+    const T mx = row_max(r, a.k);
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < a.k; ++j) {
+      o[j] = row_exp(r[j] - mx);
+      s += (double)o[j];
+    }
+    const T f = (T)((double)a.scale / s);
+#pragma omp simd
+    for (int64_t j = 0; j < a.k; ++j) o[j] *= f;
+    o[(int64_t)a.labels[i]] -= a.scale;
+  }
+}
+
+// One copy of each per instruction set.
+#define NEEDLE_ROWS_VARIANTS(NAME, ARGS, EXTRA_PARAMS, EXTRA_ARGS)                              \
+  template <typename T>                                                                        \
+  NEEDLE_TARGET_AVX512 void NAME##_avx512(const ARGS<T>& a, int64_t i0, int64_t i1 EXTRA_PARAMS) { \
+    NAME(a, i0, i1 EXTRA_ARGS);                                                                \
+  }                                                                                            \
+  template <typename T>                                                                        \
+  NEEDLE_TARGET_AVX2 void NAME##_avx2(const ARGS<T>& a, int64_t i0, int64_t i1 EXTRA_PARAMS) { \
+    NAME(a, i0, i1 EXTRA_ARGS);                                                                \
+  }                                                                                            \
+  template <typename T>                                                                        \
+  void NAME##_plain(const ARGS<T>& a, int64_t i0, int64_t i1 EXTRA_PARAMS) {                   \
+    NAME(a, i0, i1 EXTRA_ARGS);                                                                \
+  }
+#define NEEDLE_COMMA ,
+NEEDLE_ROWS_VARIANTS(ln_forward_rows, LnArgs, , )
+NEEDLE_ROWS_VARIANTS(ln_backward_rows, LnArgs, NEEDLE_COMMA double* acc, NEEDLE_COMMA acc)
+NEEDLE_ROWS_VARIANTS(xent_rows, XentArgs, , )
+NEEDLE_ROWS_VARIANTS(xent_backward_rows, XentArgs, , )
+#undef NEEDLE_ROWS_VARIANTS
+#undef NEEDLE_COMMA
+
+template <typename Fn>
+Fn pick(Fn avx512, Fn avx2, Fn plain) {
+  const char* name = active().name;
+  if (std::strcmp(name, "avx512") == 0) return avx512;
+  if (std::strcmp(name, "avx2") == 0) return avx2;
+  return plain;
+}
+#define NEEDLE_PICK(NAME, T) pick(&NAME##_avx512<T>, &NAME##_avx2<T>, &NAME##_plain<T>)
 
 }  // namespace
 
@@ -179,22 +347,10 @@ void layernorm_forward(const Array& x, const Array& w, const Array& b, Array& ou
   check_layernorm_forward(x, w, b, out, stats, rows, d);
   with_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T *X = x.data<T>(), *W = w.data<T>(), *B = b.data<T>();
-    T *O = out.data<T>(), *S = stats.data<T>();
-    for_rows(rows, 3 * d, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        const T* r = X + i * d;
-        double s = 0, q = 0;
-        for (int64_t j = 0; j < d; ++j) s += r[j];
-        const double mean = s / (double)d;
-        for (int64_t j = 0; j < d; ++j) q += ((double)r[j] - mean) * ((double)r[j] - mean);
-        const double var = q / (double)d, rs = 1.0 / sqrt(var + eps);
-        S[i] = (T)mean;
-        S[rows + i] = (T)var;
-        T* o = O + i * d;
-        for (int64_t j = 0; j < d; ++j) o[j] = (T)(((double)r[j] - mean) * rs) * W[j] + B[j];
-      }
-    });
+    const LnArgs<T> a{x.data<T>(), w.data<T>(), b.data<T>(), nullptr, nullptr,
+                      out.data<T>(), stats.data<T>(), rows, d, eps};
+    const auto fn = NEEDLE_PICK(ln_forward_rows, T);
+    for_rows(rows, 3 * d, [&](int64_t i0, int64_t i1) { fn(a, i0, i1); });
   });
 }
 
@@ -212,37 +368,24 @@ void layernorm_backward(const Array& x, const Array& dy, const Array& w, const A
   check_layernorm_backward(x, dy, w, stats, dx, dwb, rows, d);
   with_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T *X = x.data<T>(), *G = dy.data<T>(), *S = stats.data<T>(), *W = w.data<T>();
-    T* D = dx.data<T>();
-    auto rstd = [&](int64_t i) { return 1.0 / sqrt((double)S[rows + i] + eps); };
-    for_rows(rows, 4 * d, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        const T* xr = X + i * d;
-        const T* gr = G + i * d;
-        const double mean = S[i], r = rstd(i);
-        double s1 = 0, s2 = 0;
-        for (int64_t j = 0; j < d; ++j) {
-          const double g = (double)gr[j] * W[j];
-          s1 += g;
-          s2 += g * ((double)xr[j] - mean) * r;
-        }
-        T* o = D + i * d;
-        for (int64_t j = 0; j < d; ++j) {
-          const double g = (double)gr[j] * W[j], xh = ((double)xr[j] - mean) * r;
-          o[j] = (T)(r / (double)d * ((double)d * g - s1 - xh * s2));
-        }
-      }
-    });
-    std::vector<double> part, sums(2 * d);
-    column_sums(rows, 2 * d, part, sums.data(), [&](int64_t i, double* acc) {
-      const T* xr = X + i * d;
-      const T* gr = G + i * d;
-      const double mean = S[i], r = rstd(i);
-      for (int64_t j = 0; j < d; ++j) {
-        acc[j] += (double)gr[j] * (((double)xr[j] - mean) * r);
-        acc[d + j] += gr[j];
-      }
-    });
+    const LnArgs<T> a{x.data<T>(), w.data<T>(), nullptr, dy.data<T>(), stats.data<T>(),
+                      dx.data<T>(), nullptr, rows, d, eps};
+    // Blocks of kLnBlock rows, each with its own column partial sums, added in block
+    // order afterwards: the same result for any thread count.
+    constexpr int64_t kLnBlock = 64;
+    const auto fn = NEEDLE_PICK(ln_backward_rows, T);
+    const int64_t blocks = (rows + kLnBlock - 1) / kLnBlock;
+    std::vector<double> part(static_cast<size_t>(blocks * 2 * d), 0.0), sums(2 * d, 0.0);
+    const int64_t per_block = std::max<int64_t>(1, saturating_mul(kLnBlock, 4 * d));
+    const int64_t grain = per_block >= kGrain ? 1 : (kGrain + per_block - 1) / per_block;
+    parallel_chunks(blocks, grain, threads_for(saturating_mul(rows, 4 * d)),
+                    [&](int64_t b0, int64_t b1) {
+                      for (int64_t blk = b0; blk < b1; ++blk)
+                        fn(a, blk * kLnBlock, std::min(rows, (blk + 1) * kLnBlock),
+                           part.data() + blk * 2 * d);
+                    });
+    for (int64_t blk = 0; blk < blocks; ++blk)
+      for (int64_t j = 0; j < 2 * d; ++j) sums[j] += part[blk * 2 * d + j];
     T* DWB = dwb.data<T>();
     for (int64_t j = 0; j < 2 * d; ++j) DWB[j] = (T)sums[j];
   });
@@ -280,25 +423,9 @@ void softmax_xent(const Array& a, const Array& labels, Array& out, int64_t n, in
   check_softmax_xent("softmax_xent", a, labels, nullptr, out, n, k, true);
   with_dtype(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T *Z = a.data<T>(), *L = labels.data<T>();
-    T* O = out.data<T>();
-    for_rows(n, 3 * k, [&](int64_t i0, int64_t i1) {
-      const auto& tbl = active_typed<T>();
-      T buf[1024];
-      for (int64_t i = i0; i < i1; ++i) {
-        const T* row = Z + i * k;
-        const T mx = tbl.max(row, k);
-        const T shift = isfinite(mx) ? mx : T(0);
-        double s = 0;
-        for (int64_t j = 0; j < k; j += 1024) {
-          const int64_t len = std::min<int64_t>(1024, k - j);
-          tbl.scalar[kSub](row + j, shift, buf, len, false);
-          tbl.unary[kExp](buf, buf, len, false);
-          s += tbl.sum(buf, len);
-        }
-        O[i] = (T)(log(s) + (double)shift - (double)row[(int64_t)L[i]]);
-      }
-    });
+    const XentArgs<T> args{a.data<T>(), labels.data<T>(), out.data<T>(), k, T(0)};
+    const auto fn = NEEDLE_PICK(xent_rows, T);
+    for_rows(n, 3 * k, [&](int64_t i0, int64_t i1) { fn(args, i0, i1); });
   });
 }
 
@@ -307,22 +434,9 @@ void softmax_xent_backward(const Array& a, const Array& labels, const Array& g, 
   check_softmax_xent("softmax_xent_backward", a, labels, &g, out, n, k, true);
   with_dtype(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T *Z = a.data<T>(), *L = labels.data<T>();
-    const T scale = g.data<T>()[0];
-    T* O = out.data<T>();
-    for_rows(n, 4 * k, [&](int64_t i0, int64_t i1) {
-      const auto& tbl = active_typed<T>();
-      for (int64_t i = i0; i < i1; ++i) {
-        const T* row = Z + i * k;
-        T* o = O + i * k;
-        const T mx = tbl.max(row, k);
-        tbl.scalar[kSub](row, mx, o, k, false);
-        tbl.unary[kExp](o, o, k, false);
-        const double s = tbl.sum(o, k);
-        tbl.scalar[kMul](o, (T)((double)scale / s), o, k, false);
-        o[(int64_t)L[i]] -= scale;
-      }
-    });
+    const XentArgs<T> args{a.data<T>(), labels.data<T>(), out.data<T>(), k, g.data<T>()[0]};
+    const auto fn = NEEDLE_PICK(xent_backward_rows, T);
+    for_rows(n, 4 * k, [&](int64_t i0, int64_t i1) { fn(args, i0, i1); });
   });
 }
 

@@ -20,6 +20,7 @@ void bind_fused_norm(py::module_& m);  // fused_norm_module.cpp: batch/layer nor
 void bind_fused_seq(py::module_& m);  // fused_seq.cpp: embedding rows, LSTM cell, attention
 void bind_conv_ext(py::module_& m);   // conv_ext.cpp: padded convolution and its gradients
 void bind_lstm_layer(py::module_& m);  // lstm_layer.cpp: an LSTM layer over a sequence
+void bind_attention(py::module_& m);  // attention.cpp: fused multi-head attention
 void bind_dlpack(py::module_& m);  // dlpack.cpp: buffers over external memory (DLPack import)
 }  // namespace needle_cpp
 
@@ -224,5 +225,6 @@ PYBIND11_MODULE(_core, m) {
   bind_fused_seq(m);
   bind_conv_ext(m);
   bind_lstm_layer(m);
+  bind_attention(m);
   bind_dlpack(m);
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "conv_ext.h"
+#include "attention.h"
 #include "isa.h"
 #include "fused_norm.h"
 #include "fused_seq.h"
@@ -339,6 +340,27 @@ std::vector<Entry> make_entries() {
       },
       [](const Entry&, const Args& g) {
         attention_softmax(*g.A[0], *g.A[1], g.I[0], g.I[1], g.I[2], g.F[0], g.I[3]);
+      });
+  // fused attention (attention.cpp)
+  add("attention_forward", "AAAAAAiiiiiiiif", 0,
+      [](const Entry&, const Args& g) {
+        check_attention_forward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], g.I[0],
+                                g.I[1], g.I[2], g.I[3], g.I[4], g.I[5], g.I[6], g.I[7]);
+      },
+      [](const Entry&, const Args& g) {
+        attention_forward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], g.I[0], g.I[1],
+                          g.I[2], g.I[3], g.I[4], g.I[5], g.I[6], g.I[7], g.F[0]);
+      });
+  add("attention_backward", "AAAAAAAAAiiiiiiiif", 0,
+      [](const Entry&, const Args& g) {
+        check_attention_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], *g.A[6],
+                                 *g.A[7], *g.A[8], g.I[0], g.I[1], g.I[2], g.I[3], g.I[4],
+                                 g.I[5], g.I[6], g.I[7]);
+      },
+      [](const Entry&, const Args& g) {
+        attention_backward(*g.A[0], *g.A[1], *g.A[2], *g.A[3], *g.A[4], *g.A[5], *g.A[6],
+                           *g.A[7], *g.A[8], g.I[0], g.I[1], g.I[2], g.I[3], g.I[4], g.I[5],
+                           g.I[6], g.I[7], g.F[0]);
       });
   return e;
 }

@@ -37,6 +37,23 @@ def _prog():
 
 
 # (kernel, args builder, exception type)
+def _att(n: int = 3, mask: int = 0, f64: bool = False) -> tuple:
+    """attention_forward buffers: q (n elements), k, v, out, probs of 8 (enough for
+    1 x 1 x 2 x 2 with widths 2), a mask of ``mask`` elements (0: none)."""
+    v = z64(8) if f64 else z32(8)
+    return (z32(n), z32(8), v, z32(mask), z32(8), z32(8))
+
+
+def _att_alias() -> tuple:
+    q = z32(8)
+    return (q, z32(8), z32(8), z32(0), q, z32(8), 1, 1, 2, 2, 2, 2, 0, 0, 1.0)
+
+
+def _att_b(n: int) -> tuple:
+    """attention_backward buffers: q of n elements, the rest of 8, no mask."""
+    return (z32(n), z32(8), z32(8), z32(8), z32(0), z32(8), z32(8), z32(8), z32(8))
+
+
 CASES = [
     ("alloc", lambda: (4, "int8"), TypeError),
     ("alloc", lambda: (-1, "float32"), ValueError),
@@ -261,6 +278,22 @@ CASES = [
     ),
     ("attention_softmax", lambda: (z32(5), z32(6), 1, 2, 3, 1.0, 0), ValueError),
     ("attention_softmax", lambda: (z32(6), z32(6), 1, 2, 3, 1.0, 2), ValueError),
+    # attention: q k v mask out probs | batch heads t_q t_k d d_v layout causal scale
+    ("attention_forward", lambda: (*_att(), 1, 1, 2, 2, 2, 2, 0, 0, 1.0), ValueError),  # q short
+    ("attention_forward", lambda: (*_att(8), 1, 1, 2, 2, 2, 2, 2, 0, 1.0), ValueError),
+    ("attention_forward", lambda: (*_att(8), 1, 1, 2, 2, 2, 2, 0, 3, 1.0), ValueError),
+    ("attention_forward", lambda: (*_att(8), 1, 1, 2, 0, 2, 2, 0, 0, 1.0), ValueError),
+    ("attention_forward", lambda: (*_att(8), -1, 1, 2, 2, 2, 2, 0, 0, 1.0), ValueError),
+    ("attention_forward", lambda: (*_att(8, mask=3), 1, 1, 2, 2, 2, 2, 0, 0, 1.0), ValueError),
+    ("attention_forward", lambda: (*_att(8, f64=True), 1, 1, 2, 2, 2, 2, 0, 0, 1.0), TypeError),
+    ("attention_forward", _att_alias, ValueError),
+    ("attention_backward", lambda: (*_att_b(3), 1, 1, 2, 2, 2, 2, 0, 0, 1.0), ValueError),
+    ("attention_backward", lambda: (*_att_b(4), 1, 1, 2, 2, 2, 2, 1, 5, 1.0), ValueError),
+    (
+        "attention_backward",
+        lambda: (*_att_b(4), 1 << 40, 1 << 40, 2, 2, 2, 2, 0, 0, 1.0),
+        ValueError,
+    ),
     ("dlpack_export", lambda: (f32(4), (2, 2), (2, 2), 0), IndexError),
     ("dlpack_export", lambda: (np.zeros(4, np.float32), (4,), (1,), 0), TypeError),
     ("dlpack_import", lambda: (object(), None), TypeError),

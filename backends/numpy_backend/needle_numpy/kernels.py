@@ -863,8 +863,94 @@ def attention_softmax(a: Buffer, out: Buffer, batch: int, t_q: int, t_k: int, sc
         o[...] = (e / e.sum(axis=-1, keepdims=True)).reshape(-1)
 
 
+def _attention_args(kernel: str, q, k, v, mask, batch, heads, t_q, t_k, d, d_v, layout,
+                    causal):  # fmt: skip
+    """q, k, v as (batch * heads, t, width) arrays (copies in layout 1), the mask (or None),
+    and a function writing a (batch * heads, t, width) result into a buffer in layout."""
+    _dims(kernel, batch=batch, heads=heads, t_q=t_q, t_k=t_k, d=d, d_v=d_v)
+    if t_k < 1:
+        raise ValueError(f"{kernel}: t_k must be >= 1, got {t_k}")
+    for what, flag in (("layout", layout), ("causal", causal)):
+        if isinstance(flag, bool) or flag not in (0, 1):
+            raise ValueError(f"{kernel}: {what} must be 0 or 1, got {flag!r}")
+    bh = batch * heads
+    (qa,) = _flat(kernel, bh * t_q * d, q)
+    ka, va = _flat(kernel, bh * t_k * d, k)[0], _flat(kernel, bh * t_k * d_v, v)[0]
+    for h in (k, v):
+        _same_dtype(kernel, q, h)
+    ma = None
+    if mask.size:
+        (ma,) = _flat(kernel, bh * t_q * t_k, mask)
+        _same_dtype(kernel, q, mask)
+        ma = ma.reshape(bh, t_q, t_k)
+
+    def split(x, t, w):
+        if layout:
+            return x.reshape(batch, t, heads, w).transpose(0, 2, 1, 3).reshape(bh, t, w)
+        return x.reshape(bh, t, w)
+
+    def put(out_flat, x, t, w):
+        if layout:
+            x = x.reshape(batch, heads, t, w).transpose(0, 2, 1, 3)
+        out_flat[...] = x.reshape(-1)
+
+    return split(qa, t_q, d), split(ka, t_k, d), split(va, t_k, d_v), ma, split, put
+
+
+def attention_forward(q: Buffer, keys: Buffer, values: Buffer, mask: Buffer, out: Buffer,
+                      probs: Buffer, batch: int, heads: int, t_q: int, t_k: int, d: int,
+                      d_v: int, layout: int, causal: int, scale: float) -> None:  # fmt: skip
+    """probs = softmax(q k^T * scale + causal mask), out = (probs [* mask]) @ v."""
+    kn = "attention_forward"
+    dims = (batch, heads, t_q, t_k, d, d_v, layout, causal)
+    qa, ka, va, ma, _, put = _attention_args(kn, q, keys, values, mask, *dims)
+    bh = batch * heads
+    (oa,) = _flat(kn, bh * t_q * d_v, out)
+    (pa,) = _flat(kn, bh * t_q * t_k, probs)
+    _same_dtype(kn, q, out)
+    _same_dtype(kn, q, probs)
+    with np.errstate(all="ignore"):
+        s = (qa @ ka.transpose(0, 2, 1)) * qa.dtype.type(scale)
+        if causal:
+            s = s + np.triu(np.ones((t_q, t_k), qa.dtype), k=1 + t_k - t_q) * qa.dtype.type(-1e9)
+        e = np.exp(s - s.max(axis=-1, keepdims=True))
+        p = e / e.sum(axis=-1, keepdims=True)
+        res = (p if ma is None else p * ma) @ va
+    pa[...] = p.reshape(-1)
+    put(oa, res, t_q, d_v)
+
+
+def attention_backward(q: Buffer, keys: Buffer, values: Buffer, probs: Buffer, mask: Buffer,
+                       d_out: Buffer, dq: Buffer, dk: Buffer, dv: Buffer, batch: int,
+                       heads: int, t_q: int, t_k: int, d: int, d_v: int, layout: int,
+                       causal: int, scale: float) -> None:  # fmt: skip
+    """dq, dk, dv of attention_forward given d_out and its probs."""
+    kn = "attention_backward"
+    dims = (batch, heads, t_q, t_k, d, d_v, layout, causal)
+    qa, ka, va, ma, split, put = _attention_args(kn, q, keys, values, mask, *dims)
+    bh = batch * heads
+    (pa,) = _flat(kn, bh * t_q * t_k, probs)
+    (ga,) = _flat(kn, bh * t_q * d_v, d_out)
+    outs = [_flat(kn, n, h)[0] for n, h in ((bh * t_q * d, dq), (bh * t_k * d, dk),
+                                            (bh * t_k * d_v, dv))]  # fmt: skip
+    for h in (probs, d_out, dq, dk, dv):
+        _same_dtype(kn, q, h)
+    p, g = pa.reshape(bh, t_q, t_k), split(ga, t_q, d_v)
+    with np.errstate(all="ignore"):
+        w = p if ma is None else p * ma
+        d_v_ = w.transpose(0, 2, 1) @ g
+        d_p = g @ va.transpose(0, 2, 1)
+        if ma is not None:
+            d_p = d_p * ma
+        d_s = p * (d_p - (d_p * p).sum(axis=-1, keepdims=True)) * qa.dtype.type(scale)
+        res = (d_s @ ka, d_s.transpose(0, 2, 1) @ qa, d_v_)
+    for o, r, t, wd in zip(outs, res, (t_q, t_k, t_k), (d, d, d_v)):
+        put(o, r.astype(qa.dtype, copy=False), t, wd)
+
+
 for _fn in (take_rows, scatter_add_rows, lstm_cell, lstm_cell_backward, lstm_layer,
-            lstm_layer_backward, rnn_layer, rnn_layer_backward, attention_softmax):  # fmt: skip
+            lstm_layer_backward, rnn_layer, rnn_layer_backward, attention_softmax,
+            attention_forward, attention_backward):  # fmt: skip
     setattr(sys.modules[__name__], _fn.__name__, _named(_fn))
 del _fn
 

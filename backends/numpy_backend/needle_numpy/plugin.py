@@ -42,6 +42,8 @@ _OPTIONAL = (
     "conv2d_nhwc_pad",
     "conv2d_nhwc_backward_input",
     "conv2d_nhwc_backward_weight",
+    "attention_forward",
+    "attention_backward",
     # issue 17: DLPack interop
     "dlpack_export",
     "dlpack_import",

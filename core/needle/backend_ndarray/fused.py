@@ -8,6 +8,8 @@ call kernels themselves (this is the array layer, the one layer that does).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .ndarray import NDArray, full, one_hot
@@ -669,3 +671,116 @@ def conv2d_backward_weight(
     cols = x.im2col(kh, kw, stride)
     g_t = g.compact().reshape((n * ho * wo, c_out)).permute((1, 0))
     return (g_t @ cols).permute((1, 0)).compact().reshape((kh, kw, c_in, c_out))
+# --- fused multi-head attention (issue 12) ---------------------------------------------
+# q (..., t_q, d), k (..., t_k, d), v (..., t_k, d_v); probs (..., t_q, t_k) = softmax(q k^T *
+# scale + causal mask) and out = (probs [* mask]) @ v. The optional kernels read q, k, v in
+# place in two layouts: compact (..., t, d) stacks (layout 0), or, for 4-D (B, H, t, d)
+# views that permute a compact (B, t, H, d) array, the (B, t, H * d) output of a linear
+# projection split into heads (layout 1, no copy; the results come back as the same kind of
+# view, so merging the heads again is a free reshape).
+
+
+def _heads_view(x: NDArray) -> bool:
+    """``x`` is (B, H, t, d) over a compact (B, t, H, d) array at offset 0."""
+    if x.ndim != 4 or x._offset != 0:
+        return False
+    _, h, t, d = x._shape
+    return x._strides == (t * h * d, d, h * d, 1)
+
+
+def _attention_layout(q: NDArray, k: NDArray, v: NDArray) -> int:
+    return 1 if _heads_view(q) and _heads_view(k) and _heads_view(v) else 0
+
+
+def _handle_in(x: NDArray, layout: int) -> object:
+    """A handle holding ``x`` (..., t, w) as the kernel reads it: compact in ``layout``."""
+    if layout == 1:
+        return x._handle if _heads_view(x) else x.permute((0, 2, 1, 3))._compact_handle()
+    return x._compact_handle()
+
+
+def _new_in_layout(shape: tuple[int, ...], layout: int, like: NDArray) -> NDArray:
+    """A new array of ``shape`` (..., t, w) stored in ``layout`` (as the kernel writes it)."""
+    if layout == 1:
+        b, h, t, w = shape
+        store = NDArray.make((b, t, h, w), device=like.device, dtype=like.dtype)
+        return store.permute((0, 2, 1, 3))
+    return NDArray.make(shape, device=like.device, dtype=like.dtype)
+
+
+def _attention_dims(q: NDArray, v: NDArray, layout: int) -> tuple[int, ...]:
+    """(batch, heads, t_q, t_k, d, d_v) for the kernels."""
+    lead = q.shape[:2] if layout == 1 else (math.prod(q.shape[:-2]), 1)
+    return (*lead, *q.shape[-2:-1], *v.shape[-2:-1], q.shape[-1], v.shape[-1])
+
+
+def _mask_handle(mask: NDArray | None, like: NDArray) -> object:
+    """The mask's handle, or an empty buffer (the kernels' "no mask")."""
+    if mask is None:
+        return NDArray.make((0,), device=like.device, dtype=like.dtype)._handle
+    return mask._compact_handle()
+
+
+def attention_forward(
+    q: NDArray, k: NDArray, v: NDArray, mask: NDArray | None, scale: float, causal: bool
+) -> tuple[NDArray, NDArray]:
+    """``(out, probs)`` of scaled dot-product attention (see above); ``mask`` (..., t_q,
+    t_k) multiplies the probabilities before ``@ v``. Optional kernel
+    ``attention_forward``, else :func:`attention_softmax` and two batched products."""
+    dev = q.device
+    if dev.has_kernel("attention_forward"):
+        layout = _attention_layout(q, k, v)
+        dims = _attention_dims(q, v, layout)
+        out = _new_in_layout((*q.shape[:-1], v.shape[-1]), layout, q)
+        probs = NDArray.make((*q.shape[:-1], k.shape[-2]), device=dev, dtype=q.dtype)
+        dev.attention_forward(
+            _handle_in(q, layout), _handle_in(k, layout), _handle_in(v, layout),
+            _mask_handle(mask, q), out._handle, probs._handle, *dims, layout, int(causal),
+            float(scale),
+        )  # fmt: skip
+        return out, probs
+    probs = attention_softmax(q @ _swap_last(k), scale, causal)
+    weights = probs if mask is None else probs * mask
+    return weights @ v, probs
+
+
+def attention_backward(
+    q: NDArray,
+    k: NDArray,
+    v: NDArray,
+    probs: NDArray,
+    mask: NDArray | None,
+    d_out: NDArray,
+    scale: float,
+    causal: bool,
+) -> tuple[NDArray, NDArray, NDArray]:
+    """``(dq, dk, dv)`` of :func:`attention_forward` given the adjoint ``d_out`` of ``out``
+    and the forward's ``probs``. Optional kernel ``attention_backward``, else batched
+    products and a softmax backward."""
+    dev = q.device
+    if dev.has_kernel("attention_backward"):
+        layout = _attention_layout(q, k, v)
+        dims = _attention_dims(q, v, layout)
+        dq, dk, dv = (_new_in_layout(x.shape, layout, q) for x in (q, k, v))
+        dev.attention_backward(
+            _handle_in(q, layout), _handle_in(k, layout), _handle_in(v, layout),
+            probs._compact_handle(), _mask_handle(mask, q),
+            _handle_in(d_out, layout), dq._handle, dk._handle, dv._handle, *dims, layout,
+            int(causal), float(scale),
+        )  # fmt: skip
+        return dq, dk, dv
+    weights = probs if mask is None else probs * mask
+    dv = _swap_last(weights) @ d_out
+    d_p = d_out @ _swap_last(v)
+    if mask is not None:
+        d_p = d_p * mask
+    row = (d_p * probs).sum(probs.ndim - 1, keepdims=True)
+    d_s = probs * (d_p - row.broadcast_to(probs.shape)) * float(scale)
+    return d_s @ k, _swap_last(d_s) @ q, dv
+
+
+def _swap_last(x: NDArray) -> NDArray:
+    return x.permute((*range(x.ndim - 2), x.ndim - 1, x.ndim - 2))
+
+
+# --- end of fused multi-head attention ---------------------------------------------------

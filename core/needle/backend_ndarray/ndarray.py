@@ -694,6 +694,12 @@ class NDArray:
                 return out
             dev.matmul(self._compact_handle(), other._compact_handle(), out._handle, m, n, p)
             return out
+        if other.ndim == 2 and 0 not in self._shape:
+            # (..., m, n) @ (n, p), as a linear layer does: one 2-D product over the
+            # flattened leading axes (a view when self is compact), not a batch of small
+            # products against a weight broadcast (and copied) once per batch element.
+            flat = self.reshape((self.size // n, n)) @ other
+            return flat.reshape(self._shape[:-1] + (p,))
         batch_shape = broadcast_shapes(self._shape[:-2], other._shape[:-2])
         a = self.broadcast_to(batch_shape + (m, n))
         b = other.broadcast_to(batch_shape + (n, p))

@@ -87,10 +87,10 @@ compare with ``out``). Scalar parameters that only describe shapes (``m``, ``n``
   ``program_set_scalars`` ``f(program, slots, values)`` edits that list in place.
   ``take_rows``, ``scatter_add_rows``, ``lstm_cell``, ``lstm_cell_backward``,
   ``lstm_layer``, ``lstm_layer_backward``, ``rnn_layer``, ``rnn_layer_backward``,
-  ``attention_softmax``, ``conv2d_nhwc_pad``, ``conv2d_nhwc_backward_input`` and
-  ``conv2d_nhwc_backward_weight`` take the arguments their semantics name (see each
-  record); ``buffer_view`` is ``f(flat, offset, size)`` -> the slice sharing ``flat``'s
-  memory.
+  ``attention_softmax``, ``attention_forward``, ``attention_backward``,
+  ``conv2d_nhwc_pad``, ``conv2d_nhwc_backward_input`` and ``conv2d_nhwc_backward_weight``
+  take the arguments their semantics name (see each record); ``buffer_view`` is
+  ``f(flat, offset, size)`` -> the slice sharing ``flat``'s memory.
 
 Bump :data:`CONTRACT_VERSION` (major) whenever a required kernel is added, removed or
 changes meaning; ``tests/test_contract_snapshot.py`` guards against silent changes.
@@ -235,6 +235,9 @@ _PARAM_TYPES: dict[str, str] = {
     "t": "int",
     "relu": "int",
     "scale": "float",
+    # fused attention (issue 12)
+    **dict.fromkeys(("q", "keys", "values", "mask", "probs", "d_out", "dq", "dk", "dv"), "handle"),
+    **dict.fromkeys(("heads", "d_v", "layout"), "int"),
     # DLPack interop (issue 17)
     "obj": "a DLPack producer",
     "copy": "bool | None",
@@ -576,6 +579,31 @@ def _attention_softmax(a: Any, scale: float, causal: int) -> Any:
     t_q, t_k = a.shape[1:]
     s = a * scale + (np.triu(np.ones((t_q, t_k)), k=1 + t_k - t_q) * -1e9 if causal else 0)
     return _softmax_last(s.reshape(-1, t_k)).reshape(a.shape)
+
+
+def _attention_forward(q: Any, k: Any, v: Any, mask: Any, scale: float, causal: int) -> Any:
+    """(out, probs) for q (batch, heads, t_q, d), k (.., t_k, d), v (.., t_k, d_v), mask
+    None or (batch, heads, t_q, t_k): probs = attention_softmax of q k^T, out = (probs
+    [* mask]) @ v (layout 0; a layout-1 kernel's buffers hold the same after swapping the
+    head and time axes of q, k, v and out)."""
+    q, k, v = np.asarray(q), np.asarray(k), np.asarray(v)
+    b, h, t_q, _ = q.shape
+    scores = (q @ np.swapaxes(k, -1, -2)).reshape(b * h, t_q, k.shape[2])
+    p = _attention_softmax(scores, scale, causal).reshape(b, h, t_q, k.shape[2])
+    return (p if mask is None else p * np.asarray(mask)) @ v, p
+
+
+def _attention_backward(
+    q: Any, k: Any, v: Any, probs: Any, mask: Any, d_out: Any, scale: float
+) -> tuple[Any, Any, Any]:
+    """(dq, dk, dv) of _attention_forward given d_out (layout 0, shapes as there)."""
+    q, k, v, p, g = (np.asarray(x) for x in (q, k, v, probs, d_out))
+    w = p if mask is None else p * np.asarray(mask)
+    d_p = g @ np.swapaxes(v, -1, -2)
+    if mask is not None:
+        d_p = d_p * np.asarray(mask)
+    d_s = p * (d_p - (d_p * p).sum(axis=-1, keepdims=True)) * scale
+    return d_s @ k, np.swapaxes(d_s, -1, -2) @ q, np.swapaxes(w, -1, -2) @ g
 
 
 # --- error cases -----------------------------------------------------------------------
@@ -1405,6 +1433,76 @@ _OPTIONAL = (
         "out may be a. The reference is f(a, scale, causal).",
         False,
         reference=_attention_softmax,
+    ),
+    KernelSpec(
+        "attention_forward",
+        "optional",
+        (
+            "q",
+            "keys",
+            "values",
+            "mask",
+            "out",
+            "probs",
+            "batch",
+            "heads",
+            "t_q",
+            "t_k",
+            "d",
+            "d_v",
+            "layout",
+            "causal",
+            "scale",
+        ),
+        None,
+        "Fused multi-head attention with k = keys, v = values: probs (batch, heads, t_q, t_k) "
+        "= softmax over the keys of q k^T * scale, plus -1e9 where key j > i + t_k - t_q when "
+        "causal is 1 (as attention_softmax), and out = (probs * mask) @ v, or probs @ v when "
+        "mask is an empty buffer (size 0). layout 0: q (batch, heads, t_q, d), k (batch, "
+        "heads, t_k, d), v (batch, heads, t_k, d_v), out (batch, heads, t_q, d_v); layout 1: "
+        "the same with the head and time axes swapped (q (batch, t_q, heads, d), ..., out "
+        "(batch, t_q, heads, d_v)), the layout of a (B, T, heads * d) projection. All "
+        "compact; t_k >= 1; layout and causal 0 or 1, else ValueError; out and probs must be "
+        "new buffers "
+        "(neither an input nor each other). The reference is f(q, k, v, mask, scale, "
+        "causal) on layout-0 arrays (mask None for none) -> (out, probs).",
+        False,
+        reference=_attention_forward,
+    ),
+    KernelSpec(
+        "attention_backward",
+        "optional",
+        (
+            "q",
+            "keys",
+            "values",
+            "probs",
+            "mask",
+            "d_out",
+            "dq",
+            "dk",
+            "dv",
+            "batch",
+            "heads",
+            "t_q",
+            "t_k",
+            "d",
+            "d_v",
+            "layout",
+            "causal",
+            "scale",
+        ),
+        None,
+        "Gradients of attention_forward (k = keys, v = values): given its inputs, its probs "
+        "and the adjoint d_out "
+        "of out (out's layout), with w = probs [* mask], dv = w^T d_out, dP = (d_out v^T) "
+        "[* mask] and dS = probs (dP - rowsum(dP probs)) * scale: dq = dS k, dk = dS^T q, "
+        "written in q's, k's and v's layout. causal is the forward's (keys it masked have "
+        "probability 0 and may be skipped). Checks as attention_forward; dq, dk, dv must be "
+        "new buffers. The reference is f(q, k, v, probs, mask, d_out, scale) on layout-0 "
+        "arrays -> (dq, dk, dv).",
+        False,
+        reference=_attention_backward,
     ),
     KernelSpec(
         "dlpack_export",

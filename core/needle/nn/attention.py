@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import init, ops
 from ..autograd import Tensor
+from ..ops.fused_seq import attention_parts
 from .basic import Dropout, Embedding, Linear, ReLU
 from .module import Module, Sequential
 from .norm import LayerNorm1d
@@ -59,8 +60,9 @@ class MultiHeadAttention(Module):
                               dtype=q.dtype)  # fmt: skip
             if drop.p > 0.0:
                 mask = keep / (1.0 - drop.p)
-        out = ops.attention(q, k, v, causal=self.causal, scale=1.0 / math.sqrt(d), mask=mask)
-        return out[0], out[1]
+        # two separate tensors (not a tuple): the usual caller keeps only the result, and
+        # then no (zero) gradient runs through the probabilities
+        return attention_parts(q, k, v, causal=self.causal, scale=1.0 / math.sqrt(d), mask=mask)
 
 
 class AttentionLayer(Module):

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import init, ops
 from ..autograd import Tensor
+from ..ops.linalg import MatMulBias
 from .module import Module, Parameter
 
 
@@ -54,11 +55,24 @@ class Linear(Module):
                 f"Linear: input shape {x.shape} has last axis {x.shape[-1]}, "
                 f"expected in_features={self.in_features}"
             )
+        rows = x.size // self.in_features if x.ndim >= 2 else 0
+        if self.bias is not None and rows and self._fold_bias(rows):
+            # [x, 1] @ [W; b]: the bias inside the product. For a wide output (a language
+            # model's decoder) this copies x and W once instead of broadcasting the bias to
+            # the whole output and adding it.
+            y = MatMulBias()(x.reshape((rows, self.in_features)), self.weight, self.bias)
+            return y.reshape((*x.shape[:-1], self.out_features))
         y = x @ self.weight
         if self.bias is not None:
             b = self.bias.reshape((1,) * (y.ndim - 1) + (self.out_features,))
             y = y + b.broadcast_to(y.shape)
         return y
+
+    def _fold_bias(self, rows: int) -> bool:
+        """Whether the bias goes inside the product: when the output is much bigger than
+        the copies of x and W that needs (elements moved either way, roughly)."""
+        n, p = self.in_features, self.out_features
+        return rows * p >= 2 * (rows * n + n * p)
 
 
 class Flatten(Module):

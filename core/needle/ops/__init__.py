@@ -45,6 +45,7 @@ from .fused_norm import (
 )
 from .fused_seq import (
     Attention,
+    AttentionBackward,
     AttentionProbs,
     LSTMCell,
     LSTMCellBackward,
@@ -113,6 +114,7 @@ __all__ = [
     "AddScalar",
     "AsType",
     "Attention",
+    "AttentionBackward",
     "AttentionProbs",
     "BatchNorm",
     "BatchNormEval",

@@ -14,9 +14,10 @@
 * :class:`RNNCell`: ``act(gx + h @ w_hh)`` with its gradient in three Tensor ops;
   :class:`RNNLayer` a whole Elman layer in one op (kernels ``rnn_layer`` and
   ``rnn_layer_backward``), its gradient composed per step when a graph is recorded.
-* :class:`Attention`: ``softmax(q k^T * scale + causal mask) (* dropout mask) @ v`` with
-  the scaled, masked softmax in one kernel (``attention_softmax``) and both products
-  through the batched (transposed) matmul; :class:`AttentionProbs` hands out the
+* :class:`Attention`: ``softmax(q k^T * scale + causal mask) (* dropout mask) @ v`` in one
+  kernel (``attention_forward``; composed: ``attention_softmax`` and batched products),
+  its backward pass the fused op :class:`AttentionBackward` (``attention_backward``),
+  whose own gradient is written with Tensor ops; :class:`AttentionProbs` hands out the
   probabilities it computed as a differentiable tensor without recomputing them.
 
 Every kernel is optional: :mod:`needle.backend_ndarray.fused` composes NDArray operations
@@ -28,7 +29,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..autograd import Tensor, TensorOp, TensorTuple, TensorTupleOp, is_grad_enabled
+from ..autograd import (
+    Tensor,
+    TensorOp,
+    TensorTuple,
+    TensorTupleOp,
+    enable_grad,
+    is_grad_enabled,
+)
 from ..backend_ndarray import NDArray
 from ..backend_ndarray import fused as _fused
 from ._helpers import check_same_device, check_tensor
@@ -238,27 +246,101 @@ class Attention(TensorOp):
     """``softmax(q k^T * scale + causal mask) @ v`` over ``(..., t, d)`` inputs; with a
     fourth input ``mask`` (a constant of the probabilities' shape, e.g. a dropout mask
     scaled by 1/(1-p)) the probabilities are multiplied by it before ``@ v``. After the
-    forward pass :attr:`probs` holds the probabilities (before the mask)."""
+    forward pass :attr:`probs` holds the probabilities (before the mask). Forward and
+    backward are one kernel each where the backend has them (``attention_forward``,
+    ``attention_backward``), reading (B, H, t, d) heads split from a (B, t, H * d)
+    projection in place."""
 
     def __init__(self, scale: float, causal: bool) -> None:
         self.scale, self.causal = float(scale), bool(causal)
         self.probs: NDArray | None = None
 
     def compute(self, q: NDArray, k: NDArray, v: NDArray, *mask: NDArray) -> NDArray:  # type: ignore[override]
-        self.probs = _fused.attention_softmax(q @ _swap_last(k), self.scale, self.causal)
-        weights = self.probs * mask[0] if mask else self.probs
-        return weights @ v
+        out, self.probs = _fused.attention_forward(
+            q, k, v, mask[0] if mask else None, self.scale, self.causal
+        )
+        return out
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
         q, k, v, *mask = node.inputs
-        p = AttentionProbs(self)(q, k)
-        weights = p * mask[0] if mask else p
-        d_v = _swap_last(weights) @ out_grad
-        d_p = out_grad @ _swap_last(v)
-        if mask:
-            d_p = d_p * mask[0]
-        d_q, d_k = _scores_grad(p, d_p, q, k, self.scale)
-        return (d_q, d_k, d_v, *([None] if mask else []))
+        grads = AttentionBackward(self)(q, k, v, out_grad, *mask)
+        return (grads[0], grads[1], grads[2], *([None] if mask else []))
+
+
+class AttentionBackward(TensorTupleOp):
+    """``(dq, dk, dv)`` of an :class:`Attention` op from its inputs ``(q, k, v)``, the
+    adjoint ``d_out`` of its output and its ``mask`` if it had one, using the probabilities
+    the forward pass kept (recomputed if it has none). Its own gradient differentiates the
+    same quantities written with Tensor ops (:func:`_attention_grads`), so gradients can
+    be differentiated again."""
+
+    def __init__(self, attention: Attention) -> None:
+        self.attention = attention
+
+    def compute(  # type: ignore[override]
+        self, q: NDArray, k: NDArray, v: NDArray, d_out: NDArray, *mask: NDArray
+    ) -> tuple[NDArray, ...]:
+        att = self.attention
+        m = mask[0] if mask else None
+        probs = att.probs
+        if probs is None:
+            probs = _fused.attention_forward(q, k, v, None, att.scale, att.causal)[1]
+        return _fused.attention_backward(q, k, v, probs, m, d_out, att.scale, att.causal)
+
+    def gradient(self, out_grad: TensorTuple, node: TensorTuple) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        q, k, v, d_out, *mask = node.inputs
+        with enable_grad():  # the local graph below is needed even inside no_grad
+            grads = _attention_grads(self.attention, q, k, v, d_out, mask[0] if mask else None)
+            adjoints = _vjp(grads, [out_grad[0], out_grad[1], out_grad[2]], [q, k, v, d_out])
+        return (*adjoints, *([None] if mask else []))
+
+
+def _attention_grads(
+    att: Attention, q: Tensor, k: Tensor, v: Tensor, d_out: Tensor, mask: Tensor | None
+) -> list[Tensor]:
+    """``[dq, dk, dv]`` of ``att`` written with differentiable Tensor ops."""
+    p = AttentionProbs(att)(q, k)
+    weights = p * mask if mask is not None else p
+    d_v = _swap_last(weights) @ d_out
+    d_p = d_out @ _swap_last(v)
+    if mask is not None:
+        d_p = d_p * mask
+    d_q, d_k = _scores_grad(p, d_p, q, k, att.scale)
+    return [d_q, d_k, d_v]
+
+
+def _vjp(outputs: list[Tensor], adjoints: list[Tensor], inputs: list[Tensor]) -> list[Any]:
+    """Adjoints of ``inputs`` given those of ``outputs`` (functions of the inputs), as
+    Tensor expressions (so differentiable again): reverse mode over the part of the graph
+    between them (nodes above the inputs are not visited). None where none flows."""
+    stop = {id(x) for x in inputs}
+    order: list[Any] = []
+    seen: set[int] = set()
+    stack = [(root, 0) for root in reversed(outputs)]  # iterative post-order
+    while stack:
+        node, i = stack.pop()
+        if i == 0 and id(node) in seen:
+            continue
+        seen.add(id(node))
+        kids = () if id(node) in stop else node.inputs
+        if i < len(kids):
+            stack += [(node, i + 1), (kids[i], 0)]
+        else:
+            order.append(node)
+    grads: dict[int, Any] = {}
+
+    def add(x: Any, g: Any) -> None:
+        grads[id(x)] = g if id(x) not in grads else grads[id(x)] + g
+
+    for out, adj in zip(outputs, adjoints):
+        add(out, adj)
+    for node in reversed(order):
+        g = None if id(node) in stop else grads.pop(id(node), None)
+        if g is not None and node.op is not None and node.requires_grad:
+            for inp, gi in zip(node.inputs, node.op.gradient_as_tuple(g, node)):
+                if gi is not None and inp.requires_grad:
+                    add(inp, gi)
+    return [grads.get(id(x)) for x in inputs]
 
 
 def _scores_grad(
@@ -386,6 +468,21 @@ def attention(
     before ``@ v`` (a dropout mask scaled by 1/(1-p)). ``probs`` are the probabilities
     before ``mask``, differentiable.
     """
+    return make_tuple(*attention_parts(q, k, v, causal=causal, scale=scale, mask=mask))
+
+
+def attention_parts(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    causal: bool = False,
+    scale: float | None = None,
+    mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """:func:`attention` as two separate tensors ``(out, probs)`` rather than a
+    TensorTuple: a gradient through ``out`` alone then never runs the (zero) gradient of
+    ``probs``, as one through an element of a tuple does."""
     for x in (q, k, v):
         check_tensor("attention", x)
     check_same_device("attention", q, k, v)
@@ -414,11 +511,12 @@ def attention(
                 f"attention: mask must be {want} {q.dtype}, got {mask.shape} {mask.dtype}"
             )
         out = op(q, k, v, mask.detach())
-    return make_tuple(out, AttentionProbs(op)(q, k))
+    return out, AttentionProbs(op)(q, k)
 
 
 __all__ = [
     "Attention",
+    "AttentionBackward",
     "AttentionProbs",
     "LSTMCell",
     "LSTMCellBackward",
@@ -426,6 +524,7 @@ __all__ = [
     "RNNCell",
     "RNNLayer",
     "attention",
+    "attention_parts",
     "lstm_cell",
     "lstm_layer",
     "rnn_cell",

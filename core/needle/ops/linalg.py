@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..autograd import Tensor, TensorOp
-from ..backend_ndarray import NDArray
+from ..backend_ndarray import NDArray, concatenate, full
 from ._helpers import check_same_device, check_tensor, promote, unbroadcast
 
 
@@ -12,13 +12,21 @@ class MatMul(TensorOp):
         return a @ b
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
-        from .shape import transpose
+        from .shape import reshape, transpose
 
         a, b = node.inputs
         # C = A B  =>  dA = dC B^T, dB = A^T dC (summed over broadcast batch dims)
         # (an input that needs no gradient, such as a one-hot matrix, gets None)
         ga = unbroadcast(matmul(out_grad, transpose(b)), a.shape) if a.requires_grad else None
-        gb = unbroadcast(matmul(transpose(a), out_grad), b.shape) if b.requires_grad else None
+        if not b.requires_grad:
+            gb = None
+        elif b.ndim == 2 and a.ndim > 2 and a.size:
+            # (..., m, n) @ (n, p), e.g. a linear layer on a sequence: the sum over the
+            # batch of A_i^T dC_i is one 2-D product of the flattened leading axes.
+            n, p = b.shape
+            gb = matmul(transpose(reshape(a, (a.size // n, n))), reshape(out_grad, (-1, p)))
+        else:
+            gb = unbroadcast(matmul(transpose(a), out_grad), b.shape)
         return ga, gb  # type: ignore[return-value]
 
 
@@ -37,3 +45,27 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     if a.dtype != b.dtype:
         a, b = promote("matmul", a, b)
     return MatMul()(a, b)
+
+
+class MatMulBias(TensorOp):
+    """``x @ w + b`` for ``x`` (m, n), ``w`` (n, p), ``b`` (1, p) (shapes unchecked: for
+    ``nn.Linear``, whose parameters have them), computed as the one
+    product ``[x, 1] @ [w; b]``: no (m, p) broadcast of the bias and no second pass over
+    the output to add it. Worth it when the output is much bigger than x and w (a
+    language model's decoder); ``nn.Linear`` decides. Gradient: ``dy w^T``, ``x^T dy``
+    and the column sums of ``dy``, as Tensor ops."""
+
+    def compute(self, x: NDArray, w: NDArray, b: NDArray) -> NDArray:  # type: ignore[override]
+        ones = full((x.shape[0], 1), 1.0, dtype=x.dtype, device=x.device)
+        return concatenate((x, ones), 1) @ concatenate((w, b), 0)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, ...]:
+        from .reduction import summation
+        from .shape import reshape, transpose
+
+        x, w, b = node.inputs
+        return (
+            matmul(out_grad, transpose(w)),
+            matmul(transpose(x), out_grad),
+            reshape(summation(out_grad, (0,)), b.shape),
+        )
