@@ -671,6 +671,8 @@ def conv2d_backward_weight(
     cols = x.im2col(kh, kw, stride)
     g_t = g.compact().reshape((n * ho * wo, c_out)).permute((1, 0))
     return (g_t @ cols).permute((1, 0)).compact().reshape((kh, kw, c_in, c_out))
+
+
 # --- fused multi-head attention (issue 12) ---------------------------------------------
 # q (..., t_q, d), k (..., t_k, d), v (..., t_k, d_v); probs (..., t_q, t_k) = softmax(q k^T *
 # scale + causal mask) and out = (probs [* mask]) @ v. The optional kernels read q, k, v in
