@@ -297,8 +297,8 @@ void bind_fused_seq(py::module_& m) {
   m.def("scatter_add_rows", &scatter_add_rows, py::arg("g"), py::arg("ids"), py::arg("out"),
         py::arg("n_ids"), py::arg("n_rows"), py::arg("width"), Release(),
         "out (n_rows, width) = zeros with row k of g added at row ids[k], k in order.");
-  m.def("lstm_cell", &lstm_cell, py::arg("gates"), py::arg("cell"), py::arg("h_new"),
-        py::arg("c_new"), py::arg("n"), py::arg("h"), Release(),
+  m.def("lstm_cell", &lstm_cell, py::arg("gates"), py::arg("cell"), py::arg("h_out"),
+        py::arg("c_out"), py::arg("n"), py::arg("h"), Release(),
         "One LSTM step from pre-activation gates (n, 4h) in the order i, f, g, o.");
   m.def("lstm_cell_backward", &lstm_cell_backward, py::arg("gates"), py::arg("cell"),
         py::arg("dh"), py::arg("dc"), py::arg("d_gates"), py::arg("d_cell"), py::arg("n"),

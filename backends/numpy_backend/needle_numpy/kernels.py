@@ -688,15 +688,15 @@ def _lstm_gates(kernel: str, gates: Buffer, c: Buffer, n: int, h: int):
         return _sig(z[:, 0]), _sig(z[:, 1]), np.tanh(z[:, 2]), _sig(z[:, 3]), cv.reshape(n, h)
 
 
-def lstm_cell(gates: Buffer, cell: Buffer, h_new: Buffer, c_new: Buffer, n: int, h: int) -> None:
+def lstm_cell(gates: Buffer, cell: Buffer, h_out: Buffer, c_out: Buffer, n: int, h: int) -> None:
     """One LSTM step: c' = s(f) c + s(i) tanh(g), h' = s(o) tanh(c') from gates (n, 4h)."""
     i, f, g, o, cv = _lstm_gates("lstm_cell", gates, cell, n, h)
-    ho, co = _flat("lstm_cell", n * h, h_new, c_new)
-    _same_dtype("lstm_cell", gates, h_new)
+    ho, co = _flat("lstm_cell", n * h, h_out, c_out)
+    _same_dtype("lstm_cell", gates, h_out)
     with np.errstate(all="ignore"):
-        c = f * cv + i * g
-        ho[...] = (o * np.tanh(c)).reshape(-1)
-    co[...] = c.reshape(-1)
+        c_new = f * cv + i * g
+        ho[...] = (o * np.tanh(c_new)).reshape(-1)
+    co[...] = c_new.reshape(-1)
 
 
 def lstm_cell_backward(gates: Buffer, cell: Buffer, dh: Buffer, dc: Buffer, d_gates: Buffer,

@@ -225,7 +225,7 @@ _PARAM_TYPES: dict[str, str] = {
     "eps": "float",
     # sequence layers (issue 12, item 3)
     **dict.fromkeys(
-        ("ids", "gates", "cell", "h_new", "c_new", "dh", "dc", "d_gates", "d_cell"), "handle"
+        ("ids", "gates", "cell", "h_out", "c_out", "dh", "dc", "d_gates", "d_cell"), "handle"
     ),
     **dict.fromkeys(("n_ids", "n_rows", "width", "t_q", "t_k", "causal"), "int"),
     **dict.fromkeys(
@@ -1324,12 +1324,12 @@ _OPTIONAL = (
     KernelSpec(
         "lstm_cell",
         "optional",
-        ("gates", "cell", "h_new", "c_new", "n", "h"),
+        ("gates", "cell", "h_out", "c_out", "n", "h"),
         None,
         "One LSTM step: compact pre-activation gates (n, 4h) hold the input, forget, cell "
         "and output gates in that order per row; with cell the previous state (n, h), "
-        "c_new = sigmoid(f) cell + sigmoid(i) tanh(g) and h_new = sigmoid(o) tanh(c_new). "
-        "The reference returns (h_new, c_new).",
+        "c_out = sigmoid(f) cell + sigmoid(i) tanh(g) and h_out = sigmoid(o) tanh(c_out). "
+        "The reference returns (h_out, c_out).",
         False,
         reference=_lstm_cell,
     ),
@@ -1338,8 +1338,8 @@ _OPTIONAL = (
         "optional",
         ("gates", "cell", "dh", "dc", "d_gates", "d_cell", "n", "h"),
         None,
-        "Gradients of lstm_cell given the adjoints dh, dc (n, h) of h_new and c_new: with "
-        "t = tanh(c_new) and k = dc + dh o (1 - t^2), d_gates (n, 4h) = [k g i(1-i), "
+        "Gradients of lstm_cell given the adjoints dh, dc (n, h) of h_out and c_out: with "
+        "t = tanh(c_out) and k = dc + dh o (1 - t^2), d_gates (n, 4h) = [k g i(1-i), "
         "k cell f(1-f), k i (1-g^2), dh t o(1-o)] (activated gates i, f, g, o) and d_cell = "
         "k f. The reference returns (d_gates, d_cell).",
         False,
