@@ -105,7 +105,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-CONTRACT_VERSION: tuple[int, int] = (1, 5)
+CONTRACT_VERSION: tuple[int, int] = (1, 6)
 """(major, minor). A plugin whose major version differs is refused."""
 
 FAMILIES: tuple[str, ...] = (
@@ -190,7 +190,8 @@ class KernelSpec:
     @property
     def typed_signature(self) -> str:
         """The signature with parameter and return types, as the guide shows it."""
-        params = ", ".join(f"{p}: {_PARAM_TYPES[p]}" for p in self.params)
+        types = {**_PARAM_TYPES, **_KERNEL_PARAM_TYPES.get(self.name, {})}
+        params = ", ".join(f"{p}: {types[p]}" for p in self.params)
         names = {"ndarray": "numpy.ndarray", "import": "tuple[handle, shape, strides, offset]"}
         ret = f" -> {names.get(self.returns or '', self.returns)}"
         return f"{self.name}({params})" + (ret if self.returns else "")
@@ -224,9 +225,7 @@ _PARAM_TYPES: dict[str, str] = {
     **dict.fromkeys(("c", "rows", "d"), "int"),
     "eps": "float",
     # sequence layers (issue 12, item 3)
-    **dict.fromkeys(
-        ("ids", "gates", "cell", "h_out", "c_out", "dh", "dc", "d_gates", "d_cell"), "handle"
-    ),
+    **dict.fromkeys(("ids", "gates", "cell", "h_out", "dh", "dc", "d_gates", "d_cell"), "handle"),
     **dict.fromkeys(("n_ids", "n_rows", "width", "t_q", "t_k", "causal"), "int"),
     **dict.fromkeys(
         ("gx", "w_hh", "h0", "c0", "hs", "cs", "dhs", "dh_n", "dc_n", "dgx", "dw_hh", "dh0", "dc0"),
@@ -242,6 +241,11 @@ _PARAM_TYPES: dict[str, str] = {
     "obj": "a DLPack producer",
     "copy": "bool | None",
 }
+
+
+# Parameters whose type differs in one kernel from the table above (c_out is a channel
+# count in the convolutions and a buffer in lstm_cell).
+_KERNEL_PARAM_TYPES: dict[str, dict[str, str]] = {"lstm_cell": {"c_out": "handle"}}
 
 
 # --- NumPy references ------------------------------------------------------------------
