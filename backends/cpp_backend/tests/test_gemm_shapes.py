@@ -31,6 +31,7 @@ SHAPES = [
     (257, 7, 3),
     (45, 1, 45),
     (1000, 5, 40),
+    (600, 300, 200),  # A stored transposed: k-block rows span > 64 pages, packed in groups
 ]
 
 
