@@ -62,3 +62,56 @@ def bench_tiny_add(benchmark: Any, impl: Impl, grad: bool) -> None:
     y = benchmark(run)
     assert y.requires_grad is grad, f"a + b on {impl.name}: requires_grad is {y.requires_grad}"
     assert_close(y.detach().numpy(), np.arange(4) + 1.0, f"tiny add on {impl.name}")
+
+
+def bench_tiny_step(benchmark: Any, impl: Impl) -> None:
+    """A whole training step of a 4-4-2 MLP on 2 examples: what a step costs beyond its
+    kernels. needle is replayed through ``needle.compile`` (the report lists it as the
+    needle row; there is no eager needle row here), PyTorch runs eagerly."""
+    x_np = np.linspace(-1.0, 1.0, 8, dtype=np.float32).reshape(2, 4)
+    y_np = np.array([0, 1])
+    if impl.kind == "torch":
+        import torch
+
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
+
+        def run() -> float:
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            return float(loss.detach())
+    else:
+        import needle
+
+        needle.manual_seed(0)
+        model = needle.models.MLP(4, hidden=(4,), num_classes=2, device=impl.device)
+        opt = needle.optim.SGD(model.parameters(), lr=0.1)
+        loss_fn = needle.nn.SoftmaxLoss()
+        x = needle.Tensor(x_np, device=impl.device, requires_grad=False)
+        y = needle.Tensor(y_np.astype(np.float32), device=impl.device, requires_grad=False)
+
+        @needle.compile(state=(model, opt))
+        def step(x: Any, y: Any) -> Any:
+            opt.reset_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        for _ in range(3):  # warm-up, capture, one replay
+            step(x, y)
+        sync = impl.sync()
+
+        def run() -> float:
+            loss = step(x, y)
+            sync()
+            return float(loss.numpy())
+
+    record(benchmark, impl, "overhead", "MLP 4-4-2 batch 2 train step (needle replayed)", unit="us")
+    loss = benchmark(run)
+    assert np.isfinite(loss) and loss > 0, f"tiny step on {impl.name}: loss {loss}"
