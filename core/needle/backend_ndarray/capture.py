@@ -470,13 +470,14 @@ class Program:
                 except (ValueError, TypeError):  # a kernel it cannot run: replay from Python
                     prog = None
             if prog is not None:
-                slots = tuple(
-                    (i, j, a)
+                found = [
+                    ((i, j), a)
                     for i, ins in enumerate(run)
                     for j, a in enumerate(ins.args)
                     if isinstance(a, _Slot)
-                )
-                segments.append(("native", (prog, slots)))
+                ]
+                places = tuple(place for place, _ in found)
+                segments.append(("native", (prog, places, tuple(a for _, a in found))))
             else:
                 segments.extend(("one", ins) for ins in run)
             run.clear()
@@ -501,17 +502,15 @@ class Program:
         place among the kernels does not matter and every compiled run sees its values.
         """
         values: list[tuple[float, ...]] = [()] * self.n_hosts
-        for ins in self._host_instrs:
-            values[ins.args[0]] = tuple(float(v) for v in ins.fn())
+        for host in self._host_instrs:
+            values[host.args[0]] = tuple(float(v) for v in host.fn())
         dev = self.device
         for kind, item in self._segments:
             if kind == "native":
-                prog, slots = item
+                prog, places, slots = item
                 if slots:
                     dev.program_set_scalars(
-                        prog,
-                        tuple((i, j) for i, j, _ in slots),
-                        tuple(values[a.host][a.index] for _, _, a in slots),
+                        prog, places, tuple(values[a.host][a.index] for a in slots)
                     )
                 dev.program_run(prog)
                 continue

@@ -391,15 +391,15 @@ def _lstm_layer_args(
         gx._same_device(t, fn)
     if gx.ndim != 3 or h0.ndim != 2:
         raise ValueError(f"{fn}: expected gx (t, n, 4h) and h0 (n, h), got {gx.shape}, {h0.shape}")
-    t, (n, h) = gx.shape[0], h0.shape
-    if gx.shape != (t, n, 4 * h) or c0.shape != (n, h) or w_hh.shape != (h, 4 * h):
+    steps, (n, h) = gx.shape[0], h0.shape
+    if gx.shape != (steps, n, 4 * h) or c0.shape != (n, h) or w_hh.shape != (h, 4 * h):
         raise ValueError(
             f"{fn}: expected gx (t, n, 4h), w_hh (h, 4h), h0 and c0 (n, h), got {gx.shape}, "
             f"{w_hh.shape}, {h0.shape}, {c0.shape}"
         )
     if len({gx.dtype, w_hh.dtype, h0.dtype, c0.dtype}) != 1:
         raise TypeError(f"{fn}: dtypes differ, {[a.dtype for a in (gx, w_hh, h0, c0)]}")
-    return t, n, h
+    return steps, n, h
 
 
 def lstm_layer_forward(

@@ -209,17 +209,18 @@ class RNNLayer(TensorOp):
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         gx, h0, w = node.inputs
         if not is_grad_enabled():  # a plain backward: the fused kernel
-            dgx, dw, dh0 = _fused.rnn_layer_backward(
+            g_x, g_w, g_h0 = _fused.rnn_layer_backward(
                 w.realize_cached_data(), h0.realize_cached_data(), node.realize_cached_data(),
                 out_grad.realize_cached_data(), self.nonlinearity,
             )  # fmt: skip
-            return Tensor.make_const(dgx), Tensor.make_const(dh0), Tensor.make_const(dw)
+            return Tensor.make_const(g_x), Tensor.make_const(g_h0), Tensor.make_const(g_w)
         # recording a graph: the per-step composition (RNNCell's own gradient formulas)
         xs, dys = split(gx, 0), split(out_grad, 0)
         hs = [h0]
         for s in range(gx.shape[0]):
             hs.append(RNNCell(self.nonlinearity)(xs[s], hs[-1], w))
-        dh, dw = None, None
+        dh: Tensor | None = None
+        dw: Tensor | None = None
         dgx: list[Tensor] = []
         for s in reversed(range(gx.shape[0])):
             d = dys[s] if dh is None else dys[s] + dh
