@@ -73,3 +73,12 @@ def check_gradients(
             atol=atol,
             err_msg=f"gradient of input {i} of {getattr(f, '__name__', f)}",
         )
+
+
+def device_for(name: str, monkeypatch: Any) -> Any:
+    """The device a fused-op test parameter names: ``"cpp"``, or ``"cpp-composed"`` for the
+    same backend with every optional kernel hidden (the NDArray compositions run)."""
+    dev = ndl.device(name.split("-")[0])
+    if name.endswith("-composed"):
+        monkeypatch.setattr(dev, "has_kernel", lambda kernel: False)
+    return dev

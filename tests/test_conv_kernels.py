@@ -12,7 +12,7 @@ from __future__ import annotations
 import needle as ndl
 import numpy as np
 import pytest
-from gradcheck import check_gradients
+from gradcheck import check_gradients, device_for
 from needle import ops
 from needle.backends import KERNELS
 
@@ -42,11 +42,7 @@ GEOMETRIES = [
 
 @pytest.fixture(params=BACKENDS)
 def device(request, monkeypatch):
-    name = request.param
-    dev = ndl.device(name.split("-")[0])
-    if name.endswith("-composed"):
-        monkeypatch.setattr(dev, "has_kernel", lambda kernel: False)
-    return dev
+    return device_for(request.param, monkeypatch)
 
 
 def _loop_conv(x, w, stride, padding):

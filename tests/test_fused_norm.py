@@ -12,7 +12,7 @@ from __future__ import annotations
 import needle as ndl
 import numpy as np
 import pytest
-from gradcheck import check_gradients
+from gradcheck import check_gradients, device_for
 from needle import nn, ops
 
 _CPP = "cpp" in {d.name for d in ndl.all_devices()}
@@ -22,11 +22,7 @@ EPS = 1e-5
 
 @pytest.fixture(params=BACKENDS)
 def device(request, monkeypatch):
-    name = request.param
-    dev = ndl.device(name.split("-")[0])
-    if name.endswith("-composed"):
-        monkeypatch.setattr(dev, "has_kernel", lambda kernel: False)
-    return dev
+    return device_for(request.param, monkeypatch)
 
 
 def T(a, device, requires_grad=True, dtype="float64"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import needle as ndl
 import numpy as np
 import pytest
-from gradcheck import check_gradients
+from gradcheck import check_gradients, device_for
 from needle.backends import kernels_in_family
 
 BACKENDS = ["numpy", "numpy-composed"] + (
@@ -20,11 +20,7 @@ BACKENDS = ["numpy", "numpy-composed"] + (
 
 @pytest.fixture(params=BACKENDS)
 def device(request, monkeypatch):
-    name = request.param
-    dev = ndl.device(name.split("-")[0])
-    if name.endswith("-composed"):
-        monkeypatch.setattr(dev, "has_kernel", lambda kernel: False)
-    return dev
+    return device_for(request.param, monkeypatch)
 
 
 @pytest.fixture

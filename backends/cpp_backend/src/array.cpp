@@ -118,4 +118,14 @@ View make_view(const char* kernel, const Array& buf, const std::vector<int64_t>&
   return v;
 }
 
+void check_distinct(const char* kernel, std::initializer_list<const Array*> outs,
+                    std::initializer_list<const Array*> ins) {
+  for (auto o = outs.begin(); o != outs.end(); ++o) {
+    for (const Array* i : ins)
+      if (*o == i) value_error(kernel, "an output buffer is also an input");
+    for (auto o2 = o + 1; o2 != outs.end(); ++o2)
+      if (*o == *o2) value_error(kernel, "two outputs are the same buffer");
+  }
+}
+
 }  // namespace needle_cpp

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -62,6 +63,9 @@ Dtype parse_dtype(const std::string& kernel, const std::string& name);
 int64_t checked_mul(const char* kernel, int64_t a, int64_t b);
 void check_nonneg(const char* kernel, const char* what, int64_t v);
 void check_same_dtype(const char* kernel, const Array& a, const Array& b);
+/// Outputs must be fresh buffers: none may be an input or another output (ValueError).
+void check_distinct(const char* kernel, std::initializer_list<const Array*> outs,
+                    std::initializer_list<const Array*> ins);
 /// `h` must hold at least `n` elements (ValueError otherwise).
 void check_size(const char* kernel, const char* what, const Array& h, int64_t n);
 

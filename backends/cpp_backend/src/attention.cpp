@@ -370,17 +370,6 @@ Sizes check_common(const char* kn, const Array& q, const Array& k, const Array& 
   return s;
 }
 
-/// Outputs must be fresh buffers: none may be an input or another output.
-void distinct(const char* kn, std::initializer_list<const Array*> outs,
-              std::initializer_list<const Array*> ins) {
-  for (auto o = outs.begin(); o != outs.end(); ++o) {
-    for (const Array* i : ins)
-      if (*o == i) value_error(kn, "an output buffer is also an input");
-    for (auto o2 = o + 1; o2 != outs.end(); ++o2)
-      if (*o == *o2) value_error(kn, "two outputs are the same buffer");
-  }
-}
-
 }  // namespace
 
 void check_attention_forward(const Array& q, const Array& k, const Array& v, const Array& mask,
@@ -395,7 +384,7 @@ void check_attention_forward(const Array& q, const Array& k, const Array& v, con
   check_size(kn, "probs", probs, s.probs);
   check_same_dtype(kn, q, out);
   check_same_dtype(kn, q, probs);
-  distinct(kn, {&out, &probs}, {&q, &k, &v, &mask});
+  check_distinct(kn, {&out, &probs}, {&q, &k, &v, &mask});
 }
 
 void attention_forward(const Array& q, const Array& k, const Array& v, const Array& mask,
@@ -431,7 +420,7 @@ void check_attention_backward(const Array& q, const Array& k, const Array& v,
   check_size(kn, "dk", dk, s.k);
   check_size(kn, "dv", dv, s.v);
   for (const Array* h : {&probs, &d_out, &dq, &dk, &dv}) check_same_dtype(kn, q, *h);
-  distinct(kn, {&dq, &dk, &dv}, {&q, &k, &v, &probs, &mask, &d_out});
+  check_distinct(kn, {&dq, &dk, &dv}, {&q, &k, &v, &probs, &mask, &d_out});
 }
 
 void attention_backward(const Array& q, const Array& k, const Array& v, const Array& probs,

@@ -27,17 +27,6 @@ void same_dtypes(const char* k, const Array& first, std::initializer_list<const 
   for (const Array* h : rest) check_same_dtype(k, first, *h);
 }
 
-/// Outputs must be fresh buffers: none may be an input or another output.
-void distinct(const char* k, std::initializer_list<const Array*> outs,
-              std::initializer_list<const Array*> ins) {
-  for (auto o = outs.begin(); o != outs.end(); ++o) {
-    for (const Array* i : ins)
-      if (*o == i) value_error(k, "an output buffer is also an input");
-    for (auto o2 = o + 1; o2 != outs.end(); ++o2)
-      if (*o == *o2) value_error(k, "two outputs are the same buffer");
-  }
-}
-
 /// Calls body(begin, end) over rows [0, rows) in parallel tasks of about kGrain elements.
 template <typename F>
 void for_rows(int64_t rows, int64_t width, F&& body) {
@@ -100,7 +89,7 @@ void check_rows(const char* k, const Array& src, const Array& ids, const Array& 
   check_size(k, "ids", ids, n_ids);
   check_size(k, "out", out, gather ? ids_n : rows_n);
   same_dtypes(k, src, {&ids, &out});
-  distinct(k, {&out}, {&src, &ids});
+  check_distinct(k, {&out}, {&src, &ids});
 }
 
 void take_rows(const Array& w, const Array& ids, Array& out, int64_t n_ids, int64_t n_rows,
@@ -165,7 +154,7 @@ void check_lstm(const char* k, const Array& gates, std::initializer_list<const A
 void check_lstm_cell(const Array& gates, const Array& cell, const Array& h_out,
                      const Array& c_out, int64_t n, int64_t h) {
   check_lstm("lstm_cell", gates, {&cell, &h_out, &c_out}, n, h);
-  distinct("lstm_cell", {&h_out, &c_out}, {&gates, &cell});
+  check_distinct("lstm_cell", {&h_out, &c_out}, {&gates, &cell});
 }
 
 void lstm_cell(const Array& gates, const Array& cell, Array& h_out, Array& c_out, int64_t n,
@@ -203,7 +192,7 @@ void check_lstm_cell_backward(const Array& gates, const Array& cell, const Array
   check_lstm(k, gates, {&cell, &dh, &dc, &d_cell}, n, h);
   check_size(k, "d_gates", d_gates, checked_mul(k, checked_mul(k, n, h), 4));
   check_same_dtype(k, gates, d_gates);
-  distinct(k, {&d_gates, &d_cell}, {&gates, &cell, &dh, &dc});
+  check_distinct(k, {&d_gates, &d_cell}, {&gates, &cell, &dh, &dc});
 }
 
 void lstm_cell_backward(const Array& gates, const Array& cell, const Array& dh, const Array& dc,

@@ -32,17 +32,6 @@
 namespace needle_cpp {
 namespace {
 
-/// Outputs must be fresh buffers: none may be an input or another output.
-void all_distinct(const char* k, std::initializer_list<const Array*> outs,
-                  std::initializer_list<const Array*> ins) {
-  for (auto o = outs.begin(); o != outs.end(); ++o) {
-    for (const Array* i : ins)
-      if (*o == i) value_error(k, "an output buffer is also an input");
-    for (auto o2 = o + 1; o2 != outs.end(); ++o2)
-      if (*o == *o2) value_error(k, "two outputs are the same buffer");
-  }
-}
-
 struct Sizes {
   int64_t state, steps_state, steps_gates, weights;  // n*h, t*n*h, t*n*4h, h*4h
 };
@@ -98,7 +87,7 @@ void check_lstm_layer(const Array& gx, const Array& w_hh, const Array& h0, const
   check_size(k, "cs", cs, s.steps_state);
   check_size(k, "gates", gates, s.steps_gates);
   for (const Array* a : {&w_hh, &h0, &c0, &hs, &cs, &gates}) check_same_dtype(k, gx, *a);
-  all_distinct(k, {&hs, &cs, &gates}, {&gx, &w_hh, &h0, &c0});
+  check_distinct(k, {&hs, &cs, &gates}, {&gx, &w_hh, &h0, &c0});
 }
 
 void lstm_layer(const Array& gx, const Array& w_hh, const Array& h0, const Array& c0, Array& hs,
@@ -163,7 +152,7 @@ void check_lstm_layer_backward(const Array& w_hh, const Array& h0, const Array& 
   check_size(k, "dc0", dc0, s.state);
   for (const Array* a : {&h0, &c0, &hs, &cs, &gates, &dhs, &dh_n, &dc_n, &dgx, &dw_hh, &dh0, &dc0})
     check_same_dtype(k, w_hh, *a);
-  all_distinct(k, {&dgx, &dw_hh, &dh0, &dc0},
+  check_distinct(k, {&dgx, &dw_hh, &dh0, &dc0},
                {&w_hh, &h0, &c0, &hs, &cs, &gates, &dhs, &dh_n, &dc_n});
 }
 
@@ -241,7 +230,7 @@ void check_rnn_layer(const Array& gx, const Array& w_hh, const Array& h0, const 
   check_size(k, "h0", h0, s.state);
   check_size(k, "hs", hs, s.steps_state);
   for (const Array* a : {&w_hh, &h0, &hs}) check_same_dtype(k, gx, *a);
-  all_distinct(k, {&hs}, {&gx, &w_hh, &h0});
+  check_distinct(k, {&hs}, {&gx, &w_hh, &h0});
 }
 
 void rnn_layer(const Array& gx, const Array& w_hh, const Array& h0, Array& hs, int64_t t,
@@ -287,7 +276,7 @@ void check_rnn_layer_backward(const Array& w_hh, const Array& h0, const Array& h
   check_size(k, "dw_hh", dw_hh, checked_mul(k, h, h));
   check_size(k, "dh0", dh0, s.state);
   for (const Array* a : {&h0, &hs, &dhs, &dgx, &dw_hh, &dh0}) check_same_dtype(k, w_hh, *a);
-  all_distinct(k, {&dgx, &dw_hh, &dh0}, {&w_hh, &h0, &hs, &dhs});
+  check_distinct(k, {&dgx, &dw_hh, &dh0}, {&w_hh, &h0, &hs, &dhs});
 }
 
 void rnn_layer_backward(const Array& w_hh, const Array& h0, const Array& hs, const Array& dhs,
