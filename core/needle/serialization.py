@@ -166,8 +166,8 @@ def _default_mode() -> int:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Any:
-    """In the main thread, a SIGTERM during the block raises ``KeyboardInterrupt``.
+def _sigterm_as_interrupt(message: str = "SIGTERM during needle.save") -> Any:
+    """In the main thread, a SIGTERM during the block raises ``KeyboardInterrupt(message)``.
 
     Only where SIGTERM has its default action (which would end the process with the
     temporary file left behind); a handler the program installed is left alone.
@@ -184,7 +184,7 @@ def _sigterm_as_interrupt() -> Any:
         return
 
     def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt("SIGTERM during needle.save")
+        raise KeyboardInterrupt(message)
 
     signal.signal(signal.SIGTERM, interrupt)
     try:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
-import signal
 import sys
-import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
+from ..serialization import _sigterm_as_interrupt
 from .config import _FLOAT_MIN, _INT_MIN, OPTIMIZERS, TrainConfig, TrainConfigError
 from .tasks import TASKS
 
@@ -174,26 +172,6 @@ def _debug(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "debug", False)) or env in ("1", "true", "yes")
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """A SIGTERM (``kill``, a scheduler's stop) ends the run like Ctrl-C does."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield  # someone else handles it
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt("SIGTERM")
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def run(args: argparse.Namespace) -> int:
     """Train as the parsed options say; print and optionally save the final metrics.
 
@@ -208,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
     progress = TrainProgress()
     try:
         config = TrainConfig.from_namespace(args)
-        with _sigterm_as_interrupt():
+        # A SIGTERM (``kill``, a scheduler's stop) ends the run like Ctrl-C does.
+        with _sigterm_as_interrupt("SIGTERM"):
             if getattr(args, "distributed", False):
                 from ..distributed._train import train_distributed
 
