@@ -20,7 +20,10 @@ those).
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import re
+import sys
 import types
 
 import numpy as np
@@ -199,3 +202,20 @@ def make_fake_cupy(signatures: dict[str, list[str]] | None, launches: list):
     cp.asarray = lambda x, dtype=None: np.array(x, dtype=dtype).view(FakeArray)
     cp.array = lambda x, dtype=None, copy=True: np.array(x, dtype=dtype, copy=copy).view(FakeArray)
     return cp
+
+
+@contextlib.contextmanager
+def fake_cuda_kernels(signatures: dict[str, list[str]] | None, launches: list):
+    """``needle_cuda.table.CudaKernels(0)`` imported over ``make_fake_cupy(...)``; the
+    real ``cupy`` and ``needle_cuda.table`` modules (if any) come back afterwards."""
+    saved = {k: sys.modules.get(k) for k in ("cupy", "needle_cuda.table")}
+    sys.modules["cupy"] = make_fake_cupy(signatures, launches)
+    sys.modules.pop("needle_cuda.table", None)
+    try:
+        yield importlib.import_module("needle_cuda.table").CudaKernels(0)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v

@@ -5,12 +5,9 @@ What a real CuPy adds (streams, device memory) runs only on a GPU."""
 
 from __future__ import annotations
 
-import importlib
-import sys
-
 import pytest
 import test_dlpack_gpu as _gpu
-from fakecupy import make_fake_cupy
+from fakecupy import fake_cuda_kernels
 from test_dlpack_gpu import *  # noqa: F403 -- re-run the same tests here
 
 pytestmark: list = []  # not GPU tests
@@ -18,18 +15,8 @@ pytestmark: list = []  # not GPU tests
 
 @pytest.fixture(scope="module")
 def cuda_kernels():
-    saved = {k: sys.modules.get(k) for k in ("cupy", "needle_cuda.table")}
-    sys.modules["cupy"] = make_fake_cupy(None, [])
-    sys.modules.pop("needle_cuda.table", None)
-    try:
-        table = importlib.import_module("needle_cuda.table")
-        yield table.CudaKernels(0)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
+    with fake_cuda_kernels(None, []) as kernels:
+        yield kernels
 
 
 def test_plugin_declares_the_dlpack_kernels():

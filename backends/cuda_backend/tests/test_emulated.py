@@ -5,14 +5,12 @@ on any machine. The CUDA code itself is exercised only by ``test_kernels_gpu.py`
 
 from __future__ import annotations
 
-import importlib
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 import test_kernels_gpu as _gpu
-from fakecupy import make_fake_cupy, ptx_signatures
+from fakecupy import fake_cuda_kernels, ptx_signatures
 from needle_cuda import compile_check, sources
 from test_kernels_gpu import *  # noqa: F403 -- re-run the same tests here
 
@@ -37,18 +35,8 @@ def _signatures():
 
 @pytest.fixture(scope="module")
 def cuda_kernels():
-    saved = {k: sys.modules.get(k) for k in ("cupy", "needle_cuda.table")}
-    sys.modules["cupy"] = make_fake_cupy(_signatures(), LAUNCHES)
-    sys.modules.pop("needle_cuda.table", None)
-    try:
-        table = importlib.import_module("needle_cuda.table")
-        yield table.CudaKernels(0)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
+    with fake_cuda_kernels(_signatures(), LAUNCHES) as kernels:
+        yield kernels
 
 
 def test_zz_every_kernel_was_launched(cuda_kernels):
