@@ -62,42 +62,41 @@ def _row(v: Tensor, like: Tensor) -> Tensor:
 
 
 # --- batch norm and layer norm ----------------------------------------------------------
-class BatchNorm(TensorOp):
+class _Norm(TensorOp):
+    """Batch norm or layer norm (:attr:`kind`) of a 2-D ``x`` with weight and bias; after
+    the forward pass, :attr:`stats` holds the means and biased variances (an NDArray)."""
+
+    kind = ""
+
+    def __init__(self, eps: float) -> None:
+        self.eps = float(eps)
+        self.stats: NDArray | None = None
+
+    def compute(self, x: NDArray, w: NDArray, b: NDArray) -> NDArray:  # type: ignore[override]
+        forward = _fused.batch_norm_forward if self.kind == "batch" else _fused.layer_norm_forward
+        y, self.stats = forward(x, w, b, self.eps)
+        return y
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, ...]:
+        x, w, _ = node.inputs
+        t = NormBackward(self.kind, self.eps, self.stats)(x, out_grad, w)
+        return t[0], t[1], t[2]
+
+
+class BatchNorm(_Norm):
     """Training batch norm of ``x`` (m, c) per column with weight and bias (c,).
 
     After the forward pass, :attr:`stats` holds the batch means and biased variances as
     a (2, c) NDArray (the running statistics are updated from it).
     """
 
-    def __init__(self, eps: float) -> None:
-        self.eps = float(eps)
-        self.stats: NDArray | None = None
-
-    def compute(self, x: NDArray, w: NDArray, b: NDArray) -> NDArray:  # type: ignore[override]
-        y, self.stats = _fused.batch_norm_forward(x, w, b, self.eps)
-        return y
-
-    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, ...]:
-        x, w, _ = node.inputs
-        t = NormBackward("batch", self.eps, self.stats)(x, out_grad, w)
-        return t[0], t[1], t[2]
+    kind = "batch"
 
 
-class LayerNorm(TensorOp):
+class LayerNorm(_Norm):
     """Layer norm of each row of ``x`` (r, d) with weight and bias (d,)."""
 
-    def __init__(self, eps: float) -> None:
-        self.eps = float(eps)
-        self.stats: NDArray | None = None
-
-    def compute(self, x: NDArray, w: NDArray, b: NDArray) -> NDArray:  # type: ignore[override]
-        y, self.stats = _fused.layer_norm_forward(x, w, b, self.eps)
-        return y
-
-    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, ...]:
-        x, w, _ = node.inputs
-        t = NormBackward("layer", self.eps, self.stats)(x, out_grad, w)
-        return t[0], t[1], t[2]
+    kind = "layer"
 
 
 class NormBackward(TensorTupleOp):
