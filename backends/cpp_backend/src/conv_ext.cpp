@@ -26,12 +26,6 @@
 namespace needle_cpp {
 namespace {
 
-/// Threads for a product of m*n*p multiply-adds (as matmul.cpp: one below ~64^3).
-int gemm_threads(int64_t m, int64_t n, int64_t p) {
-  const double work = (double)m * (double)n * (double)p / 8.0;
-  return threads_for(work > 4e18 ? INT64_MAX : (int64_t)work);
-}
-
 /// Rows of row_len elements in a buffer of about `bytes`: im2col patches and cols are made
 /// and used chunk by chunk, small enough to still be in the core's L2 (2 MiB here) when
 /// the gemm or the col2im reads them back. Measured (1 and 2 threads, ResNet9's layers and

@@ -48,12 +48,6 @@ Sizes layer_sizes(const char* k, int64_t t, int64_t n, int64_t h) {
   return s;
 }
 
-/// Threads for a product of m*n*p multiply-adds (as matmul does).
-int gemm_threads(int64_t m, int64_t n, int64_t p) {
-  const double work = (double)m * (double)n * (double)p / 8.0;
-  return threads_for(work > 4e18 ? INT64_MAX : (int64_t)work);
-}
-
 /// Calls body(begin, end) over [0, count) in parallel tasks; each index touches `arrays`
 /// arrays (the work estimate).
 template <typename F>

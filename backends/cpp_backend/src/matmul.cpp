@@ -8,16 +8,11 @@
 
 #include "isa.h"
 #include "kernels.h"
+#include "parallel.h"
 #include "perf_kernels.h"
 
 namespace needle_cpp {
 namespace {
-
-/// Threads for a product of m*n*p multiply-adds (one below ~64^3).
-int gemm_threads(int64_t m, int64_t n, int64_t p) {
-  const double work = (double)m * (double)n * (double)p / 8.0;
-  return threads_for(work > 4e18 ? INT64_MAX : (int64_t)work);
-}
 
 void check_dims(const char* kernel, std::initializer_list<std::pair<const char*, int64_t>> dims) {
   for (auto [name, v] : dims) check_nonneg(kernel, name, v);

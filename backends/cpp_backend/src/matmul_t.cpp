@@ -7,15 +7,11 @@
 #include <string>
 
 #include "isa.h"
+#include "parallel.h"
 #include "perf_kernels.h"
 
 namespace needle_cpp {
 namespace {
-
-int gemm_threads_t(int64_t m, int64_t n, int64_t p) {
-  const double work = (double)m * (double)n * (double)p / 8.0;
-  return threads_for(work > 4e18 ? INT64_MAX : (int64_t)work);
-}
 
 void check_flag(const char* kernel, const char* name, int64_t v) {
   if (v != 0 && v != 1)
@@ -66,8 +62,8 @@ void run(const Array& a, const Array& b, Array& out, int64_t batch, int64_t m, i
       A.trans = ta;
       tbl.gemm_ex(A, y + i * n * p, ldb, tb, c + i * m * p, p, m, n, p, false, threads);
     };
-    const int threads = gemm_threads_t(m, n, p);
-    const int batch_threads = gemm_threads_t(batch * m, n, p);
+    const int threads = gemm_threads(m, n, p);
+    const int batch_threads = gemm_threads(batch * m, n, p);
     if (batch > 1 && threads == 1 && batch_threads > 1) {  // many small products: one per thread
       bool failed = false;  // an exception must not leave the OpenMP region
 #pragma omp parallel for schedule(dynamic, 1) num_threads(batch_threads)

@@ -16,6 +16,12 @@ inline int64_t saturating_mul(int64_t a, int64_t b) {
   return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
 }
 
+/// Threads for a product of m*n*p multiply-adds (one below ~64^3).
+inline int gemm_threads(int64_t m, int64_t n, int64_t p) {
+  const double work = (double)m * (double)n * (double)p / 8.0;
+  return threads_for(work > 4e18 ? INT64_MAX : (int64_t)work);
+}
+
 /// Elements of work per task: about 256 KiB of float32, large enough to amortise scheduling.
 constexpr int64_t kGrain = 1 << 16;
 
