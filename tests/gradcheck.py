@@ -75,6 +75,13 @@ def check_gradients(
         )
 
 
+def fused_test_backends() -> list[str]:
+    """The ``device_for`` names a fused-op test runs on: ``numpy`` and, where installed,
+    ``cpp``, each also as ``-composed``."""
+    names = ["numpy"] + (["cpp"] if "cpp" in {d.name for d in ndl.all_devices()} else [])
+    return [v for n in names for v in (n, f"{n}-composed")]
+
+
 def device_for(name: str, monkeypatch: Any) -> Any:
     """The device a fused-op test parameter names: ``"cpp"``, or ``"cpp-composed"`` for the
     same backend with every optional kernel hidden (the NDArray compositions run)."""

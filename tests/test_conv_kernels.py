@@ -12,12 +12,12 @@ from __future__ import annotations
 import needle as ndl
 import numpy as np
 import pytest
-from gradcheck import check_gradients, device_for
+from gradcheck import check_gradients, device_for, fused_test_backends
 from needle import ops
 from needle.backends import KERNELS
 
 _CPP = "cpp" in {d.name for d in ndl.all_devices()}
-BACKENDS = ["numpy", "numpy-composed"] + (["cpp", "cpp-composed"] if _CPP else [])
+BACKENDS = fused_test_backends()
 KERNEL_BACKENDS = ["numpy"] + (["cpp"] if _CPP else [])
 NAMES = ("conv2d_nhwc_pad", "conv2d_nhwc_backward_input", "conv2d_nhwc_backward_weight")
 

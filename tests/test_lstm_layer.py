@@ -12,12 +12,11 @@ from __future__ import annotations
 import needle as ndl
 import numpy as np
 import pytest
-from gradcheck import check_gradients, device_for
+from gradcheck import check_gradients, device_for, fused_test_backends
 from needle import nn, ops
 from needle.backends.contract import KERNELS
 
-_CPP = "cpp" in {d.name for d in ndl.all_devices()}
-BACKENDS = ["numpy", "numpy-composed"] + (["cpp", "cpp-composed"] if _CPP else [])
+BACKENDS = fused_test_backends()
 
 
 @pytest.fixture(params=BACKENDS)
