@@ -167,16 +167,26 @@ def _lstm_layer_gradient(
 
 
 # --- RNN cell -----------------------------------------------------------------------------
+def _check_nonlinearity(op: str, nonlinearity: str) -> str:
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"{op}: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    return nonlinearity
+
+
+def _act_grad(d: Tensor, y: Tensor, nonlinearity: str) -> Tensor:
+    """``d`` times the derivative of the activation at the output ``y`` (for relu, 1 where
+    ``y`` is positive: a constant)."""
+    if nonlinearity == "tanh":
+        return d * (1.0 - y * y)
+    return d * Tensor.make_const(y.realize_cached_data() > 0.0)
+
+
 class RNNCell(TensorOp):
     """``act(gx + h @ w_hh)`` with ``act`` tanh or relu: inputs ``gx`` (n, h) (the input
     projection with the biases), ``h`` (n, h), ``w_hh`` (h, h)."""
 
     def __init__(self, nonlinearity: str = "tanh") -> None:
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(
-                f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"
-            )
-        self.nonlinearity = nonlinearity
+        self.nonlinearity = _check_nonlinearity("RNNCell", nonlinearity)
 
     def compute(self, gx: NDArray, h: NDArray, w_hh: NDArray) -> NDArray:  # type: ignore[override]
         pre = gx + h @ w_hh
@@ -184,10 +194,7 @@ class RNNCell(TensorOp):
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         _, h, w = node.inputs
-        if self.nonlinearity == "tanh":
-            d_pre = out_grad * (1.0 - node * node)
-        else:  # 1 where the output is positive: a constant
-            d_pre = out_grad * Tensor.make_const(node.realize_cached_data() > 0.0)
+        d_pre = _act_grad(out_grad, node, self.nonlinearity)
         return d_pre, d_pre @ transpose(w), transpose(h) @ d_pre
 
 
@@ -197,11 +204,7 @@ class RNNLayer(TensorOp):
     (h, h); step s is :class:`RNNCell` on ``(gx[s], hs[s-1], w_hh)``, ``hs[-1] = h0``."""
 
     def __init__(self, nonlinearity: str = "tanh") -> None:
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(
-                f"RNNLayer: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"
-            )
-        self.nonlinearity = nonlinearity
+        self.nonlinearity = _check_nonlinearity("RNNLayer", nonlinearity)
 
     def compute(self, gx: NDArray, h0: NDArray, w_hh: NDArray) -> NDArray:  # type: ignore[override]
         return _fused.rnn_layer_forward(gx, w_hh, h0, self.nonlinearity)
@@ -224,11 +227,7 @@ class RNNLayer(TensorOp):
         dgx: list[Tensor] = []
         for s in reversed(range(gx.shape[0])):
             d = dys[s] if dh is None else dys[s] + dh
-            y = hs[s + 1]
-            if self.nonlinearity == "tanh":
-                d_pre = d * (1.0 - y * y)
-            else:
-                d_pre = d * Tensor.make_const(y.realize_cached_data() > 0.0)
+            d_pre = _act_grad(d, hs[s + 1], self.nonlinearity)
             dgx.append(d_pre)
             dh = d_pre @ transpose(w)
             term = transpose(hs[s]) @ d_pre
