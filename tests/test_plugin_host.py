@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import needle as ndl
@@ -23,6 +22,7 @@ from needle.backends import (
     register_plugin,
     unregister_plugin,
 )
+from plugin_dist import make_distribution
 
 GOOD_PLUGIN = """
 import needle
@@ -46,19 +46,6 @@ def needle_backend_load(index):
             return getattr(table, k)
     return Partial()
 """
-
-
-def make_distribution(root: Path, dist: str, plugins: dict[str, str]) -> None:
-    """Install a fake distribution into ``root`` (a sys.path entry) with entry points."""
-    info = root / f"{dist.replace('-', '_')}-0.0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.0.1\n")
-    lines = ["[needle.backends]"]
-    for ep_name, source in plugins.items():
-        module = f"{dist.replace('-', '_')}_{ep_name}"
-        (root / f"{module}.py").write_text(textwrap.dedent(source))
-        lines.append(f"{ep_name} = {module}")
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture

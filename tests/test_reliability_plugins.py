@@ -11,12 +11,12 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from needle.backends import BackendInfo, BackendStatus
 from needle.backends._registry import Registry, info_problem, status_problem, strict_plugins
+from plugin_dist import make_distribution
 
 PLUGIN = """
 from needle.backends import BackendInfo, BackendStatus, hookimpl
@@ -51,19 +51,6 @@ def plugin(name: str, **parts: str) -> str:
     }
     fields.update(parts)
     return PLUGIN.format(name=name, **fields)
-
-
-def make_distribution(root: Path, dist: str, plugins: dict[str, str]) -> None:
-    """A fake installed distribution ``dist`` whose entry points are ``plugins``."""
-    info = root / f"{dist.replace('-', '_')}-0.0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.0.1\n")
-    lines = ["[needle.backends]"]
-    for ep_name, source in plugins.items():
-        module = f"{dist.replace('-', '_')}_{ep_name}"
-        (root / f"{module}.py").write_text(textwrap.dedent(source))
-        lines.append(f"{ep_name} = {module}")
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
 
 
 def env_for(root: Path, **extra: str) -> dict[str, str]:

@@ -1,0 +1,20 @@
+"""A fake installed distribution with ``needle.backends`` entry points, for the plugin
+host tests (``test_plugin_host``, ``test_reliability_plugins``)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+
+def make_distribution(root: Path, dist: str, plugins: dict[str, str]) -> None:
+    """Install a fake distribution into ``root`` (a sys.path entry) with entry points."""
+    info = root / f"{dist.replace('-', '_')}-0.0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.0.1\n")
+    lines = ["[needle.backends]"]
+    for ep_name, source in plugins.items():
+        module = f"{dist.replace('-', '_')}_{ep_name}"
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+        lines.append(f"{ep_name} = {module}")
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
