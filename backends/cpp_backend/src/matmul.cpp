@@ -24,15 +24,16 @@ void check_dtypes(const char* kernel, const Array& a, const Array& b, const Arra
                            dtype_name(b.dtype()) + ", " + dtype_name(out.dtype()));
 }
 
-/// out = a @ b for `batch` compact products, into a temporary first when out aliases an input.
+}  // namespace
+
 void batched_gemm(const Array& a, const Array& b, Array& out, int64_t batch, int64_t m, int64_t n,
-                  int64_t p) {
+                  int64_t p, bool trans_a, bool trans_b) {
   // Empty first: with p == 0 the checks passed however large batch * m is (no overflow).
   if (batch == 0 || m == 0 || p == 0) return;
   const int64_t out_n = batch * m * p;
-  if (&out == &a || &out == &b) {
+  if (&out == &a || &out == &b) {  // out aliases an input: work on a copy, as NumPy does
     Array tmp(out_n, out.dtype());
-    batched_gemm(a, b, tmp, batch, m, n, p);
+    batched_gemm(a, b, tmp, batch, m, n, p, trans_a, trans_b);
     std::memcpy(out.raw(), tmp.raw(), (size_t)out_n * dtype_bytes(out.dtype()));
     return;
   }
@@ -44,7 +45,15 @@ void batched_gemm(const Array& a, const Array& b, Array& out, int64_t batch, int
       return;
     }
     const T *x = a.data<T>(), *y = b.data<T>();
-    auto gemm = active_typed<T>().gemm;
+    const auto& tbl = active_typed<T>();
+    const int64_t lda = trans_a ? m : n, ldb = trans_b ? n : p;
+    auto one = [&](int64_t i, int threads) {
+      GemmA<T> A;
+      A.a = x + i * m * n;
+      A.lda = lda;
+      A.trans = trans_a;
+      tbl.gemm_ex(A, y + i * n * p, ldb, trans_b, c + i * m * p, p, m, n, p, false, threads);
+    };
     const int threads = gemm_threads(m, n, p);
     const int batch_threads = gemm_threads(batch * m, n, p);
     if (batch > 1 && threads == 1 && batch_threads > 1) {  // many small products: one per thread
@@ -52,7 +61,7 @@ void batched_gemm(const Array& a, const Array& b, Array& out, int64_t batch, int
 #pragma omp parallel for schedule(dynamic, 1) num_threads(batch_threads)
       for (int64_t i = 0; i < batch; ++i) {
         try {
-          gemm(x + i * m * n, n, y + i * n * p, p, c + i * m * p, p, m, n, p, 1);
+          one(i, 1);
         } catch (...) {
 #pragma omp atomic write
           failed = true;
@@ -61,12 +70,9 @@ void batched_gemm(const Array& a, const Array& b, Array& out, int64_t batch, int
       if (failed) throw std::bad_alloc();
       return;
     }
-    for (int64_t i = 0; i < batch; ++i)
-      gemm(x + i * m * n, n, y + i * n * p, p, c + i * m * p, p, m, n, p, threads);
+    for (int64_t i = 0; i < batch; ++i) one(i, threads);
   });
 }
-
-}  // namespace
 
 void matmul(const Array& a, const Array& b, Array& out, int64_t m, int64_t n, int64_t p) {
   check_dims("matmul", {{"m", m}, {"n", n}, {"p", p}});
@@ -74,7 +80,7 @@ void matmul(const Array& a, const Array& b, Array& out, int64_t m, int64_t n, in
   check_size("matmul", "b", b, checked_mul("matmul", n, p));
   check_size("matmul", "out", out, checked_mul("matmul", m, p));
   check_dtypes("matmul", a, b, out);
-  batched_gemm(a, b, out, 1, m, n, p);
+  batched_gemm(a, b, out, 1, m, n, p, false, false);
 }
 
 void batched_matmul(const Array& a, const Array& b, Array& out, int64_t batch, int64_t m,
@@ -85,7 +91,7 @@ void batched_matmul(const Array& a, const Array& b, Array& out, int64_t batch, i
   check_size(k, "b", b, checked_mul(k, batch, checked_mul(k, n, p)));
   check_size(k, "out", out, checked_mul(k, batch, checked_mul(k, m, p)));
   check_dtypes(k, a, b, out);
-  batched_gemm(a, b, out, batch, m, n, p);
+  batched_gemm(a, b, out, batch, m, n, p, false, false);
 }
 
 void conv2d_nhwc(const Array& x, const Array& w, Array& out, int64_t n, int64_t h, int64_t w_,

@@ -9,6 +9,12 @@
 
 namespace needle_cpp {
 
+// matmul.cpp
+/// out = op(a) @ op(b) for `batch` products laid out as matmul_t's (arguments already
+/// checked); into a temporary first when out aliases an input.
+void batched_gemm(const Array& a, const Array& b, Array& out, int64_t batch, int64_t m, int64_t n,
+                  int64_t p, bool trans_a, bool trans_b);
+
 // matmul_t.cpp
 /// out (m, p) = op(a) @ op(b); a is stored (n, m) when trans_a, b is stored (p, n) when trans_b.
 void matmul_t(const Array& a, const Array& b, Array& out, int64_t m, int64_t n, int64_t p,
