@@ -131,13 +131,9 @@ def _fingerprint(slots: list[_Where]) -> list[Any]:
     return out
 
 
-def _same(a: list[Any], b: list[Any]) -> bool:
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
-
-
 def _unchanged(slots: list[_Where], after: list[Any]) -> bool:
-    """``_same(_fingerprint(slots), after)`` without building the list (every replay
-    checks it, so it is written for speed)."""
+    """Whether ``_fingerprint(slots)`` is still ``after`` (by identity), without building
+    the list (every replay checks it, so it is written for speed)."""
     i = 0
     for holder, key, kind in slots:
         if kind == "attr":
