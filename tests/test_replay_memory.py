@@ -168,6 +168,22 @@ def test_views_are_buffers_of_compiled_programs(dev):
 
 
 # --- planned training steps --------------------------------------------------------------
+def _train_step(model, opt):
+    """One training step of ``model`` (SoftmaxLoss on its first output when it returns a
+    tuple), to hand to ``ndl.compile(step, state=(model, opt))``."""
+    loss_fn = nn.SoftmaxLoss()
+
+    def step(x, y):
+        opt.reset_grad()
+        out = model(x)
+        loss = loss_fn(out[0] if isinstance(out, tuple) else out, y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
 def _capture(kind, dev):
     """A replayed training step of a model-zoo model (captured, then replayed twice)."""
     np.random.seed(0)
@@ -191,18 +207,7 @@ def _capture(kind, dev):
         x = ndl.Tensor(ids[:-1], device=dev)
         y = ndl.Tensor(ids[1:].reshape(-1), device=dev)
     opt = ndl.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = nn.SoftmaxLoss()
-
-    def step(x, y):
-        opt.reset_grad()
-        out = model(x)
-        logits = out[0] if isinstance(out, tuple) else out
-        loss = loss_fn(logits, y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    fn = ndl.compile(step, state=(model, opt))
+    fn = ndl.compile(_train_step(model, opt), state=(model, opt))
     for _ in range(4):
         fn(x, y)
     assert fn.captures == 1 and fn.replays == 2
@@ -255,16 +260,7 @@ def test_arena_and_pool_replays_are_bit_identical(dev, monkeypatch):
         np.random.seed(0)
         model = ndl.models.ResNet9(10, device=dev)
         opt = ndl.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        loss_fn = nn.SoftmaxLoss()
-
-        def step(x, y, model=model, opt=opt, loss_fn=loss_fn):
-            opt.reset_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-
-        fn = ndl.compile(step, state=(model, opt))
+        fn = ndl.compile(_train_step(model, opt), state=(model, opt))
         rng = np.random.RandomState(1)
         losses = []
         for _ in range(6):
@@ -290,15 +286,7 @@ def test_state_copies_move_up_and_free_their_buffers_early(dev, monkeypatch):
         opt = ndl.optim.Adam(model.parameters(), lr=1e-3)
         x = ndl.Tensor(np.random.randn(4, 20).astype("float32"), device=dev)
         y = ndl.Tensor(np.random.randint(0, 5, 4).astype("float32"), device=dev)
-
-        def step(x, y):
-            opt.reset_grad()
-            loss = nn.SoftmaxLoss()(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-
-        fn = ndl.compile(step, state=(model, opt))
+        fn = ndl.compile(_train_step(model, opt), state=(model, opt))
         for _ in range(3):
             fn(x, y)
         program = next(iter(fn._cache.values())).program
@@ -313,7 +301,7 @@ def test_state_copies_move_up_and_free_their_buffers_early(dev, monkeypatch):
 
 
 @pytest.mark.parametrize("arena", [True, False])
-def test_state_moved_to_planned_buffers_holds_its_values_after_the_capture(dev, arena):
+def test_state_moved_to_planned_buffers_holds_its_values_after_the_capture(dev, arena, monkeypatch):
     """Gradients (state the step replaces without reading) point at planned buffers after
     the capture; they hold the capture step's values at once, not only after a replay."""
     if arena and not dev.has_kernel("buffer_view"):
@@ -325,26 +313,16 @@ def test_state_moved_to_planned_buffers_holds_its_values_after_the_capture(dev, 
         opt = ndl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         x = ndl.Tensor(np.random.randn(8, 20).astype("float32"), device=dev)
         y = ndl.Tensor(np.random.randint(0, 5, 8).astype("float32"), device=dev)
-
-        def step(x, y):
-            opt.reset_grad()
-            loss = nn.SoftmaxLoss()(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-
+        step = _train_step(model, opt)
         fn = ndl.compile(step, state=(model, opt)) if compiled else step
         for _ in range(calls):
             fn(x, y)
         return [p.grad.numpy() for p in model.parameters()]
 
-    capture.PLAN_ARENA, saved = arena, capture.PLAN_ARENA
-    try:
-        for calls in (2, 3):  # warm-up and capture; then a replay
-            for a, b in zip(grads(False, calls), grads(True, calls)):
-                np.testing.assert_array_equal(a, b, err_msg=f"after {calls} calls")
-    finally:
-        capture.PLAN_ARENA = saved
+    monkeypatch.setattr(capture, "PLAN_ARENA", arena)
+    for calls in (2, 3):  # warm-up and capture; then a replay
+        for a, b in zip(grads(False, calls), grads(True, calls)):
+            np.testing.assert_array_equal(a, b, err_msg=f"after {calls} calls")
 
 
 def test_two_dtypes_get_one_arena_each(dev):
