@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 import numpy as np
 import pytest
@@ -321,10 +322,13 @@ def test_program_set_scalars_reaches_python_run_kernels(monkeypatch):
 def test_program_keeps_buffers_alive_and_reruns():
     a = put(np.arange(4, dtype=np.float32))
     prog = _core.program_compile([("scalar_add", (a, 1.0, a))])
+    ref = weakref.ref(a)
     del a
     gc.collect()
+    assert ref() is not None  # a is still referenced by the program
     _core.program_run(prog)
-    _core.program_run(prog)  # a is still referenced by the program
+    _core.program_run(prog)
+    np.testing.assert_array_equal(get(ref()), np.arange(4, dtype=np.float32) + 2)
 
 
 @pytest.mark.parametrize(
