@@ -62,6 +62,10 @@ void check_same_dtype(const char* kernel, const Array& a, const Array& b) {
                            dtype_name(b.dtype()));
 }
 
+void check_same_dtypes(const char* kernel, const Array& first, std::initializer_list<const Array*> rest) {
+  for (const Array* h : rest) check_same_dtype(kernel, first, *h);
+}
+
 void check_size(const char* kernel, const char* what, const Array& h, int64_t n) {
   if (h.size() < n)
     value_error(kernel, std::string(what) + " has " + std::to_string(h.size()) +

@@ -63,6 +63,8 @@ Dtype parse_dtype(const std::string& kernel, const std::string& name);
 int64_t checked_mul(const char* kernel, int64_t a, int64_t b);
 void check_nonneg(const char* kernel, const char* what, int64_t v);
 void check_same_dtype(const char* kernel, const Array& a, const Array& b);
+/// check_same_dtype(kernel, first, *h) for each h in rest.
+void check_same_dtypes(const char* kernel, const Array& first, std::initializer_list<const Array*> rest);
 /// Outputs must be fresh buffers: none may be an input or another output (ValueError).
 void check_distinct(const char* kernel, std::initializer_list<const Array*> outs,
                     std::initializer_list<const Array*> ins);

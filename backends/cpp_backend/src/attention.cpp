@@ -419,7 +419,7 @@ void check_attention_backward(const Array& q, const Array& k, const Array& v,
   check_size(kn, "dq", dq, s.q);
   check_size(kn, "dk", dk, s.k);
   check_size(kn, "dv", dv, s.v);
-  for (const Array* h : {&probs, &d_out, &dq, &dk, &dv}) check_same_dtype(kn, q, *h);
+  check_same_dtypes(kn, q, {&probs, &d_out, &dq, &dk, &dv});
   check_distinct(kn, {&dq, &dk, &dv}, {&q, &k, &v, &probs, &mask, &d_out});
 }
 

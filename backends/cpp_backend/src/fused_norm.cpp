@@ -21,18 +21,6 @@ namespace {
 
 constexpr int64_t kRowBlock = 256;
 
-void same_dtypes(const char* k, const Array& first, std::initializer_list<const Array*> rest) {
-  for (const Array* h : rest) check_same_dtype(k, first, *h);
-}
-
-/// Calls body(begin, end) over rows [0, rows) in parallel tasks of about kGrain elements.
-template <typename F>
-void for_rows(int64_t rows, int64_t width, F&& body) {
-  const int64_t per_row = std::max<int64_t>(1, width);
-  const int64_t grain = per_row >= kGrain ? 1 : (kGrain + per_row - 1) / per_row;
-  parallel_chunks(rows, grain, rows > 1 ? threads_for(saturating_mul(rows, per_row)) : 1, body);
-}
-
 /// result[j] = sum over rows i of the values row(i, acc) adds into acc[j], j < width: each
 /// block of kRowBlock rows sums into its own partial (in row order); the partials are then
 /// added in block order. `part` is scratch (allocated here, outside the parallel region).
@@ -66,7 +54,7 @@ void check_norm(const char* k, const Array& x, const Array& w, const Array* b, c
   check_size(k, "w", w, cols);
   if (b) check_size(k, "b", *b, cols);
   check_size(k, "stats", stats, checked_mul(k, 2, n_stats));
-  same_dtypes(k, x, {&w, &out, &stats});
+  check_same_dtypes(k, x, {&w, &out, &stats});
   if (b) check_same_dtype(k, x, *b);
 }
 
@@ -293,7 +281,7 @@ void check_batchnorm_backward(const Array& x, const Array& dy, const Array& w, c
   check_norm(k, x, w, nullptr, dx, stats, m, c, c);
   check_size(k, "dy", dy, checked_mul(k, m, c));
   check_size(k, "dwb", dwb, checked_mul(k, 2, c));
-  same_dtypes(k, x, {&dy, &dwb});
+  check_same_dtypes(k, x, {&dy, &dwb});
 }
 
 void batchnorm_backward(const Array& x, const Array& dy, const Array& w, const Array& stats,
@@ -360,7 +348,7 @@ void check_layernorm_backward(const Array& x, const Array& dy, const Array& w, c
   check_norm(k, x, w, nullptr, dx, stats, rows, d, rows);
   check_size(k, "dy", dy, checked_mul(k, rows, d));
   check_size(k, "dwb", dwb, checked_mul(k, 2, d));
-  same_dtypes(k, x, {&dy, &dwb});
+  check_same_dtypes(k, x, {&dy, &dwb});
 }
 
 void layernorm_backward(const Array& x, const Array& dy, const Array& w, const Array& stats,
@@ -401,7 +389,7 @@ void check_softmax_xent(const char* k, const Array& a, const Array& labels, cons
   check_size(k, "a", a, size);
   check_size(k, "labels", labels, n);
   check_size(k, "out", out, g ? size : n);
-  same_dtypes(k, a, {&labels, &out});
+  check_same_dtypes(k, a, {&labels, &out});
   if (g) {
     check_size(k, "g", *g, 1);
     check_same_dtype(k, a, *g);

@@ -23,18 +23,6 @@
 namespace needle_cpp {
 namespace {
 
-void same_dtypes(const char* k, const Array& first, std::initializer_list<const Array*> rest) {
-  for (const Array* h : rest) check_same_dtype(k, first, *h);
-}
-
-/// Calls body(begin, end) over rows [0, rows) in parallel tasks of about kGrain elements.
-template <typename F>
-void for_rows(int64_t rows, int64_t width, F&& body) {
-  const int64_t per_row = std::max<int64_t>(1, width);
-  const int64_t grain = per_row >= kGrain ? 1 : (kGrain + per_row - 1) / per_row;
-  parallel_chunks(rows, grain, rows > 1 ? threads_for(saturating_mul(rows, per_row)) : 1, body);
-}
-
 /// The ids as row indices, after checking each is a whole number in [0, n_rows).
 template <typename T>
 std::vector<int64_t> row_ids(const char* k, const T* ids, int64_t n_ids, int64_t n_rows) {
@@ -88,7 +76,7 @@ void check_rows(const char* k, const Array& src, const Array& ids, const Array& 
   check_size(k, gather ? "w" : "g", src, gather ? rows_n : ids_n);
   check_size(k, "ids", ids, n_ids);
   check_size(k, "out", out, gather ? ids_n : rows_n);
-  same_dtypes(k, src, {&ids, &out});
+  check_same_dtypes(k, src, {&ids, &out});
   check_distinct(k, {&out}, {&src, &ids});
 }
 
@@ -147,7 +135,7 @@ void check_lstm(const char* k, const Array& gates, std::initializer_list<const A
   const int64_t size = checked_mul(k, n, h);
   check_size(k, "gates", gates, checked_mul(k, size, 4));
   for (const Array* a : nh) check_size(k, "state", *a, size);
-  same_dtypes(k, gates, nh);
+  check_same_dtypes(k, gates, nh);
 }
 }  // namespace
 

@@ -80,7 +80,7 @@ void check_lstm_layer(const Array& gx, const Array& w_hh, const Array& h0, const
   check_size(k, "hs", hs, s.steps_state);
   check_size(k, "cs", cs, s.steps_state);
   check_size(k, "gates", gates, s.steps_gates);
-  for (const Array* a : {&w_hh, &h0, &c0, &hs, &cs, &gates}) check_same_dtype(k, gx, *a);
+  check_same_dtypes(k, gx, {&w_hh, &h0, &c0, &hs, &cs, &gates});
   check_distinct(k, {&hs, &cs, &gates}, {&gx, &w_hh, &h0, &c0});
 }
 
@@ -144,8 +144,8 @@ void check_lstm_layer_backward(const Array& w_hh, const Array& h0, const Array& 
   check_size(k, "dw_hh", dw_hh, s.weights);
   check_size(k, "dh0", dh0, s.state);
   check_size(k, "dc0", dc0, s.state);
-  for (const Array* a : {&h0, &c0, &hs, &cs, &gates, &dhs, &dh_n, &dc_n, &dgx, &dw_hh, &dh0, &dc0})
-    check_same_dtype(k, w_hh, *a);
+  check_same_dtypes(k, w_hh,
+                    {&h0, &c0, &hs, &cs, &gates, &dhs, &dh_n, &dc_n, &dgx, &dw_hh, &dh0, &dc0});
   check_distinct(k, {&dgx, &dw_hh, &dh0, &dc0},
                {&w_hh, &h0, &c0, &hs, &cs, &gates, &dhs, &dh_n, &dc_n});
 }
@@ -223,7 +223,7 @@ void check_rnn_layer(const Array& gx, const Array& w_hh, const Array& h0, const 
   check_size(k, "w_hh", w_hh, checked_mul(k, h, h));
   check_size(k, "h0", h0, s.state);
   check_size(k, "hs", hs, s.steps_state);
-  for (const Array* a : {&w_hh, &h0, &hs}) check_same_dtype(k, gx, *a);
+  check_same_dtypes(k, gx, {&w_hh, &h0, &hs});
   check_distinct(k, {&hs}, {&gx, &w_hh, &h0});
 }
 
@@ -269,7 +269,7 @@ void check_rnn_layer_backward(const Array& w_hh, const Array& h0, const Array& h
   check_size(k, "dgx", dgx, s.steps_state);
   check_size(k, "dw_hh", dw_hh, checked_mul(k, h, h));
   check_size(k, "dh0", dh0, s.state);
-  for (const Array* a : {&h0, &hs, &dhs, &dgx, &dw_hh, &dh0}) check_same_dtype(k, w_hh, *a);
+  check_same_dtypes(k, w_hh, {&h0, &hs, &dhs, &dgx, &dw_hh, &dh0});
   check_distinct(k, {&dgx, &dw_hh, &dh0}, {&w_hh, &h0, &hs, &dhs});
 }
 

@@ -40,4 +40,13 @@ void parallel_chunks(int64_t n, int64_t grain, int threads, F&& body) {
   for (int64_t c = 0; c < chunks; ++c) body(c * grain, std::min(n, (c + 1) * grain));
 }
 
+/// Calls body(begin, end) over rows [0, rows) of `width` elements each, in parallel tasks of
+/// about kGrain elements.
+template <typename F>
+void for_rows(int64_t rows, int64_t width, F&& body) {
+  const int64_t per_row = std::max<int64_t>(1, width);
+  const int64_t grain = per_row >= kGrain ? 1 : (kGrain + per_row - 1) / per_row;
+  parallel_chunks(rows, grain, rows > 1 ? threads_for(saturating_mul(rows, per_row)) : 1, body);
+}
+
 }  // namespace needle_cpp
