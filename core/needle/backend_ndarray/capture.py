@@ -479,8 +479,13 @@ class Program:
                 places = tuple(place for place, _ in found)
                 segments.append(("native", (prog, places, tuple(a for _, a in found))))
             else:
-                segments.extend(("one", ins) for ins in run)
+                segments.extend(one(ins) for ins in run)
             run.clear()
+
+        def one(ins: Instr) -> tuple[str, Instr]:
+            # a kernel without dynamic scalars runs with its recorded arguments as they are
+            static = ins.kind == "kernel" and not any(isinstance(a, _Slot) for a in ins.args)
+            return ("static" if static else "one", ins)
 
         for ins in self.instrs:
             if ins.kind == "host":  # run before the segments (see run)
@@ -490,7 +495,7 @@ class Program:
                 run.append(ins)
             else:
                 flush()
-                segments.append(("one", ins))
+                segments.append(one(ins))
         flush()
         return segments
 
@@ -506,6 +511,9 @@ class Program:
             values[host.args[0]] = tuple(float(v) for v in host.fn())
         dev = self.device
         for kind, item in self._segments:
+            if kind == "static":
+                item.fn(*item.args)
+                continue
             if kind == "native":
                 prog, places, slots = item
                 if slots:
