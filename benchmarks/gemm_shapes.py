@@ -49,22 +49,24 @@ def best_us(f: Callable[[], object], n: int = 200) -> float:
 
 def main() -> None:
     which, threads = sys.argv[1], int(sys.argv[2])
+    if which == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    else:
+        from needle_cpp import _core as c
+
+        c.set_num_threads(threads)
     rng = np.random.default_rng(0)
     for m, n, p, ta, tb in SHAPES:
         a_np = rng.standard_normal((n, m) if ta else (m, n), dtype=np.float32)
         b_np = rng.standard_normal((p, n) if tb else (n, p), dtype=np.float32)
         if which == "torch":
-            import torch
-
-            torch.set_num_threads(threads)
             a, b = torch.from_numpy(a_np), torch.from_numpy(b_np)
             a_op, b_op = (a.T if ta else a), (b.T if tb else b)
             out = torch.empty(m, p)
             t = best_us(functools.partial(torch.mm, a_op, b_op, out=out))
         else:
-            from needle_cpp import _core as c
-
-            c.set_num_threads(threads)
             a, b, out = (
                 c.alloc(m * n, "float32"),
                 c.alloc(n * p, "float32"),
