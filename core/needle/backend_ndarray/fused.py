@@ -38,6 +38,36 @@ def _rsqrt(var: NDArray, eps: float) -> NDArray:
     return (var + eps).sqrt() ** -1.0
 
 
+def _norm_forward_kernel(
+    name: str, x: NDArray, w: NDArray, b: NDArray, eps: float, n_stats: int
+) -> tuple[NDArray, NDArray]:
+    """``(y, stats)`` from the optional kernel ``name`` (``batchnorm_forward`` or
+    ``layernorm_forward``) on ``x`` (m, c); ``stats`` is (2, n_stats)."""
+    m, c = x.shape
+    out = NDArray.make((m, c), device=x.device, dtype=x.dtype)
+    stats = NDArray.make((2, n_stats), device=x.device, dtype=x.dtype)
+    getattr(x.device, name)(
+        x._compact_handle(), w._compact_handle(), b._compact_handle(),
+        out._handle, stats._handle, m, c, float(eps),
+    )  # fmt: skip
+    return out, stats
+
+
+def _norm_backward_kernel(
+    name: str, x: NDArray, dy: NDArray, w: NDArray, stats: NDArray, eps: float
+) -> tuple[NDArray, NDArray, NDArray]:
+    """``(dx, dw, db)`` from the optional kernel ``name`` (``batchnorm_backward`` or
+    ``layernorm_backward``) on ``x`` (m, c)."""
+    m, c = x.shape
+    dx = NDArray.make((m, c), device=x.device, dtype=x.dtype)
+    dwb = NDArray.make((2, c), device=x.device, dtype=x.dtype)
+    getattr(x.device, name)(
+        x._compact_handle(), dy._compact_handle(), w._compact_handle(),
+        stats._compact_handle(), dx._handle, dwb._handle, m, c, float(eps),
+    )  # fmt: skip
+    return dx, dwb[0:1, :].reshape((c,)), dwb[1:2, :].reshape((c,))
+
+
 def batch_norm_forward(x: NDArray, w: NDArray, b: NDArray, eps: float) -> tuple[NDArray, NDArray]:
     """Training batch norm of ``x`` (m, c) per column: returns ``(y, stats)``."""
     _check_2d("batch_norm", x, w, b, x.shape[1] if x.ndim == 2 else 0)
@@ -46,13 +76,7 @@ def batch_norm_forward(x: NDArray, w: NDArray, b: NDArray, eps: float) -> tuple[
         raise ValueError(f"batch_norm: needs at least one row, got shape {x.shape}")
     dev = x.device
     if dev.has_kernel("batchnorm_forward"):
-        out = NDArray.make((m, c), device=dev, dtype=x.dtype)
-        stats = NDArray.make((2, c), device=dev, dtype=x.dtype)
-        dev.batchnorm_forward(
-            x._compact_handle(), w._compact_handle(), b._compact_handle(),
-            out._handle, stats._handle, m, c, float(eps),
-        )  # fmt: skip
-        return out, stats
+        return _norm_forward_kernel("batchnorm_forward", x, w, b, eps, c)
     mean = x.sum(0, keepdims=True) / float(m)
     xc = x - mean.broadcast_to(x.shape)
     var = (xc * xc).sum(0, keepdims=True) / float(m)
@@ -68,13 +92,7 @@ def batch_norm_backward(
     m, c = x.shape
     dev = x.device
     if dev.has_kernel("batchnorm_backward"):
-        dx = NDArray.make((m, c), device=dev, dtype=x.dtype)
-        dwb = NDArray.make((2, c), device=dev, dtype=x.dtype)
-        dev.batchnorm_backward(
-            x._compact_handle(), dy._compact_handle(), w._compact_handle(),
-            stats._compact_handle(), dx._handle, dwb._handle, m, c, float(eps),
-        )  # fmt: skip
-        return dx, dwb[0:1, :].reshape((c,)), dwb[1:2, :].reshape((c,))
+        return _norm_backward_kernel("batchnorm_backward", x, dy, w, stats, eps)
     mean, var = stats[0:1, :], stats[1:2, :]
     r = _rsqrt(var, eps)
     xh = (x - mean.broadcast_to(x.shape)) * r.broadcast_to(x.shape)
@@ -108,13 +126,7 @@ def layer_norm_forward(x: NDArray, w: NDArray, b: NDArray, eps: float) -> tuple[
         raise ValueError(f"layer_norm: needs at least one column, got shape {x.shape}")
     dev = x.device
     if dev.has_kernel("layernorm_forward"):
-        out = NDArray.make((rows, d), device=dev, dtype=x.dtype)
-        stats = NDArray.make((2, rows), device=dev, dtype=x.dtype)
-        dev.layernorm_forward(
-            x._compact_handle(), w._compact_handle(), b._compact_handle(),
-            out._handle, stats._handle, rows, d, float(eps),
-        )  # fmt: skip
-        return out, stats
+        return _norm_forward_kernel("layernorm_forward", x, w, b, eps, rows)
     mean = x.sum(1, keepdims=True) / float(d)
     xc = x - mean.broadcast_to(x.shape)
     var = (xc * xc).sum(1, keepdims=True) / float(d)
@@ -130,13 +142,7 @@ def layer_norm_backward(
     rows, d = x.shape
     dev = x.device
     if dev.has_kernel("layernorm_backward"):
-        dx = NDArray.make((rows, d), device=dev, dtype=x.dtype)
-        dwb = NDArray.make((2, d), device=dev, dtype=x.dtype)
-        dev.layernorm_backward(
-            x._compact_handle(), dy._compact_handle(), w._compact_handle(),
-            stats._compact_handle(), dx._handle, dwb._handle, rows, d, float(eps),
-        )  # fmt: skip
-        return dx, dwb[0:1, :].reshape((d,)), dwb[1:2, :].reshape((d,))
+        return _norm_backward_kernel("layernorm_backward", x, dy, w, stats, eps)
     mean = stats[0:1, :].reshape((rows, 1)).broadcast_to(x.shape)
     r = _rsqrt(stats[1:2, :].reshape((rows, 1)), eps).broadcast_to(x.shape)
     xh = (x - mean) * r
