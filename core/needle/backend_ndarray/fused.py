@@ -225,8 +225,9 @@ def softmax_xent_backward(logits: NDArray, labels: NDArray, scale: NDArray) -> N
 _ONE_HOT_LIMIT = 1 << 24
 
 
-def _check_ids(fn: str, ids: NDArray, n_rows: int) -> None:
-    """Whole numbers in [0, n_rows), or IndexError naming ``fn`` and the first bad id."""
+def _check_ids(fn: str, ids: NDArray, n_rows: int) -> np.ndarray:
+    """Whole numbers in [0, n_rows), or IndexError naming ``fn`` and the first bad id;
+    returns the ids read to the host, flat."""
     from .capture import host_check
 
     with host_check():  # an argument check (a replayed step skips it)
@@ -238,6 +239,7 @@ def _check_ids(fn: str, ids: NDArray, n_rows: int) -> None:
         raise IndexError(
             f"{fn}: id {float(values[k])!r} at position {k} is not a row index in [0, {n_rows})"
         )
+    return values
 
 
 def _rows_args(fn: str, table: NDArray, ids: NDArray) -> None:
@@ -251,8 +253,7 @@ def _rows_args(fn: str, table: NDArray, ids: NDArray) -> None:
 
 
 def _host_ids(fn: str, ids: NDArray, n_rows: int) -> np.ndarray:
-    _check_ids(fn, ids, n_rows)
-    return ids.numpy().reshape(-1).astype(np.int64)
+    return _check_ids(fn, ids, n_rows).astype(np.int64)
 
 
 def take_rows(w: NDArray, ids: NDArray) -> NDArray:
