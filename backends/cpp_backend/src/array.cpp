@@ -66,6 +66,20 @@ void check_same_dtypes(const char* kernel, const Array& first, std::initializer_
   for (const Array* h : rest) check_same_dtype(kernel, first, *h);
 }
 
+void check_dtypes3(const char* kernel, const Array& a, const Array& b, const Array& out) {
+  if (a.dtype() != b.dtype() || a.dtype() != out.dtype())
+    type_error(kernel, std::string("dtype mismatch ") + dtype_name(a.dtype()) + ", " +
+                           dtype_name(b.dtype()) + ", " + dtype_name(out.dtype()));
+}
+
+void check_flat(const char* kernel, int64_t n, std::initializer_list<const Array*> handles) {
+  const Array* first = *handles.begin();
+  for (const Array* h : handles) {
+    check_size(kernel, "input", *h, n);
+    check_same_dtype(kernel, *first, *h);
+  }
+}
+
 void check_size(const char* kernel, const char* what, const Array& h, int64_t n) {
   if (h.size() < n)
     value_error(kernel, std::string(what) + " has " + std::to_string(h.size()) +

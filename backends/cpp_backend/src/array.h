@@ -65,6 +65,10 @@ void check_nonneg(const char* kernel, const char* what, int64_t v);
 void check_same_dtype(const char* kernel, const Array& a, const Array& b);
 /// check_same_dtype(kernel, first, *h) for each h in rest.
 void check_same_dtypes(const char* kernel, const Array& first, std::initializer_list<const Array*> rest);
+/// The operands and output of a product share one dtype (TypeError naming all three).
+void check_dtypes3(const char* kernel, const Array& a, const Array& b, const Array& out);
+/// Like the reference backend's _flat: every handle holds n elements, one dtype.
+void check_flat(const char* kernel, int64_t n, std::initializer_list<const Array*> handles);
 /// Outputs must be fresh buffers: none may be an input or another output (ValueError).
 void check_distinct(const char* kernel, std::initializer_list<const Array*> outs,
                     std::initializer_list<const Array*> ins);

@@ -90,12 +90,6 @@ void check_geom(const char* kn, const ConvGeom& c) {
                         std::to_string(c.k) + "x" + std::to_string(c.k));
 }
 
-void check_dtypes3(const char* kn, const Array& a, const Array& b, const Array& out) {
-  if (a.dtype() != b.dtype() || a.dtype() != out.dtype())
-    type_error(kn, std::string("dtype mismatch ") + dtype_name(a.dtype()) + ", " +
-                       dtype_name(b.dtype()) + ", " + dtype_name(out.dtype()));
-}
-
 void check_distinct(const char* kn, const Array& out, const Array& a, const Array& b) {
   if (&out == &a || &out == &b) value_error(kn, "the output buffer must not be an input");
 }

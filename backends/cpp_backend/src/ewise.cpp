@@ -6,15 +6,6 @@
 namespace needle_cpp {
 namespace {
 
-/// Like the reference backend's _flat: every handle holds out.size elements, one dtype.
-void check_flat(const char* kernel, int64_t n, std::initializer_list<const Array*> handles) {
-  const Array* first = *handles.begin();
-  for (const Array* h : handles) {
-    check_size(kernel, "input", *h, n);
-    check_same_dtype(kernel, *first, *h);
-  }
-}
-
 /// Runs body(begin, end, stream) over n elements of T, in dynamic tasks when it pays.
 /// Outputs over half the L3 cache are streamed past it (they cannot stay cached anyway).
 template <typename T, typename F>

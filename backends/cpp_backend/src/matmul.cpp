@@ -18,12 +18,6 @@ void check_dims(const char* kernel, std::initializer_list<std::pair<const char*,
   for (auto [name, v] : dims) check_nonneg(kernel, name, v);
 }
 
-void check_dtypes(const char* kernel, const Array& a, const Array& b, const Array& out) {
-  if (a.dtype() != b.dtype() || a.dtype() != out.dtype())
-    type_error(kernel, std::string("dtype mismatch ") + dtype_name(a.dtype()) + ", " +
-                           dtype_name(b.dtype()) + ", " + dtype_name(out.dtype()));
-}
-
 }  // namespace
 
 void batched_gemm(const Array& a, const Array& b, Array& out, int64_t batch, int64_t m, int64_t n,
@@ -79,7 +73,7 @@ void matmul(const Array& a, const Array& b, Array& out, int64_t m, int64_t n, in
   check_size("matmul", "a", a, checked_mul("matmul", m, n));
   check_size("matmul", "b", b, checked_mul("matmul", n, p));
   check_size("matmul", "out", out, checked_mul("matmul", m, p));
-  check_dtypes("matmul", a, b, out);
+  check_dtypes3("matmul", a, b, out);
   batched_gemm(a, b, out, 1, m, n, p, false, false);
 }
 
@@ -90,7 +84,7 @@ void batched_matmul(const Array& a, const Array& b, Array& out, int64_t batch, i
   check_size(k, "a", a, checked_mul(k, batch, checked_mul(k, m, n)));
   check_size(k, "b", b, checked_mul(k, batch, checked_mul(k, n, p)));
   check_size(k, "out", out, checked_mul(k, batch, checked_mul(k, m, p)));
-  check_dtypes(k, a, b, out);
+  check_dtypes3(k, a, b, out);
   batched_gemm(a, b, out, batch, m, n, p, false, false);
 }
 
@@ -110,7 +104,7 @@ void conv2d_nhwc(const Array& x, const Array& w, Array& out, int64_t n, int64_t 
   check_size(kn, "w", w, checked_mul(kn, kk, c_out));
   const int64_t out_n = checked_mul(kn, checked_mul(kn, n, ho), checked_mul(kn, wo, c_out));
   check_size(kn, "out", out, out_n);
-  check_dtypes(kn, x, w, out);
+  check_dtypes3(kn, x, w, out);
   if (out_n == 0) return;
   if (&out == &x || &out == &w) {
     Array tmp(out_n, out.dtype());

@@ -23,9 +23,7 @@ void check_args(const char* k, const Array& a, const Array& b, const Array& out,
   check_size(k, "a", a, checked_mul(k, batch, checked_mul(k, m, n)));
   check_size(k, "b", b, checked_mul(k, batch, checked_mul(k, n, p)));
   check_size(k, "out", out, checked_mul(k, batch, checked_mul(k, m, p)));
-  if (a.dtype() != b.dtype() || a.dtype() != out.dtype())
-    type_error(k, std::string("dtype mismatch ") + dtype_name(a.dtype()) + ", " +
-                      dtype_name(b.dtype()) + ", " + dtype_name(out.dtype()));
+  check_dtypes3(k, a, b, out);
 }
 
 }  // namespace

@@ -49,14 +49,6 @@ struct Entry {
   RunFn run;
 };
 
-void flat(const char* k, int64_t n, std::initializer_list<const Array*> hs) {
-  const Array* first = *hs.begin();
-  for (const Array* h : hs) {
-    check_size(k, "input", *h, n);
-    check_same_dtype(k, *first, *h);
-  }
-}
-
 void rows(const char* k, const Array& a, const Array& out, int64_t rs, int64_t min_rs) {
   if (rs < min_rs)
     value_error(k, "reduce_size must be >= " + std::to_string(min_rs) + ", got " + std::to_string(rs));
@@ -64,18 +56,12 @@ void rows(const char* k, const Array& a, const Array& out, int64_t rs, int64_t m
   check_same_dtype(k, a, out);
 }
 
-void dtypes3(const char* k, const Array& a, const Array& b, const Array& out) {
-  if (a.dtype() != b.dtype() || a.dtype() != out.dtype())
-    type_error(k, std::string("dtype mismatch ") + dtype_name(a.dtype()) + ", " +
-                      dtype_name(b.dtype()) + ", " + dtype_name(out.dtype()));
-}
-
 void gemm_sizes(const char* k, const Args& g, int64_t batch, int64_t m, int64_t n, int64_t p) {
   for (int64_t v : {batch, m, n, p}) check_nonneg(k, "dimension", v);
   check_size(k, "a", *g.A[0], checked_mul(k, batch, checked_mul(k, m, n)));
   check_size(k, "b", *g.A[1], checked_mul(k, batch, checked_mul(k, n, p)));
   check_size(k, "out", *g.A[2], checked_mul(k, batch, checked_mul(k, m, p)));
-  dtypes3(k, *g.A[0], *g.A[1], *g.A[2]);
+  check_dtypes3(k, *g.A[0], *g.A[1], *g.A[2]);
 }
 
 void flags(const char* k, int64_t ta, int64_t tb) {
@@ -101,20 +87,20 @@ std::vector<Entry> make_entries() {
   static_assert(sizeof(kBin) / sizeof(kBin[0]) == kBinaryCount, "binary op names");
   for (int op = 0; op < kBinaryCount; ++op) {
     add((std::string("ewise_") + kBin[op]).c_str(), "AAA", op,
-        [](const Entry& en, const Args& g) { flat(en.name.c_str(), g.A[2]->size(), {g.A[0], g.A[1], g.A[2]}); },
+        [](const Entry& en, const Args& g) { check_flat(en.name.c_str(), g.A[2]->size(), {g.A[0], g.A[1], g.A[2]}); },
         [](const Entry& en, const Args& g) { ewise_binary(en.op, en.name.c_str(), *g.A[0], *g.A[1], *g.A[2]); });
     add((std::string("scalar_") + kBin[op]).c_str(), "AfA", op,
-        [](const Entry& en, const Args& g) { flat(en.name.c_str(), g.A[1]->size(), {g.A[0], g.A[1]}); },
+        [](const Entry& en, const Args& g) { check_flat(en.name.c_str(), g.A[1]->size(), {g.A[0], g.A[1]}); },
         [](const Entry& en, const Args& g) { scalar_binary(en.op, en.name.c_str(), *g.A[0], g.F[0], *g.A[1]); });
   }
   static const char* kUn[] = {"neg", "abs", "log", "exp", "tanh", "sqrt", "sin", "cos"};
   static_assert(sizeof(kUn) / sizeof(kUn[0]) == kUnaryCount, "unary op names");
   for (int op = 0; op < kUnaryCount; ++op)
     add((std::string("ewise_") + kUn[op]).c_str(), "AA", op,
-        [](const Entry& en, const Args& g) { flat(en.name.c_str(), g.A[1]->size(), {g.A[0], g.A[1]}); },
+        [](const Entry& en, const Args& g) { check_flat(en.name.c_str(), g.A[1]->size(), {g.A[0], g.A[1]}); },
         [](const Entry& en, const Args& g) { ewise_unary(en.op, en.name.c_str(), *g.A[0], *g.A[1]); });
   add("ewise_where", "AAAA", 0,
-      [](const Entry&, const Args& g) { flat("ewise_where", g.A[3]->size(), {g.A[0], g.A[1], g.A[2], g.A[3]}); },
+      [](const Entry&, const Args& g) { check_flat("ewise_where", g.A[3]->size(), {g.A[0], g.A[1], g.A[2], g.A[3]}); },
       [](const Entry&, const Args& g) { ewise_where(*g.A[0], *g.A[1], *g.A[2], *g.A[3]); });
   add("fill", "Af", 0, no_check, [](const Entry&, const Args& g) { fill(*g.A[0], g.F[0]); });
   add("astype", "AA", 0,
@@ -212,7 +198,7 @@ std::vector<Entry> make_entries() {
         check_size(kn, "x", *g.A[0], checked_mul(kn, checked_mul(kn, n, h), checked_mul(kn, w_, c_in)));
         check_size(kn, "w", *g.A[1], checked_mul(kn, kk, c_out));
         check_size(kn, "out", *g.A[2], checked_mul(kn, checked_mul(kn, n, ho), checked_mul(kn, wo, c_out)));
-        dtypes3(kn, *g.A[0], *g.A[1], *g.A[2]);
+        check_dtypes3(kn, *g.A[0], *g.A[1], *g.A[2]);
       },
       [](const Entry&, const Args& g) {
         conv2d_nhwc(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2], g.I[3], g.I[4], g.I[5], g.I[6]);
