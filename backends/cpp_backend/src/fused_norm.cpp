@@ -58,6 +58,16 @@ void check_norm(const char* k, const Array& x, const Array& w, const Array* b, c
   if (b) check_same_dtype(k, x, *b);
 }
 
+/// check_norm for a backward pass (dx in place of out), then its dy (rows, cols) and dwb (2, cols).
+void check_norm_backward(const char* k, const Array& x, const Array& dy, const Array& w,
+                         const Array& stats, const Array& dx, const Array& dwb, int64_t rows,
+                         int64_t cols, int64_t n_stats) {
+  check_norm(k, x, w, nullptr, dx, stats, rows, cols, n_stats);
+  check_size(k, "dy", dy, checked_mul(k, rows, cols));
+  check_size(k, "dwb", dwb, checked_mul(k, 2, cols));
+  check_same_dtypes(k, x, {&dy, &dwb});
+}
+
 // --- row kernels of layer norm and softmax cross-entropy ---------------------------------
 // Written as loops the compiler vectorises (sums as `omp simd` reductions in double, exp
 // inline), compiled once per instruction set below and picked by the active kernel table's
@@ -277,11 +287,7 @@ void batchnorm_forward(const Array& x, const Array& w, const Array& b, Array& ou
 
 void check_batchnorm_backward(const Array& x, const Array& dy, const Array& w, const Array& stats,
                               const Array& dx, const Array& dwb, int64_t m, int64_t c) {
-  const char* k = "batchnorm_backward";
-  check_norm(k, x, w, nullptr, dx, stats, m, c, c);
-  check_size(k, "dy", dy, checked_mul(k, m, c));
-  check_size(k, "dwb", dwb, checked_mul(k, 2, c));
-  check_same_dtypes(k, x, {&dy, &dwb});
+  check_norm_backward("batchnorm_backward", x, dy, w, stats, dx, dwb, m, c, c);
 }
 
 void batchnorm_backward(const Array& x, const Array& dy, const Array& w, const Array& stats,
@@ -344,11 +350,7 @@ void layernorm_forward(const Array& x, const Array& w, const Array& b, Array& ou
 
 void check_layernorm_backward(const Array& x, const Array& dy, const Array& w, const Array& stats,
                               const Array& dx, const Array& dwb, int64_t rows, int64_t d) {
-  const char* k = "layernorm_backward";
-  check_norm(k, x, w, nullptr, dx, stats, rows, d, rows);
-  check_size(k, "dy", dy, checked_mul(k, rows, d));
-  check_size(k, "dwb", dwb, checked_mul(k, 2, d));
-  check_same_dtypes(k, x, {&dy, &dwb});
+  check_norm_backward("layernorm_backward", x, dy, w, stats, dx, dwb, rows, d, rows);
 }
 
 void layernorm_backward(const Array& x, const Array& dy, const Array& w, const Array& stats,
