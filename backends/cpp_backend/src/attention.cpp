@@ -315,14 +315,6 @@ NEEDLE_NO_MEMCALLS void backward_plain(const Attn<T>& a, int64_t p0, int64_t p1,
   backward_pairs(a, p0, p1, w);
 }
 
-template <typename Fn>
-Fn pick(Fn avx512, Fn avx2, Fn plain) {
-  const char* name = active().name;
-  if (std::strcmp(name, "avx512") == 0) return avx512;
-  if (std::strcmp(name, "avx2") == 0) return avx2;
-  return plain;
-}
-
 /// Runs fn over the pairs in parallel, each task with its own scratch of `per_task` T.
 template <typename T>
 void run_pairs(void (*fn)(const Attn<T>&, int64_t, int64_t, T*), const Attn<T>& a,

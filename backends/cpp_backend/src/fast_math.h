@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "isa.h"
+
 #define NEEDLE_ALWAYS_INLINE inline __attribute__((always_inline))
 #if defined(__clang__)  // no prefer-vector-width target option, no optimize attribute
 #define NEEDLE_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
@@ -56,5 +58,14 @@ NEEDLE_ALWAYS_INLINE float fast_expf(float x) {
 /// for gradient checks, where accuracy matters more than speed).
 NEEDLE_ALWAYS_INLINE float row_exp(float x) { return fast_expf(x); }
 NEEDLE_ALWAYS_INLINE double row_exp(double x) { return std::exp(x); }
+
+/// The copy of a kernel for the active kernel table's instruction set.
+template <typename Fn>
+Fn pick(Fn avx512, Fn avx2, Fn plain) {
+  const char* name = active().name;
+  if (std::strcmp(name, "avx512") == 0) return avx512;
+  if (std::strcmp(name, "avx2") == 0) return avx2;
+  return plain;
+}
 
 }  // namespace needle_cpp

@@ -224,13 +224,6 @@ NEEDLE_ROWS_VARIANTS(xent_backward_rows, XentArgs, , )
 #undef NEEDLE_ROWS_VARIANTS
 #undef NEEDLE_COMMA
 
-template <typename Fn>
-Fn pick(Fn avx512, Fn avx2, Fn plain) {
-  const char* name = active().name;
-  if (std::strcmp(name, "avx512") == 0) return avx512;
-  if (std::strcmp(name, "avx2") == 0) return avx2;
-  return plain;
-}
 #define NEEDLE_PICK(NAME, T) pick(&NAME##_avx512<T>, &NAME##_avx2<T>, &NAME##_plain<T>)
 
 }  // namespace
