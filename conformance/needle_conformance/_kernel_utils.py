@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import strategies as st
 
 from .opdb import KINDS
@@ -52,6 +53,15 @@ def expected(spec: Any, *args: Any) -> np.ndarray:
     wide = [a.astype(np.float64) if isinstance(a, np.ndarray) else a for a in args]
     with np.errstate(all="ignore"):
         return np.asarray(spec.reference(*wide), dtype=np.float64)
+
+
+def error_args(k: Any, spec: Any, case: Any, dtype: str, dtypes: list[str]) -> Any:
+    """The arguments of error ``case`` of kernel ``spec`` in ``dtype``, with the first
+    other of ``dtypes`` where the case mixes dtypes (skipped when there is none)."""
+    others = [d for d in dtypes if d != dtype]
+    if case.needs_other_dtype and not others:
+        pytest.skip(f"{spec.name}: {case.description} needs a second dtype")
+    return case.make_args(k, dtype, others[0] if others else None)
 
 
 def _arg_code(i: int, arg: Any, k: Any) -> tuple[str, list[str]]:

@@ -19,6 +19,7 @@ from needle.backends import KERNELS, REQUIRED_KERNELS, ErrorCase, KernelSpec, ke
 from . import _dlpack_utils, _state
 from ._kernel_utils import (
     download,
+    error_args,
     error_repro,
     expected,
     gen,
@@ -614,11 +615,8 @@ def test_kernel_error(
     case: ErrorCase,
 ) -> None:
     """Bad sizes, views and dtypes raise a fitting error naming the kernel; no crash."""
-    others = [d for d in DTYPES if d != dtype]
-    if case.needs_other_dtype and not others:
-        pytest.skip(f"{spec.name}: {case.description} needs a second dtype")
-    k, other = needle_kernels, (others[0] if others else None)
-    args = case.make_args(k, dtype, other)
+    k = needle_kernels
+    args = error_args(k, spec, case, dtype, DTYPES)
     assert_raises(
         lambda: getattr(k, spec.name)(*args),
         case.exceptions,

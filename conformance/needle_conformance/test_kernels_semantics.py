@@ -22,7 +22,7 @@ import pytest
 from needle.backends import KERNELS, ErrorCase, KernelSpec, kernels_in_family
 
 from . import _state
-from ._kernel_utils import download, error_repro, expected, header, upload
+from ._kernel_utils import download, error_args, error_repro, expected, header, upload
 from .assertions import assert_close, fail
 
 pytestmark = pytest.mark.kernels
@@ -768,11 +768,8 @@ def test_memory_error_leaves_out_unchanged(
     case: ErrorCase,
 ) -> None:
     """A kernel that rejects its input has not written any of ``out`` first."""
-    others = [d for d in DTYPES if d != dtype]
-    if case.needs_other_dtype and not others:
-        pytest.skip(f"{spec.name}: {case.description} needs a second dtype")
     k = needle_kernels
-    args = case.make_args(k, dtype, others[0] if others else None)
+    args = error_args(k, spec, case, dtype, DTYPES)
     out = args[spec.params.index("out")]
     if not hasattr(out, "size") or isinstance(out, np.ndarray):
         pytest.skip(f"{spec.name}: error case {case.tag} has no out handle")
