@@ -7,15 +7,7 @@ import numpy as np
 import pytest
 from needle import nn
 
-BACKENDS = ["numpy", "cpp"]
-
-
-@pytest.fixture(params=BACKENDS)
-def dev(request):
-    d = ndl.device(request.param)
-    if not d.enabled():
-        pytest.skip(f"backend {request.param} not usable here")
-    return d
+# ``dev``: each CPU backend's device (tests/conftest.py)
 
 
 def _batches(n, shape, classes, seed=1):

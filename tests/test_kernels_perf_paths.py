@@ -14,21 +14,7 @@ import pytest
 from needle.backend_ndarray.ndarray import NDArray
 
 NEW = {"matmul_t", "batched_matmul_t", "reduce_sum_mid", "reduce_max_mid"}
-BACKENDS = ["numpy", "cpp"]
-
-
-def _backend(name: str) -> None:
-    try:
-        if not ndl.device(name).enabled():
-            pytest.skip(f"backend {name} not usable here")
-    except Exception as exc:  # not installed
-        pytest.skip(f"backend {name}: {exc}")
-
-
-@pytest.fixture(params=BACKENDS)
-def dev(request):
-    _backend(request.param)
-    return ndl.device(request.param)
+# ``dev``: each CPU backend's device (tests/conftest.py)
 
 
 @pytest.fixture

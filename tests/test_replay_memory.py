@@ -18,15 +18,7 @@ from needle import nn
 from needle.backend_ndarray import capture
 from needle.backend_ndarray.capture import arena_offsets, handles_of
 
-BACKENDS = ["numpy", "cpp"]
-
-
-@pytest.fixture(params=BACKENDS)
-def dev(request):
-    d = ndl.device(request.param)
-    if not d.enabled():
-        pytest.skip(f"backend {request.param} not usable here")
-    return d
+# ``dev``: each CPU backend's device (tests/conftest.py)
 
 
 # --- the offset planner ----------------------------------------------------------------
