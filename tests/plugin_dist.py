@@ -1,8 +1,11 @@
-"""A fake installed distribution with ``needle.backends`` entry points, for the plugin
-host tests (``test_plugin_host``, ``test_reliability_plugins``)."""
+"""A fake installed distribution with ``needle.backends`` entry points, and Python run in
+a subprocess that sees it, for the plugin host tests (``test_plugin_host``,
+``test_reliability_plugins``)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -18,3 +21,12 @@ def make_distribution(root: Path, dist: str, plugins: dict[str, str]) -> None:
         (root / f"{module}.py").write_text(textwrap.dedent(source))
         lines.append(f"{ep_name} = {module}")
     (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+
+
+def run_py(
+    code: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -c code`` in a subprocess with environment ``env``."""
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout
+    )

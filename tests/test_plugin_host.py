@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import needle as ndl
@@ -22,7 +20,7 @@ from needle.backends import (
     register_plugin,
     unregister_plugin,
 )
-from plugin_dist import make_distribution
+from plugin_dist import make_distribution, run_py
 
 GOOD_PLUGIN = """
 import needle
@@ -68,12 +66,6 @@ def plugin_env(tmp_path: Path) -> dict[str, str]:
     env.pop("NEEDLE_STRICT_PLUGINS", None)
     env.pop("NEEDLE_BACKEND", None)
     return env
-
-
-def run_py(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 def test_broken_plugins_are_listed_with_reasons(plugin_env) -> None:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from needle.backends import BackendInfo, BackendStatus
 from needle.backends._registry import Registry, info_problem, status_problem, strict_plugins
-from plugin_dist import make_distribution
+from plugin_dist import make_distribution, run_py
 
 PLUGIN = """
 from needle.backends import BackendInfo, BackendStatus, hookimpl
@@ -60,12 +58,6 @@ def env_for(root: Path, **extra: str) -> dict[str, str]:
     env["NEEDLE_BACKEND"] = "numpy"  # no test here needs the C++ build
     env.update(extra)
     return env
-
-
-def run_py(code: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 MAKE_TENSOR = (
