@@ -57,6 +57,9 @@ PLAN_ARENA = True
 ARENA_ALIGN = 64
 """Bytes: every temporary in an arena starts on a multiple of this (``buffer_view``'s rule)."""
 
+# Kernel families whose ``out`` may be one of their inputs (the contract's aliasing rule).
+_IN_PLACE_FAMILIES = frozenset({"ewise_binary", "scalar_binary", "ewise_unary"})
+
 # Kernels that take host data: never inside a backend-run program segment.
 _HOST_KERNELS = frozenset({"from_numpy", "to_numpy", "alloc"})
 
@@ -336,6 +339,7 @@ class Program:
         life ends there instead of at the end of the step.
         """
         if hoist_from is not None:
+            self._elide_copies(hoist_from)
             self._hoist(hoist_from)
         spans = self._lifetimes()
         if arena is None:
@@ -354,6 +358,72 @@ class Program:
         self.temps = {}  # the capture's own buffers can go now
         self._host_instrs = [ins for ins in self.instrs if ins.kind == "host"]
         self._segments = self._build_segments()
+
+    def _elide_copies(self, start: int) -> None:
+        """Drop each whole-buffer copy ``ewise_setitem(src, dst)`` from ``start`` on (new
+        state into its old buffer) whose ``src`` can be computed in ``dst`` directly: the
+        instruction that makes ``src`` writes ``dst`` instead, and the ones after it read
+        ``dst``. That holds when ``src`` is a temporary made as the ``out`` of a kernel
+        (one allowed to update an input in place, if it reads ``dst``), nothing else uses
+        ``dst`` from there to the copy, and nothing uses ``src`` after it. Every kernel
+        computes the same values from the same inputs, so the state ends with the same
+        bits, without the copy or the temporary (parameters are updated in place)."""
+        from .ndarray import compact_strides  # (ndarray imports this module)
+
+        i = start
+        while i < len(self.instrs):
+            ins = self.instrs[i]
+            src = dst = None
+            if ins.kind == "kernel" and ins.name == "ewise_setitem":
+                src, dst, shape, strides, offset = ins.args
+                whole = (
+                    offset == 0
+                    and tuple(strides) == compact_strides(tuple(shape))
+                    and math.prod(shape) == src.size == dst.size
+                    and src.dtype == dst.dtype
+                    and id(src) in self.temps
+                    and not any(h is src for h in self.keep)
+                )
+                if not whole:
+                    src = None
+            at = self._producer(src, dst, i) if src is not None else None
+            if at is None:
+                i += 1
+                continue
+            swap = {id(src): dst}
+            for j in range(at, i):
+                old = self.instrs[j]
+                self.instrs[j] = Instr(old.kind, old.name, old.fn, _substitute(old.args, swap))
+            del self.instrs[i]
+
+    def _producer(self, src: Any, dst: Any, copy_at: int) -> int | None:
+        """The index of the kernel that makes temporary ``src`` if the copy of ``src``
+        into ``dst`` at ``copy_at`` can be elided (see :meth:`_elide_copies`), else None."""
+        first = None
+        for j, other in enumerate(self.instrs):
+            hs = list(handles_of(other.args))
+            if j == copy_at:
+                continue
+            if any(h is src for h in hs):
+                if j > copy_at:
+                    return None  # read after the copy
+                if first is None:
+                    first = j
+            if first is not None and j != first and j < copy_at and any(h is dst for h in hs):
+                return None  # dst is used while src holds the new value
+        if first is None:
+            return None
+        maker = self.instrs[first]
+        spec = KERNELS.get(maker.name) if maker.kind == "kernel" else None
+        if spec is None or "out" not in spec.params:
+            return None
+        args = maker.args
+        if spec.arity != len(args) or args[spec.params.index("out")] is not src:
+            return None
+        reads_dst = any(h is dst for h in handles_of(args))
+        if reads_dst and spec.family not in _IN_PLACE_FAMILIES:
+            return None
+        return first
 
     def _hoist(self, start: int) -> None:
         """Move each instruction from ``start`` on, in order, to just after the last
