@@ -95,6 +95,54 @@ def test_softmax_cross_entropy_forward(device):
     np.testing.assert_allclose(loss.numpy(), np_xent(z, y), rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n, k", [(300, 10), (7, 1), (40, 31), (40, 32), (5, 300)])
+def test_softmax_xent_kernels_short_and_long_rows(dtype, n, k):
+    """The kernels row by row, per backend: short rows (the cpp kernels exponentiate a
+    block of them in one loop; 300 x 10 spans several blocks) and long ones, with a row
+    shifted far up, a row holding +inf, one holding -inf, and one holding NaN."""
+    rng = np.random.default_rng(k)
+    z = rng.standard_normal((n, k))
+    labels = rng.integers(0, k, n).astype(float)
+    z[1] += 1000.0
+    special = {2: np.inf, 4: np.nan} if n > 4 and k > 1 else {}
+    for row, v in special.items():
+        z[row, 0] = v
+    if special:  # a -inf logit (not the label's) is an ordinary row: its class gets 0
+        z[3, 0], labels[3] = -np.inf, 1.0
+    z = z.astype(dtype)
+    zd = z.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        m = zd.max(1, keepdims=True)
+        e = np.exp(zd - m)
+        lse = np.log(e.sum(1)) + m[:, 0]
+        want = lse - zd[np.arange(n), labels.astype(int)]
+        grad = e / e.sum(1, keepdims=True) * 0.25
+    grad[np.arange(n), labels.astype(int)] -= 0.25
+    ordinary = [i for i in range(n) if i not in special]
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for dev in ndl.all_devices():
+        if dev.name == "cuda" or not dev.has_kernel("softmax_xent"):
+            continue
+        k_ = dev.kernels
+
+        def up(a):
+            h = k_.alloc(a.size, dtype)
+            k_.from_numpy(np.ascontiguousarray(a, dtype=dtype).reshape(-1), h)
+            return h
+
+        out, gout = k_.alloc(n, dtype), k_.alloc(n * k, dtype)
+        k_.softmax_xent(up(z), up(labels), out, n, k)
+        k_.softmax_xent_backward(up(z), up(labels), up(np.array([0.25])), gout, n, k)
+        got = np.asarray(k_.to_numpy(out, (n,), (1,), 0), np.float64)
+        gg = np.asarray(k_.to_numpy(gout, (n, k), (k, 1), 0), np.float64)
+        np.testing.assert_allclose(got[ordinary], want[ordinary], rtol=tol, atol=tol, err_msg=dev.name)
+        np.testing.assert_allclose(gg[ordinary], grad[ordinary], rtol=tol, atol=tol, err_msg=dev.name)
+        if special:  # the +inf row: loss inf or nan (label), the others: nan
+            assert np.isnan(got[4]) and np.isnan(gg[4]).all(), dev.name
+            assert np.isnan(gg[2]).any(), dev.name
+
+
 def test_float32(device):
     x, w, b = (a.astype(np.float32) for a in _data(3, (64, 7), (7,), (7,)))
     y = ops.batch_norm(*(T(a, device, dtype="float32") for a in (x, w, b)))
