@@ -126,9 +126,9 @@ def test_softmax_xent_kernels_short_and_long_rows(dtype, n, k):
             continue
         k_ = dev.kernels
 
-        def up(a):
-            h = k_.alloc(a.size, dtype)
-            k_.from_numpy(np.ascontiguousarray(a, dtype=dtype).reshape(-1), h)
+        def up(a, kt=k_):
+            h = kt.alloc(a.size, dtype)
+            kt.from_numpy(np.ascontiguousarray(a, dtype=dtype).reshape(-1), h)
             return h
 
         out, gout = k_.alloc(n, dtype), k_.alloc(n * k, dtype)
@@ -136,9 +136,13 @@ def test_softmax_xent_kernels_short_and_long_rows(dtype, n, k):
         k_.softmax_xent_backward(up(z), up(labels), up(np.array([0.25])), gout, n, k)
         got = np.asarray(k_.to_numpy(out, (n,), (1,), 0), np.float64)
         gg = np.asarray(k_.to_numpy(gout, (n, k), (k, 1), 0), np.float64)
-        np.testing.assert_allclose(got[ordinary], want[ordinary], rtol=tol, atol=tol, err_msg=dev.name)
-        np.testing.assert_allclose(gg[ordinary], grad[ordinary], rtol=tol, atol=tol, err_msg=dev.name)
-        if special:  # the +inf row: loss inf or nan (label), the others: nan
+        np.testing.assert_allclose(
+            got[ordinary], want[ordinary], rtol=tol, atol=tol, err_msg=dev.name
+        )
+        np.testing.assert_allclose(
+            gg[ordinary], grad[ordinary], rtol=tol, atol=tol, err_msg=dev.name
+        )
+        if special:  # the NaN row is NaN throughout; the +inf row's gradient has a NaN
             assert np.isnan(got[4]) and np.isnan(gg[4]).all(), dev.name
             assert np.isnan(gg[2]).any(), dev.name
 
