@@ -103,10 +103,12 @@ VARIABLES: tuple[EnvVar, ...] = (
     ),
     EnvVar(
         "OMP_WAIT_POLICY, GOMP_SPINCOUNT",
-        "unset: `needle_cpp` sets `GOMP_SPINCOUNT=1000`",
+        "unset: `needle_cpp` sets `GOMP_SPINCOUNT=30000`",
         "How long idle OpenMP threads spin before sleeping. Unless either is set, "
-        "importing `needle_cpp` sets `GOMP_SPINCOUNT` to 1000 (about 50 µs) so that a "
-        "busy core elsewhere does not stall every kernel; set either to override.",
+        "importing `needle_cpp` sets `GOMP_SPINCOUNT` to 30000 (a few hundred µs): long "
+        "enough that kernels between Python work do not wake sleeping threads, short enough "
+        "that a busy core elsewhere does not stall every kernel (see `needle_cpp.SPIN_COUNT`"
+        " and `python -m benchmarks.omp_wake`); set either to override.",
         "`needle_cpp` at import; libgomp when it loads",
     ),
     EnvVar(

@@ -10,15 +10,21 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-SPIN_COUNT = "1000"
+SPIN_COUNT = "30000"
 """GOMP_SPINCOUNT set before the compiled module loads libgomp, unless the user chose one.
 
-libgomp's idle threads spin 300000 times (about 15 ms here) before they sleep. When another
-process holds one of the cores, a kernel's thread then waits out that spin at every join
-while the thread it waits for cannot run: a 100K-element add took 8 ms instead of 10 us.
-1000 spins (about 50 us) keep back-to-back kernels fast and bound that loss. Set
-OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself to override; it has no effect if libgomp was
-already loaded by another extension.
+An idle OpenMP thread spins this many rounds, then sleeps; a kernel that finds it asleep
+waits for it to wake. libgomp's default, 300000 rounds (about 15 ms on an AMD EPYC VM),
+made a 100K-element add take 8 ms instead of 10 us whenever another process held one of
+the two cores (a thread spun at every join while the one it waited for could not run).
+1000 rounds (about 10 us on an Intel Xeon VM) bounded that, but then every kernel after a
+Python gap of more than a few microseconds (between training steps, between eager ops)
+woke a sleeping thread: on a VM that costs more than the kernel (a 256K-element add, 24 us
+back to back, took 50 us after a 50 us gap: ``python -m benchmarks.omp_wake``), and a
+replayed MNIST epoch took 331-385 ms instead of 245-354 ms with 30000. 30000 rounds (a few
+hundred microseconds) cover the gaps of a training loop and bound the loss on a busy
+machine. Set OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself to override; it has no effect if
+libgomp was already loaded by another extension.
 """
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
