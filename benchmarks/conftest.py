@@ -15,6 +15,7 @@ import os
 import platform
 import shlex
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -61,6 +62,33 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for impl in _common.impls_for(kinds)
     ]
     metafunc.parametrize("impl", params)
+
+
+QUIET_SECONDS = 0.3
+"""Pause before a benchmark whose implementation differs from the previous one's.
+
+Thread pools spin for a while after their last parallel call: OpenBLAS's (NumPy, and the
+needle-numpy backend) for about 0.13 s, libgomp's (needle-cpp, PyTorch) for
+``GOMP_SPINCOUNT`` rounds. On 2 cores, the next implementation's threads compete with
+those spinners for the first part of its timing: without the pause, the needle-cpp MLP
+step timed right after needle-numpy's took 2 to 4 times as long (``pytest
+benchmarks/bench_models.py -k "bench_train_step and (numpy-MLP] or cpp-MLP])"``). The
+pause lets them go to sleep, so each implementation is measured on a quiet machine."""
+
+_previous_impl: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _quiet_between_implementations(request: pytest.FixtureRequest) -> None:
+    """Wait :data:`QUIET_SECONDS` when the previous benchmark measured another
+    implementation (``impl`` is parametrized directly, so this reads its value)."""
+    callspec = getattr(request.node, "callspec", None)
+    chosen = callspec.params.get("impl") if callspec is not None else None
+    if not isinstance(chosen, Impl):
+        return
+    if _previous_impl and _previous_impl[0] != chosen.name and not _common.quick():
+        time.sleep(QUIET_SECONDS)
+    _previous_impl[:] = [chosen.name]
 
 
 @pytest.fixture
