@@ -290,30 +290,10 @@ NEEDLE_ALWAYS_INLINE void backward_pairs(const Attn<T>& a, int64_t p0, int64_t p
 }
 
 // One copy per instruction set; the active kernel table's name picks (set_simd_level too).
-template <typename T>
-NEEDLE_TARGET_AVX512 NEEDLE_NO_MEMCALLS void forward_avx512(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
-  forward_pairs(a, p0, p1, w);
-}
-template <typename T>
-NEEDLE_TARGET_AVX2 NEEDLE_NO_MEMCALLS void forward_avx2(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
-  forward_pairs(a, p0, p1, w);
-}
-template <typename T>
-NEEDLE_NO_MEMCALLS void forward_plain(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
-  forward_pairs(a, p0, p1, w);
-}
-template <typename T>
-NEEDLE_TARGET_AVX512 NEEDLE_NO_MEMCALLS void backward_avx512(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
-  backward_pairs(a, p0, p1, w);
-}
-template <typename T>
-NEEDLE_TARGET_AVX2 NEEDLE_NO_MEMCALLS void backward_avx2(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
-  backward_pairs(a, p0, p1, w);
-}
-template <typename T>
-NEEDLE_NO_MEMCALLS void backward_plain(const Attn<T>& a, int64_t p0, int64_t p1, T* w) {
-  backward_pairs(a, p0, p1, w);
-}
+NEEDLE_ISA_COPIES(forward_pairs, NEEDLE_NO_MEMCALLS, (const Attn<T>& a, int64_t p0, int64_t p1, T* w),
+                  (a, p0, p1, w))
+NEEDLE_ISA_COPIES(backward_pairs, NEEDLE_NO_MEMCALLS, (const Attn<T>& a, int64_t p0, int64_t p1, T* w),
+                  (a, p0, p1, w))
 
 /// Runs fn over the pairs in parallel, each task with its own scratch of `per_task` T.
 template <typename T>
@@ -392,7 +372,7 @@ void attention_forward(const Array& q, const Array& k, const Array& v, const Arr
     Attn<T> a{q.data<T>(), k.data<T>(), v.data<T>(), mask.size() ? mask.data<T>() : nullptr,
               nullptr, nullptr, out.data<T>(), probs.data<T>(), nullptr, nullptr, nullptr,
               heads, t_q, t_k, d, d_v, layout == 1, causal == 1, static_cast<T>(scale)};
-    run_pairs<T>(pick(&forward_avx512<T>, &forward_avx2<T>, &forward_plain<T>), a, pairs,
+    run_pairs<T>(NEEDLE_PICK(forward_pairs, T), a, pairs,
                  forward_work(t_k, d, d_v));
   });
 }
@@ -429,7 +409,7 @@ void attention_backward(const Array& q, const Array& k, const Array& v, const Ar
               probs.data<T>(), d_out.data<T>(), nullptr, nullptr, dq.data<T>(), dk.data<T>(),
               dv.data<T>(), heads, t_q, t_k, d, d_v, layout == 1, causal == 1,
               static_cast<T>(scale)};
-    run_pairs<T>(pick(&backward_avx512<T>, &backward_avx2<T>, &backward_plain<T>), a, pairs,
+    run_pairs<T>(NEEDLE_PICK(backward_pairs, T), a, pairs,
                  backward_work(t_q, t_k, d, d_v));
   });
 }

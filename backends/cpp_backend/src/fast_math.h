@@ -68,4 +68,18 @@ Fn pick(Fn avx512, Fn avx2, Fn plain) {
   return plain;
 }
 
+/// Defines NAME_avx512, NAME_avx2 and NAME_plain (templates on T), one copy of the
+/// always-inline NAME per instruction set: `PARAMS` is the parenthesised parameter list,
+/// `ARGS` the parenthesised call arguments, `ATTRS` extra attributes (may be empty).
+#define NEEDLE_ISA_COPIES(NAME, ATTRS, PARAMS, ARGS)                                \
+  template <typename T>                                                            \
+  NEEDLE_TARGET_AVX512 ATTRS void NAME##_avx512 PARAMS { NAME ARGS; }              \
+  template <typename T>                                                            \
+  NEEDLE_TARGET_AVX2 ATTRS void NAME##_avx2 PARAMS { NAME ARGS; }                  \
+  template <typename T>                                                            \
+  ATTRS void NAME##_plain PARAMS { NAME ARGS; }
+
+/// The copy of NAME<T> (made by NEEDLE_ISA_COPIES) for the active instruction set.
+#define NEEDLE_PICK(NAME, T) pick(&NAME##_avx512<T>, &NAME##_avx2<T>, &NAME##_plain<T>)
+
 }  // namespace needle_cpp

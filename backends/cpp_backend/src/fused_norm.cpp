@@ -193,11 +193,12 @@ NEEDLE_ALWAYS_INLINE double short_row_sum(const T* r, int64_t k) {
   return s;
 }
 
-// Rows [i0, i1) of a short-row softmax (see kShortRow); on_row(i, row of exps, sum) finishes
-// each row. `e` receives the exps: a scratch block, or the output itself.
+// Rows [i0, i1) of a short-row softmax (see kShortRow); on_row(i, row of exps, sum, shift)
+// finishes each row. The exps go to `e`: a scratch block of kShortBlock elements reused by
+// every block, or (in_place) rows [i0, i1) of the output itself.
 template <typename T, typename F>
 NEEDLE_ALWAYS_INLINE void short_softmax_rows(const T* z, int64_t k, int64_t i0, int64_t i1, bool finite_shift,
-                                             T* e, int64_t e_stride_rows, F&& on_row) {
+                                             T* e, bool in_place, F&& on_row) {
   const int64_t block = std::max<int64_t>(1, kShortBlock / k);
   T shift[kShortBlock];
   for (int64_t b0 = i0; b0 < i1; b0 += block) {
@@ -206,7 +207,7 @@ NEEDLE_ALWAYS_INLINE void short_softmax_rows(const T* z, int64_t k, int64_t i0, 
       const T mx = row_max(z + (b0 + i) * k, k);
       shift[i] = finite_shift && !std::isfinite(mx) ? T(0) : mx;
     }
-    T* eb = e + (e_stride_rows ? (b0 - i0) * k : 0);
+    T* eb = in_place ? e + (b0 - i0) * k : e;
     exp_shifted_rows(z + b0 * k, rows, k, shift, eb);
     for (int64_t i = 0; i < rows; ++i) on_row(b0 + i, eb + i * k, short_row_sum(eb + i * k, k), shift[i]);
   }
@@ -215,8 +216,8 @@ NEEDLE_ALWAYS_INLINE void short_softmax_rows(const T* z, int64_t k, int64_t i0, 
 template <typename T>
 NEEDLE_ALWAYS_INLINE void xent_rows(const XentArgs<T>& a, int64_t i0, int64_t i1) {
   if (a.k < kShortRow) {
-    T e[kShortBlock + kShortRow];
-    short_softmax_rows(a.z, a.k, i0, i1, true, e, 0, [&](int64_t i, const T*, double s, T shift) {
+    T e[kShortBlock];
+    short_softmax_rows(a.z, a.k, i0, i1, true, e, false, [&](int64_t i, const T*, double s, T shift) {
       a.out[i] = (T)(log(s) + (double)shift - (double)a.z[i * a.k + (int64_t)a.labels[i]]);
     });
     return;
@@ -235,7 +236,7 @@ NEEDLE_ALWAYS_INLINE void xent_rows(const XentArgs<T>& a, int64_t i0, int64_t i1
 template <typename T>
 NEEDLE_ALWAYS_INLINE void xent_backward_rows(const XentArgs<T>& a, int64_t i0, int64_t i1) {
   if (a.k < kShortRow) {
-    short_softmax_rows(a.z, a.k, i0, i1, false, a.out + i0 * a.k, 1, [&](int64_t i, T* o, double s, T) {
+    short_softmax_rows(a.z, a.k, i0, i1, false, a.out + i0 * a.k, true, [&](int64_t i, T* o, double s, T) {
       const T f = (T)((double)a.scale / s);
       for (int64_t j = 0; j < a.k; ++j) o[j] *= f;
       o[(int64_t)a.labels[i]] -= a.scale;
@@ -260,28 +261,11 @@ NEEDLE_ALWAYS_INLINE void xent_backward_rows(const XentArgs<T>& a, int64_t i0, i
 }
 
 // One copy of each per instruction set.
-#define NEEDLE_ROWS_VARIANTS(NAME, ARGS, EXTRA_PARAMS, EXTRA_ARGS)                              \
-  template <typename T>                                                                        \
-  NEEDLE_TARGET_AVX512 void NAME##_avx512(const ARGS<T>& a, int64_t i0, int64_t i1 EXTRA_PARAMS) { \
-    NAME(a, i0, i1 EXTRA_ARGS);                                                                \
-  }                                                                                            \
-  template <typename T>                                                                        \
-  NEEDLE_TARGET_AVX2 void NAME##_avx2(const ARGS<T>& a, int64_t i0, int64_t i1 EXTRA_PARAMS) { \
-    NAME(a, i0, i1 EXTRA_ARGS);                                                                \
-  }                                                                                            \
-  template <typename T>                                                                        \
-  void NAME##_plain(const ARGS<T>& a, int64_t i0, int64_t i1 EXTRA_PARAMS) {                   \
-    NAME(a, i0, i1 EXTRA_ARGS);                                                                \
-  }
-#define NEEDLE_COMMA ,
-NEEDLE_ROWS_VARIANTS(ln_forward_rows, LnArgs, , )
-NEEDLE_ROWS_VARIANTS(ln_backward_rows, LnArgs, NEEDLE_COMMA double* acc, NEEDLE_COMMA acc)
-NEEDLE_ROWS_VARIANTS(xent_rows, XentArgs, , )
-NEEDLE_ROWS_VARIANTS(xent_backward_rows, XentArgs, , )
-#undef NEEDLE_ROWS_VARIANTS
-#undef NEEDLE_COMMA
-
-#define NEEDLE_PICK(NAME, T) pick(&NAME##_avx512<T>, &NAME##_avx2<T>, &NAME##_plain<T>)
+NEEDLE_ISA_COPIES(ln_forward_rows, , (const LnArgs<T>& a, int64_t i0, int64_t i1), (a, i0, i1))
+NEEDLE_ISA_COPIES(ln_backward_rows, , (const LnArgs<T>& a, int64_t i0, int64_t i1, double* acc),
+                  (a, i0, i1, acc))
+NEEDLE_ISA_COPIES(xent_rows, , (const XentArgs<T>& a, int64_t i0, int64_t i1), (a, i0, i1))
+NEEDLE_ISA_COPIES(xent_backward_rows, , (const XentArgs<T>& a, int64_t i0, int64_t i1), (a, i0, i1))
 
 }  // namespace
 
