@@ -606,7 +606,18 @@ def attention_softmax(scores: NDArray, scale: float, causal: bool) -> NDArray:
 
 
 def _conv_kernel(dev, name: str, w_shape: tuple[int, ...]) -> bool:
+    """Whether ``dev`` has convolution kernel ``name`` and it applies (square kernels)."""
     return w_shape[0] == w_shape[1] and dev.has_kernel(name)
+
+
+def _run_conv_kernel(
+    name: str, a: NDArray, b: NDArray, out_shape: tuple[int, ...], dims: tuple[int, ...]
+) -> NDArray:
+    """A fresh ``out_shape`` array filled by conv kernel ``name`` from ``a`` and ``b``;
+    ``dims`` are its trailing (n, h, w, c_in, k, c_out, stride, padding) arguments."""
+    out = NDArray.make(out_shape, device=a.device, dtype=a.dtype)
+    getattr(a.device, name)(a._compact_handle(), b._compact_handle(), out._handle, *dims)
+    return out
 
 
 def conv2d_pad(x: NDArray, w: NDArray, stride: int, padding: int) -> NDArray:
@@ -616,12 +627,8 @@ def conv2d_pad(x: NDArray, w: NDArray, stride: int, padding: int) -> NDArray:
     dev = x.device
     if _conv_kernel(dev, "conv2d_nhwc_pad", w.shape):
         ho, wo = (h + 2 * padding - kh) // stride + 1, (w_ + 2 * padding - kw) // stride + 1
-        out = NDArray.make((n, ho, wo, c_out), device=dev, dtype=x.dtype)
-        dev.conv2d_nhwc_pad(
-            x._compact_handle(), w._compact_handle(), out._handle,
-            n, h, w_, c_in, kh, c_out, stride, padding,
-        )  # fmt: skip
-        return out
+        dims = (n, h, w_, c_in, kh, c_out, stride, padding)
+        return _run_conv_kernel("conv2d_nhwc_pad", x, w, (n, ho, wo, c_out), dims)
     if padding:
         x = x.pad(((0, 0), (padding, padding), (padding, padding), (0, 0)))
     return x.conv2d(w, stride)
@@ -636,12 +643,8 @@ def conv2d_backward_input(
     h, w_ = hw
     dev = g.device
     if _conv_kernel(dev, "conv2d_nhwc_backward_input", w.shape):
-        dx = NDArray.make((n, h, w_, c_in), device=dev, dtype=g.dtype)
-        dev.conv2d_nhwc_backward_input(
-            g._compact_handle(), w._compact_handle(), dx._handle,
-            n, h, w_, c_in, kh, c_out, stride, padding,
-        )  # fmt: skip
-        return dx
+        dims = (n, h, w_, c_in, kh, c_out, stride, padding)
+        return _run_conv_kernel("conv2d_nhwc_backward_input", g, w, (n, h, w_, c_in), dims)
     # cols (n, ho, wo, kh, kw, c_in) = g @ W^T, each tap added at its input pixels.
     w_t = w.compact().reshape((kh * kw * c_in, c_out)).permute((1, 0))
     cols = (g.compact().reshape((n * ho * wo, c_out)) @ w_t).reshape((n, ho, wo, kh, kw, c_in))
@@ -666,13 +669,9 @@ def conv2d_backward_weight(
     n, h, w_, c_in = x.shape
     _, ho, wo, c_out = g.shape
     dev = x.device
-    if kh == kw and dev.has_kernel("conv2d_nhwc_backward_weight"):
-        dw = NDArray.make((kh, kw, c_in, c_out), device=dev, dtype=x.dtype)
-        dev.conv2d_nhwc_backward_weight(
-            x._compact_handle(), g._compact_handle(), dw._handle,
-            n, h, w_, c_in, kh, c_out, stride, padding,
-        )  # fmt: skip
-        return dw
+    if _conv_kernel(dev, "conv2d_nhwc_backward_weight", (kh, kw)):
+        dims = (n, h, w_, c_in, kh, c_out, stride, padding)
+        return _run_conv_kernel("conv2d_nhwc_backward_weight", x, g, (kh, kw, c_in, c_out), dims)
     if padding:
         x = x.pad(((0, 0), (padding, padding), (padding, padding), (0, 0)))
     cols = x.im2col(kh, kw, stride)
