@@ -1008,8 +1008,7 @@ def conv2d_nhwc_backward_input(g: Buffer, w: Buffer, dx: Buffer, n: int, h: int,
     """dx (n, h, w_, c_in) of conv2d_nhwc_pad given its output gradient g."""
     kn = "conv2d_nhwc_backward_input"
     ho, wo = _conv_geometry(kn, n, h, w_, c_in, k, c_out, stride, padding)
-    if dx is g or dx is w:
-        raise ValueError(f"{kn}: the output buffer must not be an input")
+    _fresh(kn, (dx,), (g, w))
     da, wa, ga = _conv_buffers(kn, dx, w, g, n, h, w_, c_in, k, c_out, ho, wo)
     cols = (ga.reshape(-1, c_out) @ wa.reshape(-1, c_out).T).reshape(n, ho, wo, k, k, c_in)
     dxp = np.zeros((n, h + 2 * padding, w_ + 2 * padding, c_in), dtype=da.dtype)
@@ -1027,8 +1026,7 @@ def conv2d_nhwc_backward_weight(x: Buffer, g: Buffer, dw: Buffer, n: int, h: int
     """dw (k, k, c_in, c_out) of conv2d_nhwc_pad given its input x and output gradient g."""
     kn = "conv2d_nhwc_backward_weight"
     ho, wo = _conv_geometry(kn, n, h, w_, c_in, k, c_out, stride, padding)
-    if dw is x or dw is g:
-        raise ValueError(f"{kn}: the output buffer must not be an input")
+    _fresh(kn, (dw,), (x, g))
     xa, wa, ga = _conv_buffers(kn, x, dw, g, n, h, w_, c_in, k, c_out, ho, wo)
     cols = _patches(_pad_hw(xa, padding), k, stride, ho, wo).reshape(-1, k * k * c_in)
     wa[...] = (cols.T @ ga.reshape(-1, c_out)).reshape(wa.shape)
