@@ -69,6 +69,23 @@ def rounds(full: int) -> int:
     return int(value) if value.isdigit() and int(value) > 0 else full
 
 
+def needle_train_step(model: Any, opt: Any, loss_fn: Any) -> Callable[[Any, Any], Any]:
+    """``update(x, y)``: one needle training step (reset gradients, forward, loss on the
+    first output where the model returns a tuple, backward, optimizer step); returns the
+    loss Tensor. What the model benchmarks and tools time, eagerly or through
+    ``needle.compile(update, state=(model, opt))``."""
+
+    def update(x: Any, y: Any) -> Any:
+        opt.reset_grad()
+        out = model(x)
+        loss = loss_fn(out[0] if isinstance(out, tuple) else out, y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return update
+
+
 # --- implementations ------------------------------------------------------------------
 @dataclass
 class Impl:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ._common import Impl, record, rng, rounds, size
+from ._common import Impl, needle_train_step, record, rng, rounds, size
 
 pytestmark = pytest.mark.impls("needle", "torch")
 
@@ -229,16 +229,7 @@ def _needle_step(
     y = needle.Tensor(y_np, device=impl.device, requires_grad=False)
     sync = impl.sync()
 
-    def update(x: Any, y: Any) -> Any:
-        opt.reset_grad()
-        out = model(x)
-        if isinstance(out, tuple):  # language models return (logits, hidden state)
-            out = out[0]
-        loss = loss_fn(out, y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    update = needle_train_step(model, opt, loss_fn)  # LMs: the loss of (logits, state)[0]
     run = update
     if replay:
         run = needle.compile(update, state=(model, opt))
@@ -382,13 +373,7 @@ def _mnist_epoch(
         loader = DataLoader(NDArrayDataset(x_np, y_np), batch_size=batch, device=impl.device)
         sync = impl.sync()
 
-        def update(x: Any, y: Any) -> Any:
-            opt.reset_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-
+        update = needle_train_step(model, opt, loss_fn)
         run = needle.compile(update, state=(model, opt)) if replay else update
 
         def epoch() -> float:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ._common import Impl, assert_close, record
+from ._common import Impl, assert_close, needle_train_step, record
 
 pytestmark = pytest.mark.impls("needle", "torch")
 
@@ -95,13 +95,7 @@ def bench_tiny_step(benchmark: Any, impl: Impl) -> None:
         x = needle.Tensor(x_np, device=impl.device, requires_grad=False)
         y = needle.Tensor(y_np.astype(np.float32), device=impl.device, requires_grad=False)
 
-        @needle.compile(state=(model, opt))
-        def step(x: Any, y: Any) -> Any:
-            opt.reset_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = needle.compile(needle_train_step(model, opt, loss_fn), state=(model, opt))
 
         for _ in range(3):  # warm-up, capture, one replay
             step(x, y)

@@ -62,10 +62,9 @@ def main() -> None:
         a_np = rng.standard_normal((n, m) if ta else (m, n), dtype=np.float32)
         b_np = rng.standard_normal((p, n) if tb else (n, p), dtype=np.float32)
         if which == "torch":
-            a, b = torch.from_numpy(a_np), torch.from_numpy(b_np)
-            a_op, b_op = (a.T if ta else a), (b.T if tb else b)
-            out = torch.empty(m, p)
-            t = best_us(functools.partial(torch.mm, a_op, b_op, out=out))
+            at, bt = torch.from_numpy(a_np), torch.from_numpy(b_np)
+            a_op, b_op = (at.T if ta else at), (bt.T if tb else bt)
+            t = best_us(functools.partial(torch.mm, a_op, b_op, out=torch.empty(m, p)))
         else:
             a, b, out = (
                 c.alloc(m * n, "float32"),

@@ -22,12 +22,16 @@ import needle as ndl
 import numpy as np
 from needle import models, nn, optim
 
+from ._common import needle_train_step
+
 
 def build(model_name: str, backend: str) -> tuple[Any, Any, Any, Any]:
     """The model, its optimizer and one (x, y) batch, as in bench_models."""
     dev = ndl.device(backend)
     rng = np.random.default_rng(0)
     ndl.manual_seed(0)
+    x: np.ndarray
+    y: np.ndarray
 
     def const(a: np.ndarray) -> ndl.Tensor:
         return ndl.Tensor(a.astype(np.float32), device=dev, requires_grad=False)
@@ -66,16 +70,7 @@ def main() -> None:
     model, opt, x, y = build(args.model, args.backend)
     loss_fn = nn.SoftmaxLoss()
 
-    def update(x: Any, y: Any) -> Any:
-        opt.reset_grad()
-        out = model(x)
-        out = out[0] if isinstance(out, tuple) else out
-        loss = loss_fn(out, y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    step = ndl.compile(update, state=(model, opt))
+    step = ndl.compile(needle_train_step(model, opt, loss_fn), state=(model, opt))
     for _ in range(3):  # warm-up, capture, one replay
         step(x, y)
     start = time.perf_counter()
@@ -89,7 +84,7 @@ def main() -> None:
         for ins in program.instrs
         if ins.kind == "kernel" and not any(type(a).__name__ == "_Slot" for a in ins.args)
     ]
-    total: collections.Counter[str] = collections.Counter()
+    total: dict[str, float] = collections.defaultdict(float)
     count: collections.Counter[str] = collections.Counter()
     slowest: dict[int, float] = {}
     for _ in range(args.steps):
@@ -107,9 +102,9 @@ def main() -> None:
         f"live peak {program.live_peak_bytes / 1e6:.1f} MB"
     )
     print(f"kernels called one by one: {sum(total.values()) / n * 1e3:.2f} ms per step")
-    for name, t in total.most_common():
+    for name, t in sorted(total.items(), key=lambda kv: -kv[1]):
         print(f"  {name:28s} {t / n * 1e3:8.3f} ms  {count[name] // n:5d} calls")
-    for i in sorted(slowest, key=slowest.get, reverse=True)[: args.top]:
+    for i in sorted(slowest, key=lambda j: slowest[j], reverse=True)[: args.top]:
         ints = [a for a in calls[i].args if isinstance(a, int)]
         print(f"  {slowest[i] * 1e3:8.3f} ms  {calls[i].name} {ints}")
 

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from ._common import needle_train_step
+
 MODELS = ("resnet9", "mlp", "lstm", "transformer")
 LM = dict(vocab=1000, emb=64, hidden=128, layers=2, seq=20)  # as benchmarks/bench_models.py
 MB = 2**20
@@ -97,15 +99,7 @@ def _needle_step(model: str, batch: int, backend: str) -> tuple[Any, Any, Any, A
     x = ndl.Tensor(x_np, device=dev, requires_grad=False)
     y = ndl.Tensor(y_np, device=dev, requires_grad=False)
 
-    def update(x: Any, y: Any) -> Any:
-        opt.reset_grad()
-        out = net(x)
-        loss = loss_fn(out[0] if isinstance(out, tuple) else out, y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return update, x, y, (net, opt)
+    return needle_train_step(net, opt, loss_fn), x, y, (net, opt)
 
 
 def _replayed(model: str, batch: int, backend: str, arena: bool) -> tuple[Any, Any, Any, Any]:

@@ -20,6 +20,8 @@ import needle as ndl
 import numpy as np
 from needle import nn, optim
 
+from ._common import needle_train_step
+
 
 def _step_fn(model_name: str, backend: str) -> Callable[[], None]:
     from needle import models
@@ -42,14 +44,8 @@ def _step_fn(model_name: str, backend: str) -> Callable[[], None]:
     opt = optim.SGD(model.parameters(), lr=0.01)
     loss_fn = nn.SoftmaxLoss()
 
-    def step() -> None:
-        opt.reset_grad()
-        out = model(x)
-        out = out[0] if isinstance(out, tuple) else out
-        loss_fn(out, y).backward()
-        opt.step()
-
-    return step
+    update = needle_train_step(model, opt, loss_fn)
+    return lambda: update(x, y)
 
 
 def main() -> None:
