@@ -368,29 +368,14 @@ class Program:
         ``dst`` from there to the copy, and nothing uses ``src`` after it. Every kernel
         computes the same values from the same inputs, so the state ends with the same
         bits, without the copy or the temporary (parameters are updated in place)."""
-        from .ndarray import compact_strides  # (ndarray imports this module)
-
         i = start
         while i < len(self.instrs):
-            ins = self.instrs[i]
-            src = dst = None
-            if ins.kind == "kernel" and ins.name == "ewise_setitem":
-                src, dst, shape, strides, offset = ins.args
-                whole = (
-                    offset == 0
-                    and tuple(strides) == compact_strides(tuple(shape))
-                    and math.prod(shape) == src.size == dst.size
-                    and src.dtype == dst.dtype
-                    and id(src) in self.temps
-                    and not any(h is src for h in self.keep)
-                )
-                if not whole:
-                    src = None
-            at = self._producer(src, dst, i) if src is not None else None
-            if at is None:
+            pair = _whole_copy(self.instrs[i], self.temps, self.keep)
+            at = None if pair is None else self._producer(*pair, i)
+            if pair is None or at is None:
                 i += 1
                 continue
-            swap = {id(src): dst}
+            swap = {id(pair[0]): pair[1]}
             for j in range(at, i):
                 old = self.instrs[j]
                 self.instrs[j] = Instr(old.kind, old.name, old.fn, _substitute(old.args, swap))
@@ -399,29 +384,19 @@ class Program:
     def _producer(self, src: Any, dst: Any, copy_at: int) -> int | None:
         """The index of the kernel that makes temporary ``src`` if the copy of ``src``
         into ``dst`` at ``copy_at`` can be elided (see :meth:`_elide_copies`), else None."""
-        first = None
-        for j, other in enumerate(self.instrs):
-            hs = list(handles_of(other.args))
-            if j == copy_at:
-                continue
-            if any(h is src for h in hs):
-                if j > copy_at:
-                    return None  # read after the copy
-                if first is None:
-                    first = j
-            if first is not None and j != first and j < copy_at and any(h is dst for h in hs):
-                return None  # dst is used while src holds the new value
-        if first is None:
-            return None
+        users = [j for j, ins in enumerate(self.instrs) if j != copy_at and _uses(ins, src)]
+        if not users or users[-1] > copy_at:
+            return None  # never made, or read after the copy
+        first = users[0]
+        if any(_uses(self.instrs[j], dst) for j in range(first + 1, copy_at)):
+            return None  # dst is used while src holds the new value
         maker = self.instrs[first]
         spec = KERNELS.get(maker.name) if maker.kind == "kernel" else None
-        if spec is None or "out" not in spec.params:
+        if spec is None or "out" not in spec.params or spec.arity != len(maker.args):
             return None
-        args = maker.args
-        if spec.arity != len(args) or args[spec.params.index("out")] is not src:
+        if maker.args[spec.params.index("out")] is not src:
             return None
-        reads_dst = any(h is dst for h in handles_of(args))
-        if reads_dst and spec.family not in _IN_PLACE_FAMILIES:
+        if _uses(maker, dst) and spec.family not in _IN_PLACE_FAMILIES:
             return None
         return first
 
@@ -673,6 +648,30 @@ def _place(
         offsets[k] = offset
         total = max(total, offset + size)
     return offsets, total
+
+
+def _uses(ins: Instr, handle: Any) -> bool:
+    """Whether ``ins`` reads or writes ``handle``."""
+    return any(h is handle for h in handles_of(ins.args))
+
+
+def _whole_copy(ins: Instr, temps: dict[int, Any], keep: list[Any]) -> tuple[Any, Any] | None:
+    """``(src, dst)`` if ``ins`` copies all of temporary ``src`` (not kept past the step)
+    over all of ``dst``, same size and dtype; else None."""
+    if ins.kind != "kernel" or ins.name != "ewise_setitem":
+        return None
+    from .ndarray import compact_strides  # (ndarray imports this module)
+
+    src, dst, shape, strides, offset = ins.args
+    whole = (
+        offset == 0
+        and tuple(strides) == compact_strides(tuple(shape))
+        and math.prod(shape) == src.size == dst.size
+        and src.dtype == dst.dtype
+        and id(src) in temps
+        and not any(h is src for h in keep)
+    )
+    return (src, dst) if whole else None
 
 
 def _nbytes(h: Any) -> int:
