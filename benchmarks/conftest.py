@@ -68,7 +68,7 @@ QUIET_SECONDS = 0.3
 """Pause before a benchmark whose implementation differs from the previous one's.
 
 Thread pools spin for a while after their last parallel call: OpenBLAS's (NumPy, and the
-needle-numpy backend) for about 0.13 s, libgomp's (needle-cpp, PyTorch) for
+needle-numpy backend) for a fraction of a second, libgomp's (needle-cpp, PyTorch) for
 ``GOMP_SPINCOUNT`` rounds. On 2 cores, the next implementation's threads compete with
 those spinners for the first part of its timing: without the pause, the needle-cpp MLP
 step timed right after needle-numpy's took 2 to 4 times as long (``pytest

@@ -19,11 +19,12 @@ made a 100K-element add take 8 ms instead of 10 us whenever another process held
 the two cores (a thread spun at every join while the one it waited for could not run).
 1000 rounds (about 10 us on an Intel Xeon VM) bounded that, but then every kernel after a
 Python gap of more than a few microseconds (between training steps, between eager ops)
-woke a sleeping thread: on a VM that costs more than the kernel (a 256K-element add, 24 us
-back to back, took 50 us after a 50 us gap: ``python -m benchmarks.omp_wake``), and a
-replayed MNIST epoch took 331-385 ms instead of 245-354 ms with 30000. 30000 rounds (a few
-hundred microseconds) cover the gaps of a training loop and bound the loss on a busy
-machine. Set OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself to override; it has no effect if
+woke a sleeping thread: on a VM that costs more than the kernel (a 256K-element add took
+24-39 us right after the previous one, 52 us after a 50 us gap: ``python -m
+benchmarks.omp_wake``), and replayed MNIST epochs were slower (docs/performance.md has the
+runs). 30000 rounds (a few hundred microseconds) cover the gaps of a training loop; on a
+machine with a busy core they cost tail latency (``python -m benchmarks.omp_wake --busy``:
+90th percentile 1.5 ms against 0.17 ms at 1000), far less than libgomp's default. Set OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself to override; it has no effect if
 libgomp was already loaded by another extension.
 """
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
