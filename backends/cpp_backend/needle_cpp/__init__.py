@@ -24,8 +24,9 @@ woke a sleeping thread: on a VM that costs more than the kernel (a 256K-element 
 benchmarks.omp_wake``), and replayed MNIST epochs were slower (docs/performance.md has the
 runs). 30000 rounds (a few hundred microseconds) cover the gaps of a training loop; on a
 machine with a busy core they cost tail latency (``python -m benchmarks.omp_wake --busy``:
-90th percentile 1.5 ms against 0.17 ms at 1000), far less than libgomp's default. Set OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself to override; it has no effect if
-libgomp was already loaded by another extension.
+90th percentile 1.5 ms against 0.17 ms at 1000), far less than libgomp's default. Set
+OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself to override; it has no effect if libgomp was
+already loaded by another extension.
 """
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
