@@ -1,6 +1,6 @@
 """A fake installed distribution with ``needle.backends`` entry points, and Python run in
-a subprocess that sees it, for the plugin host tests (``test_plugin_host``,
-``test_reliability_plugins``)."""
+a subprocess that sees it, for the plugin host and command tests (``test_plugin_host``,
+``test_reliability_plugins``, ``test_cli``)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,24 @@ import textwrap
 from pathlib import Path
 
 
-def make_distribution(root: Path, dist: str, plugins: dict[str, str]) -> None:
-    """Install a fake distribution into ``root`` (a sys.path entry) with entry points."""
+def make_distribution(
+    root: Path,
+    dist: str,
+    plugins: dict[str, str],
+    group: str = "needle.backends",
+    attr: str = "",
+) -> None:
+    """Install a fake distribution into ``root`` (a sys.path entry) with entry points in
+    ``group``: one module per entry, with the given source; ``attr`` (e.g. ``"register"``)
+    makes each entry point at ``module:attr`` instead of the module."""
     info = root / f"{dist.replace('-', '_')}-0.0.1.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.0.1\n")
-    lines = ["[needle.backends]"]
+    lines = [f"[{group}]"]
     for ep_name, source in plugins.items():
         module = f"{dist.replace('-', '_')}_{ep_name}"
         (root / f"{module}.py").write_text(textwrap.dedent(source))
-        lines.append(f"{ep_name} = {module}")
+        lines.append(f"{ep_name} = {module}:{attr}" if attr else f"{ep_name} = {module}")
     (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from needle import cli
+from plugin_dist import make_distribution
 
 ROOT = Path(__file__).resolve().parent.parent
 KIT_HINT = "pip install needle-conformance (or ./conformance)"
@@ -118,25 +119,14 @@ def register(subparsers):
 """
 
 
-def make_command_distribution(root: Path, dist: str, commands: dict[str, str]) -> None:
-    """A fake installed distribution in ``root`` whose entry points add commands."""
-    info = root / f"{dist.replace('-', '_')}-0.0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.0.1\n")
-    lines = ["[needle.commands]"]
-    for name, source in commands.items():
-        module = f"{dist.replace('-', '_')}_{name}"
-        (root / f"{module}.py").write_text(source)
-        lines.append(f"{name} = {module}:register")
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-
-
 @pytest.fixture
 def command_env(tmp_path: Path) -> dict[str, str]:
-    make_command_distribution(
+    make_distribution(  # entry points that add commands
         tmp_path,
         "needle-extra",
         {"hello": HELLO, "crash": BROKEN_AT_IMPORT, "badreg": BROKEN_REGISTER, "clash": CLASH},
+        group="needle.commands",
+        attr="register",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEEDLE_")}
     env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env.get("PYTHONPATH", "")
