@@ -6,6 +6,7 @@ import needle as ndl
 import numpy as np
 import pytest
 from needle import nn
+from train_steps import softmax_step
 
 # ``dev``: each CPU backend's device (tests/conftest.py)
 
@@ -25,15 +26,7 @@ def _train(make, xs, ys, dev, compiled, opt_name="sgd"):
         opt = ndl.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     else:
         opt = ndl.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    loss_fn = nn.SoftmaxLoss()
-
-    def step(x, y):
-        opt.reset_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = softmax_step(model, opt)
     fn = ndl.compile(step, state=(model, opt)) if compiled else step
     losses = []
     for x, y in zip(xs, ys):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from gradcheck import check_gradients, device_for, fused_test_backends
 from needle import nn, ops
+from train_steps import softmax_step
 
 _CPP = "cpp" in {d.name for d in ndl.all_devices()}
 BACKENDS = fused_test_backends()
@@ -402,14 +403,7 @@ def test_compiled_steps_are_bit_identical(name):
             nn.Linear(12, 4, device=dev),
         )
         opt = ndl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        loss_fn = nn.SoftmaxLoss()
-
-        def step(x, y):
-            opt.reset_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = softmax_step(model, opt)
 
         fn = ndl.compile(step, state=(model, opt)) if compiled else step
         losses = [

@@ -17,6 +17,7 @@ import pytest
 from gradcheck import check_gradients, device_for, fused_test_backends
 from needle import nn, ops
 from needle.backend_ndarray import fused
+from train_steps import softmax_step
 
 _CPP = "cpp" in {d.name for d in ndl.all_devices()}
 BACKENDS = fused_test_backends()
@@ -414,15 +415,7 @@ def test_compiled_language_model_steps_are_bit_identical(name, model):
             kw.update(seq_len=6, dropout=0.2)
         lm = LanguageModel(8, 20, 8, num_head=2, dim_head=4, **kw)
         opt = ndl.optim.Adam(lm.parameters(), lr=0.01)
-        loss_fn = nn.SoftmaxLoss()
-
-        def step(x, y):
-            opt.reset_grad()
-            logits, _ = lm(x)  # a fresh state each step: nothing carried between batches
-            loss = loss_fn(logits, y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = softmax_step(lm, opt)  # a fresh state each step: nothing carried over
 
         fn = ndl.compile(step, state=(lm, opt)) if compiled else step
         np.random.seed(1)

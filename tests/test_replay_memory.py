@@ -17,6 +17,7 @@ import pytest
 from needle import nn
 from needle.backend_ndarray import capture
 from needle.backend_ndarray.capture import arena_offsets, handles_of
+from train_steps import softmax_step
 
 # ``dev``: each CPU backend's device (tests/conftest.py)
 
@@ -160,20 +161,6 @@ def test_views_are_buffers_of_compiled_programs(dev):
 
 
 # --- planned training steps --------------------------------------------------------------
-def _train_step(model, opt):
-    """One training step of ``model`` (SoftmaxLoss on its first output when it returns a
-    tuple), to hand to ``ndl.compile(step, state=(model, opt))``."""
-    loss_fn = nn.SoftmaxLoss()
-
-    def step(x, y):
-        opt.reset_grad()
-        out = model(x)
-        loss = loss_fn(out[0] if isinstance(out, tuple) else out, y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step
 
 
 def _capture(kind, dev):
@@ -199,7 +186,7 @@ def _capture(kind, dev):
         x = ndl.Tensor(ids[:-1], device=dev)
         y = ndl.Tensor(ids[1:].reshape(-1), device=dev)
     opt = ndl.optim.Adam(model.parameters(), lr=1e-3)
-    fn = ndl.compile(_train_step(model, opt), state=(model, opt))
+    fn = ndl.compile(softmax_step(model, opt), state=(model, opt))
     for _ in range(4):
         fn(x, y)
     assert fn.captures == 1 and fn.replays == 2
@@ -252,7 +239,7 @@ def test_arena_and_pool_replays_are_bit_identical(dev, monkeypatch):
         np.random.seed(0)
         model = ndl.models.ResNet9(10, device=dev)
         opt = ndl.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        fn = ndl.compile(_train_step(model, opt), state=(model, opt))
+        fn = ndl.compile(softmax_step(model, opt), state=(model, opt))
         rng = np.random.RandomState(1)
         losses = []
         for _ in range(6):
@@ -278,7 +265,7 @@ def test_state_copies_move_up_and_free_their_buffers_early(dev, monkeypatch):
         opt = ndl.optim.Adam(model.parameters(), lr=1e-3)
         x = ndl.Tensor(np.random.randn(4, 20).astype("float32"), device=dev)
         y = ndl.Tensor(np.random.randint(0, 5, 4).astype("float32"), device=dev)
-        fn = ndl.compile(_train_step(model, opt), state=(model, opt))
+        fn = ndl.compile(softmax_step(model, opt), state=(model, opt))
         for _ in range(3):
             fn(x, y)
         program = next(iter(fn._cache.values())).program
@@ -309,7 +296,7 @@ def test_state_is_updated_in_place_without_copies(dev, optimizer, monkeypatch):
         else:
             opt = ndl.optim.SGD(params, lr=0.1, momentum=0.9 if optimizer == "momentum" else 0.0)
         rng = np.random.RandomState(1)
-        fn = ndl.compile(_train_step(model, opt), state=(model, opt))
+        fn = ndl.compile(softmax_step(model, opt), state=(model, opt))
         losses, buffers = [], []
         for _ in range(5):
             x = ndl.Tensor(rng.randn(4, 20).astype("float32"), device=dev)
@@ -373,7 +360,7 @@ def test_state_moved_to_planned_buffers_holds_its_values_after_the_capture(dev, 
         opt = ndl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         x = ndl.Tensor(np.random.randn(8, 20).astype("float32"), device=dev)
         y = ndl.Tensor(np.random.randint(0, 5, 8).astype("float32"), device=dev)
-        step = _train_step(model, opt)
+        step = softmax_step(model, opt)
         fn = ndl.compile(step, state=(model, opt)) if compiled else step
         for _ in range(calls):
             fn(x, y)
