@@ -48,6 +48,9 @@ void batched_matmul(const Array& a, const Array& b, Array& out, int64_t batch, i
                     int64_t n, int64_t p);
 void conv2d_nhwc(const Array& x, const Array& w, Array& out, int64_t n, int64_t h, int64_t w_,
                  int64_t c_in, int64_t k, int64_t c_out, int64_t stride);
+/// conv2d_nhwc's argument checks (what it raises, before any write); returns out's size.
+int64_t check_conv2d_nhwc(const Array& x, const Array& w, const Array& out, int64_t n, int64_t h,
+                          int64_t w_, int64_t c_in, int64_t k, int64_t c_out, int64_t stride);
 
 // dispatch.cpp
 std::string simd_level();

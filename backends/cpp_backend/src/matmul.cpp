@@ -88,8 +88,8 @@ void batched_matmul(const Array& a, const Array& b, Array& out, int64_t batch, i
   batched_gemm(a, b, out, batch, m, n, p, false, false);
 }
 
-void conv2d_nhwc(const Array& x, const Array& w, Array& out, int64_t n, int64_t h, int64_t w_,
-                 int64_t c_in, int64_t k, int64_t c_out, int64_t stride) {
+int64_t check_conv2d_nhwc(const Array& x, const Array& w, const Array& out, int64_t n, int64_t h,
+                          int64_t w_, int64_t c_in, int64_t k, int64_t c_out, int64_t stride) {
   const char* kn = "conv2d_nhwc";
   check_dims(kn, {{"n", n}, {"h", h}, {"w", w_}, {"c_in", c_in}, {"k", k}, {"c_out", c_out}});
   if (k < 1) value_error(kn, "kernel size k must be >= 1, got " + std::to_string(k));
@@ -105,7 +105,14 @@ void conv2d_nhwc(const Array& x, const Array& w, Array& out, int64_t n, int64_t 
   const int64_t out_n = checked_mul(kn, checked_mul(kn, n, ho), checked_mul(kn, wo, c_out));
   check_size(kn, "out", out, out_n);
   check_dtypes3(kn, x, w, out);
+  return out_n;
+}
+
+void conv2d_nhwc(const Array& x, const Array& w, Array& out, int64_t n, int64_t h, int64_t w_,
+                 int64_t c_in, int64_t k, int64_t c_out, int64_t stride) {
+  const int64_t out_n = check_conv2d_nhwc(x, w, out, n, h, w_, c_in, k, c_out, stride);
   if (out_n == 0) return;
+  const int64_t ho = (h - k) / stride + 1, wo = (w_ - k) / stride + 1, kk = k * k * c_in;
   if (&out == &x || &out == &w) {
     Array tmp(out_n, out.dtype());
     conv2d_nhwc(x, w, tmp, n, h, w_, c_in, k, c_out, stride);

@@ -185,20 +185,9 @@ std::vector<Entry> make_entries() {
           else reduce_sum_mid(*g.A[0], *g.A[1], g.I[0], g.I[1], g.I[2]);
         });
   add("conv2d_nhwc", "AAAiiiiiii", 0,
-      [](const Entry&, const Args& g) {
-        const char* kn = "conv2d_nhwc";
-        const int64_t n = g.I[0], h = g.I[1], w_ = g.I[2], c_in = g.I[3], k = g.I[4], c_out = g.I[5],
-                      stride = g.I[6];
-        for (int i = 0; i < 6; ++i) check_nonneg(kn, "dimension", g.I[i]);
-        if (k < 1) value_error(kn, "kernel size k must be >= 1, got " + std::to_string(k));
-        if (stride < 1) value_error(kn, "stride must be >= 1, got " + std::to_string(stride));
-        if (h < k || w_ < k) value_error(kn, "input is smaller than the kernel");
-        const int64_t ho = (h - k) / stride + 1, wo = (w_ - k) / stride + 1;
-        const int64_t kk = checked_mul(kn, checked_mul(kn, k, k), c_in);
-        check_size(kn, "x", *g.A[0], checked_mul(kn, checked_mul(kn, n, h), checked_mul(kn, w_, c_in)));
-        check_size(kn, "w", *g.A[1], checked_mul(kn, kk, c_out));
-        check_size(kn, "out", *g.A[2], checked_mul(kn, checked_mul(kn, n, ho), checked_mul(kn, wo, c_out)));
-        check_dtypes3(kn, *g.A[0], *g.A[1], *g.A[2]);
+      [](const Entry&, const Args& g) {  // the kernel's own checks
+        check_conv2d_nhwc(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2], g.I[3], g.I[4], g.I[5],
+                          g.I[6]);
       },
       [](const Entry&, const Args& g) {
         conv2d_nhwc(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2], g.I[3], g.I[4], g.I[5], g.I[6]);
