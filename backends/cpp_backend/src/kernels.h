@@ -43,6 +43,10 @@ void logsumexp_last(const Array& a, Array& out, int64_t reduce_size);
 void softmax_last(const Array& a, Array& out, int64_t reduce_size);
 
 // matmul.cpp
+/// The argument checks of matmul, batched_matmul, matmul_t and batched_matmul_t (batch 1
+/// and flags 0 for the plain ones): dimensions, 0/1 flags, buffer sizes, one dtype.
+void check_gemm(const char* kernel, const Array& a, const Array& b, const Array& out,
+                int64_t batch, int64_t m, int64_t n, int64_t p, int64_t trans_a, int64_t trans_b);
 void matmul(const Array& a, const Array& b, Array& out, int64_t m, int64_t n, int64_t p);
 void batched_matmul(const Array& a, const Array& b, Array& out, int64_t batch, int64_t m,
                     int64_t n, int64_t p);

@@ -68,23 +68,25 @@ void batched_gemm(const Array& a, const Array& b, Array& out, int64_t batch, int
   });
 }
 
+void check_gemm(const char* k, const Array& a, const Array& b, const Array& out, int64_t batch,
+                int64_t m, int64_t n, int64_t p, int64_t trans_a, int64_t trans_b) {
+  check_dims(k, {{"batch", batch}, {"m", m}, {"n", n}, {"p", p}});
+  for (auto [name, v] : {std::pair<const char*, int64_t>{"trans_a", trans_a}, {"trans_b", trans_b}})
+    if (v != 0 && v != 1) value_error(k, std::string(name) + " must be 0 or 1, got " + std::to_string(v));
+  check_size(k, "a", a, checked_mul(k, batch, checked_mul(k, m, n)));
+  check_size(k, "b", b, checked_mul(k, batch, checked_mul(k, n, p)));
+  check_size(k, "out", out, checked_mul(k, batch, checked_mul(k, m, p)));
+  check_dtypes3(k, a, b, out);
+}
+
 void matmul(const Array& a, const Array& b, Array& out, int64_t m, int64_t n, int64_t p) {
-  check_dims("matmul", {{"m", m}, {"n", n}, {"p", p}});
-  check_size("matmul", "a", a, checked_mul("matmul", m, n));
-  check_size("matmul", "b", b, checked_mul("matmul", n, p));
-  check_size("matmul", "out", out, checked_mul("matmul", m, p));
-  check_dtypes3("matmul", a, b, out);
+  check_gemm("matmul", a, b, out, 1, m, n, p, 0, 0);
   batched_gemm(a, b, out, 1, m, n, p, false, false);
 }
 
 void batched_matmul(const Array& a, const Array& b, Array& out, int64_t batch, int64_t m,
                     int64_t n, int64_t p) {
-  const char* k = "batched_matmul";
-  check_dims(k, {{"batch", batch}, {"m", m}, {"n", n}, {"p", p}});
-  check_size(k, "a", a, checked_mul(k, batch, checked_mul(k, m, n)));
-  check_size(k, "b", b, checked_mul(k, batch, checked_mul(k, n, p)));
-  check_size(k, "out", out, checked_mul(k, batch, checked_mul(k, m, p)));
-  check_dtypes3(k, a, b, out);
+  check_gemm("batched_matmul", a, b, out, batch, m, n, p, 0, 0);
   batched_gemm(a, b, out, batch, m, n, p, false, false);
 }
 

@@ -56,20 +56,6 @@ void rows(const char* k, const Array& a, const Array& out, int64_t rs, int64_t m
   check_same_dtype(k, a, out);
 }
 
-void gemm_sizes(const char* k, const Args& g, int64_t batch, int64_t m, int64_t n, int64_t p) {
-  for (int64_t v : {batch, m, n, p}) check_nonneg(k, "dimension", v);
-  check_size(k, "a", *g.A[0], checked_mul(k, batch, checked_mul(k, m, n)));
-  check_size(k, "b", *g.A[1], checked_mul(k, batch, checked_mul(k, n, p)));
-  check_size(k, "out", *g.A[2], checked_mul(k, batch, checked_mul(k, m, p)));
-  check_dtypes3(k, *g.A[0], *g.A[1], *g.A[2]);
-}
-
-void flags(const char* k, int64_t ta, int64_t tb) {
-  if ((ta != 0 && ta != 1) || (tb != 0 && tb != 1))
-    value_error(k, "trans_a and trans_b must be 0 or 1, got " + std::to_string(ta) + " and " +
-                       std::to_string(tb));
-}
-
 void no_check(const Entry&, const Args&) {}
 
 std::vector<Entry> make_entries() {
@@ -146,25 +132,26 @@ std::vector<Entry> make_entries() {
         check_same_dtype("softmax_last", *g.A[0], *g.A[1]);
       },
       [](const Entry&, const Args& g) { softmax_last(*g.A[0], *g.A[1], g.I[0]); });
-  add("matmul", "AAAiii", 0, [](const Entry&, const Args& g) { gemm_sizes("matmul", g, 1, g.I[0], g.I[1], g.I[2]); },
+  add("matmul", "AAAiii", 0, [](const Entry&, const Args& g) { check_gemm("matmul", *g.A[0], *g.A[1], *g.A[2], 1, g.I[0], g.I[1], g.I[2], 0, 0); },
       [](const Entry&, const Args& g) { matmul(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2]); });
   add("batched_matmul", "AAAiiii", 0,
-      [](const Entry&, const Args& g) { gemm_sizes("batched_matmul", g, g.I[0], g.I[1], g.I[2], g.I[3]); },
+      [](const Entry&, const Args& g) {
+        check_gemm("batched_matmul", *g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2], g.I[3], 0, 0);
+      },
       [](const Entry&, const Args& g) {
         batched_matmul(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2], g.I[3]);
       });
   add("matmul_t", "AAAiiiii", 0,
       [](const Entry&, const Args& g) {
-        flags("matmul_t", g.I[3], g.I[4]);
-        gemm_sizes("matmul_t", g, 1, g.I[0], g.I[1], g.I[2]);
+        check_gemm("matmul_t", *g.A[0], *g.A[1], *g.A[2], 1, g.I[0], g.I[1], g.I[2], g.I[3], g.I[4]);
       },
       [](const Entry&, const Args& g) {
         matmul_t(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2], g.I[3], g.I[4]);
       });
   add("batched_matmul_t", "AAAiiiiii", 0,
       [](const Entry&, const Args& g) {
-        flags("batched_matmul_t", g.I[4], g.I[5]);
-        gemm_sizes("batched_matmul_t", g, g.I[0], g.I[1], g.I[2], g.I[3]);
+        check_gemm("batched_matmul_t", *g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2], g.I[3], g.I[4],
+                   g.I[5]);
       },
       [](const Entry&, const Args& g) {
         batched_matmul_t(*g.A[0], *g.A[1], *g.A[2], g.I[0], g.I[1], g.I[2], g.I[3], g.I[4], g.I[5]);
