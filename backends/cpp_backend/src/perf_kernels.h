@@ -26,6 +26,9 @@ void batched_matmul_t(const Array& a, const Array& b, Array& out, int64_t batch,
 /// out (outer, inner) = sum (or max) over axis 1 of compact a (outer, reduce, inner).
 void reduce_sum_mid(const Array& a, Array& out, int64_t outer, int64_t reduce, int64_t inner);
 void reduce_max_mid(const Array& a, Array& out, int64_t outer, int64_t reduce, int64_t inner);
+/// The argument checks of reduce_sum_mid / reduce_max_mid (`max`); returns out's size.
+int64_t check_reduce_mid(const char* kernel, bool max, const Array& a, const Array& out,
+                         int64_t outer, int64_t reduce, int64_t inner);
 
 // conv_direct.cpp
 /// Output pixels per image (h_out * w_out) at or below which conv2d_nhwc packs its patches

@@ -159,13 +159,7 @@ std::vector<Entry> make_entries() {
   for (int is_max = 0; is_max < 2; ++is_max)
     add(is_max ? "reduce_max_mid" : "reduce_sum_mid", "AAiii", is_max,
         [](const Entry& en, const Args& g) {
-          const char* k = en.name.c_str();
-          for (int i = 0; i < 3; ++i) check_nonneg(k, "dimension", g.I[i]);
-          if (en.op && g.I[1] < 1) value_error(k, "reduce must be >= 1, got " + std::to_string(g.I[1]));
-          const int64_t out_n = checked_mul(k, g.I[0], g.I[2]);
-          check_size(k, "a", *g.A[0], checked_mul(k, out_n, g.I[1]));
-          check_size(k, "out", *g.A[1], out_n);
-          check_same_dtype(k, *g.A[0], *g.A[1]);
+          check_reduce_mid(en.name.c_str(), en.op != 0, *g.A[0], *g.A[1], g.I[0], g.I[1], g.I[2]);
         },
         [](const Entry& en, const Args& g) {
           if (en.op) reduce_max_mid(*g.A[0], *g.A[1], g.I[0], g.I[1], g.I[2]);

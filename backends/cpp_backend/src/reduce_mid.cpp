@@ -40,17 +40,27 @@ NEEDLE_CLONES void add_rows(double* acc, const double* rows, int64_t n_rows, int
 }
 #undef NEEDLE_CLONES
 
-template <bool MAX>
-void reduce_mid(const char* kn, const Array& a, Array& out, int64_t outer, int64_t reduce,
-                int64_t inner) {
+}  // namespace
+
+int64_t check_reduce_mid(const char* kn, bool max, const Array& a, const Array& out, int64_t outer,
+                         int64_t reduce, int64_t inner) {
   check_nonneg(kn, "outer", outer);
   check_nonneg(kn, "reduce", reduce);
   check_nonneg(kn, "inner", inner);
-  if (MAX && reduce < 1) value_error(kn, "reduce must be >= 1, got " + std::to_string(reduce));
+  if (max && reduce < 1) value_error(kn, "reduce must be >= 1, got " + std::to_string(reduce));
   const int64_t out_n = checked_mul(kn, outer, inner);
   check_size(kn, "a", a, checked_mul(kn, out_n, reduce));
   check_size(kn, "out", out, out_n);
   check_same_dtype(kn, a, out);
+  return out_n;
+}
+
+namespace {
+
+template <bool MAX>
+void reduce_mid(const char* kn, const Array& a, Array& out, int64_t outer, int64_t reduce,
+                int64_t inner) {
+  const int64_t out_n = check_reduce_mid(kn, MAX, a, out, outer, reduce, inner);
   if (out_n == 0) return;
   if (&out == &a) {  // out aliases the input: reduce into a copy
     Array tmp(out_n, out.dtype());
