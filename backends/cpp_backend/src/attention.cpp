@@ -315,7 +315,9 @@ struct Sizes {
 
 Sizes check_common(const char* kn, const Array& q, const Array& k, const Array& v,
                    const Array& mask, int64_t batch, int64_t heads, int64_t t_q, int64_t t_k,
-                   int64_t d, int64_t d_v, int64_t layout) {
+                   int64_t d, int64_t d_v, int64_t layout, int64_t causal) {
+  if (causal != 0 && causal != 1)
+    value_error(kn, "causal must be 0 or 1, got " + std::to_string(causal));
   check_nonneg(kn, "batch", batch);
   check_nonneg(kn, "heads", heads);
   check_nonneg(kn, "t_q", t_q);
@@ -349,9 +351,7 @@ void check_attention_forward(const Array& q, const Array& k, const Array& v, con
                              int64_t t_q, int64_t t_k, int64_t d, int64_t d_v, int64_t layout,
                              int64_t causal) {
   const char* kn = "attention_forward";
-  const Sizes s = check_common(kn, q, k, v, mask, batch, heads, t_q, t_k, d, d_v, layout);
-  if (causal != 0 && causal != 1)
-    value_error(kn, "causal must be 0 or 1, got " + std::to_string(causal));
+  const Sizes s = check_common(kn, q, k, v, mask, batch, heads, t_q, t_k, d, d_v, layout, causal);
   check_size(kn, "out", out, s.out);
   check_size(kn, "probs", probs, s.probs);
   check_same_dtype(kn, q, out);
@@ -372,8 +372,7 @@ void attention_forward(const Array& q, const Array& k, const Array& v, const Arr
     Attn<T> a{q.data<T>(), k.data<T>(), v.data<T>(), mask.size() ? mask.data<T>() : nullptr,
               nullptr, nullptr, out.data<T>(), probs.data<T>(), nullptr, nullptr, nullptr,
               heads, t_q, t_k, d, d_v, layout == 1, causal == 1, static_cast<T>(scale)};
-    run_pairs<T>(NEEDLE_PICK(forward_pairs, T), a, pairs,
-                 forward_work(t_k, d, d_v));
+    run_pairs<T>(NEEDLE_PICK(forward_pairs, T), a, pairs, forward_work(t_k, d, d_v));
   });
 }
 
@@ -383,9 +382,7 @@ void check_attention_backward(const Array& q, const Array& k, const Array& v,
                               int64_t heads, int64_t t_q, int64_t t_k, int64_t d, int64_t d_v,
                               int64_t layout, int64_t causal) {
   const char* kn = "attention_backward";
-  const Sizes s = check_common(kn, q, k, v, mask, batch, heads, t_q, t_k, d, d_v, layout);
-  if (causal != 0 && causal != 1)
-    value_error(kn, "causal must be 0 or 1, got " + std::to_string(causal));
+  const Sizes s = check_common(kn, q, k, v, mask, batch, heads, t_q, t_k, d, d_v, layout, causal);
   check_size(kn, "probs", probs, s.probs);
   check_size(kn, "d_out", d_out, s.out);
   check_size(kn, "dq", dq, s.q);
@@ -409,8 +406,7 @@ void attention_backward(const Array& q, const Array& k, const Array& v, const Ar
               probs.data<T>(), d_out.data<T>(), nullptr, nullptr, dq.data<T>(), dk.data<T>(),
               dv.data<T>(), heads, t_q, t_k, d, d_v, layout == 1, causal == 1,
               static_cast<T>(scale)};
-    run_pairs<T>(NEEDLE_PICK(backward_pairs, T), a, pairs,
-                 backward_work(t_q, t_k, d, d_v));
+    run_pairs<T>(NEEDLE_PICK(backward_pairs, T), a, pairs, backward_work(t_q, t_k, d, d_v));
   });
 }
 
