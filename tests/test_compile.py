@@ -107,6 +107,36 @@ def test_shape_change_captures_again(dev):
     assert fn.captures == 2  # a new batch size is a new signature: warm-up, capture, replays
 
 
+def test_alternating_signatures_replay_without_capturing_again(dev):
+    # An epoch whose last batch is short: two signatures replayed in turn. Each writes
+    # the gradients into its own buffers; the other's replay must not count as the state
+    # changing from outside (that captured both again in every epoch).
+    xs, ys = _batches(12, (8, 20), 5)
+    for i in range(2, 12, 3):  # batches 2, 5, 8, 11: 3 rows
+        xs[i], ys[i] = xs[i][:3], ys[i][:3]
+    make = lambda d: ndl.models.MLP(20, (16,), 5, device=d)  # noqa: E731
+    eager = _train(make, xs, ys, dev, False)
+    replay = _train(make, xs, ys, dev, True)
+    _assert_identical(eager, replay)
+    fn = replay[2]
+    assert fn.captures <= 3  # two signatures (one more: the short one's eager warm-up)
+    captured = fn.captures
+    steps = [
+        (
+            ndl.Tensor(x, device=dev, requires_grad=False),
+            ndl.Tensor(y, device=dev, requires_grad=False),
+        )
+        for x, y in zip(xs[:6], ys[:6])
+    ]
+    for x, y in steps:  # two more epochs, both ways
+        fn(x, y)
+        eager[2](x, y)
+        # each replay leaves the gradients of its own step in p.grad
+        for p_r, p_e in zip(replay[3].parameters(), eager[3].parameters()):
+            np.testing.assert_array_equal(p_r.grad.numpy(), p_e.grad.numpy())
+    assert fn.captures == captured
+
+
 def test_learning_rate_change_reaches_replays(dev):
     xs, ys = _batches(8, (8, 20), 5)
     make = lambda d: ndl.models.MLP(20, (16,), 5, device=d)  # noqa: E731

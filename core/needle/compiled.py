@@ -159,8 +159,11 @@ class _Entry:
     inputs: list[NDArray]  # the captured input arrays, one per Tensor argument (nested too)
     outputs: list[NDArray]  # views over the pooled buffers holding the outputs
     structure: Any  # how the outputs nest (tuples, lists)
-    slots: list[_Where]
-    after: list[Any]  # fingerprint of the state right after a step
+    slots: list[_Where]  # the state the program reads: checked before every replay
+    after: list[Any]  # their fingerprint right after a step
+    # Slots the program only writes (gradients): after a replay each points at the value
+    # in this program's buffers again (another signature's replay points them at its own)
+    rebound: list[tuple[_Where, Any]]
 
 
 class CompiledStep:
@@ -294,6 +297,7 @@ class CompiledStep:
             if _read(slots[i]) is not t0:
                 _write(slots[i], t0)
             t0.cached_data = before_data[i]
+        rebound: list[tuple[_Where, Any]] = []
         for i, d1 in rebind:
             t1 = _read(slots[i])
             view = _view(program, d1)
@@ -301,15 +305,23 @@ class CompiledStep:
                 view[...] = d1  # the planned buffer gets its first value from the capture
             if slots[i][2] == "self":
                 t1.cached_data = view
+                rebound.append((slots[i], view))
             else:
-                _write(slots[i], Tensor.make_const(view))
+                t_new = Tensor.make_const(view)
+                _write(slots[i], t_new)
+                rebound.append((slots[i], t_new))
+        # A rebound slot's old value is never read, so whatever holds it when this program
+        # replays (another signature's tensor) does not matter: only the others are checked.
+        moved = {i for i, _ in rebind}
+        checked = [w for i, w in enumerate(slots) if i not in moved]
         entry = _Entry(
             program=program,
             inputs=[a.cached_data for a in _leaves((*args, *kwargs.values()))],
             outputs=[_view(program, a) for a in out_arrays],
             structure=_structure(result),
-            slots=slots,
-            after=_fingerprint(slots),
+            slots=checked,
+            after=_fingerprint(checked),
+            rebound=rebound,
         )
         self._cache[key] = entry
         if len(self._cache) > self.cache_size:
@@ -334,6 +346,13 @@ class CompiledStep:
             else:
                 captured[...] = src
         entry.program.run()
+        for (holder, key, kind), value in entry.rebound:
+            if kind == "self":
+                holder.cached_data = value
+            elif kind == "attr":
+                setattr(holder, key, value)
+            else:
+                holder[key] = value
         self.replays += 1
         fresh = [Tensor.make_const(view.copy()) for view in entry.outputs]
         return _unflatten(entry.structure, fresh)
