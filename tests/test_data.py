@@ -177,3 +177,42 @@ def test_ndarray_dataset_get_batch_out_of_range_raises():
     ds = data.NDArrayDataset(np.arange(12, dtype=np.float32))
     with pytest.raises(IndexError):
         ds.get_batch(np.asarray([10, 11, 12]))
+
+
+def test_unshuffled_loader_reads_rows_and_keeps_values_and_dtypes() -> None:
+    # an unshuffled pass asks for runs of rows: the same values as gathering them, cast to
+    # the loader's dtype (labels keep their integer values), as constant tensors
+    x = np.arange(30, dtype=np.float64).reshape(10, 3) / 7
+    y = np.arange(10, dtype=np.int64) * 3
+    flags = np.arange(10) % 2 == 0
+    ds = data.NDArrayDataset(x, y, flags)
+    for dtype in ("float32", "float64"):
+        batches = list(data.DataLoader(ds, batch_size=4, dtype=dtype))
+        assert [b[0].shape for b in batches] == [(4, 3), (4, 3), (2, 3)]
+        for b, start in zip(batches, (0, 4, 8)):
+            assert all(t.dtype == dtype and not t.requires_grad for t in b)
+            np.testing.assert_array_equal(b[0].numpy(), x[start : start + 4].astype(dtype))
+            np.testing.assert_array_equal(b[1].numpy(), y[start : start + 4])
+            np.testing.assert_array_equal(b[2].numpy(), flags[start : start + 4])
+
+
+def test_unshuffled_loader_uses_a_subclass_get_batch() -> None:
+    class Doubled(data.NDArrayDataset):
+        def get_batch(self, indices):
+            return tuple(a[indices] * 2 for a in self.arrays)
+
+    ds = Doubled(np.arange(6, dtype=np.float32))
+    got = np.concatenate([b[0].numpy() for b in data.DataLoader(ds, batch_size=4)])
+    np.testing.assert_array_equal(got, np.arange(6) * 2)
+
+
+def test_loader_refuses_fields_a_tensor_cannot_hold() -> None:
+    ds = data.NDArrayDataset(np.array([1 + 2j, 3j]))
+    with pytest.raises(TypeError, match="complex"):
+        list(data.DataLoader(ds, batch_size=2))
+
+
+def test_ndarray_dataset_get_rows_out_of_range_raises() -> None:
+    ds = data.NDArrayDataset(np.arange(12, dtype=np.float32))
+    with pytest.raises(IndexError, match=r"rows 10\.\.13 of 12"):
+        ds.get_rows(10, 13)

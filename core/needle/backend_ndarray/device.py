@@ -55,7 +55,7 @@ class Device:
     @property
     def backend(self) -> Backend:
         """The registered :class:`Backend` (raises when it is not installed)."""
-        return REGISTRY.get(self.name)
+        return REGISTRY.loaded(self.name) or REGISTRY.get(self.name)
 
     def enabled(self) -> bool:
         """Whether this device can run here (installed, usable, index in range)."""

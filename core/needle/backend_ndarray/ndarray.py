@@ -54,6 +54,19 @@ def normalize_dtype(dtype: Any) -> str:
     return name
 
 
+def _numpy_dtype_name(dtype: Any) -> str:
+    """``np.dtype(dtype).name``, from a cache for NumPy dtypes (computing a name is slow in
+    NumPy: a few µs, on every array made from host data)."""
+    if isinstance(dtype, np.dtype):
+        return _dtype_names(dtype)
+    return np.dtype(dtype).name
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype_names(dtype: np.dtype) -> str:
+    return dtype.name
+
+
 def normalize_axis(axis: int, ndim: int, op: str) -> int:
     """One axis as a non-negative int; ``TypeError``/``ValueError`` naming ``op`` otherwise."""
     if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
@@ -121,7 +134,7 @@ class NDArray:
         dev = default_device() if device is None else _device(device)
         if dtype is None:  # a float array keeps its dtype where the backend has it
             dtype = getattr(other, "dtype", None)
-            name = "" if dtype is None else np.dtype(dtype).name
+            name = "" if dtype is None else _numpy_dtype_name(dtype)
             dtype = name if name in DTYPES and name in dev.dtypes else "float32"
         dtype = dev.check_dtype(normalize_dtype(dtype))
         try:

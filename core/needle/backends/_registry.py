@@ -490,6 +490,12 @@ class Registry:
             self._load(name)
             return self._backends.get(name)
 
+    def loaded(self, name: str) -> Backend | None:
+        """The backend called ``name`` if it is registered already, else ``None``: one
+        dictionary read, no discovery and no lock (a registered backend is complete
+        before it is stored). The hot path of :class:`~needle.backend_ndarray.Device`."""
+        return self._backends.get(name)
+
     def get(self, name: str) -> Backend:
         """The backend called ``name``, or a :class:`BackendError` listing what exists."""
         backend = self.find(name)

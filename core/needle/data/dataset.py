@@ -16,7 +16,8 @@ class Dataset:
             (the input), as in the course.
 
     Subclasses implement ``__len__`` and ``__getitem__``; they may override
-    :meth:`get_batch` to fetch many examples at once (the DataLoader calls it).
+    :meth:`get_batch` to fetch many examples at once (the DataLoader calls it), and
+    :meth:`get_rows` for a run of consecutive examples (an unshuffled pass).
     """
 
     def __init__(
@@ -43,6 +44,11 @@ class Dataset:
             return (np.stack(items),)
         return tuple(np.stack(field) for field in zip(*items))
 
+    def get_rows(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
+        """The examples ``start .. stop - 1`` (what an unshuffled DataLoader asks for):
+        ``get_batch`` of those indices unless a subclass knows a faster way."""
+        return self.get_batch(np.arange(start, stop))
+
 
 class NDArrayDataset(Dataset):
     """Examples are the rows of one or more equally long arrays."""
@@ -63,6 +69,13 @@ class NDArrayDataset(Dataset):
 
     def __getitem__(self, index: Any) -> tuple[np.ndarray, ...]:
         return tuple(a[index] for a in self.arrays)
+
+    def get_rows(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
+        if type(self).get_batch is not NDArrayDataset.get_batch:  # a subclass's own
+            return super().get_rows(start, stop)
+        if not 0 <= start <= stop <= len(self):
+            raise IndexError(f"NDArrayDataset: rows {start}..{stop} of {len(self)}")
+        return tuple(a[start:stop] for a in self.arrays)  # views, no gathered copies
 
     def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
         n = len(indices)
