@@ -10,6 +10,7 @@
 
 #include "isa.h"
 #include "kernels.h"
+#include "parallel.h"
 
 namespace py = pybind11;
 using namespace needle_cpp;
@@ -80,7 +81,14 @@ void from_numpy(const py::object& src, Array& out) {
     if ((int64_t)arr.size() != out.size())
       value_error("from_numpy", "source has " + std::to_string(arr.size()) +
                                     " elements, buffer " + std::to_string(out.size()));
-    if (out.size()) std::memcpy(out.raw(), arr.data(), (size_t)out.size() * sizeof(T));
+    // Batches of host data are usually read cold from memory (a data set larger than the
+    // caches): two threads fetch them about twice as fast as one.
+    const T* src = arr.data();
+    T* dst = static_cast<T*>(out.raw());
+    parallel_chunks(out.size(), kGrain / 4, threads_for(saturating_mul(out.size(), 4)),
+                    [&](int64_t b, int64_t e) {
+                      std::memcpy(dst + b, src + b, (size_t)(e - b) * sizeof(T));
+                    });
   });
 }
 
