@@ -316,13 +316,17 @@ EPOCH_IMAGES = size(60_000, 512)
 @pytest.fixture(scope="module")
 def mnist_train() -> tuple[np.ndarray, np.ndarray]:
     """The MNIST training split as arrays (found through NEEDLE_DATA or data/)."""
-    from needle.data import MNISTDataset
-
     try:
-        ds = MNISTDataset(train=True)
+        return load_mnist_train()
     except (FileNotFoundError, OSError) as exc:
         pytest.skip(f"MNIST not found: {exc}")
-    x, y = ds[np.arange(EPOCH_IMAGES)]
+
+
+def load_mnist_train() -> tuple[np.ndarray, np.ndarray]:
+    """The first ``EPOCH_IMAGES`` training images (flattened float32) and labels."""
+    from needle.data import MNISTDataset
+
+    x, y = MNISTDataset(train=True)[np.arange(EPOCH_IMAGES)]
     return np.asarray(x, np.float32).reshape(EPOCH_IMAGES, -1), np.asarray(y)
 
 
@@ -345,6 +349,26 @@ def bench_mnist_epoch_replayed(
 def _mnist_epoch(
     benchmark: Any, impl: Impl, mnist_train: tuple[np.ndarray, np.ndarray], replay: bool
 ) -> None:
+    epoch = mnist_epoch_fn(impl, mnist_train, replay)
+    batch = 128
+    steps = -(-EPOCH_IMAGES // batch)
+    flops = steps * 3 * 2.0 * batch * _linear(784, 100, 10)
+    record(benchmark, impl, "models", f"MNIST epoch MLP 784-100-10 batch {batch}", flops=flops)
+    if replay:
+        benchmark.extra_info["impl"] = f"{impl.name} replayed"
+    # One untimed epoch first, for every implementation: a replayed one captures its two
+    # signatures (128 and the last batch's 96 rows) there, and PyTorch warms its allocator.
+    n = rounds(5)
+    total = benchmark.pedantic(epoch, rounds=n, warmup_rounds=0 if n == 1 else 1)
+    assert np.isfinite(total) and total > 0, f"MNIST epoch on {impl.name}: loss sum {total}"
+
+
+def mnist_epoch_fn(
+    impl: Impl, mnist_train: tuple[np.ndarray, np.ndarray], replay: bool
+) -> Callable[[], float]:
+    """``epoch()``: one pass of the 784-100-10 MLP over ``mnist_train`` (batch 128, SGD),
+    returning the sum of the losses; needle through its DataLoader (replayed or eager),
+    PyTorch slicing the arrays."""
     x_np, y_np = mnist_train
     batch, lr = 128, 0.1
     if impl.kind == "torch":
@@ -388,13 +412,4 @@ def _mnist_epoch(
             sync()
             return total
 
-    steps = -(-EPOCH_IMAGES // batch)
-    flops = steps * 3 * 2.0 * batch * _linear(784, 100, 10)
-    record(benchmark, impl, "models", f"MNIST epoch MLP 784-100-10 batch {batch}", flops=flops)
-    if replay:
-        benchmark.extra_info["impl"] = f"{impl.name} replayed"
-    # One untimed epoch first, for every implementation: a replayed one captures its two
-    # signatures (128 and the last batch's 96 rows) there, and PyTorch warms its allocator.
-    n = rounds(5)
-    total = benchmark.pedantic(epoch, rounds=n, warmup_rounds=0 if n == 1 else 1)
-    assert np.isfinite(total) and total > 0, f"MNIST epoch on {impl.name}: loss sum {total}"
+    return epoch

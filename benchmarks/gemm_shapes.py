@@ -12,8 +12,8 @@ stored transposed): the MLP 784-100-10 at batch 128, an LSTM of hidden size 128 
 
 from __future__ import annotations
 
+import argparse
 import functools
-import sys
 import time
 from collections.abc import Callable
 
@@ -48,7 +48,11 @@ def best_us(f: Callable[[], object], n: int = 200) -> float:
 
 
 def main() -> None:
-    which, threads = sys.argv[1], int(sys.argv[2])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("which", choices=["cpp", "torch"], help="whose products to time")
+    parser.add_argument("threads", type=int, help="threads for them")
+    args = parser.parse_args()
+    which, threads = args.which, args.threads
     if which == "torch":
         import torch
 
