@@ -43,7 +43,7 @@ class ModelCase:
     """Timed steps, the same for every implementation: enough that the minimum is not one
     lucky or unlucky call on a noisy 2-core machine (two or three were, and the ratios of
     the 10 ms models swung by ±30% between runs); the slowest, needle-numpy eager, takes
-    under a second per case."""
+    about a second per case."""
 
 
 B = size(128, 4)  # batch of the classifiers

@@ -7,8 +7,10 @@ LM at the benchmark's sizes), captures its SGD training step with ``needle.compi
 times whole replayed steps, then calls the recorded kernels of the program one by one
 from Python, timing each, and prints the time per kernel name (the sum over a step's
 calls, averaged over ``--steps`` passes) with the call counts. ``--top`` also lists the
-slowest single calls with their integer arguments (sizes). The per-call timing adds a
-little Python per kernel, so the kernel sum is a bit above the replayed step.
+slowest single calls with their integer arguments (sizes), and the time of the step's
+host-side random draws (dropout masks drawn with NumPy's global generator, then copied to
+the device) where it has any. The per-call timing adds a little Python per kernel, so the
+kernel sum is a bit above the replayed step.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ def main() -> None:
         for ins in program.instrs
         if ins.kind == "kernel" and not any(type(a).__name__ == "_Slot" for a in ins.args)
     ]
+    draws = [ins for ins in program.instrs if ins.kind == "draw"]
     total: dict[str, float] = collections.defaultdict(float)
     count: collections.Counter[str] = collections.Counter()
     slowest: dict[int, float] = {}
@@ -95,6 +98,14 @@ def main() -> None:
             total[ins.name] += dt
             count[ins.name] += 1
             slowest[i] = min(slowest.get(i, dt), dt)
+    draw_time = 0.0
+    for _ in range(args.steps):  # host-side random draws (dropout masks), as replays make them
+        for ins in draws:
+            (draw, dargs, dkwargs, dtype), out = ins.args
+            t0 = time.perf_counter()
+            src = np.asarray(draw(*dargs, **dkwargs), dtype=dtype).reshape(-1)
+            ins.fn(np.ascontiguousarray(src), out)
+            draw_time += time.perf_counter() - t0
     n = args.steps
     print(
         f"{args.model} on {args.backend}: replayed step {per_step * 1e3:.2f} ms; "
@@ -102,6 +113,8 @@ def main() -> None:
         f"live peak {program.live_peak_bytes / 1e6:.1f} MB"
     )
     print(f"kernels called one by one: {sum(total.values()) / n * 1e3:.2f} ms per step")
+    if draws:
+        print(f"host random draws: {draw_time / n * 1e3:.2f} ms per step ({len(draws)} draws)")
     for name, t in sorted(total.items(), key=lambda kv: -kv[1]):
         print(f"  {name:28s} {t / n * 1e3:8.3f} ms  {count[name] // n:5d} calls")
     for i in sorted(slowest, key=lambda j: slowest[j], reverse=True)[: args.top]:
