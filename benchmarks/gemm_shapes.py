@@ -7,7 +7,8 @@ Run each side in its own process (two OpenMP runtimes in one process disturb eac
 other). Prints the minimum time per call, in microseconds, of ``m x n x p`` products with
 the operands stored as ``matmul_t`` reads them (``t10``: a stored transposed, ``t01``: b
 stored transposed): the MLP 784-100-10 at batch 128, an LSTM of hidden size 128 at batch
-32 over 20 steps, and a 1000-word decoder.
+32 over 20 steps, a 1000-word decoder, and the 512 x 512 products of the matmul backward
+benchmark.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ SHAPES = [
     (640, 128, 1000, 0, 0),
     (128, 640, 1000, 1, 0),
     (640, 1000, 128, 0, 1),
+    (512, 512, 512, 0, 0),  # the matmul backward benchmark: a @ b, g @ b.T, a.T @ g
+    (512, 512, 512, 0, 1),
+    (512, 512, 512, 1, 0),
 ]
 
 
