@@ -10,8 +10,6 @@ import numpy as np
 
 from .. import random as _random
 from ..autograd import Tensor
-from ..backend_ndarray import NDArray, default_device, normalize_dtype
-from ..backend_ndarray import device as _device
 from .dataset import Dataset
 
 
@@ -73,32 +71,12 @@ class DataLoader:
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         # An unshuffled pass asks for runs of rows (views where the dataset can).
         in_order = not self.shuffle and self.sampler is None
-        make = _BatchMaker(self.device, self.dtype)
         for indices in self.batch_order():
             if in_order:
                 fields = self.dataset.get_rows(int(indices[0]), int(indices[-1]) + 1)
             else:
                 fields = self.dataset.get_batch(indices)
-            yield tuple(make(f) for f in fields)
-
-
-class _BatchMaker:
-    """Constant Tensors of one device and dtype from NumPy fields: the checks and lookups
-    of ``Tensor(field, device=..., dtype=...)`` done once per pass, not per field (a
-    batch's Python costs about as much as copying a small one)."""
-
-    def __init__(self, device: Any, dtype: str) -> None:
-        self.device = None if device is None else _device(device)
-        dev = self.device or default_device()
-        self.dtype = dev.check_dtype(normalize_dtype(dtype))
-        self.np_dtype = np.dtype(self.dtype)
-        self.plain = dev._plain
-
-    def __call__(self, field: Any) -> Tensor:
-        a = np.asarray(field)
-        if a.dtype.kind not in "biuf":  # objects, strings, complex: Tensor's own errors
-            return Tensor(a, device=self.device, dtype=self.dtype, requires_grad=False)
-        a = np.ascontiguousarray(a, dtype=self.np_dtype)
-        arr = NDArray.make(a.shape, device=self.plain, dtype=self.dtype)
-        self.plain.from_numpy(a.reshape(-1), arr._handle)
-        return Tensor.make_const(arr)
+            yield tuple(
+                Tensor(np.asarray(f), device=self.device, dtype=self.dtype, requires_grad=False)
+                for f in fields
+            )
