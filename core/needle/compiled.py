@@ -346,13 +346,11 @@ class CompiledStep:
             else:
                 captured[...] = src
         entry.program.run()
-        for (holder, key, kind), value in entry.rebound:
-            if kind == "self":
-                holder.cached_data = value
-            elif kind == "attr":
-                setattr(holder, key, value)
+        for where, value in entry.rebound:
+            if where[2] == "self":
+                where[0].cached_data = value
             else:
-                holder[key] = value
+                _write(where, value)
         self.replays += 1
         fresh = [Tensor.make_const(view.copy()) for view in entry.outputs]
         return _unflatten(entry.structure, fresh)

@@ -54,16 +54,10 @@ def normalize_dtype(dtype: Any) -> str:
     return name
 
 
-def _numpy_dtype_name(dtype: Any) -> str:
-    """``np.dtype(dtype).name``, from a cache for NumPy dtypes (computing a name is slow in
-    NumPy: a few µs, on every array made from host data)."""
-    if isinstance(dtype, np.dtype):
-        return _dtype_names(dtype)
-    return np.dtype(dtype).name
-
-
 @functools.lru_cache(maxsize=64)
-def _dtype_names(dtype: np.dtype) -> str:
+def _dtype_name(dtype: np.dtype) -> str:
+    """``dtype.name``, cached: NumPy computes it in a few µs, on every array made from
+    host data."""
     return dtype.name
 
 
@@ -134,7 +128,7 @@ class NDArray:
         dev = default_device() if device is None else _device(device)
         if dtype is None:  # a float array keeps its dtype where the backend has it
             dtype = getattr(other, "dtype", None)
-            name = "" if dtype is None else _numpy_dtype_name(dtype)
+            name = "" if dtype is None else _dtype_name(np.dtype(dtype))
             dtype = name if name in DTYPES and name in dev.dtypes else "float32"
         dtype = dev.check_dtype(normalize_dtype(dtype))
         try:
