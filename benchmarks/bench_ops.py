@@ -139,8 +139,20 @@ def bench_forward(benchmark: Any, impl: Impl, case: OpCase) -> None:
     )
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name.split(" ")[0])
-def bench_backward(benchmark: Any, impl: Impl, case: OpCase) -> None:
+@dataclass
+class BackwardPass:
+    """A timed backward pass of ``case`` on ``impl``: ``setup()`` clears the inputs'
+    gradients and runs the forward (not timed) and returns ``run``'s arguments; ``run(y)``
+    is the backward pass. ``arrays``/``xs`` are the inputs, ``g_np`` the output gradient."""
+
+    arrays: list[np.ndarray]
+    xs: list[Any]
+    g_np: np.ndarray
+    setup: Callable[[], tuple[Any, ...]]
+    run: Callable[[Any], None]
+
+
+def backward_pass(impl: Impl, case: OpCase) -> BackwardPass:
     arrays = _inputs(case)
     xs = _make(impl, arrays)
     fn, sync = _forward(impl, case), impl.sync()
@@ -148,20 +160,30 @@ def bench_backward(benchmark: Any, impl: Impl, case: OpCase) -> None:
     g_np = rng(99).standard_normal(out_shape, dtype=np.float32)
     (g,) = _make(impl, [g_np])
 
-    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def setup() -> tuple[Any, ...]:
         for x in xs:
             x.grad = None
-        return (fn(*xs),), {}
+        return (fn(*xs),)
 
     def run(y: Any) -> None:
         y.backward(g)
         sync()
 
+    return BackwardPass(arrays, xs, g_np, setup, run)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name.split(" ")[0])
+def bench_backward(benchmark: Any, impl: Impl, case: OpCase) -> None:
+    bp = backward_pass(impl, case)
+    arrays, xs, g_np = bp.arrays, bp.xs, bp.g_np
     record(benchmark, impl, "ops", f"{case.name} backward", flops=case.flops(False))
     # 60 timed backward passes for everyone (20 left the 3 ms matmul's minimum to chance:
     # its ratio read 1.03-1.43 in runs minutes apart)
     benchmark.pedantic(
-        run, setup=setup, rounds=rounds(60), warmup_rounds=0 if rounds(2) == 1 else 2
+        bp.run,
+        setup=lambda: (bp.setup(), {}),
+        rounds=rounds(60),
+        warmup_rounds=0 if rounds(2) == 1 else 2,
     )
     expected = case.grads(*[a.astype(np.float64) for a in arrays], g_np.astype(np.float64))
     for i, (x, want) in enumerate(zip(xs, expected)):

@@ -13,7 +13,7 @@ over the torch call next to it), which a slow spell moves least.
 
 The cases are the model steps of ``benchmarks/bench_models.py`` (the same models, batches
 and SGD), the MNIST epoch (fewer rounds: each is a whole epoch) and the eager 512 x 512
-matmul backward of ``benchmarks/bench_ops.py``.
+matmul backward pass of ``benchmarks/bench_ops.py`` (its forward untimed, as there).
 """
 
 from __future__ import annotations
@@ -23,84 +23,57 @@ import statistics
 import time
 from collections.abc import Callable
 
-import numpy as np
-
 from . import _common
 from ._common import Impl
 
+Setup = Callable[[], tuple[object, ...]] | None
 
-def _call(step: Callable[[], object]) -> float:
+
+def _call(step: Callable[..., object], setup: Setup) -> float:
+    args = setup() if setup is not None else ()  # not timed
     start = time.perf_counter()
-    step()
+    step(*args)
     return time.perf_counter() - start
 
 
 def paired(
-    needle_step: Callable[[], object], torch_step: Callable[[], object], rounds: int
+    needle_step: Callable[..., object],
+    torch_step: Callable[..., object],
+    rounds: int,
+    setups: tuple[Setup, Setup] = (None, None),
 ) -> tuple[float, float, float]:
     """(needle min, torch min, median of per-round ratios) over ``rounds`` rounds, the
-    order alternating every round so neither side always runs right after the other."""
+    order alternating every round so neither side always runs right after the other.
+    ``setups``: for each side, an untimed call before every step that returns its
+    arguments (a backward pass's forward)."""
+    ours_setup, theirs_setup = setups
     for _ in range(2):
-        needle_step()
-        torch_step()
+        _call(needle_step, ours_setup)
+        _call(torch_step, theirs_setup)
     ours: list[float] = []
     theirs: list[float] = []
     for r in range(rounds):
         if r % 2:
-            ours.append(_call(needle_step))
-            theirs.append(_call(torch_step))
+            ours.append(_call(needle_step, ours_setup))
+            theirs.append(_call(torch_step, theirs_setup))
         else:
-            theirs.append(_call(torch_step))
-            ours.append(_call(needle_step))
+            theirs.append(_call(torch_step, theirs_setup))
+            ours.append(_call(needle_step, ours_setup))
     ratios = [a / b for a, b in zip(ours, theirs)]
     return min(ours), min(theirs), statistics.median(ratios)
-
-
-MATMUL = _common.size(512, 16)
-CASE_NAMES = ["MLP", "MLPResNet", "ResNet9", "LanguageModel", "TransformerLM"]  # bench_models
-
-
-def _matmul_backward(impl: Impl, n: int = MATMUL) -> Callable[[], object]:
-    """Eager ``(a @ b).backward(g)`` with fresh gradients, as bench_ops times it."""
-    rng = np.random.default_rng(0)
-    a, b, g = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(3))
-    if impl.kind == "torch":
-        import torch
-
-        ta, tb = (torch.from_numpy(v).requires_grad_() for v in (a, b))
-        tg = torch.from_numpy(g)
-
-        def torch_step() -> None:
-            ta.grad = tb.grad = None
-            (ta @ tb).backward(tg)
-
-        return torch_step
-    import needle
-
-    xa, xb = (needle.Tensor(v, device=impl.device) for v in (a, b))
-    xg = needle.Tensor(g, device=impl.device, requires_grad=False)
-
-    def needle_step() -> None:
-        xa.grad = xb.grad = None
-        (xa @ xb).backward(xg)
-
-    return needle_step
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="cpp")
     parser.add_argument("--rounds", type=int, default=30, help="rounds per model case")
-    names = [*CASE_NAMES, "MNIST", "matmul_backward"]
-    parser.add_argument("--cases", default=",".join(names), help="comma-separated subset")
+    parser.add_argument("--cases", default="", help="comma-separated subset (default: all)")
     args = parser.parse_args()
     _common.apply_thread_limits()  # before needle's OpenMP and PyTorch load
-    from . import bench_models  # (its pytest marks need benchmarks/pytest.ini only there)
+    from . import bench_models, bench_ops  # (their pytest marks: benchmarks/pytest.ini)
 
-    if [c.attr for c in bench_models.CASES] != CASE_NAMES:
-        raise SystemExit("benchmarks.paired: CASE_NAMES is not the cases of bench_models")
-
-    wanted = [c for c in args.cases.split(",") if c]
+    names = [c.attr for c in bench_models.CASES] + ["MNIST", "matmul_backward"]
+    wanted = [c for c in args.cases.split(",") if c] or names
     unknown = sorted(set(wanted) - set(names))
     if unknown:
         parser.error(f"unknown cases {unknown}; choose from {names}")
@@ -128,11 +101,10 @@ def main() -> None:
             ),
         )
     if "matmul_backward" in wanted:
-        ours_eager = _matmul_backward(ours)
-        _report(
-            f"matmul {MATMUL}^2 backward (eager)",
-            *paired(ours_eager, _matmul_backward(torch_impl), 4 * args.rounds),
-        )
+        (op,) = [c for c in bench_ops.CASES if c.name.startswith("matmul")]
+        a, b = bench_ops.backward_pass(ours, op), bench_ops.backward_pass(torch_impl, op)
+        name = f"{op.name.split(' @')[0]} backward (eager)"
+        _report(name, *paired(a.run, b.run, 4 * args.rounds, (a.setup, b.setup)))
 
 
 def _report(name: str, ours: float, theirs: float, median_ratio: float) -> None:
