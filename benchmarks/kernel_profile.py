@@ -23,6 +23,7 @@ from typing import Any
 import needle as ndl
 import numpy as np
 from needle import models, nn, optim
+from needle.backend_ndarray.capture import replay_draw
 
 from ._common import needle_train_step
 
@@ -101,10 +102,8 @@ def main() -> None:
     draw_time = 0.0
     for _ in range(args.steps):  # host-side random draws (dropout masks), as replays make them
         for ins in draws:
-            (draw, dargs, dkwargs, dtype), out = ins.args
             t0 = time.perf_counter()
-            src = np.asarray(draw(*dargs, **dkwargs), dtype=dtype).reshape(-1)
-            ins.fn(np.ascontiguousarray(src), out)
+            replay_draw(ins)
             draw_time += time.perf_counter() - t0
     n = args.steps
     print(

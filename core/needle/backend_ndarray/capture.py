@@ -574,9 +574,14 @@ class Program:
                 )
                 ins.fn(*args)
             elif ins.kind == "draw":
-                (draw, dargs, dkwargs, dtype), out = ins.args
-                src = np.asarray(draw(*dargs, **dkwargs), dtype=dtype).reshape(-1)
-                ins.fn(np.ascontiguousarray(src), out)
+                replay_draw(ins)
+
+
+def replay_draw(ins: Instr) -> None:
+    """Make a ``draw`` instruction's host draw again and copy it into its buffer."""
+    (draw, dargs, dkwargs, dtype), out = ins.args
+    src = np.asarray(draw(*dargs, **dkwargs), dtype=dtype).reshape(-1)
+    ins.fn(np.ascontiguousarray(src), out)
 
 
 def arena_offsets(blocks: list[tuple[int, int, int]], align: int = 64) -> tuple[list[int], int]:
