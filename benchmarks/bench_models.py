@@ -311,6 +311,7 @@ def bench_train_step_replayed(
 
 # --- one MNIST epoch: data loading included --------------------------------------------
 EPOCH_IMAGES = size(60_000, 512)
+MNIST_BATCH = 128
 
 
 @pytest.fixture(scope="module")
@@ -350,10 +351,10 @@ def _mnist_epoch(
     benchmark: Any, impl: Impl, mnist_train: tuple[np.ndarray, np.ndarray], replay: bool
 ) -> None:
     epoch = mnist_epoch_fn(impl, mnist_train, replay)
-    batch = 128
-    steps = -(-EPOCH_IMAGES // batch)
-    flops = steps * 3 * 2.0 * batch * _linear(784, 100, 10)
-    record(benchmark, impl, "models", f"MNIST epoch MLP 784-100-10 batch {batch}", flops=flops)
+    steps = -(-EPOCH_IMAGES // MNIST_BATCH)
+    flops = steps * 3 * 2.0 * MNIST_BATCH * _linear(784, 100, 10)
+    case = f"MNIST epoch MLP 784-100-10 batch {MNIST_BATCH}"
+    record(benchmark, impl, "models", case, flops=flops)
     if replay:
         benchmark.extra_info["impl"] = f"{impl.name} replayed"
     # One untimed epoch first, for every implementation: a replayed one captures its two
@@ -370,7 +371,7 @@ def mnist_epoch_fn(
     returning the sum of the losses; needle through its DataLoader (replayed or eager),
     PyTorch slicing the arrays."""
     x_np, y_np = mnist_train
-    batch, lr = 128, 0.1
+    batch, lr = MNIST_BATCH, 0.1
     if impl.kind == "torch":
         import torch
 

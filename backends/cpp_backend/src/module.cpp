@@ -82,7 +82,7 @@ void from_numpy(const py::object& src, Array& out) {
       value_error("from_numpy", "source has " + std::to_string(arr.size()) +
                                     " elements, buffer " + std::to_string(out.size()));
     // Batches of host data are usually read cold from memory (a data set larger than the
-    // caches): two threads fetch them about twice as fast as one.
+    // caches): more threads fetch them faster than one.
     const T* src = arr.data();
     T* dst = static_cast<T*>(out.raw());
     parallel_chunks(out.size(), kGrain / 4, threads_for(saturating_mul(out.size(), 4)),

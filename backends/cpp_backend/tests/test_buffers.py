@@ -15,7 +15,9 @@ def test_alloc_size_dtype(core, dtype, size):
     assert h.ptr % 64 == 0 or size == 0
 
 
-@pytest.mark.parametrize("shape", [(0,), (5,), (3, 4), (2, 3, 5)])
+# (300, 301) and (128, 784): large enough for from_numpy to copy in parallel chunks,
+# with a chunk boundary inside a row
+@pytest.mark.parametrize("shape", [(0,), (5,), (3, 4), (2, 3, 5), (300, 301), (128, 784)])
 def test_round_trip(core, dtype, shape):
     x = rand(shape, dtype)
     h = put(x)
