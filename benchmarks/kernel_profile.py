@@ -103,7 +103,7 @@ def main() -> None:
     for _ in range(args.steps):  # host-side random draws (dropout masks), as replays make them
         for ins in draws:
             t0 = time.perf_counter()
-            replay_draw(ins)
+            replay_draw(ins, program.device)
             draw_time += time.perf_counter() - t0
     n = args.steps
     print(

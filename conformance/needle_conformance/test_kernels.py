@@ -7,6 +7,7 @@ when the backend declares them.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from typing import Any
 
@@ -600,7 +601,9 @@ def test_matmul(
 
 
 # --- errors ----------------------------------------------------------------------------
-_CASES = [(spec, case) for spec in KERNELS.values() if spec.required for case in spec.errors]
+# every record's bad inputs: the required kernels', and those of the optional kernels the
+# backend declares
+_CASES = [(spec, case) for spec in KERNELS.values() for case in spec.errors]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -608,14 +611,16 @@ _CASES = [(spec, case) for spec in KERNELS.values() if spec.required for case in
     "spec, case", _CASES, ids=[f"{spec.name}_{case.tag}" for spec, case in _CASES]
 )
 def test_kernel_error(
-    needle_kernels: Any,
+    needle_device: Any,
     needle_backend_name: str,
     dtype: str,
     spec: KernelSpec,
     case: ErrorCase,
 ) -> None:
     """Bad sizes, views and dtypes raise a fitting error naming the kernel; no crash."""
-    k = needle_kernels
+    if not spec.required and not needle_device.has_kernel(spec.name):
+        pytest.skip(f"backend {needle_backend_name!r} does not declare optional kernel {spec.name}")
+    k = needle_device.kernels
     args = error_args(k, spec, case, dtype, DTYPES)
     assert_raises(
         lambda: getattr(k, spec.name)(*args),
@@ -969,7 +974,42 @@ def _optional_check(k: Any, name: str, dtype: str) -> tuple[np.ndarray, np.ndarr
             f"{4 * step} elements, a view of 2 * {step} from element {step} read, written "
             "(seen by the parent), then a view of it written after the others died",
         )
+    if name == "bernoulli_mt19937":
+        return _bernoulli_check(k, dtype)
     raise AssertionError(f"the suite has no check for optional kernel {name!r}")
+
+
+def _bernoulli_check(k: Any, dtype: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """bernoulli_mt19937 against NumPy's RandomState from random states: positions 0, a
+    middle one, 623 (the first pair straddles a twist) and 624 (twist first), n 0, 1, 5
+    and 2000 (several twists), p 0, 0.3 and 1. Per case: the n values, the two elements
+    after them (untouched), the new key and pos; then a rejected call (a pos past 624)
+    that leaves key and out as they were."""
+    spec = KERNELS["bernoulli_mt19937"]
+    seeds = np.random.RandomState(5)
+    got, want = [], []
+    for pos in (0, 300, 623, 624):
+        for n in (0, 1, 5, 2000):
+            for p in (0.0, 0.3, 1.0):
+                key = seeds.randint(0, 2**32, size=624, dtype=np.uint64).astype(np.uint32)
+                ref_key = key.copy()
+                values, ref_pos = spec.reference(ref_key, pos, p, n, dtype)
+                out = upload(k, np.full(n + 2, 7.0), dtype)
+                new_pos = k.bernoulli_mt19937(key, pos, p, out, n)
+                got += [download(k, out), key, [new_pos]]
+                want += [values, [7.0, 7.0], ref_key, [ref_pos]]
+    out = upload(k, np.full(4, 7.0), dtype)
+    with contextlib.suppress(Exception):  # test_kernel_error checks the exception
+        k.bernoulli_mt19937(key, 625, 0.5, out, 4)
+    got += [download(k, out), key]
+    want += [[7.0] * 4, ref_key]
+    return (
+        np.concatenate([np.asarray(g, dtype=np.float64) for g in got]),
+        np.concatenate([np.asarray(w, dtype=np.float64) for w in want]),
+        "random states at pos 0, 300, 623, 624 x n 0, 1, 5, 2000 x p 0, 0.3, 1: the n values, "
+        "2 untouched elements after them, the new key and pos; then pos 625 refused, key "
+        "and out unchanged",
+    )
 
 
 def _attention_check(k: Any, name: str, dtype: str, rng: Any) -> tuple[np.ndarray, ...]:
@@ -1033,7 +1073,12 @@ def test_optional_kernel(
     if not needle_device.has_kernel(name):
         pytest.skip(f"backend {needle_backend_name!r} does not declare optional kernel {name}")
     got, want, desc = _optional_check(needle_device.kernels, name, dtype)
-    tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == "float32" else {"dtype": dtype}
+    if KERNELS[name].exact:
+        tol: dict[str, Any] = {"rtol": 0.0, "atol": 0.0}
+    elif dtype == "float32":
+        tol = {"rtol": 1e-4, "atol": 1e-5}
+    else:
+        tol = {"dtype": dtype}
     assert_close(
         got,
         want,

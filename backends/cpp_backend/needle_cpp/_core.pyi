@@ -297,3 +297,6 @@ def attention_backward(
     causal: int,
     scale: float,
 ) -> None: ...
+
+# random draws (random_mt.cpp)
+def bernoulli_mt19937(key: np.ndarray, pos: int, p: float, out: Array, n: int) -> int: ...

@@ -51,6 +51,8 @@ OPTIONAL_KERNELS = (
     "dlpack_import",
     # issue 12: replay memory planning
     "buffer_view",
+    # dropout masks drawn from NumPy's generator state
+    "bernoulli_mt19937",
 )
 """The optional kernels of the contract that ``needle_cpp._core`` provides."""
 
@@ -61,7 +63,7 @@ def needle_backend_info() -> BackendInfo:
     return BackendInfo(
         name="cpp",
         version=__version__,
-        contract_version=(1, 6),
+        contract_version=(1, 7),
         dtypes=("float32", "float64"),
         optional_kernels=OPTIONAL_KERNELS,
         description="C++ backend (CPU; OpenMP, AVX2/AVX-512 chosen at run time)",

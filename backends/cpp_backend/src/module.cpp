@@ -23,6 +23,7 @@ void bind_conv_ext(py::module_& m);   // conv_ext.cpp: padded convolution and it
 void bind_lstm_layer(py::module_& m);  // lstm_layer.cpp: an LSTM layer over a sequence
 void bind_attention(py::module_& m);  // attention.cpp: fused multi-head attention
 void bind_dlpack(py::module_& m);  // dlpack.cpp: buffers over external memory (DLPack import)
+void bind_random(py::module_& m);  // random_mt.cpp: NumPy's MT19937 stream as Bernoulli draws
 }  // namespace needle_cpp
 
 namespace {
@@ -235,4 +236,5 @@ PYBIND11_MODULE(_core, m) {
   bind_lstm_layer(m);
   bind_attention(m);
   bind_dlpack(m);
+  bind_random(m);
 }

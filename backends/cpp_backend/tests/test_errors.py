@@ -36,6 +36,13 @@ def _prog():
     return _core.program_compile([("scalar_add", (f32(4), 1.0, f32(4)))])
 
 
+def _key(n: int = 624, read_only: bool = False) -> np.ndarray:
+    """A uint32 key of n words for bernoulli_mt19937 (624 is the right size)."""
+    key = np.arange(n, dtype=np.uint32)
+    key.flags.writeable = not read_only
+    return key
+
+
 # (kernel, args builder, exception type)
 def _att(n: int = 3, mask: int = 0, f64: bool = False) -> tuple:
     """attention_forward buffers: q (n elements), k, v, out, probs of 8 (enough for
@@ -308,6 +315,21 @@ CASES = [
     ("buffer_view", lambda: (f32(64), 2**62 + 1, 1), ValueError),
     ("buffer_view", lambda: (np.zeros(64, np.float32), 0, 4), TypeError),
     ("buffer_view", lambda: (f32(64), 0.5, 4), TypeError),
+    ("bernoulli_mt19937", lambda: (np.zeros(624, np.int64), 0, 0.5, f32(4), 4), TypeError),
+    ("bernoulli_mt19937", lambda: (np.zeros(624, ">u4"), 0, 0.5, f32(4), 4), TypeError),
+    ("bernoulli_mt19937", lambda: (list(range(624)), 0, 0.5, f32(4), 4), TypeError),
+    ("bernoulli_mt19937", lambda: (_key(623), 0, 0.5, f32(4), 4), ValueError),
+    ("bernoulli_mt19937", lambda: (_key(1248).reshape(2, 624), 0, 0.5, f32(4), 4), ValueError),
+    ("bernoulli_mt19937", lambda: (_key(1248)[::2], 0, 0.5, f32(4), 4), ValueError),
+    ("bernoulli_mt19937", lambda: (_key(read_only=True), 0, 0.5, f32(4), 4), ValueError),
+    ("bernoulli_mt19937", lambda: (_key(), 625, 0.5, f32(4), 4), ValueError),
+    ("bernoulli_mt19937", lambda: (_key(), -1, 0.5, f32(4), 4), ValueError),
+    ("bernoulli_mt19937", lambda: (_key(), 2**40, 0.5, f32(4), 4), ValueError),
+    ("bernoulli_mt19937", lambda: (_key(), 0.5, 0.5, f32(4), 4), TypeError),
+    ("bernoulli_mt19937", lambda: (_key(), 0, "0.5", f32(4), 4), TypeError),
+    ("bernoulli_mt19937", lambda: (_key(), 0, 0.5, f32(4), -1), ValueError),
+    ("bernoulli_mt19937", lambda: (_key(), 0, 0.5, f32(4), 5), ValueError),
+    ("bernoulli_mt19937", lambda: (_key(), 0, 0.5, np.zeros(4, np.float32), 4), TypeError),
     ("set_num_threads", lambda: (0,), ValueError),
     ("set_simd_level", lambda: ("sse9",), ValueError),
 ]
@@ -360,6 +382,11 @@ def test_failed_kernel_leaves_output_unchanged(core):
     with pytest.raises(IndexError):
         core.ewise_setitem(put(np.ones(12, np.float32)), out, (3, 5), (4, 1), 0)
     np.testing.assert_array_equal(get(out), np.arange(12, dtype=np.float32))
+    key = _key()
+    with pytest.raises(ValueError):
+        core.bernoulli_mt19937(key, 0, 0.5, out, 13)
+    np.testing.assert_array_equal(get(out), np.arange(12, dtype=np.float32))
+    np.testing.assert_array_equal(key, _key())
 
 
 def test_foreign_handle_is_a_type_error(core):

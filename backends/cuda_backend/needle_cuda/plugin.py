@@ -36,7 +36,7 @@ def needle_backend_info() -> BackendInfo:
     return BackendInfo(
         name="cuda",
         version=__version__,
-        contract_version=(1, 6),
+        contract_version=(1, 7),
         dtypes=("float32", "float64"),
         optional_kernels=OPTIONAL,
         description="CUDA backend (CuPy + NVRTC kernels, cuBLAS matmul)",

@@ -23,7 +23,7 @@ def test_plugin_declares_the_dlpack_kernels():
     from needle_cuda.plugin import OPTIONAL, needle_backend_info
 
     assert {"dlpack_export", "dlpack_import"} <= set(OPTIONAL)
-    assert needle_backend_info().contract_version == (1, 6)
+    assert needle_backend_info().contract_version == (1, 7)
 
 
 assert _gpu  # keep the import (the tests live there)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 
 import numpy as np
 from needle.backends.contract import HandlePtr
@@ -133,6 +134,40 @@ def buffer_view(a: Buffer, offset: int, size: int) -> Buffer:
             f"buffer_view: elements {offset} .. {offset + size} reach past a buffer of {a.size}"
         )
     return Buffer(a.array[offset : offset + size])
+
+
+# --- random draws (optional) ----------------------------------------------------------
+_PRIVATE = threading.local()
+
+
+def bernoulli_mt19937(key: np.ndarray, pos: int, p: float, out: Buffer, n: int) -> int:
+    """``random_sample(n) <= p`` from the MT19937 state (key, pos) into ``out``, through a
+    private RandomState (the thread's own); ``key`` is advanced in place and the new pos
+    returned."""
+    kernel = "bernoulli_mt19937"
+    _check(kernel, out)
+    if not isinstance(key, np.ndarray) or key.dtype != np.uint32:
+        got = f"dtype {key.dtype}" if isinstance(key, np.ndarray) else type(key).__name__
+        raise TypeError(f"{kernel}: key must be a NumPy uint32 array, got {got}")
+    if key.shape != (624,):
+        raise ValueError(f"{kernel}: key must have shape (624,), got {key.shape}")
+    if not key.flags.c_contiguous or not key.flags.writeable:
+        raise ValueError(f"{kernel}: key must be C-contiguous and writeable")
+    _dims(kernel, pos=pos, n=n)
+    if pos > 624:
+        raise ValueError(f"{kernel}: pos must lie in [0, 624], got {pos}")
+    if not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{kernel}: p must be a float, got {type(p).__name__}")
+    if n > out.size:
+        raise ValueError(f"{kernel}: out has {out.size} elements, need {n}")
+    rs = getattr(_PRIVATE, "rs", None)
+    if rs is None:  # one per thread, made once: RandomState() seeds from the OS (~0.1 ms)
+        rs = _PRIVATE.rs = np.random.RandomState(0)
+    rs.set_state(("MT19937", key, int(pos), 0, 0.0))
+    out.array[: int(n)] = rs.random_sample(int(n)) <= p
+    state = rs.get_state(legacy=False)["state"]
+    key[...] = state["key"]
+    return int(state["pos"])
 
 
 # --- layout ----------------------------------------------------------------------------

@@ -49,6 +49,8 @@ _OPTIONAL = (
     "dlpack_import",
     # issue 12: replay memory planning
     "buffer_view",
+    # dropout masks drawn from NumPy's generator state
+    "bernoulli_mt19937",
 )
 
 
@@ -58,7 +60,7 @@ def needle_backend_info() -> BackendInfo:
     return BackendInfo(
         name="numpy",
         version=__version__,
-        contract_version=(1, 6),
+        contract_version=(1, 7),
         dtypes=("float32", "float64"),
         optional_kernels=_OPTIONAL,
         description="NumPy reference backend (CPU)",

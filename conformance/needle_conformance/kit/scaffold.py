@@ -133,6 +133,7 @@ _RETURNS = {
     "ndarray": "np.ndarray",
     "producer": "np.ndarray",
     "import": "tuple[Buffer, tuple[int, ...], tuple[int, ...], int]",
+    "int": "int",
 }
 
 # Optional kernels the generated backend provides from the start (declared in its

@@ -7,8 +7,9 @@ instructions over buffer handles:
 
 * ``kernel``: a kernel with its arguments (handles, ints, floats, tuples);
 * ``draw``: a random draw made on the host through :mod:`needle.random` and copied to
-  the device (dropout masks). At replay the same NumPy call runs again, so a replayed
-  step consumes the global generator exactly as the eager step would;
+  the device (dropout masks). At replay the same NumPy call runs again (a ``randb`` on
+  the device, where the backend has ``bernoulli_mt19937``: :func:`replay_draw`), so a
+  replayed step consumes the global generator exactly as the eager step would;
 * ``host``: a callback registered with :func:`host_step` (optimizers use it for their
   step counter and learning rate). It runs again at replay and returns floats, which
   replace the arguments they were passed as at capture time.
@@ -574,12 +575,20 @@ class Program:
                 )
                 ins.fn(*args)
             elif ins.kind == "draw":
-                replay_draw(ins)
+                replay_draw(ins, dev)
 
 
-def replay_draw(ins: Instr) -> None:
-    """Make a ``draw`` instruction's host draw again and copy it into its buffer."""
+def replay_draw(ins: Instr, device: Device | None = None) -> None:
+    """Make a ``draw`` instruction's draw again into its buffer: on ``device`` for a
+    ``randb`` its backend can draw (:meth:`Device.bernoulli_into`: the same values, the
+    generator left in the same state), else on the host, copied over."""
     (draw, dargs, dkwargs, dtype), out = ins.args
+    if (
+        draw is _random.randb
+        and device is not None
+        and device.bernoulli_into(out, out.size, dkwargs["p"])
+    ):
+        return
     src = np.asarray(draw(*dargs, **dkwargs), dtype=dtype).reshape(-1)
     ins.fn(np.ascontiguousarray(src), out)
 

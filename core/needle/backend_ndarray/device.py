@@ -111,6 +111,30 @@ class Device:
         """Standard normal samples from needle's generator (see ``needle.random``)."""
         return _nd.NDArray(_random.randn(*shape), device=self, dtype=dtype)
 
+    def randb(self, *shape: int, p: float = 0.5, dtype: str = "float32") -> Any:
+        """1.0 with probability ``p``, else 0.0: ``needle.random.randb``'s values (NumPy's
+        stream), drawn on the device by the backend's ``bernoulli_mt19937`` when it has
+        one (see :meth:`bernoulli_into`), on the host otherwise."""
+        if (
+            dtype in ("float32", "float64")
+            and dtype in self.dtypes
+            and self.has_kernel("bernoulli_mt19937")
+            and not _random.observing()
+            and all(type(s) is int and s >= 0 for s in shape)
+        ):
+            out = _nd.NDArray.make(shape, device=self, dtype=dtype)
+            if self.bernoulli_into(out._handle, out.size, p):
+                return out
+        return _nd.NDArray(_random.randb(*shape, p=p), device=self, dtype=dtype)
+
+    def bernoulli_into(self, out: Any, n: int, p: float) -> bool:
+        """Make ``needle.random.randb``'s draw of ``n`` values into the first ``n``
+        elements of buffer ``out`` with the backend's ``bernoulli_mt19937``; False (nothing
+        drawn) where the backend lacks it or ``needle.random.bernoulli_into`` cannot."""
+        if not self.has_kernel("bernoulli_mt19937"):
+            return False
+        return _random.bernoulli_into(self.kernels.bernoulli_mt19937, out, n, p)
+
     def Array(self, size: int, dtype: str = "float32") -> Any:  # the course's name
         """A new flat buffer of ``size`` elements (the course's ``device.Array``)."""
         return self.alloc(size, dtype)

@@ -90,7 +90,10 @@ compare with ``out``). Scalar parameters that only describe shapes (``m``, ``n``
   ``attention_softmax``, ``attention_forward``, ``attention_backward``,
   ``conv2d_nhwc_pad``, ``conv2d_nhwc_backward_input`` and ``conv2d_nhwc_backward_weight``
   take the arguments their semantics name (see each record); ``buffer_view`` is
-  ``f(flat, offset, size)`` -> the slice sharing ``flat``'s memory.
+  ``f(flat, offset, size)`` -> the slice sharing ``flat``'s memory;
+  ``bernoulli_mt19937`` is ``f(key, pos, p, n, dtype)`` -> ``(values, new pos)``: the n
+  values out must hold (in ``dtype``), with ``key`` (the NumPy uint32 state array, not
+  a handle) advanced in place as the kernel advances it.
 
 Bump :data:`CONTRACT_VERSION` (major) whenever a required kernel is added, removed or
 changes meaning; ``tests/test_contract_snapshot.py`` guards against silent changes.
@@ -105,7 +108,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-CONTRACT_VERSION: tuple[int, int] = (1, 6)
+CONTRACT_VERSION: tuple[int, int] = (1, 7)
 """(major, minor). A plugin whose major version differs is refused."""
 
 FAMILIES: tuple[str, ...] = (
@@ -159,8 +162,9 @@ class KernelSpec:
     """Parameter names in call order."""
     returns: str | None
     """``None`` (fills ``out``), ``"handle"`` (``alloc``), ``"ndarray"`` (``to_numpy``),
-    ``"program"``, ``"producer"`` (``dlpack_export``) or ``"import"`` (``dlpack_import``:
-    ``(handle, shape, strides, offset)``)."""
+    ``"program"``, ``"producer"`` (``dlpack_export``), ``"import"`` (``dlpack_import``:
+    ``(handle, shape, strides, offset)``) or ``"int"`` (``bernoulli_mt19937``: the new
+    generator position)."""
     semantics: str
     required: bool
     reference: Callable[..., Any] | None = None
@@ -240,12 +244,19 @@ _PARAM_TYPES: dict[str, str] = {
     # DLPack interop (issue 17)
     "obj": "a DLPack producer",
     "copy": "bool | None",
+    # random draws (bernoulli_mt19937; its p is a probability, see below)
+    "key": "numpy.ndarray (uint32, 624)",
+    "pos": "int",
 }
 
 
 # Parameters whose type differs in one kernel from the table above (c_out is a channel
-# count in the convolutions and a buffer in lstm_cell).
-_KERNEL_PARAM_TYPES: dict[str, dict[str, str]] = {"lstm_cell": {"c_out": "handle"}}
+# count in the convolutions and a buffer in lstm_cell; p a size in the products and a
+# probability in bernoulli_mt19937).
+_KERNEL_PARAM_TYPES: dict[str, dict[str, str]] = {
+    "lstm_cell": {"c_out": "handle"},
+    "bernoulli_mt19937": {"p": "float"},
+}
 
 
 # --- NumPy references ------------------------------------------------------------------
@@ -413,6 +424,17 @@ def _dlpack_import(obj: Any, copy: bool | None) -> Any:
 def _buffer_view(flat: Any, offset: int, size: int) -> Any:
     """Elements ``offset .. offset + size`` of ``flat``, sharing its memory (a slice)."""
     return np.asarray(flat)[int(offset) : int(offset) + int(size)]
+
+
+def _bernoulli_mt19937(key: Any, pos: int, p: float, n: int, dtype: Any) -> tuple[Any, int]:
+    """``RandomState.random_sample(n) <= p`` from the MT19937 state (key, pos), in
+    ``dtype``, and the new pos; ``key`` is advanced in place."""
+    rs = np.random.RandomState()
+    rs.set_state(("MT19937", key, pos, 0, 0.0))
+    values = (rs.random_sample(n) <= p).astype(dtype)
+    state = rs.get_state(legacy=False)["state"]
+    key[...] = state["key"]
+    return values, int(state["pos"])
 
 
 def _reduce_argmax(rows: Any) -> Any:
@@ -649,6 +671,25 @@ def _dtype_mismatch(description: str, extra: tuple[Any, ...] = ()) -> ErrorCase:
         also=(ValueError, IndexError),
         needs_other_dtype=True,
     )
+
+
+def _mt_case(
+    tag: str,
+    description: str,
+    exception: type[Exception],
+    key: Callable[[], Any] = lambda: np.arange(624, dtype=np.uint32),
+    pos: int = 0,
+    p: Any = 0.5,
+    n: int = 4,
+) -> ErrorCase:
+    """A bad call of bernoulli_mt19937 (key, pos, p, out of 8 elements, n)."""
+    return _err(tag, description, exception, lambda k, d, o: (key(), pos, p, _buf(k, 8, d), n))
+
+
+def _read_only_key() -> Any:
+    key = np.arange(624, dtype=np.uint32)
+    key.flags.writeable = False
+    return key
 
 
 # --- the table -------------------------------------------------------------------------
@@ -1587,6 +1628,57 @@ _OPTIONAL = (
                 TypeError,
                 lambda k, d, o: (np.zeros(64, d), 0, 4),
             ),
+        ),
+    ),
+    # --- dropout masks drawn from NumPy's generator state ---
+    KernelSpec(
+        "bernoulli_mt19937",
+        "optional",
+        ("key", "pos", "p", "out", "n"),
+        "int",
+        "Bernoulli draws from NumPy's legacy generator: out[i] = 1.0 if u_i <= p else 0.0 "
+        "for i < n (elements past n untouched), u_0, u_1, ... the doubles "
+        "RandomState.random_sample draws from the MT19937 state (key, pos) as "
+        "np.random.get_state() holds it: u = ((w0 >> 5) * 67108864.0 + (w1 >> 6)) / "
+        "9007199254740992.0 from two consecutive tempered 32-bit outputs (a pair may "
+        "straddle a twist). key is a writeable C-contiguous NumPy uint32 array of shape "
+        "(624,), advanced in place; pos in [0, 624] (624: twist before the next output); "
+        "returns the new pos, so np.random.set_state(('MT19937', key, pos)) continues "
+        "where np.random.rand(n) would have left the generator. A NaN p gives zeros. "
+        "out is float32 or float64 with at least n elements. A key of another dtype or "
+        "type, or a p that is not a number, -> TypeError; another shape, a strided or "
+        "read-only key, pos outside [0, 624], n < 0 or n > out.size -> ValueError; all "
+        "before anything is written. The reference is f(key, pos, p, n, dtype) -> "
+        "(values, new pos).",
+        False,
+        reference=_bernoulli_mt19937,
+        exact=True,
+        errors=(
+            _mt_case(
+                "key_dtype",
+                "an int64 key",
+                TypeError,
+                key=lambda: np.arange(624, dtype=np.int64),
+            ),
+            _mt_case("key_list", "a list as key", TypeError, key=lambda: list(range(624))),
+            _mt_case(
+                "key_size",
+                "a key of 623 words",
+                ValueError,
+                key=lambda: np.arange(623, dtype=np.uint32),
+            ),
+            _mt_case(
+                "key_strided",
+                "a strided key",
+                ValueError,
+                key=lambda: np.arange(1248, dtype=np.uint32)[::2],
+            ),
+            _mt_case("key_read_only", "a read-only key", ValueError, key=_read_only_key),
+            _mt_case("pos_past", "pos 625", ValueError, pos=625),
+            _mt_case("pos_negative", "pos -1", ValueError, pos=-1),
+            _mt_case("p_text", "a string as p", TypeError, p="0.5"),
+            _mt_case("n_negative", "negative n", ValueError, n=-1),
+            _mt_case("n_past_out", "n larger than out", ValueError, n=9),
         ),
     ),
 )

@@ -58,9 +58,11 @@ def randb(
     dtype: str = "float32",
     requires_grad: bool = False,
 ) -> Tensor:
-    """Bernoulli samples: 1 with probability ``p``, else 0."""
-    x = _random.randb(*shape, p=p)
-    return _from_numpy(x, device, dtype, requires_grad)
+    """Bernoulli samples: 1 with probability ``p``, else 0 (drawn on the device where its
+    backend can make NumPy's draw there: ``Device.randb``)."""
+    return Tensor.make_const(
+        _dev(device).randb(*shape, p=p, dtype=dtype), requires_grad=requires_grad
+    )
 
 
 def constant(
