@@ -18,7 +18,9 @@ pytestmark = pytest.mark.impls("needle", "torch")
 SHAPE = (4,)
 
 
-def _pair(impl: Impl) -> tuple[Any, Any]:
+def tiny_operands(impl: Impl) -> tuple[Any, Any]:
+    """``a`` and ``b`` of shape (4,) on ``impl``, both requiring gradients (PyTorch) or
+    made as needle makes them (needle: a Tensor made from data requires a gradient)."""
     a_np = np.arange(4, dtype=np.float32)
     b_np = np.ones(4, dtype=np.float32)
     if impl.kind == "torch":
@@ -32,7 +34,7 @@ def _pair(impl: Impl) -> tuple[Any, Any]:
 
 @pytest.mark.parametrize("grad", [True, False], ids=["graph", "no_grad"])
 def bench_tiny_add(benchmark: Any, impl: Impl, grad: bool) -> None:
-    a, b = _pair(impl)
+    a, b = tiny_operands(impl)
     if impl.kind == "torch":
         import torch
 

@@ -278,6 +278,44 @@ def machine_section(docs: Sequence[dict[str, Any]], threads: int) -> str:
     return "\n".join(lines)
 
 
+PAIRED_TITLE = "Issue 12: replayed needle-cpp against PyTorch, timed in turn"
+PAIRED_NOTE = """\
+Each round calls needle and PyTorch one after the other (the order alternating), in one
+process, both on the same threads (`benchmarks/bench_paired.py`): a slow spell of the
+machine falls on both. *needle* and *torch* are each side's minimum time per call; *ratio*
+is needle's minimum over PyTorch's, *median ratio* the median of the rounds' own ratios
+(needle's call over the PyTorch call beside it). A case meets issue 12's *target* when
+its ratio is at most the target. The suites below time each implementation in its own
+stretch of the run instead."""
+
+
+def paired_table(entries: Iterable[dict[str, Any]]) -> str:
+    """The side-by-side table of ``bench_paired.py``'s entries ("" when there are none)."""
+    lines = []
+    for e in entries:
+        info = e.get("extra_info", {})
+        if info.get("suite") != "paired" or "needle_min" not in info:
+            continue
+        target = info.get("target")
+        ratio = float(info["needle_min"]) / float(info["torch_min"])
+        met = "" if target is None else ("yes" if ratio <= float(target) else "**no**")
+        cells = [
+            info.get("case", "?"),
+            fmt_time(float(info["needle_min"])),
+            fmt_time(float(info["torch_min"])),
+            f"{ratio:.2f}",
+            f"{float(info['median_ratio']):.2f}",
+            str(e.get("stats", {}).get("rounds", "")),
+            "" if target is None else f"≤ {float(target):.1f}",
+            met,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    if not lines:
+        return ""
+    head = "| case | needle | torch | ratio | median ratio | rounds | target | met |"
+    return "\n".join([head, "|" + "---|" * 8, *lines])
+
+
 REGRESSIONS = """\
 ## Reading the numbers, and checking for regressions
 
@@ -311,9 +349,14 @@ fails any benchmark whose minimum got more than 10% slower. Restrict a run with 
 
 
 def render(
-    docs: Sequence[dict[str, Any]], rows: list[Row], command: str, threads: int, stat: str = "min"
+    docs: Sequence[dict[str, Any]],
+    rows: list[Row],
+    command: str,
+    threads: int,
+    stat: str = "min",
+    paired: str = "",
 ) -> str:
-    """The whole markdown document."""
+    """The whole markdown document (``paired``: :func:`paired_table`'s table, first)."""
     cores = docs[0].get("machine_info", {}).get("needle_bench", {}).get("cores") if docs else None
     peak = peak_gflops(threads, cores)
     out = [
@@ -326,6 +369,9 @@ def render(
         machine_section(docs, threads),
         "",
     ]
+    if paired:
+        out += [f"## {PAIRED_TITLE}", "", PAIRED_NOTE, "", paired, ""]
+    rows = [r for r in rows if r.suite != "paired"]
     suites = [s for s in SUITES if any(r.suite == s for r in rows)]
     suites += sorted({r.suite for r in rows} - set(SUITES))
     for suite in suites:
@@ -335,7 +381,7 @@ def render(
             suite_table([r for r in rows if r.suite == suite]),
             "",
         ]
-    if not rows:
+    if not rows and not paired:
         out += ["No benchmark results (was the run made with `--benchmark-disable`?).", ""]
     out.append(
         REGRESSIONS.format(
@@ -351,7 +397,7 @@ def report(paths: Sequence[str | Path], command: str, stat: str = "min") -> str:
     nb = docs[0].get("machine_info", {}).get("needle_bench", {}) if docs else {}
     threads = int(nb.get("threads") or 1)
     rows = derive(to_rows(entries), threads, nb.get("cores"), stat)
-    return render(docs, rows, command, threads, stat)
+    return render(docs, rows, command, threads, stat, paired_table(entries))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -223,3 +223,40 @@ def test_gpu_rows_have_throughput_but_no_cpu_peak_fractions(report, bench_json, 
     assert "t / t(torch-cuda) |" in gpu_table and "t(needle-numpy)" not in gpu_table
     # The CPU suites are unchanged: no GPU column, fractions still there.
     assert "|  | needle-cpp | 10.00 ms | 15.00 ms | 5 | 214.7 | 92% |  |  | 0.50 | 0.80 |" in text
+
+
+def _paired(case, ours, theirs, median_ratio, target, rounds=30):
+    e = _entry("paired", case, "needle-cpp replayed / torch", ours + theirs, rounds=rounds)
+    e["extra_info"].update(
+        needle_min=ours, torch_min=theirs, median_ratio=median_ratio, target=target
+    )
+    return e
+
+
+def test_side_by_side_table_comes_first_with_targets(report, bench_json):
+    doc = json.loads(bench_json.read_text())
+    doc["benchmarks"] += [
+        _paired("LSTM LM", 0.018, 0.020, 0.93, 1.0),
+        _paired("matmul 512 backward", 0.0036, 0.0030, 1.15, 1.2),
+        _paired("ResNet9", 0.013, 0.010, 1.31, 1.2),
+        _paired("MLP step", 0.0005, 0.001, 0.55, None, rounds=200),
+    ]
+    bench_json.write_text(json.dumps(doc))
+    text = report.report([bench_json], "cmd")
+    first = text.index("## Issue 12: replayed needle-cpp against PyTorch, timed in turn")
+    assert first < text.index("## Kernels")
+    assert "| LSTM LM | 18.00 ms | 20.00 ms | 0.90 | 0.93 | 30 | ≤ 1.0 | yes |" in text
+    assert "| matmul 512 backward | 3.60 ms | 3.00 ms | 1.20 | 1.15 | 30 | ≤ 1.2 | yes |" in text
+    assert "| ResNet9 | 13.00 ms | 10.00 ms | 1.30 | 1.31 | 30 | ≤ 1.2 | **no** |" in text
+    assert "| MLP step | 500.0 µs | 1.00 ms | 0.50 | 0.55 | 200 |  |  |" in text
+    # the pairs are not also listed as an implementation of some suite
+    assert "needle-cpp replayed / torch" not in text
+
+
+def test_side_by_side_table_alone(report, bench_json):
+    doc = json.loads(bench_json.read_text())
+    doc["benchmarks"] = [_paired("LSTM LM", 0.018, 0.020, 0.93, 1.0)]
+    bench_json.write_text(json.dumps(doc))
+    text = report.report([bench_json], "cmd")
+    assert "| LSTM LM | 18.00 ms | 20.00 ms | 0.90 |" in text
+    assert "No benchmark results" not in text

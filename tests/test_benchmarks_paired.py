@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,7 +35,16 @@ def test_paired_reports_every_case() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = [ln for ln in proc.stdout.splitlines() if "ratio of minima" in ln]
     names = [ln.split()[0] for ln in lines]
-    assert names == ["MLP", "MLPResNet", "ResNet9", "LSTM", "Transformer", "MNIST", "matmul"]
+    assert names == [
+        "MLP",
+        "MLPResNet",
+        "ResNet9",
+        "LanguageModel",
+        "TransformerLM",
+        "MNIST",
+        "matmul_backward",
+        "tiny_add",
+    ]
     for ln in lines:
         ours, theirs, ratio = (
             float(v)
@@ -44,6 +55,35 @@ def test_paired_reports_every_case() -> None:
         )
         assert ours > 0 and theirs > 0
         assert ratio == pytest.approx(ours / theirs, rel=0.03, abs=0.011), ln
+
+
+def test_interleaved_times_each_side_per_call() -> None:
+    from benchmarks.paired import Interleaved, Pair
+
+    calls = {"n": 0, "t": 0}
+    setups: list[str] = []
+
+    def ours(x: int) -> None:
+        calls["n"] += x
+        time.sleep(0.002)
+
+    def theirs(x: int) -> None:
+        calls["t"] += x
+        time.sleep(0.001)
+
+    pair = Pair(ours, theirs, (lambda: (setups.append("n") or 1,), lambda: (2,)), inner=3)
+    timer = Interleaved(pair)
+    with pytest.raises(ValueError, match="no round"):
+        timer.summary()
+    for _ in range(4):
+        timer.round()
+    assert calls == {"n": 12, "t": 24}  # inner calls per round, with each setup's argument
+    assert setups == ["n"] * 4  # one untimed setup per timed sample, not per inner call
+    ours_min, theirs_min, median = timer.summary()
+    assert 0.002 <= ours_min < 0.02 and 0.001 <= theirs_min < 0.01  # per call, not per 3
+    assert median == pytest.approx(
+        statistics.median(a / b for a, b in zip(timer.ours, timer.theirs))
+    )
 
 
 def test_paired_refuses_unknown_cases() -> None:
