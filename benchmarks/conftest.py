@@ -12,16 +12,27 @@
 from __future__ import annotations
 
 import os
-import platform
-import shlex
 import sys
-import time
-from typing import Any
 
-import pytest
+# OpenBLAS's idle worker threads (NumPy, and the needle-numpy backend) keep polling for
+# work for a while after their last call: the needle-cpp 512x512 matmul backward timed
+# right after needle-numpy's took 4.48 ms instead of 3.28 ms (`NEEDLE_BENCH_BACKENDS=numpy,cpp
+# pytest benchmarks/bench_ops.py -k "bench_backward and matmul"`), even after the pause
+# below. A short timeout (2^4 cycles) puts them to sleep at once; needle-numpy's own times
+# did not change. It must be set before NumPy loads OpenBLAS: the machine info records
+# whether it was.
+OPENBLAS_TIMEOUT_SET = "numpy" not in sys.modules
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-from . import _common
-from ._common import THREADS, Impl
+import platform  # noqa: E402
+import shlex  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+from . import _common  # noqa: E402
+from ._common import THREADS, Impl  # noqa: E402
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -154,6 +165,10 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
             k: os.environ.get(k, "") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
         },
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
+        # whether OPENBLAS_THREAD_TIMEOUT took effect (set before NumPy was imported)
+        "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")
+        if OPENBLAS_TIMEOUT_SET
+        else "not applied: NumPy was imported before benchmarks/conftest.py",
         "quick": _common.quick(),
         # 1/5/15-minute load averages: other work on the machine distorts 2-thread timings.
         "loadavg_start": _LOAD_AT_START,

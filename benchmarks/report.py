@@ -251,7 +251,8 @@ def machine_section(docs: Sequence[dict[str, Any]], threads: int) -> str:
             lines.append(
                 f"- BLAS: {lib.get('internal_api')} {lib.get('version')}, "
                 f"{lib.get('architecture')} kernels, {lib.get('num_threads')} threads"
-                f" (OPENBLAS_CORETYPE={nb.get('openblas_coretype') or 'unset'})"
+                f" (OPENBLAS_CORETYPE={nb.get('openblas_coretype') or 'unset'}"
+                f", OPENBLAS_THREAD_TIMEOUT={nb.get('openblas_thread_timeout') or 'unset'})"
             )
     start, end = nb.get("loadavg_start"), nb.get("loadavg_end")
     if start or end:

@@ -144,6 +144,7 @@ def test_markdown(report, bench_json, tmp_path):
     assert "numpy 2.4.6" in text and "torch 2.13.0+cpu" in text
     assert "cuda 0.1.0 (not usable: no GPU)" in text
     assert "openblas 0.3.31, SkylakeX kernels, 2 threads" in text
+    assert "OPENBLAS_THREAD_TIMEOUT=unset)" in text  # the fixture's machine info has none
     assert "| matmul n=1024 | needle-numpy | 20.00 ms | 30.00 ms | 5 | 107.4 | 46% |" in text
     assert "|  | needle-cpp | 10.00 ms | 15.00 ms | 5 | 214.7 | 92% |  |  | 0.50 | 0.80 |" in text
     assert "| 31.0 | 100% |" in text  # ewise add: GB/s and fraction of the add bandwidth
