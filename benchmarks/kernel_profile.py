@@ -8,8 +8,9 @@ times whole replayed steps, then calls the recorded kernels of the program one b
 from Python, timing each, and prints the time per kernel name (the sum over a step's
 calls, averaged over ``--steps`` passes) with the call counts. ``--top`` also lists the
 slowest single calls with their integer arguments (sizes), and the time of the step's
-host-side random draws (dropout masks drawn with NumPy's global generator, then copied to
-the device) where it has any. The per-call timing adds a little Python per kernel, so the
+random draws (dropout masks from NumPy's global generator: made on the device by the
+backend's ``bernoulli_mt19937`` where it has one, else on the host and copied over) where
+it has any. The per-call timing adds a little Python per kernel, so the
 kernel sum is a bit above the replayed step.
 """
 
@@ -100,7 +101,7 @@ def main() -> None:
             count[ins.name] += 1
             slowest[i] = min(slowest.get(i, dt), dt)
     draw_time = 0.0
-    for _ in range(args.steps):  # host-side random draws (dropout masks), as replays make them
+    for _ in range(args.steps):  # random draws (dropout masks), as replays make them
         for ins in draws:
             t0 = time.perf_counter()
             replay_draw(ins, program.device)
@@ -113,7 +114,7 @@ def main() -> None:
     )
     print(f"kernels called one by one: {sum(total.values()) / n * 1e3:.2f} ms per step")
     if draws:
-        print(f"host random draws: {draw_time / n * 1e3:.2f} ms per step ({len(draws)} draws)")
+        print(f"random draws: {draw_time / n * 1e3:.2f} ms per step ({len(draws)} draws)")
     for name, t in sorted(total.items(), key=lambda kv: -kv[1]):
         print(f"  {name:28s} {t / n * 1e3:8.3f} ms  {count[name] // n:5d} calls")
     for i in sorted(slowest, key=lambda j: slowest[j], reverse=True)[: args.top]:
