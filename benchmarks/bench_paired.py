@@ -6,7 +6,7 @@ each round calls needle, then PyTorch (or the other way round, alternating), so 
 the same machine (see ``benchmarks/paired.py``). pytest-benchmark times the rounds (a
 round is both calls); each side's own times go to ``extra_info``, and the report's first
 table prints them with the ratio of their minima, the median per-round ratio, and issue
-12's target.
+12's target (judged by the median ratio).
 
 The cases are those of ``benchmarks.paired.cases()``, needle on the C++ backend (the
 issue's subject); they skip with the reason where it or PyTorch is missing.

@@ -8,8 +8,9 @@ shared 2-core virtual machine one of them can land in a slow spell (another gues
 host) and the other not: a model ratio swung by ±30% between runs minutes apart. Here the
 two sides alternate call by call (needle, torch, torch, needle, ...), so both see the same
 spells. Printed per case: the minimum time of each side, their ratio (the statistic of
-``docs/benchmarks.md``), and the median of the per-round ratios (each round's needle call
-over the torch call next to it), which a slow spell moves least.
+the suite tables of ``docs/benchmarks.md``), and the median of the per-round ratios (each
+round's needle call over the torch call next to it), which a slow spell moves least and
+by which the report judges issue 12's targets.
 
 The cases (:func:`cases`) are the model steps of ``benchmarks/bench_models.py`` (the same
 models, batches and SGD, needle replayed through ``needle.compile``), the MNIST epoch, the
