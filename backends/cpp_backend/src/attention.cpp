@@ -50,12 +50,16 @@ struct Attn {
 // Rows are padded to whole blocks of kB elements in per-task scratch (zeros past the end),
 // so every inner loop has a constant trip count and vectorises with no remainder loop: the
 // rows here are short (a few dozen keys, head widths of 16 to 64).
-constexpr int64_t kB = 16;
+constexpr int64_t kB = 8;
 
 inline int64_t padded(int64_t n) { return (n + kB - 1) / kB * kB; }
 
-// One block as a GCC generic vector: the sums below stay in registers (one zmm for float
-// under AVX-512, two ymm under AVX2, ...) instead of going through memory each step.
+// One block as a GCC generic vector: the sums below stay in registers (one ymm for float
+// under AVX2 and AVX-512, two xmm in the plain copy) instead of going through memory each
+// step. Blocks were 16 elements (64 bytes) before: without AVX-512 GCC has no register for
+// such a vector and kept it on the stack, and attention_forward of 32 x 4 heads x 20 x 20
+// x 16 took about 1 ms on an AVX2-only CPU (`OMP_NUM_THREADS=1 python -m
+// benchmarks.kernel_profile --model transformer --top 8`).
 template <typename T>
 struct Block;
 template <>
@@ -97,7 +101,7 @@ NEEDLE_ALWAYS_INLINE void gemv(const T* a, int64_t sa, const T* x, int64_t ldx, 
   }
 }
 
-/// Sum / maximum of the kB lanes of v as a tree (4 steps, not a chain of 15).
+/// Sum / maximum of the kB lanes of v as a tree (3 steps, not a chain of 7).
 template <typename T>
 NEEDLE_ALWAYS_INLINE T lane_sum(Vec<T> v) {
   T t[kB];
