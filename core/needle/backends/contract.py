@@ -252,10 +252,12 @@ _PARAM_TYPES: dict[str, str] = {
 
 # Parameters whose type differs in one kernel from the table above (c_out is a channel
 # count in the convolutions and a buffer in lstm_cell; p a size in the products and a
-# probability in bernoulli_mt19937).
+# probability in bernoulli_mt19937; values the floats of program_set_scalars and a buffer
+# in the attention kernels).
 _KERNEL_PARAM_TYPES: dict[str, dict[str, str]] = {
     "lstm_cell": {"c_out": "handle"},
     "bernoulli_mt19937": {"p": "float"},
+    "program_set_scalars": {"values": "list[float]"},
 }
 
 
