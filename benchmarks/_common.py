@@ -137,14 +137,22 @@ def needle_impls() -> list[Impl]:
     from needle.backends import list_backends
 
     wanted = [b for b in os.environ.get("NEEDLE_BENCH_BACKENDS", "").split(",") if b.strip()]
-    impls = []
-    for name, backend in sorted(list_backends().items(), key=lambda kv: _order(kv[0])):
-        if wanted and name not in wanted:
-            continue
+    names = sorted(list_backends(), key=_order)
+    return [backend_impl(name) for name in names if not wanted or name in wanted]
+
+
+def backend_impl(name: str) -> Impl:
+    """needle on backend ``name``, skipped with the reason where it is not installed or
+    not usable here."""
+    from needle.backends import list_backends
+
+    backend = list_backends().get(name)
+    if backend is None:
+        reason = f"needle backend {name!r} is not installed"
+    else:
         status = backend.status()
         reason = "" if status.usable else f"needle backend {name!r} is not usable: {status.reason}"
-        impls.append(Impl(f"needle-{name}", "needle", backend=name, skip=reason))
-    return impls
+    return Impl(f"needle-{name}", "needle", backend=name, skip=reason)
 
 
 def _order(name: str) -> tuple[int, str]:

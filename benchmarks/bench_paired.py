@@ -25,21 +25,9 @@ from ._common import Impl
 BACKEND = "cpp"
 
 
-def _skip_reason() -> str:
-    from needle.backends import list_backends
-
-    backend = list_backends().get(BACKEND)
-    if backend is None:
-        return f"needle backend {BACKEND!r} is not installed"
-    status = backend.status()
-    if not status.usable:
-        return f"needle backend {BACKEND!r} is not usable: {status.reason}"
-    return _common.torch_impl().skip
-
-
 @pytest.mark.parametrize("case", paired.cases(), ids=lambda c: c.key)
 def bench_side_by_side(benchmark: Any, case: paired.Case, monkeypatch: pytest.MonkeyPatch) -> None:
-    reason = _skip_reason()
+    reason = _common.backend_impl(BACKEND).skip or _common.torch_impl().skip
     if reason:
         pytest.skip(reason)
     # What a model builds without an explicit device lands on the backend under test.

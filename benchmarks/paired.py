@@ -30,7 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _common
-from ._common import Impl
 
 Setup = Callable[[], tuple[object, ...]] | None
 
@@ -85,7 +84,7 @@ def build(case: Case, backend: str) -> Pair:
     warmed up, a replayed step captured)."""
     from . import bench_models, bench_ops, bench_overhead
 
-    ours = Impl(f"needle-{backend}", "needle", backend=backend)
+    ours = _common.backend_impl(backend)
     theirs = _common.torch_impl()
     models = {c.attr: c for c in bench_models.CASES}
     if case.key in models:
@@ -156,17 +155,6 @@ class Interleaved:
         return min(self.ours), min(self.theirs), statistics.median(ratios)
 
 
-def paired(
-    needle_step: Callable[..., object],
-    torch_step: Callable[..., object],
-    rounds: int,
-    setups: tuple[Setup, Setup] = (None, None),
-) -> tuple[float, float, float]:
-    """(needle min, torch min, median of per-round ratios) over ``rounds`` rounds, after
-    two untimed pairs."""
-    return run_pair(Pair(needle_step, torch_step, setups), rounds)
-
-
 def run_pair(pair: Pair, rounds: int) -> tuple[float, float, float]:
     """Two untimed pairs, then ``rounds`` rounds (see :meth:`Interleaved.summary`)."""
     timer = Interleaved(pair)
@@ -190,8 +178,9 @@ def main() -> None:
     unknown = sorted(set(wanted) - set(keys))
     if unknown:
         parser.error(f"unknown cases {unknown}; choose from {keys}")
-    if _common.torch_impl().skip:
-        raise SystemExit(_common.torch_impl().skip)
+    missing = _common.backend_impl(args.backend).skip or _common.torch_impl().skip
+    if missing:
+        raise SystemExit(missing)
     print(f"replayed needle-{args.backend} / PyTorch eager, {_common.THREADS} threads each")
     for case in cases():
         if case.key in wanted:

@@ -375,7 +375,6 @@ def render(
     ]
     if paired:
         out += [f"## {PAIRED_TITLE}", "", PAIRED_NOTE, "", paired, ""]
-    rows = [r for r in rows if r.suite != "paired"]
     suites = [s for s in SUITES if any(r.suite == s for r in rows)]
     suites += sorted({r.suite for r in rows} - set(SUITES))
     for suite in suites:
@@ -400,7 +399,9 @@ def report(paths: Sequence[str | Path], command: str, stat: str = "min") -> str:
     entries, docs = load(paths)
     nb = docs[0].get("machine_info", {}).get("needle_bench", {}) if docs else {}
     threads = int(nb.get("threads") or 1)
-    rows = derive(to_rows(entries), threads, nb.get("cores"), stat)
+    # the pairs have their own table; the suite tables list one implementation per row
+    suites = [e for e in entries if e.get("extra_info", {}).get("suite") != "paired"]
+    rows = derive(to_rows(suites), threads, nb.get("cores"), stat)
     return render(docs, rows, command, threads, stat, paired_table(entries))
 
 

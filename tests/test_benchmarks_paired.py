@@ -17,10 +17,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def test_paired_alternates_the_order_every_round() -> None:
-    from benchmarks.paired import paired
+    from benchmarks.paired import Pair, run_pair
 
     order: list[str] = []
-    ours, theirs, median = paired(lambda: order.append("n"), lambda: order.append("t"), 4)
+    pair = Pair(lambda: order.append("n"), lambda: order.append("t"))
+    ours, theirs, median = run_pair(pair, 4)
     assert order[:4] == ["n", "t", "n", "t"]  # two untimed warm-up pairs
     assert order[4:] == ["t", "n", "n", "t", "t", "n", "n", "t"]  # neither always first
     assert ours > 0 and theirs > 0 and median > 0

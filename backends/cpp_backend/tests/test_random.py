@@ -5,14 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cpp_test_utils import get
+from needle.backends.contract import KERNELS
 
-
-def _reference(key: np.ndarray, pos: int, p: float, n: int):
-    rs = np.random.RandomState()
-    rs.set_state(("MT19937", key, pos))
-    values = rs.random_sample(n) <= p
-    state = rs.get_state(legacy=False)["state"]
-    return values, state["key"], state["pos"]
+REFERENCE = KERNELS["bernoulli_mt19937"].reference  # f(key, pos, p, n, dtype), key advanced
 
 
 @pytest.mark.parametrize("pos", [0, 1, 2, 300, 622, 623, 624])
@@ -23,11 +18,12 @@ def test_matches_random_sample(core, simd, dtype, pos):
     for n in (0, 1, 2, 311, 312, 313, 625, 5000):
         for p in (0.0, 0.25, 1.0, float("nan"), -0.0):
             key = rng.randint(0, 2**32, size=624, dtype=np.uint64).astype(np.uint32)
-            values, new_key, new_pos = _reference(key.copy(), pos, p, n)
+            new_key = key.copy()
+            values, new_pos = REFERENCE(new_key, pos, p, n, dtype)
             out = core.alloc(n + 3, dtype)
             core.fill(out, 7.0)
             assert core.bernoulli_mt19937(key, pos, p, out, n) == new_pos
-            np.testing.assert_array_equal(get(out)[:n], values.astype(dtype))
+            np.testing.assert_array_equal(get(out)[:n], values)
             np.testing.assert_array_equal(get(out)[n:], 7.0)  # past n: untouched
             np.testing.assert_array_equal(key, new_key)
 
