@@ -4,6 +4,9 @@
 // the scalar function), and the target attributes that compile a loop once per
 // instruction set. Nothing here is exported: each file picks its copy at run time from
 // the active kernel table's name (see isa.h), so set_simd_level applies to it too.
+// Files that use it are built with -fno-trapping-math (CMakeLists.txt): without it GCC
+// keeps the comparisons of selects as branches in the AVX2 copies, and their loops do not
+// vectorise.
 #pragma once
 
 #include <cmath>
